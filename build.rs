@@ -1,0 +1,29 @@
+//! Compiles `proto/` with protox (pure Rust, no system `protoc`), generates the
+//! tonic code and writes the descriptor set that server reflection serves.
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+const PROTOS: &[&str] = &[
+    "proto/callscope/v1/call.proto",
+    "proto/callscope/v1/call_service.proto",
+    "proto/callscope/v1/ingest_service.proto",
+    "proto/callscope/v1/analytics_service.proto",
+    "proto/google/rpc/error_details.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let file_descriptors = protox::compile(PROTOS, ["proto"])?;
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("callscope_descriptor.bin"),
+        file_descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(file_descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! Plain types and rules of callscope: the unified call, its filters and the
+//! checks that keep bad input out. Imports neither tonic, prost nor sqlx.
+
+pub mod call;
+pub mod error;
+pub mod filter;
+pub mod phone;
+
+pub use call::*;
+pub use error::{FieldViolation, Violations};
+pub use filter::*;
+pub use phone::{PhoneError, Region, normalize_international_phone, normalize_phone, phone_digits};
+
+/// The tenant every request belongs to until API keys arrive.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Milliseconds since the Unix epoch, UTC. Every stored time has this precision.
+pub type UnixMs = i64;
+
+/// The current time in milliseconds.
+pub fn now_ms() -> UnixMs {
+    jiff::Timestamp::now().as_millisecond()
+}

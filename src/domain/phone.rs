@@ -1,0 +1,151 @@
+//! Phone-number normalisation: every number is stored and compared in one form,
+//! E.164 where the number is a real one, so that `+86 186-5168-3344`,
+//! `8618651683344` and `18651683344` are the same number.
+
+use std::str::FromStr;
+
+use phonenumber::{Mode, country};
+
+/// Why a phone number cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("has no digits")]
+    NoDigits,
+    #[error("is longer than 32 digits")]
+    TooLong,
+}
+
+/// A default region for numbers written without a country code (`CN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(country::Id);
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_ref())
+    }
+}
+
+impl FromStr for Region {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        country::Id::from_str(&s.trim().to_ascii_uppercase())
+            .map(Region)
+            .map_err(|_| format!("unknown region `{s}`: use an ISO 3166 code such as CN or US"))
+    }
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        Region(country::Id::CN)
+    }
+}
+
+/// The digits of a text, in order (`+86 186-5168` → `861865168`).
+pub fn phone_digits(raw: &str) -> String {
+    raw.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Normalises a phone number as written by a person or a vendor.
+///
+/// - With a leading `+` (or `00`), the number is international.
+/// - Without, it is read in `region` first; if that is not a valid number, the
+///   digits are tried as an international number without its `+` (how LAAFFIC
+///   writes `63123456788`).
+/// - A number valid in neither reading (a short code, an extension such as
+///   `300708`) is kept as its bare digits, so it still compares equal to itself.
+pub fn normalize_phone(raw: &str, region: Region) -> Result<String, PhoneError> {
+    let digits = phone_digits(raw);
+    if digits.is_empty() {
+        return Err(PhoneError::NoDigits);
+    }
+    if digits.len() > 32 {
+        return Err(PhoneError::TooLong);
+    }
+    let trimmed = raw.trim_start();
+    let international = if trimmed.starts_with('+') {
+        Some(digits.as_str())
+    } else if trimmed.starts_with("00") && digits.len() > 6 {
+        Some(&digits[2..])
+    } else {
+        None
+    };
+    if let Some(intl) = international {
+        return Ok(e164_if_valid(None, &format!("+{intl}")).unwrap_or_else(|| format!("+{intl}")));
+    }
+    if let Some(national) = e164_if_valid(Some(region.0), &digits) {
+        return Ok(national);
+    }
+    if let Some(intl) = e164_if_valid(None, &format!("+{digits}")) {
+        return Ok(intl);
+    }
+    Ok(digits)
+}
+
+/// Normalises a number that the sender always writes internationally, with or
+/// without the `+` (LAAFFIC's `callee`).
+pub fn normalize_international_phone(raw: &str) -> Result<String, PhoneError> {
+    let digits = phone_digits(raw);
+    if digits.is_empty() {
+        return Err(PhoneError::NoDigits);
+    }
+    if digits.len() > 32 {
+        return Err(PhoneError::TooLong);
+    }
+    Ok(e164_if_valid(None, &format!("+{digits}")).unwrap_or_else(|| format!("+{digits}")))
+}
+
+fn e164_if_valid(region: Option<country::Id>, text: &str) -> Option<String> {
+    let number = phonenumber::parse(region, text).ok()?;
+    phonenumber::is_valid(&number).then(|| number.format().mode(Mode::E164).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cn(raw: &str) -> String {
+        normalize_phone(raw, Region::default()).unwrap()
+    }
+
+    #[test]
+    fn chinese_notations_are_one_number() {
+        assert_eq!(cn("+86 186-5168-3344"), "+8618651683344");
+        assert_eq!(cn("8618651683344"), "+8618651683344");
+        assert_eq!(cn("18651683344"), "+8618651683344");
+        assert_eq!(cn("0086 186 5168 3344"), "+8618651683344");
+    }
+
+    #[test]
+    fn foreign_number_without_plus_is_read_internationally() {
+        assert_eq!(cn("+1 (650) 253-0000"), "+16502530000");
+        // Not a Chinese number, so the digits are read as country code + number.
+        assert_eq!(cn("4915123456789"), "+4915123456789");
+        // Region wins when the digits are a valid number there too.
+        assert_eq!(cn("16502530000"), "+8616502530000");
+        assert_eq!(
+            normalize_international_phone("63123456788").unwrap(),
+            "+63123456788"
+        );
+    }
+
+    #[test]
+    fn short_codes_keep_their_digits() {
+        assert_eq!(cn("300708"), "300708");
+    }
+
+    #[test]
+    fn text_without_digits_is_an_error() {
+        assert_eq!(
+            normalize_phone("call me", Region::default()),
+            Err(PhoneError::NoDigits)
+        );
+        assert_eq!(normalize_phone("", Region::default()), Err(PhoneError::NoDigits));
+    }
+
+    #[test]
+    fn region_parses_iso_codes() {
+        assert!("us".parse::<Region>().is_ok());
+        assert!("XX".parse::<Region>().is_err());
+    }
+}

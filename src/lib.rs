@@ -1,0 +1,15 @@
+//! callscope: one durable, queryable copy of the call records that AI
+//! outbound-call robots and IVR platforms report, served over gRPC.
+//!
+//! Layers, outside in: [`api`] (tonic adapters) → [`service`] (operations) →
+//! [`domain`] (plain types and rules) → [`store`] (SQL). [`server`] wires them.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use server::Application;

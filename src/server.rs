@@ -1,0 +1,152 @@
+//! Wiring: the store, the gRPC services with health and reflection, tower
+//! limits, and graceful shutdown on an already-bound listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::api::{AnalyticsApi, ApiContext, CallApi, IngestApi};
+use crate::config::ServeConfig;
+use crate::proto::{
+    FILE_DESCRIPTOR_SET, analytics_service_server::AnalyticsServiceServer,
+    call_service_server::CallServiceServer, ingest_service_server::IngestServiceServer,
+};
+use crate::service::CallScope;
+use crate::store::Store;
+
+/// The services health reports on, besides the overall `""`.
+const SERVICE_NAMES: &[&str] = &[
+    "callscope.v1.CallService",
+    "callscope.v1.IngestService",
+    "callscope.v1.AnalyticsService",
+];
+
+/// Largest request accepted: a full UpsertCalls batch with transcripts.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A built server: the store is connected and migrated, the port is bound.
+pub struct Application {
+    config: ServeConfig,
+    listener: TcpListener,
+    service: CallScope,
+}
+
+impl Application {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.store_options())
+            .await
+            .with_context(|| format!("opening {}", crate::store::redact(&config.database_url)))?;
+        let listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+        Ok(Self {
+            config,
+            listener,
+            service: CallScope::new(store),
+        })
+    }
+
+    /// The address the gRPC server listens on (the real port when 0 was asked).
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.grpc_addr)
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let context = ApiContext {
+            service: self.service.clone(),
+            region: self.config.default_region,
+        };
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::Serving).await;
+        let watchdog = tokio::spawn(watch_database(self.service.store().clone(), reporter));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let addr = self.grpc_addr();
+        tracing::info!(%addr, config = ?self.config, "callscope listening");
+        let result = Server::builder()
+            .timeout(Duration::from_millis(self.config.request_timeout_ms))
+            .concurrency_limit_per_connection(self.config.max_concurrent_requests)
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(
+                IngestServiceServer::new(IngestApi(context.clone()))
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(
+                CallServiceServer::new(CallApi(context.clone()))
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            )
+            .add_service(AnalyticsServiceServer::new(AnalyticsApi(context)))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await;
+        watchdog.abort();
+        tracing::info!("callscope stopped");
+        result.context("gRPC server failed")
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// Turns health to NOT_SERVING while the database cannot be reached, and back.
+async fn watch_database(store: Store, reporter: HealthReporter) {
+    let mut serving = true;
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        ticker.tick().await;
+        let ok = tokio::time::timeout(Duration::from_secs(2), store.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if ok != serving {
+            serving = ok;
+            tracing::warn!(serving, "database health changed");
+            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            set_health(&reporter, status).await;
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

@@ -1,0 +1,233 @@
+//! `CallFilter` → SQL `WHERE` clause, with bound parameters only. Written once
+//! in SQL both SQLite and PostgreSQL understand; the calls table is aliased `c`.
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
+
+
+/// Appends ` WHERE c.tenant_id = ? AND …` for `filter`.
+pub(crate) fn push_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, f: &CallFilter)
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" WHERE c.tenant_id = ").push_bind(tenant.to_owned());
+
+    push_in(qb, "c.task_id", f.task_ids.iter().cloned());
+    if let Some(phone) = &f.phone {
+        qb.push(" AND (c.callee = ")
+            .push_bind(phone.clone())
+            .push(" OR c.caller = ")
+            .push_bind(phone.clone())
+            .push(")");
+    }
+    if let Some(digits) = &f.phone_contains {
+        // Digits only (checked on input), so no LIKE wildcard can sneak in.
+        let pattern = format!("%{digits}%");
+        qb.push(" AND (c.callee LIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR c.caller LIKE ")
+            .push_bind(pattern)
+            .push(")");
+    }
+    if !f.score_ranges.is_empty() {
+        qb.push(" AND (");
+        for (i, range) in f.score_ranges.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("(c.score IS NOT NULL");
+            if let Some(min) = range.min {
+                qb.push(" AND c.score >= ").push_bind(i64::from(min));
+            }
+            if let Some(max) = range.max {
+                qb.push(" AND c.score < ").push_bind(i64::from(max));
+            }
+            qb.push(")");
+        }
+        qb.push(")");
+    }
+    if !f.tag_ids.is_empty() {
+        let mut ids = f.tag_ids.clone();
+        ids.sort();
+        ids.dedup();
+        let wanted = ids.len() as i64;
+        match f.tag_match {
+            TagMatch::Any => {
+                qb.push(
+                    " AND EXISTS (SELECT 1 FROM call_tags t \
+                     WHERE t.tenant_id = c.tenant_id AND t.call_id = c.call_id",
+                );
+                push_in(qb, "t.tag_id", ids.into_iter());
+                qb.push(")");
+            }
+            TagMatch::All => {
+                qb.push(
+                    " AND (SELECT COUNT(*) FROM call_tags t \
+                     WHERE t.tenant_id = c.tenant_id AND t.call_id = c.call_id",
+                );
+                push_in(qb, "t.tag_id", ids.into_iter());
+                qb.push(") = ").push_bind(wanted);
+            }
+        }
+    }
+    if !f.tag_group_ids.is_empty() {
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM call_tag_groups g \
+             WHERE g.tenant_id = c.tenant_id AND g.call_id = c.call_id",
+        );
+        push_in(qb, "g.group_id", f.tag_group_ids.iter().cloned());
+        qb.push(")");
+    }
+    push_in(qb, "c.intent_level_id", f.intent_level_ids.iter().cloned());
+
+    let column = time_column(f.window.field);
+    if let Some(start) = f.window.start {
+        qb.push(format_args!(" AND {column} >= ")).push_bind(start);
+    }
+    if let Some(end) = f.window.end {
+        qb.push(format_args!(" AND {column} < ")).push_bind(end);
+    }
+    if let Some(min) = f.min_talk_ms {
+        qb.push(" AND c.talk_ms >= ").push_bind(min);
+    }
+    if let Some(max) = f.max_talk_ms {
+        qb.push(" AND c.talk_ms <= ").push_bind(max);
+    }
+    if let Some(min) = f.min_rounds {
+        qb.push(" AND c.rounds >= ").push_bind(i64::from(min));
+    }
+    if let Some(max) = f.max_rounds {
+        qb.push(" AND c.rounds <= ").push_bind(i64::from(max));
+    }
+    push_in_codes(qb, "c.outcome", f.outcomes.iter().map(|o| o.code()));
+    push_in_codes(qb, "c.source", f.sources.iter().map(|s| s.code()));
+    push_in(qb, "c.carrier", f.carriers.iter().cloned());
+    push_in(qb, "c.province", f.provinces.iter().cloned());
+    if let Some(party) = f.hangup_by {
+        qb.push(" AND c.hangup_by = ").push_bind(i64::from(party.code()));
+    }
+    if let Some(transcript) = &f.transcript {
+        // Interim recognition results are left out: they repeat, half-formed,
+        // what the final customer turn says.
+        let pattern = format!("%{}%", escape_like(&transcript.text));
+        qb.push(
+            " AND EXISTS (SELECT 1 FROM dialogue_turns d \
+             WHERE d.tenant_id = c.tenant_id AND d.call_id = c.call_id AND d.kind <> ",
+        )
+        .push_bind(i64::from(TurnKind::Progress.code()));
+        match transcript.party {
+            Some(Party::Customer) => {
+                qb.push(" AND d.customer_text LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\'");
+            }
+            Some(Party::Robot) => {
+                qb.push(" AND d.robot_text LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\'");
+            }
+            _ => {
+                qb.push(" AND (d.customer_text LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\' OR d.robot_text LIKE ")
+                    .push_bind(pattern)
+                    .push(" ESCAPE '\\')");
+            }
+        }
+        qb.push(")");
+    }
+}
+
+/// The SQL expression a listing is ordered by. Calls without a score sort
+/// below every real score.
+pub(crate) fn sort_expr(order: CallOrder) -> &'static str {
+    match order {
+        CallOrder::CallTimeDesc | CallOrder::CallTimeAsc => "c.call_time",
+        CallOrder::ScoreDesc | CallOrder::ScoreAsc => "COALESCE(c.score, -2147483649)",
+        CallOrder::TalkMsDesc | CallOrder::TalkMsAsc => "c.talk_ms",
+    }
+}
+
+/// Appends the keyset condition (after the cursor), `ORDER BY` and `LIMIT`.
+pub(crate) fn push_page<DB>(
+    qb: &mut QueryBuilder<DB>,
+    order: CallOrder,
+    after: Option<&Cursor>,
+    limit: i64,
+) where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let key = sort_expr(order);
+    let (cmp, dir) = if order.descending() {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some(cursor) = after {
+        qb.push(format_args!(" AND ({key}, c.call_id) {cmp} ("))
+            .push_bind(cursor.sort_key)
+            .push(", ")
+            .push_bind(cursor.call_id.clone())
+            .push(")");
+    }
+    qb.push(format_args!(" ORDER BY {key} {dir}, c.call_id {dir} LIMIT "))
+        .push_bind(limit);
+}
+
+fn time_column(field: TimeField) -> &'static str {
+    match field {
+        TimeField::CallTime => "c.call_time",
+        TimeField::AnswerTime => "c.answer_time",
+        TimeField::HangupTime => "c.hangup_time",
+        TimeField::SyncTime => "c.sync_time",
+    }
+}
+
+fn push_in<DB>(qb: &mut QueryBuilder<DB>, column: &str, values: impl ExactSizeIterator<Item = String>)
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    if values.len() == 0 {
+        return;
+    }
+    qb.push(format_args!(" AND {column} IN ("));
+    let mut list = qb.separated(", ");
+    for value in values {
+        list.push_bind(value);
+    }
+    qb.push(")");
+}
+
+fn push_in_codes<DB>(qb: &mut QueryBuilder<DB>, column: &str, codes: impl ExactSizeIterator<Item = i32>)
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+{
+    if codes.len() == 0 {
+        return;
+    }
+    qb.push(format_args!(" AND {column} IN ("));
+    let mut list = qb.separated(", ");
+    for code in codes {
+        list.push_bind(i64::from(code));
+    }
+    qb.push(")");
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally under `ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
