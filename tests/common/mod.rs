@@ -1,0 +1,161 @@
+//! Test harness: starts the real server on port 0 with its own fresh database
+//! and hands out generated gRPC clients connected to it over a real socket.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use callscope::config::ServeConfig;
+use callscope::proto::{
+    self, analytics_service_client::AnalyticsServiceClient, call_service_client::CallServiceClient,
+    ingest_service_client::IngestServiceClient,
+};
+use prost_types::Timestamp;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub calls: CallServiceClient<Channel>,
+    pub ingest: IngestServiceClient<Channel>,
+    pub analytics: AnalyticsServiceClient<Channel>,
+    pub channel: Channel,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a server on a fresh SQLite database in a temporary directory.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust the configuration first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("callscope.db").display());
+    let mut config = ServeConfig::new(database_url.clone(), "127.0.0.1:0".parse().unwrap());
+    adjust(&mut config);
+    let app = callscope::Application::build(config).await.expect("build app");
+    let addr = app.grpc_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    TestApp {
+        addr,
+        calls: CallServiceClient::new(channel.clone()),
+        ingest: IngestServiceClient::new(channel.clone()),
+        analytics: AnalyticsServiceClient::new(channel.clone()),
+        channel,
+        database_url,
+        shutdown: Some(tx),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Stores calls and panics on any error.
+    pub async fn upsert(&mut self, calls: Vec<proto::Call>) -> proto::UpsertCallsResponse {
+        self.ingest
+            .upsert_calls(proto::UpsertCallsRequest { calls })
+            .await
+            .expect("upsert calls")
+            .into_inner()
+    }
+
+    /// External ids of every call a filter matches, walking all pages.
+    pub async fn external_ids(&mut self, filter: proto::CallFilter) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .calls
+                .list_calls(proto::ListCallsRequest {
+                    filter: Some(filter.clone()),
+                    page_size: 100,
+                    page_token: token,
+                    ..Default::default()
+                })
+                .await
+                .expect("list calls")
+                .into_inner();
+            ids.extend(page.calls.into_iter().map(|c| c.external_id));
+            if page.next_page_token.is_empty() {
+                return ids;
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A timestamp from RFC 3339 text.
+pub fn ts(text: &str) -> Timestamp {
+    let t: jiff::Timestamp = text.parse().expect("timestamp");
+    Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+/// A minimal valid call; tests set the fields they care about.
+pub fn call(external_id: &str, callee: &str, call_time: &str) -> proto::Call {
+    proto::Call {
+        source: proto::Source::Api as i32,
+        external_id: external_id.to_owned(),
+        callee: callee.to_owned(),
+        call_time: Some(ts(call_time)),
+        ..Default::default()
+    }
+}
+
+pub fn tag(id: &str, groups: &[&str]) -> proto::Tag {
+    proto::Tag {
+        id: id.to_owned(),
+        name: format!("tag {id}"),
+        groups: groups
+            .iter()
+            .map(|g| proto::TagGroup {
+                id: (*g).to_owned(),
+                name: format!("group {g}"),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The field paths of a status's `google.rpc.BadRequest`.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
