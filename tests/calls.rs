@@ -33,16 +33,186 @@ struct Spec {
 fn fixture() -> Vec<proto::Call> {
     use CallOutcome::*;
     let specs = vec![
-        Spec { id: "c01", task: "t1", callee: "18651683344", caller: "", time: "2026-11-01T01:00:00Z", score: Some(90), tags: vec![tag("a", &["g1"])], intent: Some("A"), talk_ms: 60_000, rounds: 5, outcome: Answered, source: Source::Api, carrier: "联通", province: "江苏", hangup_by: Party::Customer, customer_said: "不再见,再见。" },
-        Spec { id: "c02", task: "t1", callee: "13800138000", caller: "", time: "2026-11-01T02:00:00Z", score: Some(50), tags: vec![tag("a", &["g1"]), tag("b", &["g2"])], intent: Some("B"), talk_ms: 30_000, rounds: 3, outcome: Answered, source: Source::Api, carrier: "移动", province: "广东", hangup_by: Party::Robot, customer_said: "你好" },
-        Spec { id: "c03", task: "t1", callee: "13900139000", caller: "", time: "2026-11-01T03:00:00Z", score: Some(100), tags: vec![tag("b", &["g2"])], intent: Some("A"), talk_ms: 0, rounds: 0, outcome: NoAnswer, source: Source::Api, carrier: "电信", province: "江苏", hangup_by: Party::Unspecified, customer_said: "" },
-        Spec { id: "c04", task: "t2", callee: "+86 186-5168-3344", caller: "", time: "2026-11-02T00:00:00Z", score: Some(0), tags: vec![], intent: Some("D"), talk_ms: 15_000, rounds: 1, outcome: Answered, source: Source::Smartivr, carrier: "联通", province: "江苏", hangup_by: Party::Customer, customer_said: "再" },
-        Spec { id: "c05", task: "t2", callee: "+1 650 253 0000", caller: "", time: "2026-11-02T05:00:00Z", score: None, tags: vec![tag("c", &["g3"])], intent: None, talk_ms: 0, rounds: 0, outcome: Busy, source: Source::Laaffic, carrier: "", province: "", hangup_by: Party::Unspecified, customer_said: "" },
-        Spec { id: "c06", task: "t3", callee: "8613700137000", caller: "300708", time: "2026-11-03T00:00:00Z", score: Some(500), tags: vec![tag("a", &["g1"]), tag("c", &["g3"])], intent: Some("C"), talk_ms: 120_000, rounds: 12, outcome: Answered, source: Source::Smartivr, carrier: "移动", province: "北京", hangup_by: Party::Robot, customer_said: "请问价格是多少" },
-        Spec { id: "c07", task: "t3", callee: "13700137001", caller: "8618651683344", time: "2026-11-03T12:00:00Z", score: Some(499), tags: vec![tag("b", &["g2"]), tag("c", &["g3"])], intent: Some("C"), talk_ms: 45_000, rounds: 6, outcome: Answered, source: Source::AlibabaLvms, carrier: "电信", province: "北京", hangup_by: Party::Customer, customer_said: "100%的折扣吗" },
-        Spec { id: "c08", task: "t3", callee: "13700137002", caller: "", time: "2026-11-04T00:00:00Z", score: Some(-5), tags: vec![], intent: None, talk_ms: 0, rounds: 0, outcome: PoweredOff, source: Source::Api, carrier: "移动", province: "广东", hangup_by: Party::Unspecified, customer_said: "" },
-        Spec { id: "c09", task: "t4", callee: "13700137003", caller: "", time: "2026-11-04T23:59:59Z", score: Some(100), tags: vec![tag("a", &["g1"]), tag("b", &["g2"]), tag("c", &["g3"])], intent: Some("A"), talk_ms: 59_999, rounds: 5, outcome: Answered, source: Source::Api, carrier: "联通", province: "上海", hangup_by: Party::Robot, customer_said: "好的 再见" },
-        Spec { id: "c10", task: "t4", callee: "13700137004", caller: "", time: "2026-11-05T00:00:00Z", score: Some(101), tags: vec![], intent: Some("B"), talk_ms: 60_001, rounds: 7, outcome: Rejected, source: Source::Api, carrier: "联通", province: "上海", hangup_by: Party::Customer, customer_said: "" },
+        Spec {
+            id: "c01",
+            task: "t1",
+            callee: "18651683344",
+            caller: "",
+            time: "2026-11-01T01:00:00Z",
+            score: Some(90),
+            tags: vec![tag("a", &["g1"])],
+            intent: Some("A"),
+            talk_ms: 60_000,
+            rounds: 5,
+            outcome: Answered,
+            source: Source::Api,
+            carrier: "联通",
+            province: "江苏",
+            hangup_by: Party::Customer,
+            customer_said: "不再见,再见。",
+        },
+        Spec {
+            id: "c02",
+            task: "t1",
+            callee: "13800138000",
+            caller: "",
+            time: "2026-11-01T02:00:00Z",
+            score: Some(50),
+            tags: vec![tag("a", &["g1"]), tag("b", &["g2"])],
+            intent: Some("B"),
+            talk_ms: 30_000,
+            rounds: 3,
+            outcome: Answered,
+            source: Source::Api,
+            carrier: "移动",
+            province: "广东",
+            hangup_by: Party::Robot,
+            customer_said: "你好",
+        },
+        Spec {
+            id: "c03",
+            task: "t1",
+            callee: "13900139000",
+            caller: "",
+            time: "2026-11-01T03:00:00Z",
+            score: Some(100),
+            tags: vec![tag("b", &["g2"])],
+            intent: Some("A"),
+            talk_ms: 0,
+            rounds: 0,
+            outcome: NoAnswer,
+            source: Source::Api,
+            carrier: "电信",
+            province: "江苏",
+            hangup_by: Party::Unspecified,
+            customer_said: "",
+        },
+        Spec {
+            id: "c04",
+            task: "t2",
+            callee: "+86 186-5168-3344",
+            caller: "",
+            time: "2026-11-02T00:00:00Z",
+            score: Some(0),
+            tags: vec![],
+            intent: Some("D"),
+            talk_ms: 15_000,
+            rounds: 1,
+            outcome: Answered,
+            source: Source::Smartivr,
+            carrier: "联通",
+            province: "江苏",
+            hangup_by: Party::Customer,
+            customer_said: "再",
+        },
+        Spec {
+            id: "c05",
+            task: "t2",
+            callee: "+1 650 253 0000",
+            caller: "",
+            time: "2026-11-02T05:00:00Z",
+            score: None,
+            tags: vec![tag("c", &["g3"])],
+            intent: None,
+            talk_ms: 0,
+            rounds: 0,
+            outcome: Busy,
+            source: Source::Laaffic,
+            carrier: "",
+            province: "",
+            hangup_by: Party::Unspecified,
+            customer_said: "",
+        },
+        Spec {
+            id: "c06",
+            task: "t3",
+            callee: "8613700137000",
+            caller: "300708",
+            time: "2026-11-03T00:00:00Z",
+            score: Some(500),
+            tags: vec![tag("a", &["g1"]), tag("c", &["g3"])],
+            intent: Some("C"),
+            talk_ms: 120_000,
+            rounds: 12,
+            outcome: Answered,
+            source: Source::Smartivr,
+            carrier: "移动",
+            province: "北京",
+            hangup_by: Party::Robot,
+            customer_said: "请问价格是多少",
+        },
+        Spec {
+            id: "c07",
+            task: "t3",
+            callee: "13700137001",
+            caller: "8618651683344",
+            time: "2026-11-03T12:00:00Z",
+            score: Some(499),
+            tags: vec![tag("b", &["g2"]), tag("c", &["g3"])],
+            intent: Some("C"),
+            talk_ms: 45_000,
+            rounds: 6,
+            outcome: Answered,
+            source: Source::AlibabaLvms,
+            carrier: "电信",
+            province: "北京",
+            hangup_by: Party::Customer,
+            customer_said: "100%的折扣吗",
+        },
+        Spec {
+            id: "c08",
+            task: "t3",
+            callee: "13700137002",
+            caller: "",
+            time: "2026-11-04T00:00:00Z",
+            score: Some(-5),
+            tags: vec![],
+            intent: None,
+            talk_ms: 0,
+            rounds: 0,
+            outcome: PoweredOff,
+            source: Source::Api,
+            carrier: "移动",
+            province: "广东",
+            hangup_by: Party::Unspecified,
+            customer_said: "",
+        },
+        Spec {
+            id: "c09",
+            task: "t4",
+            callee: "13700137003",
+            caller: "",
+            time: "2026-11-04T23:59:59Z",
+            score: Some(100),
+            tags: vec![tag("a", &["g1"]), tag("b", &["g2"]), tag("c", &["g3"])],
+            intent: Some("A"),
+            talk_ms: 59_999,
+            rounds: 5,
+            outcome: Answered,
+            source: Source::Api,
+            carrier: "联通",
+            province: "上海",
+            hangup_by: Party::Robot,
+            customer_said: "好的 再见",
+        },
+        Spec {
+            id: "c10",
+            task: "t4",
+            callee: "13700137004",
+            caller: "",
+            time: "2026-11-05T00:00:00Z",
+            score: Some(101),
+            tags: vec![],
+            intent: Some("B"),
+            talk_ms: 60_001,
+            rounds: 7,
+            outcome: Rejected,
+            source: Source::Api,
+            carrier: "联通",
+            province: "上海",
+            hangup_by: Party::Customer,
+            customer_said: "",
+        },
     ];
     specs
         .into_iter()
@@ -103,54 +273,317 @@ async fn every_filter_field_alone_and_combined() {
     assert_eq!(stored.inserted, 10);
 
     let all = app.external_ids(CallFilter::default()).await;
-    assert_eq!(all, ids(&["c10", "c09", "c08", "c07", "c06", "c05", "c04", "c03", "c02", "c01"]));
+    assert_eq!(
+        all,
+        ids(&[
+            "c10", "c09", "c08", "c07", "c06", "c05", "c04", "c03", "c02", "c01"
+        ])
+    );
 
     let cases: Vec<(&str, CallFilter, Vec<&str>)> = vec![
-        ("task_ids", CallFilter { task_ids: ids(&["t1", "t4"]), ..Default::default() }, vec!["c10", "c09", "c03", "c02", "c01"]),
+        (
+            "task_ids",
+            CallFilter {
+                task_ids: ids(&["t1", "t4"]),
+                ..Default::default()
+            },
+            vec!["c10", "c09", "c03", "c02", "c01"],
+        ),
         // Three notations of one number, matched on callee or caller.
-        ("phone national", CallFilter { phone: "18651683344".into(), ..Default::default() }, vec!["c07", "c04", "c01"]),
-        ("phone with country code", CallFilter { phone: "8618651683344".into(), ..Default::default() }, vec!["c07", "c04", "c01"]),
-        ("phone formatted", CallFilter { phone: "+86 186-5168-3344".into(), ..Default::default() }, vec!["c07", "c04", "c01"]),
-        ("phone foreign", CallFilter { phone: "+16502530000".into(), ..Default::default() }, vec!["c05"]),
-        ("phone short code as caller", CallFilter { phone: "300708".into(), ..Default::default() }, vec!["c06"]),
-        ("phone_contains", CallFilter { phone_contains: "137-0013".into(), ..Default::default() }, vec!["c10", "c09", "c08", "c07", "c06"]),
-        ("phone_contains caller", CallFilter { phone_contains: "5168".into(), ..Default::default() }, vec!["c07", "c04", "c01"]),
+        (
+            "phone national",
+            CallFilter {
+                phone: "18651683344".into(),
+                ..Default::default()
+            },
+            vec!["c07", "c04", "c01"],
+        ),
+        (
+            "phone with country code",
+            CallFilter {
+                phone: "8618651683344".into(),
+                ..Default::default()
+            },
+            vec!["c07", "c04", "c01"],
+        ),
+        (
+            "phone formatted",
+            CallFilter {
+                phone: "+86 186-5168-3344".into(),
+                ..Default::default()
+            },
+            vec!["c07", "c04", "c01"],
+        ),
+        (
+            "phone foreign",
+            CallFilter {
+                phone: "+16502530000".into(),
+                ..Default::default()
+            },
+            vec!["c05"],
+        ),
+        (
+            "phone short code as caller",
+            CallFilter {
+                phone: "300708".into(),
+                ..Default::default()
+            },
+            vec!["c06"],
+        ),
+        (
+            "phone_contains",
+            CallFilter {
+                phone_contains: "137-0013".into(),
+                ..Default::default()
+            },
+            vec!["c10", "c09", "c08", "c07", "c06"],
+        ),
+        (
+            "phone_contains caller",
+            CallFilter {
+                phone_contains: "5168".into(),
+                ..Default::default()
+            },
+            vec!["c07", "c04", "c01"],
+        ),
         // min inclusive, max exclusive; any range matches; calls without a score never.
-        ("score ranges", CallFilter { score_ranges: vec![ScoreRange { min: Some(0), max: Some(50) }, ScoreRange { min: Some(100), max: Some(101) }], ..Default::default() }, vec!["c09", "c04", "c03"]),
-        ("score open max", CallFilter { score_ranges: vec![ScoreRange { min: Some(499), max: None }], ..Default::default() }, vec!["c07", "c06"]),
-        ("score open min", CallFilter { score_ranges: vec![ScoreRange { min: None, max: Some(0) }], ..Default::default() }, vec!["c08"]),
-        ("tags any", CallFilter { tag_ids: ids(&["b", "c"]), ..Default::default() }, vec!["c09", "c07", "c06", "c05", "c03", "c02"]),
-        ("tags all", CallFilter { tag_ids: ids(&["a", "c"]), tag_match: TagMatch::All as i32, ..Default::default() }, vec!["c09", "c06"]),
-        ("tags all three", CallFilter { tag_ids: ids(&["a", "b", "c"]), tag_match: TagMatch::All as i32, ..Default::default() }, vec!["c09"]),
-        ("tag groups", CallFilter { tag_group_ids: ids(&["g2"]), ..Default::default() }, vec!["c09", "c07", "c03", "c02"]),
-        ("intent levels", CallFilter { intent_level_ids: ids(&["A", "D"]), ..Default::default() }, vec!["c09", "c04", "c03", "c01"]),
+        (
+            "score ranges",
+            CallFilter {
+                score_ranges: vec![
+                    ScoreRange {
+                        min: Some(0),
+                        max: Some(50),
+                    },
+                    ScoreRange {
+                        min: Some(100),
+                        max: Some(101),
+                    },
+                ],
+                ..Default::default()
+            },
+            vec!["c09", "c04", "c03"],
+        ),
+        (
+            "score open max",
+            CallFilter {
+                score_ranges: vec![ScoreRange {
+                    min: Some(499),
+                    max: None,
+                }],
+                ..Default::default()
+            },
+            vec!["c07", "c06"],
+        ),
+        (
+            "score open min",
+            CallFilter {
+                score_ranges: vec![ScoreRange {
+                    min: None,
+                    max: Some(0),
+                }],
+                ..Default::default()
+            },
+            vec!["c08"],
+        ),
+        (
+            "tags any",
+            CallFilter {
+                tag_ids: ids(&["b", "c"]),
+                ..Default::default()
+            },
+            vec!["c09", "c07", "c06", "c05", "c03", "c02"],
+        ),
+        (
+            "tags all",
+            CallFilter {
+                tag_ids: ids(&["a", "c"]),
+                tag_match: TagMatch::All as i32,
+                ..Default::default()
+            },
+            vec!["c09", "c06"],
+        ),
+        (
+            "tags all three",
+            CallFilter {
+                tag_ids: ids(&["a", "b", "c"]),
+                tag_match: TagMatch::All as i32,
+                ..Default::default()
+            },
+            vec!["c09"],
+        ),
+        (
+            "tag groups",
+            CallFilter {
+                tag_group_ids: ids(&["g2"]),
+                ..Default::default()
+            },
+            vec!["c09", "c07", "c03", "c02"],
+        ),
+        (
+            "intent levels",
+            CallFilter {
+                intent_level_ids: ids(&["A", "D"]),
+                ..Default::default()
+            },
+            vec!["c09", "c04", "c03", "c01"],
+        ),
         // [start, end): a call exactly at end is out, one exactly at start is in.
-        ("window", CallFilter { start_time: Some(ts("2026-11-03T00:00:00Z")), end_time: Some(ts("2026-11-05T00:00:00Z")), ..Default::default() }, vec!["c09", "c08", "c07", "c06"]),
-        ("window start only", CallFilter { start_time: Some(ts("2026-11-04T23:59:59Z")), ..Default::default() }, vec!["c10", "c09"]),
-        ("window on answer_time", CallFilter { start_time: Some(ts("2026-11-01T01:00:10Z")), end_time: Some(ts("2026-11-01T02:00:10Z")), time_field: TimeField::AnswerTime as i32, ..Default::default() }, vec!["c01"]),
-        ("talk range inclusive", CallFilter { min_talk_ms: Some(45_000), max_talk_ms: Some(60_000), ..Default::default() }, vec!["c09", "c07", "c01"]),
-        ("rounds range inclusive", CallFilter { min_rounds: Some(5), max_rounds: Some(7), ..Default::default() }, vec!["c10", "c09", "c07", "c01"]),
-        ("outcomes", CallFilter { outcomes: vec![CallOutcome::Busy as i32, CallOutcome::PoweredOff as i32], ..Default::default() }, vec!["c08", "c05"]),
-        ("sources", CallFilter { sources: vec![Source::Smartivr as i32], ..Default::default() }, vec!["c06", "c04"]),
-        ("carriers", CallFilter { carriers: ids(&["电信"]), ..Default::default() }, vec!["c07", "c03"]),
-        ("provinces", CallFilter { provinces: ids(&["北京", "广东"]), ..Default::default() }, vec!["c08", "c07", "c06", "c02"]),
-        ("hangup_by", CallFilter { hangup_by: Party::Robot as i32, ..Default::default() }, vec!["c09", "c06", "c02"]),
+        (
+            "window",
+            CallFilter {
+                start_time: Some(ts("2026-11-03T00:00:00Z")),
+                end_time: Some(ts("2026-11-05T00:00:00Z")),
+                ..Default::default()
+            },
+            vec!["c09", "c08", "c07", "c06"],
+        ),
+        (
+            "window start only",
+            CallFilter {
+                start_time: Some(ts("2026-11-04T23:59:59Z")),
+                ..Default::default()
+            },
+            vec!["c10", "c09"],
+        ),
+        (
+            "window on answer_time",
+            CallFilter {
+                start_time: Some(ts("2026-11-01T01:00:10Z")),
+                end_time: Some(ts("2026-11-01T02:00:10Z")),
+                time_field: TimeField::AnswerTime as i32,
+                ..Default::default()
+            },
+            vec!["c01"],
+        ),
+        (
+            "talk range inclusive",
+            CallFilter {
+                min_talk_ms: Some(45_000),
+                max_talk_ms: Some(60_000),
+                ..Default::default()
+            },
+            vec!["c09", "c07", "c01"],
+        ),
+        (
+            "rounds range inclusive",
+            CallFilter {
+                min_rounds: Some(5),
+                max_rounds: Some(7),
+                ..Default::default()
+            },
+            vec!["c10", "c09", "c07", "c01"],
+        ),
+        (
+            "outcomes",
+            CallFilter {
+                outcomes: vec![CallOutcome::Busy as i32, CallOutcome::PoweredOff as i32],
+                ..Default::default()
+            },
+            vec!["c08", "c05"],
+        ),
+        (
+            "sources",
+            CallFilter {
+                sources: vec![Source::Smartivr as i32],
+                ..Default::default()
+            },
+            vec!["c06", "c04"],
+        ),
+        (
+            "carriers",
+            CallFilter {
+                carriers: ids(&["电信"]),
+                ..Default::default()
+            },
+            vec!["c07", "c03"],
+        ),
+        (
+            "provinces",
+            CallFilter {
+                provinces: ids(&["北京", "广东"]),
+                ..Default::default()
+            },
+            vec!["c08", "c07", "c06", "c02"],
+        ),
+        (
+            "hangup_by",
+            CallFilter {
+                hangup_by: Party::Robot as i32,
+                ..Default::default()
+            },
+            vec!["c09", "c06", "c02"],
+        ),
         // Chinese substring search, one character and a literal `%`.
-        ("transcript", CallFilter { transcript_contains: "再见".into(), ..Default::default() }, vec!["c09", "c01"]),
-        ("transcript one char", CallFilter { transcript_contains: "再".into(), ..Default::default() }, vec!["c09", "c04", "c01"]),
-        ("transcript literal percent", CallFilter { transcript_contains: "100%".into(), ..Default::default() }, vec!["c07"]),
-        ("transcript robot side", CallFilter { transcript_contains: "客服中心".into(), transcript_party: Party::Robot as i32, ..Default::default() }, vec!["c10", "c09", "c08", "c07", "c06", "c05", "c04", "c03", "c02", "c01"]),
-        ("transcript customer side", CallFilter { transcript_contains: "客服中心".into(), transcript_party: Party::Customer as i32, ..Default::default() }, vec![]),
-        ("combined", CallFilter {
-            task_ids: ids(&["t1", "t3", "t4"]),
-            tag_ids: ids(&["a"]),
-            score_ranges: vec![ScoreRange { min: Some(50), max: Some(600) }],
-            start_time: Some(ts("2026-11-01T00:00:00Z")),
-            end_time: Some(ts("2026-11-04T00:00:00Z")),
-            outcomes: vec![CallOutcome::Answered as i32],
-            ..Default::default()
-        }, vec!["c06", "c02", "c01"]),
-        ("combined, nothing", CallFilter { task_ids: ids(&["t2"]), tag_group_ids: ids(&["g1"]), ..Default::default() }, vec![]),
+        (
+            "transcript",
+            CallFilter {
+                transcript_contains: "再见".into(),
+                ..Default::default()
+            },
+            vec!["c09", "c01"],
+        ),
+        (
+            "transcript one char",
+            CallFilter {
+                transcript_contains: "再".into(),
+                ..Default::default()
+            },
+            vec!["c09", "c04", "c01"],
+        ),
+        (
+            "transcript literal percent",
+            CallFilter {
+                transcript_contains: "100%".into(),
+                ..Default::default()
+            },
+            vec!["c07"],
+        ),
+        (
+            "transcript robot side",
+            CallFilter {
+                transcript_contains: "客服中心".into(),
+                transcript_party: Party::Robot as i32,
+                ..Default::default()
+            },
+            vec![
+                "c10", "c09", "c08", "c07", "c06", "c05", "c04", "c03", "c02", "c01",
+            ],
+        ),
+        (
+            "transcript customer side",
+            CallFilter {
+                transcript_contains: "客服中心".into(),
+                transcript_party: Party::Customer as i32,
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            "combined",
+            CallFilter {
+                task_ids: ids(&["t1", "t3", "t4"]),
+                tag_ids: ids(&["a"]),
+                score_ranges: vec![ScoreRange {
+                    min: Some(50),
+                    max: Some(600),
+                }],
+                start_time: Some(ts("2026-11-01T00:00:00Z")),
+                end_time: Some(ts("2026-11-04T00:00:00Z")),
+                outcomes: vec![CallOutcome::Answered as i32],
+                ..Default::default()
+            },
+            vec!["c06", "c02", "c01"],
+        ),
+        (
+            "combined, nothing",
+            CallFilter {
+                task_ids: ids(&["t2"]),
+                tag_group_ids: ids(&["g1"]),
+                ..Default::default()
+            },
+            vec![],
+        ),
     ];
     for (name, filter, want) in cases {
         assert_eq!(app.external_ids(filter).await, ids(&want), "filter: {name}");
@@ -164,7 +597,11 @@ async fn listed_calls_carry_their_fields() {
     let page = app
         .calls
         .list_calls(ListCallsRequest {
-            filter: Some(CallFilter { task_ids: ids(&["t3"]), phone: "300708".into(), ..Default::default() }),
+            filter: Some(CallFilter {
+                task_ids: ids(&["t3"]),
+                phone: "300708".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await
@@ -178,8 +615,22 @@ async fn listed_calls_carry_their_fields() {
     assert_eq!(c.caller, "300708");
     assert_eq!(c.source, Source::Smartivr as i32);
     assert_eq!(c.score, Some(500));
-    assert_eq!(c.intent_level.as_ref().map(|l| (l.id.as_str(), l.name.as_str())), Some(("C", "C级")));
-    let tags: Vec<(&str, Vec<&str>)> = c.tags.iter().map(|t| (t.id.as_str(), t.groups.iter().map(|g| g.id.as_str()).collect())).collect();
+    assert_eq!(
+        c.intent_level
+            .as_ref()
+            .map(|l| (l.id.as_str(), l.name.as_str())),
+        Some(("C", "C级"))
+    );
+    let tags: Vec<(&str, Vec<&str>)> = c
+        .tags
+        .iter()
+        .map(|t| {
+            (
+                t.id.as_str(),
+                t.groups.iter().map(|g| g.id.as_str()).collect(),
+            )
+        })
+        .collect();
     assert_eq!(tags, vec![("a", vec!["g1"]), ("c", vec!["g3"])]);
     let groups: Vec<&str> = c.tag_groups.iter().map(|g| g.name.as_str()).collect();
     assert_eq!(groups, vec!["group g1", "group g3"]);
@@ -196,13 +647,17 @@ async fn every_page_once_newest_first() {
     let calls: Vec<proto::Call> = (0..65)
         .map(|i| {
             let minute = if i < 5 { 0 } else { i };
-            let mut c = call(&format!("p{i:02}"), &format!("1370013{:04}", i), &format!("2026-10-01T10:{:02}:00Z", minute % 60));
+            let mut c = call(
+                &format!("p{i:02}"),
+                &format!("1370013{:04}", i),
+                &format!("2026-10-01T10:{:02}:00Z", minute % 60),
+            );
             c.call_time = Some({
                 let mut t = ts("2026-10-01T00:00:00Z");
                 t.seconds += minute as i64 * 60;
                 t
             });
-            c.score = Some((i % 7) as i32);
+            c.score = Some(i % 7);
             c
         })
         .collect();
@@ -249,7 +704,9 @@ async fn every_page_once_newest_first() {
         unique.dedup();
         assert_eq!(unique.len(), 65, "{key}: each call exactly once");
         match order {
-            CallOrder::Unspecified => assert!(times.windows(2).all(|w| w[0].0 >= w[1].0), "newest first"),
+            CallOrder::Unspecified => {
+                assert!(times.windows(2).all(|w| w[0].0 >= w[1].0), "newest first")
+            }
             CallOrder::CallTimeAsc => assert!(times.windows(2).all(|w| w[0].0 <= w[1].0)),
             CallOrder::ScoreDesc => assert!(times.windows(2).all(|w| w[0].1 >= w[1].1)),
             _ => {}
@@ -262,11 +719,20 @@ async fn page_size_default_and_cap() {
     let mut app = spawn_app().await;
     for batch in 0..2 {
         let calls = (0..510)
-            .map(|i| call(&format!("b{batch}-{i}"), "13800138000", "2026-10-01T00:00:00Z"))
+            .map(|i| {
+                call(
+                    &format!("b{batch}-{i}"),
+                    "13800138000",
+                    "2026-10-01T00:00:00Z",
+                )
+            })
             .collect();
         app.upsert(calls).await;
     }
-    let list = |size: i32| ListCallsRequest { page_size: size, ..Default::default() };
+    let list = |size: i32| ListCallsRequest {
+        page_size: size,
+        ..Default::default()
+    };
     let default = app.calls.list_calls(list(0)).await.unwrap().into_inner();
     assert_eq!(default.calls.len(), 15);
     let capped = app.calls.list_calls(list(5000)).await.unwrap().into_inner();
@@ -287,8 +753,14 @@ async fn upserts_are_idempotent_and_newest_wins() {
 
     let again = app.upsert(vec![v1.clone(), other.clone()]).await;
     assert_eq!((again.inserted, again.updated, again.unchanged), (0, 0, 2));
-    assert_eq!(again.call_ids, first.call_ids, "call ids are stable across re-syncs");
-    assert_eq!(again.outcomes, vec![proto::RecordOutcome::Unchanged as i32; 2]);
+    assert_eq!(
+        again.call_ids, first.call_ids,
+        "call ids are stable across re-syncs"
+    );
+    assert_eq!(
+        again.outcomes,
+        vec![proto::RecordOutcome::Unchanged as i32; 2]
+    );
 
     let mut v2 = v1.clone();
     v2.update_time = Some(ts("2026-11-01T00:10:00Z"));
@@ -302,7 +774,10 @@ async fn upserts_are_idempotent_and_newest_wins() {
     assert_eq!((late.inserted, late.updated, late.unchanged), (0, 0, 1));
     let got = app
         .calls
-        .get_call(GetCallRequest { call_id: first.call_ids[0].clone(), ..Default::default() })
+        .get_call(GetCallRequest {
+            call_id: first.call_ids[0].clone(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -329,28 +804,84 @@ async fn get_call_returns_turns_and_hides_progress() {
     let mut app = spawn_app().await;
     let mut c = call("g1", "18651683344", "2026-11-01T00:00:00Z");
     c.turns = vec![
-        proto::DialogueTurn { sequence: 1, kind: proto::TurnKind::RobotPrompt as i32, robot_text: "您好".into(), ..Default::default() },
-        proto::DialogueTurn { sequence: 2, kind: proto::TurnKind::Progress as i32, customer_text: "不再".into(), ..Default::default() },
-        proto::DialogueTurn { sequence: 3, kind: proto::TurnKind::CustomerUtterance as i32, customer_text: "不再见,再见。".into(), robot_text: "感谢您的接听".into(), keyword: "再见".into(), tags: vec![tag("bye", &["g9"])], ..Default::default() },
+        proto::DialogueTurn {
+            sequence: 1,
+            kind: proto::TurnKind::RobotPrompt as i32,
+            robot_text: "您好".into(),
+            ..Default::default()
+        },
+        proto::DialogueTurn {
+            sequence: 2,
+            kind: proto::TurnKind::Progress as i32,
+            customer_text: "不再".into(),
+            ..Default::default()
+        },
+        proto::DialogueTurn {
+            sequence: 3,
+            kind: proto::TurnKind::CustomerUtterance as i32,
+            customer_text: "不再见,再见。".into(),
+            robot_text: "感谢您的接听".into(),
+            keyword: "再见".into(),
+            tags: vec![tag("bye", &["g9"])],
+            ..Default::default()
+        },
     ];
     let id = app.upsert(vec![c]).await.call_ids.remove(0);
 
-    let got = app.calls.get_call(GetCallRequest { call_id: id.clone(), include_progress_turns: false }).await.unwrap().into_inner();
+    let got = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: id.clone(),
+            include_progress_turns: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let seqs: Vec<i32> = got.turns.iter().map(|t| t.sequence).collect();
     assert_eq!(seqs, vec![1, 3]);
     assert_eq!(got.turns[1].customer_text, "不再见,再见。");
     assert_eq!(got.turns[1].keyword, "再见");
     assert_eq!(got.turns[1].tags[0].groups[0].id, "g9");
 
-    let all = app.calls.get_call(GetCallRequest { call_id: id, include_progress_turns: true }).await.unwrap().into_inner();
+    let all = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: id,
+            include_progress_turns: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(all.turns.len(), 3);
     assert_eq!(all.turns[1].kind, proto::TurnKind::Progress as i32);
 
     // Interim recognition text does not match a transcript search.
-    assert_eq!(app.external_ids(CallFilter { transcript_contains: "不再".into(), ..Default::default() }).await, ids(&["g1"]));
-    assert_eq!(app.external_ids(CallFilter { transcript_contains: "您好".into(), transcript_party: Party::Customer as i32, ..Default::default() }).await, Vec::<String>::new());
+    assert_eq!(
+        app.external_ids(CallFilter {
+            transcript_contains: "不再".into(),
+            ..Default::default()
+        })
+        .await,
+        ids(&["g1"])
+    );
+    assert_eq!(
+        app.external_ids(CallFilter {
+            transcript_contains: "您好".into(),
+            transcript_party: Party::Customer as i32,
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
 
-    let missing = app.calls.get_call(GetCallRequest { call_id: "no-such-call".into(), ..Default::default() }).await.unwrap_err();
+    let missing = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: "no-such-call".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 }
 
@@ -366,10 +897,16 @@ async fn bad_input_is_named_and_nothing_is_stored() {
     bad.call_time = None;
     bad.talk_ms = -1;
     bad.outcome = 99;
-    bad.billing = Some(proto::Billing { cost: "1,5".into(), currency: "euro".into(), ..Default::default() });
+    bad.billing = Some(proto::Billing {
+        cost: "1,5".into(),
+        currency: "euro".into(),
+        ..Default::default()
+    });
     let err = app
         .ingest
-        .upsert_calls(proto::UpsertCallsRequest { calls: vec![good, no_id, bad] })
+        .upsert_calls(proto::UpsertCallsRequest {
+            calls: vec![good, no_id, bad],
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -387,11 +924,24 @@ async fn bad_input_is_named_and_nothing_is_stored() {
             "calls[2].talk_ms",
         ])
     );
-    assert_eq!(app.external_ids(CallFilter::default()).await, Vec::<String>::new(), "nothing stored");
+    assert_eq!(
+        app.external_ids(CallFilter::default()).await,
+        Vec::<String>::new(),
+        "nothing stored"
+    );
 
-    let too_many = (0..1001).map(|i| call(&format!("m{i}"), "13800138000", "2026-11-01T00:00:00Z")).collect();
-    let err = app.ingest.upsert_calls(proto::UpsertCallsRequest { calls: too_many }).await.unwrap_err();
-    assert_eq!((err.code(), bad_fields(&err)), (Code::InvalidArgument, ids(&["calls"])));
+    let too_many = (0..1001)
+        .map(|i| call(&format!("m{i}"), "13800138000", "2026-11-01T00:00:00Z"))
+        .collect();
+    let err = app
+        .ingest
+        .upsert_calls(proto::UpsertCallsRequest { calls: too_many })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, ids(&["calls"]))
+    );
 
     let client = app.calls.clone();
     let list_err = |req: ListCallsRequest| {
@@ -399,15 +949,92 @@ async fn bad_input_is_named_and_nothing_is_stored() {
         async move { client.list_calls(req).await.unwrap_err() }
     };
     let cases = vec![
-        (ListCallsRequest { filter: Some(CallFilter { start_time: Some(ts("2026-11-02T00:00:00Z")), end_time: Some(ts("2026-11-01T00:00:00Z")), ..Default::default() }), ..Default::default() }, "filter.end_time"),
-        (ListCallsRequest { page_size: -1, ..Default::default() }, "page_size"),
-        (ListCallsRequest { page_token: "garbage".into(), ..Default::default() }, "page_token"),
-        (ListCallsRequest { filter: Some(CallFilter { phone: "abc".into(), ..Default::default() }), ..Default::default() }, "filter.phone"),
-        (ListCallsRequest { filter: Some(CallFilter { phone_contains: "--".into(), ..Default::default() }), ..Default::default() }, "filter.phone_contains"),
-        (ListCallsRequest { filter: Some(CallFilter { score_ranges: vec![ScoreRange { min: Some(10), max: Some(10) }], ..Default::default() }), ..Default::default() }, "filter.score_ranges[0]"),
-        (ListCallsRequest { filter: Some(CallFilter { min_talk_ms: Some(10), max_talk_ms: Some(5), ..Default::default() }), ..Default::default() }, "filter.max_talk_ms"),
-        (ListCallsRequest { filter: Some(CallFilter { outcomes: vec![77], ..Default::default() }), ..Default::default() }, "filter.outcomes[0]"),
-        (ListCallsRequest { order_by: 42, ..Default::default() }, "order_by"),
+        (
+            ListCallsRequest {
+                filter: Some(CallFilter {
+                    start_time: Some(ts("2026-11-02T00:00:00Z")),
+                    end_time: Some(ts("2026-11-01T00:00:00Z")),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.end_time",
+        ),
+        (
+            ListCallsRequest {
+                page_size: -1,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            ListCallsRequest {
+                page_token: "garbage".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+        (
+            ListCallsRequest {
+                filter: Some(CallFilter {
+                    phone: "abc".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.phone",
+        ),
+        (
+            ListCallsRequest {
+                filter: Some(CallFilter {
+                    phone_contains: "--".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.phone_contains",
+        ),
+        (
+            ListCallsRequest {
+                filter: Some(CallFilter {
+                    score_ranges: vec![ScoreRange {
+                        min: Some(10),
+                        max: Some(10),
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.score_ranges[0]",
+        ),
+        (
+            ListCallsRequest {
+                filter: Some(CallFilter {
+                    min_talk_ms: Some(10),
+                    max_talk_ms: Some(5),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.max_talk_ms",
+        ),
+        (
+            ListCallsRequest {
+                filter: Some(CallFilter {
+                    outcomes: vec![77],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "filter.outcomes[0]",
+        ),
+        (
+            ListCallsRequest {
+                order_by: 42,
+                ..Default::default()
+            },
+            "order_by",
+        ),
     ];
     for (req, field) in cases {
         let err = list_err(req).await;
@@ -416,21 +1043,44 @@ async fn bad_input_is_named_and_nothing_is_stored() {
     }
 
     // A token is bound to its filter: replayed under another, it is refused.
-    let calls = (0..3).map(|i| call(&format!("k{i}"), "13800138000", "2026-11-01T00:00:00Z")).collect();
+    let calls = (0..3)
+        .map(|i| call(&format!("k{i}"), "13800138000", "2026-11-01T00:00:00Z"))
+        .collect();
     app.upsert(calls).await;
-    let page = app.calls.list_calls(ListCallsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    let page = app
+        .calls
+        .list_calls(ListCallsRequest {
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!page.next_page_token.is_empty());
     let err = list_err(ListCallsRequest {
         page_size: 1,
         page_token: page.next_page_token.clone(),
-        filter: Some(CallFilter { task_ids: ids(&["other"]), ..Default::default() }),
+        filter: Some(CallFilter {
+            task_ids: ids(&["other"]),
+            ..Default::default()
+        }),
         ..Default::default()
     })
     .await;
     assert_eq!(bad_fields(&err), ids(&["page_token"]));
     let mut tampered = page.next_page_token.clone();
     tampered.insert(3, 'A');
-    assert_eq!(bad_fields(&list_err(ListCallsRequest { page_size: 1, page_token: tampered, ..Default::default() }).await), ids(&["page_token"]));
+    assert_eq!(
+        bad_fields(
+            &list_err(ListCallsRequest {
+                page_size: 1,
+                page_token: tampered,
+                ..Default::default()
+            })
+            .await
+        ),
+        ids(&["page_token"])
+    );
 
     // And the server keeps serving.
     assert_eq!(app.external_ids(CallFilter::default()).await.len(), 3);
@@ -441,14 +1091,25 @@ async fn catalogs_fill_from_records_and_upserts() {
     let mut app = spawn_app().await;
     app.ingest
         .upsert_intent_levels(proto::UpsertIntentLevelsRequest {
-            intent_levels: vec![proto::IntentLevel { id: "A".into(), name: "A级".into(), alias: "有意向".into(), color: "#f00".into() }],
+            intent_levels: vec![proto::IntentLevel {
+                id: "A".into(),
+                name: "A级".into(),
+                alias: "有意向".into(),
+                color: "#f00".into(),
+            }],
         })
         .await
         .unwrap();
     // A record naming the level by id only keeps the catalog's name.
     let mut c = call("cat-1", "13800138000", "2026-11-01T00:00:00Z");
-    c.intent_level = Some(proto::IntentLevel { id: "A".into(), ..Default::default() });
-    c.tags = vec![proto::Tag { id: "t-9".into(), ..Default::default() }];
+    c.intent_level = Some(proto::IntentLevel {
+        id: "A".into(),
+        ..Default::default()
+    });
+    c.tags = vec![proto::Tag {
+        id: "t-9".into(),
+        ..Default::default()
+    }];
     app.upsert(vec![c]).await;
     app.ingest
         .upsert_tags(proto::UpsertTagsRequest {
@@ -457,16 +1118,30 @@ async fn catalogs_fill_from_records_and_upserts() {
         })
         .await
         .unwrap();
-    let page = app.calls.list_calls(ListCallsRequest::default()).await.unwrap().into_inner();
+    let page = app
+        .calls
+        .list_calls(ListCallsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     let got = &page.calls[0];
     let level = got.intent_level.as_ref().unwrap();
-    assert_eq!((level.name.as_str(), level.alias.as_str(), level.color.as_str()), ("A级", "有意向", "#f00"));
+    assert_eq!(
+        (
+            level.name.as_str(),
+            level.alias.as_str(),
+            level.color.as_str()
+        ),
+        ("A级", "有意向", "#f00")
+    );
     assert_eq!(got.tags[0].name, "tag t-9");
     assert_eq!(got.tags[0].groups[0].id, "grp");
 
     let err = app
         .ingest
-        .upsert_tasks(proto::UpsertTasksRequest { tasks: vec![proto::Task::default()] })
+        .upsert_tasks(proto::UpsertTasksRequest {
+            tasks: vec![proto::Task::default()],
+        })
         .await
         .unwrap_err();
     assert_eq!(bad_fields(&err), ids(&["tasks[0].task_id"]));

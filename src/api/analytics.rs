@@ -23,6 +23,8 @@ impl AnalyticsService for AnalyticsApi {
         &self,
         _request: Request<GetCallTimeSeriesRequest>,
     ) -> Result<Response<GetCallTimeSeriesResponse>, Status> {
-        Err(Status::unimplemented("GetCallTimeSeries is not implemented yet"))
+        Err(Status::unimplemented(
+            "GetCallTimeSeries is not implemented yet",
+        ))
     }
 }

@@ -38,7 +38,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let database_url = format!("sqlite://{}", dir.path().join("callscope.db").display());
     let mut config = ServeConfig::new(database_url.clone(), "127.0.0.1:0".parse().unwrap());
     adjust(&mut config);
-    let app = callscope::Application::build(config).await.expect("build app");
+    let app = callscope::Application::build(config)
+        .await
+        .expect("build app");
     let addr = app.grpc_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
