@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::Region;
+use jiff::tz::TimeZone;
+
+use crate::domain::{Region, Source};
 use crate::store::StoreOptions;
 
 #[derive(Debug, Parser)]
@@ -22,8 +24,74 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gRPC server.
+    /// Run the gRPC server and the vendor webhooks.
     Serve(ServeConfig),
+    /// Import vendor export files (JSON arrays or NDJSON) into the database.
+    Import(ImportConfig),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportConfig {
+    /// Which vendor wrote the files: smartivr, laaffic or alibaba-lvms.
+    #[arg(long, value_parser = parse_source)]
+    pub source: Source,
+
+    /// The files: a JSON array of records, one JSON document, or NDJSON.
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+
+    /// Where calls are stored, as for `serve`.
+    #[arg(long, env = "CALLSCOPE_DATABASE_URL", default_value = "sqlite://callscope.db")]
+    pub database_url: String,
+
+    /// Records stored per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch_size: usize,
+
+    #[command(flatten)]
+    pub sources: SourceFlags,
+}
+
+/// How vendor records are read.
+#[derive(Debug, Clone, Args)]
+pub struct SourceFlags {
+    /// ISO 3166 region for phone numbers written without a country code.
+    #[arg(long, env = "CALLSCOPE_DEFAULT_REGION", default_value = "CN")]
+    pub default_region: Region,
+
+    /// Time zone of a source's local times, e.g. `smartivr=Asia/Shanghai`;
+    /// repeatable. smartivr and alibaba-lvms default to Asia/Shanghai.
+    #[arg(long = "source-timezone", env = "CALLSCOPE_SOURCE_TIMEZONES", value_delimiter = ',', value_parser = parse_source_timezone)]
+    pub source_timezones: Vec<(Source, TimeZone)>,
+}
+
+impl SourceFlags {
+    pub fn settings(&self) -> crate::service::ingest::SourceSettings {
+        crate::service::ingest::SourceSettings::new(self.default_region, &self.source_timezones)
+    }
+}
+
+impl Default for SourceFlags {
+    fn default() -> Self {
+        Self {
+            default_region: Region::default(),
+            source_timezones: Vec::new(),
+        }
+    }
+}
+
+fn parse_source(text: &str) -> Result<Source, String> {
+    Source::from_slug(text)
+        .filter(|s| *s != Source::Api)
+        .ok_or_else(|| format!("unknown source `{text}`: use smartivr, laaffic or alibaba-lvms"))
+}
+
+fn parse_source_timezone(text: &str) -> Result<(Source, TimeZone), String> {
+    let (source, zone) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected SOURCE=ZONE, e.g. smartivr=Asia/Shanghai"))?;
+    let zone = TimeZone::get(zone.trim()).map_err(|e| format!("time zone `{zone}`: {e}"))?;
+    Ok((parse_source(source)?, zone))
 }
 
 #[derive(Clone, Args)]
@@ -40,9 +108,17 @@ pub struct ServeConfig {
     #[arg(long, env = "CALLSCOPE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
 
-    /// ISO 3166 region for phone numbers written without a country code.
-    #[arg(long, env = "CALLSCOPE_DEFAULT_REGION", default_value = "CN")]
-    pub default_region: Region,
+    /// Address the HTTP listener (vendor webhooks) listens on.
+    #[arg(long, env = "CALLSCOPE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// Largest webhook body accepted, in bytes; a larger one is answered 413
+    /// and its beginning quarantined.
+    #[arg(long, env = "CALLSCOPE_HTTP_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
+    pub http_body_limit: usize,
+
+    #[command(flatten)]
+    pub sources: SourceFlags,
 
     /// Most database connections for reads.
     #[arg(long, env = "CALLSCOPE_DB_MAX_CONNECTIONS", default_value_t = 8)]
@@ -67,7 +143,9 @@ impl ServeConfig {
         Self {
             database_url: database_url.into(),
             grpc_addr,
-            default_region: Region::default(),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_body_limit: 2 * 1024 * 1024,
+            sources: SourceFlags::default(),
             db_max_connections: 8,
             db_acquire_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
@@ -91,7 +169,10 @@ impl std::fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("database_url", &crate::store::redact(&self.database_url))
             .field("grpc_addr", &self.grpc_addr)
-            .field("default_region", &self.default_region.to_string())
+            .field("http_addr", &self.http_addr)
+            .field("http_body_limit", &self.http_body_limit)
+            .field("default_region", &self.sources.default_region.to_string())
+            .field("source_timezones", &self.sources.source_timezones)
             .field("db_max_connections", &self.db_max_connections)
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("request_timeout_ms", &self.request_timeout_ms)

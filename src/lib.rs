@@ -7,9 +7,12 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod http;
+pub mod import;
 pub mod proto;
 pub mod server;
 pub mod service;
+pub mod sources;
 pub mod store;
 
 pub use server::Application;

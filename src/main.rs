@@ -20,5 +20,10 @@ async fn main() -> anyhow::Result<()> {
                 .run_until(shutdown_signal())
                 .await
         }
+        Command::Import(config) => {
+            let summary = callscope::import::run_import(&config).await?;
+            println!("{summary}");
+            Ok(())
+        }
     }
 }

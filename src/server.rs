@@ -1,7 +1,7 @@
 //! Wiring: the store, the gRPC services with health and reflection, tower
 //! limits, and graceful shutdown on an already-bound listener.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub struct Application {
     config: ServeConfig,
     listener: TcpListener,
+    http_listener: TcpListener,
     service: CallScope,
 }
 
@@ -46,11 +47,23 @@ impl Application {
         let listener = TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+        let service = CallScope::new(store, config.sources.settings());
         Ok(Self {
             config,
             listener,
-            service: CallScope::new(store),
+            http_listener,
+            service,
         })
+    }
+
+    /// The address the HTTP webhooks listen on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener
+            .local_addr()
+            .unwrap_or(self.config.http_addr)
     }
 
     /// The address the gRPC server listens on (the real port when 0 was asked).
@@ -65,8 +78,26 @@ impl Application {
     ) -> anyhow::Result<()> {
         let context = ApiContext {
             service: self.service.clone(),
-            region: self.config.default_region,
+            region: self.config.sources.default_region,
         };
+
+        // One shutdown signal for both listeners.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let http_addr = self.http_addr();
+        let addr = self.grpc_addr();
+        let hooks = crate::http::router(self.service.clone(), self.config.http_body_limit);
+        let http = tokio::spawn(
+            axum::serve(self.http_listener, hooks)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        );
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
@@ -81,8 +112,7 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let addr = self.grpc_addr();
-        tracing::info!(%addr, config = ?self.config, "callscope listening");
+        tracing::info!(%addr, %http_addr, config = ?self.config, "callscope listening");
         let result = Server::builder()
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .concurrency_limit_per_connection(self.config.max_concurrent_requests)
@@ -98,9 +128,14 @@ impl Application {
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(AnalyticsServiceServer::new(AnalyticsApi(context)))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stopped(stop_rx))
             .await;
         watchdog.abort();
+        match http.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "http listener failed"),
+            Err(e) => tracing::error!(error = %e, "http listener task failed"),
+        }
         tracing::info!("callscope stopped");
         result.context("gRPC server failed")
     }

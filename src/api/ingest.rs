@@ -7,7 +7,10 @@ use super::convert::{
     call_from_proto, intent_level_from_proto, tag_from_proto, tag_group_from_proto, task_from_proto,
 };
 use super::status::invalid_argument;
-use crate::domain::{UpsertOutcome, Violations};
+use super::convert::to_timestamp;
+use crate::domain::{Source, UpsertOutcome, Violations};
+use crate::proto::{ImportRecordResult, RejectedRecord};
+use crate::service::ingest::{Channel, RecordOutcome as ImportOutcome};
 use crate::proto::{
     ImportRecordsRequest, ImportRecordsResponse, ListRejectedRecordsRequest,
     ListRejectedRecordsResponse, RecordOutcome, UpsertCallsRequest, UpsertCallsResponse,
@@ -31,6 +34,17 @@ fn convert_all<P, D>(
         .enumerate()
         .map(|(i, item)| convert(item, &format!("{field}[{i}]"), v))
         .collect()
+}
+
+/// A vendor source from its wire number; SOURCE_API and unknown numbers are refused.
+fn vendor_source(code: i32, field: &str) -> Result<Source, Status> {
+    match Source::from_code(code) {
+        Some(source) if source != Source::Api => Ok(source),
+        _ => Err(invalid_argument(&Violations::one(
+            field,
+            "must be SOURCE_SMARTIVR, SOURCE_LAAFFIC or SOURCE_ALIBABA_LVMS",
+        ))),
+    }
 }
 
 fn check(v: Violations) -> Result<(), Status> {
@@ -83,22 +97,81 @@ impl IngestService for IngestApi {
         Ok(Response::new(response))
     }
 
+    #[tracing::instrument(skip_all, fields(source = request.get_ref().source, records = request.get_ref().records.len()))]
     async fn import_records(
         &self,
-        _request: Request<ImportRecordsRequest>,
+        request: Request<ImportRecordsRequest>,
     ) -> Result<Response<ImportRecordsResponse>, Status> {
-        Err(Status::unimplemented(
-            "ImportRecords arrives with the vendor-sync work",
-        ))
+        let tenant = self.0.tenant(&request);
+        let req = request.into_inner();
+        let source = vendor_source(req.source, "source")?;
+        let records: Vec<&[u8]> = req.records.iter().map(|r| r.as_bytes()).collect();
+        let results = self
+            .0
+            .service
+            .import_records(tenant, source, Channel::Grpc, &records)
+            .await?;
+        let mut response = ImportRecordsResponse::default();
+        for (index, result) in results.into_iter().enumerate() {
+            let outcome = match result.outcome {
+                ImportOutcome::Inserted => {
+                    response.inserted += 1;
+                    RecordOutcome::Inserted
+                }
+                ImportOutcome::Updated => {
+                    response.updated += 1;
+                    RecordOutcome::Updated
+                }
+                ImportOutcome::Unchanged => {
+                    response.unchanged += 1;
+                    RecordOutcome::Unchanged
+                }
+                ImportOutcome::Rejected => {
+                    response.rejected += 1;
+                    RecordOutcome::Rejected
+                }
+            };
+            response.results.push(ImportRecordResult {
+                index: index as i32,
+                outcome: outcome.into(),
+                call_ids: result.call_ids,
+                reason: result.reason,
+                rejected_record_id: result.rejected_id.unwrap_or_default(),
+            });
+        }
+        Ok(Response::new(response))
     }
 
     async fn list_rejected_records(
         &self,
-        _request: Request<ListRejectedRecordsRequest>,
+        request: Request<ListRejectedRecordsRequest>,
     ) -> Result<Response<ListRejectedRecordsResponse>, Status> {
-        Err(Status::unimplemented(
-            "ListRejectedRecords arrives with the vendor-sync work",
-        ))
+        let tenant = self.0.tenant(&request);
+        let req = request.into_inner();
+        let source = match req.source {
+            0 => None,
+            code => Some(vendor_source(code, "source")?),
+        };
+        let (records, next_page_token) = self
+            .0
+            .service
+            .list_rejected(tenant, source, req.page_size, &req.page_token)
+            .await?;
+        Ok(Response::new(ListRejectedRecordsResponse {
+            records: records
+                .into_iter()
+                .map(|r| RejectedRecord {
+                    id: r.id,
+                    source: r.source.map_or(0, |s| s.code()),
+                    reason: r.reason,
+                    payload: String::from_utf8_lossy(&r.payload).into_owned(),
+                    receive_time: Some(to_timestamp(r.receive_time)),
+                    channel: r.channel,
+                    payload_size: r.payload_size,
+                })
+                .collect(),
+            next_page_token,
+        }))
     }
 
     async fn upsert_tasks(

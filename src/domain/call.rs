@@ -51,6 +51,27 @@ code_enum! {
     }
 }
 
+impl Source {
+    /// The short name used in URLs and on the command line (`alibaba-lvms`).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Source::Smartivr => "smartivr",
+            Source::Laaffic => "laaffic",
+            Source::AlibabaLvms => "alibaba-lvms",
+            Source::Api => "api",
+        }
+    }
+
+    /// A source by its slug, or by its proto name.
+    pub fn from_slug(text: &str) -> Option<Self> {
+        let text = text.trim().to_ascii_lowercase().replace('_', "-");
+        Source::ALL
+            .iter()
+            .copied()
+            .find(|s| s.slug() == text || s.key().to_ascii_lowercase().replace('_', "-") == text)
+    }
+}
+
 code_enum! {
     /// How a call ended, unified across vendors.
     CallOutcome {
@@ -251,6 +272,20 @@ pub struct Task {
     pub create_time: Option<UnixMs>,
     pub update_time: Option<UnixMs>,
     pub attributes: BTreeMap<String, String>,
+}
+
+/// A vendor record that could not be stored, kept as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    pub id: String,
+    pub source: Option<Source>,
+    /// How it arrived: `grpc`, `http` or `import`.
+    pub channel: String,
+    pub reason: String,
+    pub payload: Vec<u8>,
+    /// The size of the payload as received (the stored copy may be cut short).
+    pub payload_size: i64,
+    pub receive_time: UnixMs,
 }
 
 /// What storing one record did.

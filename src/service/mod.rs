@@ -1,5 +1,7 @@
 //! The operations callscope offers, independent of transport: the gRPC
-//! handlers and the HTTP webhooks both call into [`CallScope`].
+//! handlers, the HTTP webhooks and `callscope import` all call into [`CallScope`].
+
+pub mod ingest;
 
 use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
@@ -39,11 +41,12 @@ pub struct ListedCalls {
 #[derive(Clone)]
 pub struct CallScope {
     store: Store,
+    sources: ingest::SourceSettings,
 }
 
 impl CallScope {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: Store, sources: ingest::SourceSettings) -> Self {
+        Self { store, sources }
     }
 
     pub fn store(&self) -> &Store {

@@ -9,8 +9,27 @@ use std::time::Duration;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
-    Call, CallQuery, IntentLevel, StoredCall, Tag, TagGroup, Task, UnixMs, UpsertResult,
+    Call, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag, TagGroup, Task,
+    UnixMs, UpsertResult,
 };
+
+/// Everything one request of vendor records stores, written in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct IngestBatch {
+    pub calls: Vec<Call>,
+    /// Calls known only from a dialing list's call history: inserted when new,
+    /// never used to overwrite a stored record.
+    pub history_calls: Vec<Call>,
+    pub tasks: Vec<Task>,
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// What storing an [`IngestBatch`] did, call by call, in batch order.
+#[derive(Debug, Clone, Default)]
+pub struct IngestResults {
+    pub calls: Vec<UpsertResult>,
+    pub history_calls: Vec<UpsertResult>,
+}
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +116,29 @@ impl Store {
     ) -> Result<Vec<UpsertResult>, StoreError> {
         match self {
             Store::Sqlite(s) => s.upsert_calls(tenant, calls, now).await,
+        }
+    }
+
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        batch: &IngestBatch,
+        now: UnixMs,
+    ) -> Result<IngestResults, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.ingest(tenant, batch, now).await,
+        }
+    }
+
+    pub async fn list_rejected(
+        &self,
+        tenant: &str,
+        source: Option<Source>,
+        page_size: u32,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<RejectedRecord>, Option<Cursor>), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.list_rejected(tenant, source, page_size, after).await,
         }
     }
 

@@ -11,10 +11,10 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::filter_sql::{push_page, push_where};
-use super::{CallPage, StoreError, StoreOptions};
+use super::{CallPage, IngestBatch, IngestResults, StoreError, StoreOptions};
 use crate::domain::{
     Billing, Call, CallOrder, CallOutcome, CallQuery, Cursor, DialogueTurn, Gender, IntentLevel,
-    Location, Party, Source, StoredCall, Tag, TagGroup, Task, TurnKind, UnixMs, UpsertOutcome,
+    Location, Party, RejectedRecord, Source, StoredCall, Tag, TagGroup, Task, TurnKind, UnixMs, UpsertOutcome,
     UpsertResult,
 };
 
@@ -116,10 +116,90 @@ impl SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut results = Vec::with_capacity(calls.len());
         for call in calls {
-            results.push(upsert_call(&mut tx, tenant, call, now).await?);
+            results.push(upsert_call(&mut tx, tenant, call, now, false).await?);
         }
         tx.commit().await?;
         Ok(results)
+    }
+
+    /// Stores what a request of vendor records yielded, in one transaction:
+    /// the calls, the calls known only from a dialing list's history (stored
+    /// only when the call is not there yet, so they never overwrite a full
+    /// record), the tasks, and the quarantined records.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        batch: &IngestBatch,
+        now: UnixMs,
+    ) -> Result<IngestResults, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = IngestResults::default();
+        for record in &batch.rejected {
+            insert_rejected(&mut tx, tenant, record).await?;
+        }
+        for task in &batch.tasks {
+            upsert_task(&mut tx, tenant, task).await?;
+        }
+        for call in &batch.calls {
+            results.calls.push(upsert_call(&mut tx, tenant, call, now, false).await?);
+        }
+        for call in &batch.history_calls {
+            results
+                .history_calls
+                .push(upsert_call(&mut tx, tenant, call, now, true).await?);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
+    /// Quarantined records, newest first.
+    pub async fn list_rejected(
+        &self,
+        tenant: &str,
+        source: Option<Source>,
+        page_size: u32,
+        after: Option<&Cursor>,
+    ) -> Result<(Vec<RejectedRecord>, Option<Cursor>), StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT record_id, source, channel, reason, payload, payload_size, receive_time \
+             FROM rejected_records WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned());
+        if let Some(source) = source {
+            qb.push(" AND source = ").push_bind(i64::from(source.code()));
+        }
+        if let Some(cursor) = after {
+            qb.push(" AND (receive_time, record_id) < (")
+                .push_bind(cursor.sort_key)
+                .push(", ")
+                .push_bind(cursor.call_id.clone())
+                .push(")");
+        }
+        qb.push(" ORDER BY receive_time DESC, record_id DESC LIMIT ")
+            .push_bind(i64::from(page_size) + 1);
+        let mut records = Vec::new();
+        for row in qb.build().fetch_all(&self.reader).await? {
+            let source: Option<i64> = row.try_get("source")?;
+            records.push(RejectedRecord {
+                id: row.try_get("record_id")?,
+                source: source.and_then(|s| i32::try_from(s).ok()).and_then(Source::from_code),
+                channel: row.try_get("channel")?,
+                reason: row.try_get("reason")?,
+                payload: row.try_get("payload")?,
+                payload_size: row.try_get("payload_size")?,
+                receive_time: row.try_get("receive_time")?,
+            });
+        }
+        let next = if records.len() > page_size as usize {
+            records.truncate(page_size as usize);
+            records.last().map(|r| Cursor {
+                sort_key: r.receive_time,
+                call_id: r.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok((records, next))
     }
 
     pub async fn list_calls(
@@ -327,6 +407,7 @@ async fn upsert_call(
     tenant: &str,
     call: &Call,
     now: UnixMs,
+    insert_only: bool,
 ) -> Result<UpsertResult, StoreError> {
     let hash = call.content_hash();
     let existing = sqlx::query(
@@ -354,7 +435,7 @@ async fn upsert_call(
             // back to arrival order, so the later arrival wins.
             let older =
                 matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
-            if older || old.content_hash == hash {
+            if insert_only || older || old.content_hash == hash {
                 return Ok(UpsertResult {
                     call_id: old.call_id,
                     outcome: UpsertOutcome::Unchanged,
@@ -565,6 +646,28 @@ async fn write_children(
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+async fn insert_rejected(
+    tx: &mut Transaction<'static, Sqlite>,
+    tenant: &str,
+    record: &RejectedRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rejected_records (tenant_id, record_id, source, channel, reason, payload, \
+         payload_size, receive_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant)
+    .bind(&record.id)
+    .bind(record.source.map(|s| i64::from(s.code())))
+    .bind(&record.channel)
+    .bind(&record.reason)
+    .bind(&record.payload)
+    .bind(record.payload_size)
+    .bind(record.receive_time)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

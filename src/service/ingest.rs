@@ -1,0 +1,308 @@
+//! The vendor-record pipeline shared by ImportRecords, the HTTP webhooks and
+//! `callscope import`: parse each record with its vendor adapter, quarantine
+//! what cannot be stored with the reason, store the rest, all in one
+//! transaction, so a record is either stored or quarantined, never lost.
+
+use std::collections::HashMap;
+
+use jiff::tz::TimeZone;
+
+use super::{CallScope, ServiceError};
+use crate::domain::{
+    self, Cursor, PageToken, Region, RejectedRecord, Source, UpsertOutcome, UpsertResult,
+    Violations, page_size,
+};
+use crate::sources::{self, SourceConfig};
+use crate::store::IngestBatch;
+
+/// Largest vendor record accepted; a larger one is quarantined, cut short.
+pub const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
+/// How much of an oversized record the quarantine keeps.
+const QUARANTINE_KEEP_BYTES: usize = 64 * 1024;
+/// Most records in one ImportRecords request or import batch.
+pub const MAX_RECORDS_PER_REQUEST: usize = 1000;
+
+/// How a record reached us; kept with quarantined records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Grpc,
+    Http,
+    Import,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Grpc => "grpc",
+            Channel::Http => "http",
+            Channel::Import => "import",
+        }
+    }
+}
+
+/// What happened to one vendor record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Inserted,
+    Updated,
+    Unchanged,
+    Rejected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordResult {
+    pub outcome: RecordOutcome,
+    /// The calls the record holds, as stored.
+    pub call_ids: Vec<String>,
+    /// Why it was rejected; empty otherwise.
+    pub reason: String,
+    /// Where the quarantine keeps it, when rejected.
+    pub rejected_id: Option<String>,
+}
+
+/// Per-source parsing settings: time zone of local times, default phone region.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    configs: HashMap<Source, SourceConfig>,
+}
+
+impl SourceSettings {
+    /// The adapters' defaults, with the default region and any time zones given.
+    pub fn new(region: Region, time_zones: &[(Source, TimeZone)]) -> Self {
+        let mut configs = HashMap::new();
+        for source in [Source::Smartivr, Source::Laaffic, Source::AlibabaLvms] {
+            let mut config = SourceConfig::for_source(source);
+            config.default_region = region;
+            configs.insert(source, config);
+        }
+        for (source, zone) in time_zones {
+            if let Some(config) = configs.get_mut(source) {
+                config.time_zone = zone.clone();
+            }
+        }
+        Self { configs }
+    }
+
+    fn get(&self, source: Source) -> Option<&SourceConfig> {
+        self.configs.get(&source)
+    }
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        Self::new(Region::default(), &[])
+    }
+}
+
+/// A record as parsed: where its calls sit in the batch, or why it is rejected.
+enum Parsed {
+    Stored {
+        calls: std::ops::Range<usize>,
+        history: std::ops::Range<usize>,
+    },
+    Rejected {
+        id: String,
+        reason: String,
+    },
+}
+
+impl CallScope {
+    /// Parses and stores vendor records, each exactly as the vendor sent it.
+    /// Good records are stored even when others are rejected; rejected ones
+    /// are quarantined with the reason, in the same transaction.
+    pub async fn import_records(
+        &self,
+        tenant: &str,
+        source: Source,
+        channel: Channel,
+        records: &[&[u8]],
+    ) -> Result<Vec<RecordResult>, ServiceError> {
+        if records.len() > MAX_RECORDS_PER_REQUEST {
+            return Err(Violations::one(
+                "records",
+                format!("at most {MAX_RECORDS_PER_REQUEST} records per request"),
+            )
+            .into());
+        }
+        let Some(config) = self.sources.get(source) else {
+            return Err(Violations::one("source", "must be a vendor source (smartivr, laaffic, alibaba-lvms)").into());
+        };
+        let now = domain::now_ms();
+        let mut batch = IngestBatch::default();
+        let mut parsed = Vec::with_capacity(records.len());
+        for raw in records {
+            let outcome = if raw.len() > MAX_RECORD_BYTES {
+                Err(format!(
+                    "record is {} bytes, larger than the {MAX_RECORD_BYTES}-byte limit (first {QUARANTINE_KEEP_BYTES} bytes kept)",
+                    raw.len()
+                ))
+            } else {
+                sources::parse(source, raw, config)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| check_batch(&b).map(|()| b))
+            };
+            match outcome {
+                Ok(record) => {
+                    let calls_start = batch.calls.len();
+                    let history_start = batch.history_calls.len();
+                    batch.calls.extend(record.calls);
+                    batch.tasks.extend(record.tasks);
+                    for number in record.numbers {
+                        batch.history_calls.extend(number.call_history);
+                    }
+                    parsed.push(Parsed::Stored {
+                        calls: calls_start..batch.calls.len(),
+                        history: history_start..batch.history_calls.len(),
+                    });
+                }
+                Err(reason) => {
+                    let rejected = quarantined(Some(source), channel, raw, raw.len(), &reason, now);
+                    parsed.push(Parsed::Rejected {
+                        id: rejected.id.clone(),
+                        reason,
+                    });
+                    batch.rejected.push(rejected);
+                }
+            }
+        }
+        if !batch.rejected.is_empty() {
+            tracing::warn!(
+                source = source.key(),
+                channel = channel.as_str(),
+                rejected = batch.rejected.len(),
+                "vendor records quarantined"
+            );
+        }
+        let stored = self.store.ingest(tenant, &batch, now).await?;
+        Ok(parsed
+            .into_iter()
+            .map(|p| match p {
+                Parsed::Stored { calls, history } => {
+                    let results: Vec<&UpsertResult> = stored.calls[calls]
+                        .iter()
+                        .chain(&stored.history_calls[history])
+                        .collect();
+                    RecordResult {
+                        outcome: combined_outcome(&results),
+                        call_ids: results.iter().map(|r| r.call_id.clone()).collect(),
+                        reason: String::new(),
+                        rejected_id: None,
+                    }
+                }
+                Parsed::Rejected { id, reason } => RecordResult {
+                    outcome: RecordOutcome::Rejected,
+                    call_ids: Vec::new(),
+                    reason,
+                    rejected_id: Some(id),
+                },
+            })
+            .collect())
+    }
+
+    /// Keeps a payload that never reached an adapter (too large, unreadable)
+    /// in the quarantine. `size` is its full size as received.
+    pub async fn quarantine(
+        &self,
+        tenant: &str,
+        source: Option<Source>,
+        channel: Channel,
+        payload: &[u8],
+        size: usize,
+        reason: &str,
+    ) -> Result<String, ServiceError> {
+        let record = quarantined(source, channel, payload, size, reason, domain::now_ms());
+        let id = record.id.clone();
+        let batch = IngestBatch {
+            rejected: vec![record],
+            ..Default::default()
+        };
+        self.store.ingest(tenant, &batch, domain::now_ms()).await?;
+        Ok(id)
+    }
+
+    /// The quarantine, newest first.
+    pub async fn list_rejected(
+        &self,
+        tenant: &str,
+        source: Option<Source>,
+        requested_page_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<RejectedRecord>, String), ServiceError> {
+        let mut v = Violations::new();
+        let size = page_size(requested_page_size).unwrap_or_else(|e| {
+            v.add("page_size", e);
+            0
+        });
+        let scope = format!("rejected/{source:?}");
+        let after: Option<Cursor> = if page_token.is_empty() {
+            None
+        } else {
+            PageToken::decode(page_token, &scope)
+                .map_err(|e| v.add("page_token", e.to_string()))
+                .ok()
+        };
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        let (records, next) = self
+            .store
+            .list_rejected(tenant, source, size, after.as_ref())
+            .await?;
+        let token = next
+            .map(|c| PageToken::encode(&c, &scope))
+            .unwrap_or_default();
+        Ok((records, token))
+    }
+}
+
+/// Guards the store against an adapter that let an unusable call through.
+fn check_batch(batch: &sources::SourceBatch) -> Result<(), String> {
+    let history = batch.numbers.iter().flat_map(|n| n.call_history.iter());
+    for call in batch.calls.iter().chain(history) {
+        if call.external_id.is_empty() {
+            return Err("a call has no id".into());
+        }
+        if call.callee.is_empty() {
+            return Err(format!("call `{}` has no callee number", call.external_id));
+        }
+    }
+    if batch.calls.is_empty() && batch.tasks.is_empty() && batch.numbers.is_empty() {
+        return Err("the document holds no call, task or number".into());
+    }
+    Ok(())
+}
+
+fn combined_outcome(results: &[&UpsertResult]) -> RecordOutcome {
+    if results.iter().any(|r| r.outcome == UpsertOutcome::Inserted) {
+        RecordOutcome::Inserted
+    } else if results.iter().any(|r| r.outcome == UpsertOutcome::Updated) {
+        RecordOutcome::Updated
+    } else {
+        RecordOutcome::Unchanged
+    }
+}
+
+fn quarantined(
+    source: Option<Source>,
+    channel: Channel,
+    payload: &[u8],
+    size: usize,
+    reason: &str,
+    now: domain::UnixMs,
+) -> RejectedRecord {
+    // An oversized payload is kept cut short: enough to see what it was.
+    let keep = if size > MAX_RECORD_BYTES {
+        QUARANTINE_KEEP_BYTES.min(payload.len())
+    } else {
+        payload.len()
+    };
+    RejectedRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        source,
+        channel: channel.as_str().to_owned(),
+        reason: reason.to_owned(),
+        payload: payload[..keep].to_vec(),
+        payload_size: size as i64,
+        receive_time: now,
+    }
+}
