@@ -10,6 +10,7 @@ pub mod domain;
 pub mod proto;
 pub mod server;
 pub mod service;
+pub mod sources;
 pub mod store;
 
 pub use server::Application;
