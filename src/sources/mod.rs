@@ -574,4 +574,201 @@ mod tests {
                 .contains("time range")
         );
     }
+
+    mod never_panics {
+        //! Property tests: whatever arrives, `parse` answers with a value or
+        //! an error, never a panic.
+
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+
+        use super::super::*;
+
+        const FIXTURES: &[(Source, &str)] = &[
+            (
+                Source::Smartivr,
+                include_str!("../../tests/fixtures/smartivr/call_record.json"),
+            ),
+            (
+                Source::Smartivr,
+                include_str!("../../tests/fixtures/smartivr/query_done_task_phones.json"),
+            ),
+            (
+                Source::Smartivr,
+                include_str!("../../tests/fixtures/smartivr/record_brief.json"),
+            ),
+            (
+                Source::Smartivr,
+                include_str!("../../tests/fixtures/smartivr/record_info.json"),
+            ),
+            (
+                Source::Smartivr,
+                include_str!("../../tests/fixtures/smartivr/task_number.json"),
+            ),
+            (
+                Source::Smartivr,
+                include_str!("../../tests/fixtures/smartivr/number_entry.json"),
+            ),
+            (
+                Source::Laaffic,
+                include_str!("../../tests/fixtures/laaffic/push.json"),
+            ),
+            (
+                Source::Laaffic,
+                include_str!("../../tests/fixtures/laaffic/push_legacy_busy.json"),
+            ),
+            (
+                Source::AlibabaLvms,
+                include_str!("../../tests/fixtures/alibaba_lvms/receivecallrecord.json"),
+            ),
+            (
+                Source::AlibabaLvms,
+                include_str!("../../tests/fixtures/alibaba_lvms/bare_record.json"),
+            ),
+            (
+                Source::AlibabaLvms,
+                include_str!("../../tests/fixtures/alibaba_lvms/record_as_string.json"),
+            ),
+            (
+                Source::AlibabaLvms,
+                include_str!("../../tests/fixtures/alibaba_lvms/camel_case.json"),
+            ),
+        ];
+
+        /// Values a vendor might plausibly get wrong, plus arbitrary ones.
+        fn arb_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                prop_oneof![
+                    Just("2019-02-30 10:00:00"),
+                    Just("9999-12-31 23:59:59"),
+                    Just("-1"),
+                    Just("99999999999999999999"),
+                    Just("1e5"),
+                    Just("{\"a\":1}"),
+                    Just("{}"),
+                    Just(""),
+                    Just("asrprogress_notify"),
+                ]
+                .prop_map(Value::from),
+                ".{0,12}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z_]{0,8}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// JSON pointers of every value in the document.
+        fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+            match value {
+                Value::Object(m) => {
+                    for (k, v) in m {
+                        pointers(
+                            v,
+                            format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                            out,
+                        );
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        pointers(v, format!("{at}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+            out.push(at);
+        }
+
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            Replace(Index, Value),
+            Remove(Index),
+            Insert(Index, String, Value),
+        }
+
+        fn arb_mutation() -> impl Strategy<Value = Mutation> {
+            prop_oneof![
+                3 => (any::<Index>(), arb_value()).prop_map(|(i, v)| Mutation::Replace(i, v)),
+                1 => any::<Index>().prop_map(Mutation::Remove),
+                1 => (any::<Index>(), "[a-zA-Z_]{1,24}", arb_value()).prop_map(|(i, k, v)| Mutation::Insert(i, k, v)),
+            ]
+        }
+
+        fn apply(doc: &mut Value, mutation: &Mutation) {
+            let mut all: Vec<String> = Vec::new();
+            pointers(doc, String::new(), &mut all);
+            match mutation {
+                Mutation::Replace(i, v) => {
+                    if let Some(slot) = doc.pointer_mut(i.get::<String>(&all)) {
+                        *slot = v.clone();
+                    }
+                }
+                Mutation::Remove(i) => {
+                    let at = i.get::<String>(&all).clone();
+                    if let Some((parent, key)) = at.rsplit_once('/')
+                        && let Some(Value::Object(m)) = doc.pointer_mut(parent)
+                    {
+                        m.remove(&key.replace("~1", "/").replace("~0", "~"));
+                    }
+                }
+                Mutation::Insert(i, k, v) => {
+                    if let Some(Value::Object(m)) = doc.pointer_mut(i.get::<String>(&all)) {
+                        m.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+
+        fn any_source() -> impl Strategy<Value = Source> {
+            prop::sample::select(Source::ALL.to_vec())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn on_arbitrary_bytes(source in any_source(), bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = parse(source, &bytes, &SourceConfig::for_source(source));
+            }
+
+            #[test]
+            fn on_arbitrary_json(source in any_source(), value in arb_value()) {
+                let _ = parse(source, value.to_string().as_bytes(), &SourceConfig::for_source(source));
+            }
+
+            #[test]
+            fn on_mutated_fixtures(
+                fixture in any::<Index>(),
+                mutations in prop::collection::vec(arb_mutation(), 1..6),
+            ) {
+                let (source, text) = *fixture.get(FIXTURES);
+                let mut doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+                for m in &mutations {
+                    apply(&mut doc, m);
+                }
+                let cfg = SourceConfig::for_source(source);
+                let _ = parse(source, doc.to_string().as_bytes(), &cfg);
+                // Truncations of a real record exercise the json error paths.
+                let bytes = doc.to_string().into_bytes();
+                let _ = parse(source, &bytes[..bytes.len() / 2], &cfg);
+            }
+        }
+
+        #[test]
+        fn every_fixture_parses() {
+            for (source, text) in FIXTURES {
+                let batch = parse(*source, text.as_bytes(), &SourceConfig::for_source(*source));
+                assert!(batch.is_ok(), "{source:?}: {batch:?}");
+            }
+        }
+    }
 }
