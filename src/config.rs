@@ -41,7 +41,11 @@ pub struct ImportConfig {
     pub files: Vec<std::path::PathBuf>,
 
     /// Where calls are stored, as for `serve`.
-    #[arg(long, env = "CALLSCOPE_DATABASE_URL", default_value = "sqlite://callscope.db")]
+    #[arg(
+        long,
+        env = "CALLSCOPE_DATABASE_URL",
+        default_value = "sqlite://callscope.db"
+    )]
     pub database_url: String,
 
     /// Records stored per transaction.

@@ -50,9 +50,11 @@ pub async fn run_import(config: &ImportConfig) -> anyhow::Result<ImportSummary> 
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let records = split_records(&text);
         let progress = ProgressBar::new(records.len() as u64).with_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} records ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         progress.set_message(file_name(path));
         for chunk in records.chunks(batch_size) {
@@ -103,7 +105,10 @@ mod tests {
 
     #[test]
     fn arrays_documents_and_ndjson() {
-        assert_eq!(split_records(br#"[{"a":1}, {"b":[2]}]"#), vec![&br#"{"a":1}"#[..], br#"{"b":[2]}"#]);
+        assert_eq!(
+            split_records(br#"[{"a":1}, {"b":[2]}]"#),
+            vec![&br#"{"a":1}"#[..], br#"{"b":[2]}"#]
+        );
         assert_eq!(split_records(b"{\"a\":\n1}"), vec![&b"{\"a\":\n1}"[..]]);
         assert_eq!(
             split_records(b"{\"a\":1}\n\n{broken\r\n{\"c\":3}\n"),

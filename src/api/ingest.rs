@@ -3,14 +3,13 @@
 use tonic::{Request, Response, Status};
 
 use super::ApiContext;
+use super::convert::to_timestamp;
 use super::convert::{
     call_from_proto, intent_level_from_proto, tag_from_proto, tag_group_from_proto, task_from_proto,
 };
 use super::status::invalid_argument;
-use super::convert::to_timestamp;
 use crate::domain::{Source, UpsertOutcome, Violations};
 use crate::proto::{ImportRecordResult, RejectedRecord};
-use crate::service::ingest::{Channel, RecordOutcome as ImportOutcome};
 use crate::proto::{
     ImportRecordsRequest, ImportRecordsResponse, ListRejectedRecordsRequest,
     ListRejectedRecordsResponse, RecordOutcome, UpsertCallsRequest, UpsertCallsResponse,
@@ -19,6 +18,7 @@ use crate::proto::{
     ingest_service_server::IngestService,
 };
 use crate::service::MAX_BATCH;
+use crate::service::ingest::{Channel, RecordOutcome as ImportOutcome};
 
 pub struct IngestApi(pub ApiContext);
 

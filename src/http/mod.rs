@@ -81,7 +81,9 @@ struct Answer {
 impl Answer {
     fn plain(&self) -> Value {
         match &self.error {
-            None => json!({ "code": self.code, "outcome": self.outcome, "call_ids": self.call_ids }),
+            None => {
+                json!({ "code": self.code, "outcome": self.outcome, "call_ids": self.call_ids })
+            }
             Some(error) => json!({
                 "code": self.code,
                 "error": error,
@@ -108,7 +110,14 @@ async fn receive(state: &HookState, source: Source, body: Body) -> (StatusCode, 
         Err(BodyError::TooLarge { head, seen }) => {
             let reason = format!("body larger than the {}-byte limit", state.body_limit);
             let id = service
-                .quarantine(DEFAULT_TENANT, Some(source), Channel::Http, &head, seen, &reason)
+                .quarantine(
+                    DEFAULT_TENANT,
+                    Some(source),
+                    Channel::Http,
+                    &head,
+                    seen,
+                    &reason,
+                )
                 .await
                 .ok();
             return (
@@ -175,7 +184,10 @@ async fn receive(state: &HookState, source: Source, body: Body) -> (StatusCode, 
 
 enum BodyError {
     /// The body passed the limit: its beginning, and how much was seen.
-    TooLarge { head: Vec<u8>, seen: usize },
+    TooLarge {
+        head: Vec<u8>,
+        seen: usize,
+    },
     Read(String),
 }
 

@@ -125,7 +125,11 @@ impl CallScope {
             .into());
         }
         let Some(config) = self.sources.get(source) else {
-            return Err(Violations::one("source", "must be a vendor source (smartivr, laaffic, alibaba-lvms)").into());
+            return Err(Violations::one(
+                "source",
+                "must be a vendor source (smartivr, laaffic, alibaba-lvms)",
+            )
+            .into());
         };
         let now = domain::now_ms();
         let mut batch = IngestBatch::default();

@@ -14,8 +14,8 @@ use super::filter_sql::{push_page, push_where};
 use super::{CallPage, IngestBatch, IngestResults, StoreError, StoreOptions};
 use crate::domain::{
     Billing, Call, CallOrder, CallOutcome, CallQuery, Cursor, DialogueTurn, Gender, IntentLevel,
-    Location, Party, RejectedRecord, Source, StoredCall, Tag, TagGroup, Task, TurnKind, UnixMs, UpsertOutcome,
-    UpsertResult,
+    Location, Party, RejectedRecord, Source, StoredCall, Tag, TagGroup, Task, TurnKind, UnixMs,
+    UpsertOutcome, UpsertResult,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -141,7 +141,9 @@ impl SqliteStore {
             upsert_task(&mut tx, tenant, task).await?;
         }
         for call in &batch.calls {
-            results.calls.push(upsert_call(&mut tx, tenant, call, now, false).await?);
+            results
+                .calls
+                .push(upsert_call(&mut tx, tenant, call, now, false).await?);
         }
         for call in &batch.history_calls {
             results
@@ -166,7 +168,8 @@ impl SqliteStore {
         );
         qb.push_bind(tenant.to_owned());
         if let Some(source) = source {
-            qb.push(" AND source = ").push_bind(i64::from(source.code()));
+            qb.push(" AND source = ")
+                .push_bind(i64::from(source.code()));
         }
         if let Some(cursor) = after {
             qb.push(" AND (receive_time, record_id) < (")
@@ -182,7 +185,9 @@ impl SqliteStore {
             let source: Option<i64> = row.try_get("source")?;
             records.push(RejectedRecord {
                 id: row.try_get("record_id")?,
-                source: source.and_then(|s| i32::try_from(s).ok()).and_then(Source::from_code),
+                source: source
+                    .and_then(|s| i32::try_from(s).ok())
+                    .and_then(Source::from_code),
                 channel: row.try_get("channel")?,
                 reason: row.try_get("reason")?,
                 payload: row.try_get("payload")?,

@@ -17,6 +17,7 @@ use tonic::transport::Channel;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub calls: CallServiceClient<Channel>,
     pub ingest: IngestServiceClient<Channel>,
     pub analytics: AnalyticsServiceClient<Channel>,
@@ -42,6 +43,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         .await
         .expect("build app");
     let addr = app.grpc_addr();
+    let http_addr = app.http_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -53,6 +55,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         .expect("connect");
     TestApp {
         addr,
+        http_addr,
         calls: CallServiceClient::new(channel.clone()),
         ingest: IngestServiceClient::new(channel.clone()),
         analytics: AnalyticsServiceClient::new(channel.clone()),
@@ -96,6 +99,11 @@ impl TestApp {
             }
             token = page.next_page_token;
         }
+    }
+
+    /// POSTs a body to the HTTP listener; answers the status and the body.
+    pub async fn post(&self, path: &str, body: &[u8]) -> (u16, String) {
+        http_post(self.http_addr, path, body).await
     }
 
     /// Stops the server gracefully and waits for it.
@@ -160,4 +168,40 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// A minimal HTTP/1.1 POST over a real socket, so webhook tests need no
+/// client library.
+pub async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    // A server may answer before reading a too-large body; a failed write of
+    // the rest is then expected.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A fixture file under `tests/fixtures/`.
+pub fn fixture(path: &str) -> String {
+    let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
