@@ -57,7 +57,7 @@ pub struct ImportConfig {
 }
 
 /// How vendor records are read.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct SourceFlags {
     /// ISO 3166 region for phone numbers written without a country code.
     #[arg(long, env = "CALLSCOPE_DEFAULT_REGION", default_value = "CN")]
@@ -72,15 +72,6 @@ pub struct SourceFlags {
 impl SourceFlags {
     pub fn settings(&self) -> crate::service::ingest::SourceSettings {
         crate::service::ingest::SourceSettings::new(self.default_region, &self.source_timezones)
-    }
-}
-
-impl Default for SourceFlags {
-    fn default() -> Self {
-        Self {
-            default_region: Region::default(),
-            source_timezones: Vec::new(),
-        }
     }
 }
 

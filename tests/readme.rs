@@ -38,7 +38,7 @@ fn grpcurl() -> Option<PathBuf> {
     found
 }
 
-/// The ```sh blocks of the README that call grpcurl, in order.
+/// The ```sh blocks of the README that call grpcurl or curl, in order.
 fn readme_grpcurl_blocks() -> Vec<String> {
     let readme = include_str!("../README.md");
     let mut blocks = Vec::new();
@@ -47,7 +47,8 @@ fn readme_grpcurl_blocks() -> Vec<String> {
         match (&mut current, line.trim_end()) {
             (None, "```sh") => current = Some(String::new()),
             (Some(block), "```") => {
-                if block.contains("grpcurl ") {
+                // `grpcurl ` and `curl ` lines alike.
+                if block.contains("curl ") {
                     blocks.push(block.clone());
                 }
                 current = None;
@@ -79,7 +80,9 @@ async fn readme_grpcurl_examples_work_as_written() {
         .unwrap_or_default();
     let mut outputs = Vec::new();
     for block in &blocks {
-        let script = block.replace("127.0.0.1:50051", &app.addr.to_string());
+        let script = block
+            .replace("127.0.0.1:50051", &app.addr.to_string())
+            .replace("127.0.0.1:8080", &app.http_addr.to_string());
         let out = tokio::process::Command::new("bash")
             .arg("-euo")
             .arg("pipefail")
@@ -112,6 +115,14 @@ async fn readme_grpcurl_examples_work_as_written() {
         "\"nextPageToken\"",
         "\"upserted\": 1",
         "\"tagsUpserted\": 1",
+        "\"outcome\":\"INSERTED\"",
+        "\"customerText\": \"不再见,再见。\"",
+        "\"callee\": \"+63123456788\"",
+        "RECORD_OUTCOME_UNCHANGED",
+        "\"success\":true",
+        "\"externalId\": \"3001\"",
+        "\"code\":\"INVALID_RECORD\"",
+        "\"channel\": \"http\"",
     ] {
         assert!(
             all.contains(expected),
