@@ -2,6 +2,7 @@
 //! uses; each backend implements it in its own module.
 
 mod filter_sql;
+mod sql_backend;
 mod sqlite;
 
 use std::time::Duration;
