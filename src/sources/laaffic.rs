@@ -401,6 +401,23 @@ mod tests {
     }
 
     #[test]
+    fn cost_wins_over_cost_eur_which_is_kept() {
+        let c = &run(&edited(PUSH, |m| {
+            drop(m.insert("cost".into(), "0.5".into()))
+        }))
+        .unwrap()
+        .calls[0];
+        assert_eq!(c.billing.cost, "0.5");
+        assert_eq!(c.attributes["costEur"], "0.007875");
+        let c = &run(&edited(PUSH, |m| {
+            drop(m.insert("cost".into(), Value::Null))
+        }))
+        .unwrap()
+        .calls[0];
+        assert_eq!(c.billing.cost, "0.007875");
+    }
+
+    #[test]
     fn without_call_time_the_submit_time_stands_in() {
         let c = &run(&edited(PUSH, |m| {
             m.insert("callTime".into(), 0.into());

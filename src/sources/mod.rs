@@ -196,12 +196,12 @@ impl<'a> Fields<'a> {
         self.used.insert(key);
     }
 
-    /// The first of several spellings that is present (`call_record_id` or
+    /// The first of several spellings that has a value (`call_record_id` or
     /// `callRecordId`), else the first.
     pub(crate) fn pick(&self, keys: &[&'static str]) -> &'static str {
         keys.iter()
             .copied()
-            .find(|k| self.map.contains_key(*k))
+            .find(|k| self.peek(k).is_some())
             .or_else(|| keys.first().copied())
             .unwrap_or("")
     }

@@ -224,7 +224,8 @@ fn record_call(
         call.attributes.insert("record_id".into(), id);
     }
     // Values outside the documented codes are kept rather than lost.
-    if let Some(g) = gender.filter(|_| call.gender == Gender::Unspecified) {
+    if let Some(g) = gender.filter(|g| i32::try_from(*g).ok().and_then(Gender::from_code).is_none())
+    {
         call.attributes.insert("gender".into(), g.to_string());
     }
     if let Some(d) = disposition.filter(|_| call.hangup_by == Party::Unspecified) {
@@ -991,6 +992,26 @@ mod tests {
             assert_eq!(c.ring_ms, 0);
             assert_eq!(c.answer_time, None);
         }
+    }
+
+    #[test]
+    fn undocumented_codes_are_kept_raw() {
+        let json = edited(RECORD, |v| {
+            v["gender"] = 7.into();
+            v["hangup_disposition"] = 3.into();
+        });
+        let c = &run(&json).unwrap().calls[0];
+        assert_eq!(c.gender, Gender::Unspecified);
+        assert_eq!(c.hangup_by, Party::Unspecified);
+        assert_eq!(c.attributes["gender"], "7");
+        assert_eq!(c.attributes["hangup_disposition"], "3");
+        let c = &run(&edited(RECORD, |v| v["gender"] = 0.into()))
+            .unwrap()
+            .calls[0];
+        assert!(
+            !c.attributes.contains_key("gender"),
+            "0 is the documented unknown"
+        );
     }
 
     #[test]
