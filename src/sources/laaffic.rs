@@ -44,7 +44,16 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
 
     call.talk_ms = f.seconds_as_ms("callDuration")?.unwrap_or(0);
     call.billed_ms = f.seconds_as_ms("chargedDuration")?.unwrap_or(0);
-    call.ring_ms = f.seconds_as_ms("ringDuration")?.unwrap_or(0);
+    call.ring_ms = match (
+        f.seconds_as_ms("ringDuration")?,
+        call.ring_time,
+        call.answer_time,
+    ) {
+        (Some(ms), _, _) => ms,
+        // Older pushes may lack the duration but carry both instants.
+        (None, Some(ring), Some(answer)) => span_ms(ring, answer, "answerTime", "ringingTime")?,
+        (None, _, _) => 0,
+    };
     if let Some(hangup) = call.hangup_time {
         call.total_ms = span_ms(call_time, hangup, "hangupTime", "callTime")?;
     }
@@ -398,6 +407,14 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(err.to_string(), "field `callTime`: is required");
+    }
+
+    #[test]
+    fn without_ring_duration_the_ring_instants_give_it() {
+        let c = &run(&edited(PUSH, |m| drop(m.remove("ringDuration"))))
+            .unwrap()
+            .calls[0];
+        assert_eq!(c.ring_ms, 12_000);
     }
 
     #[test]

@@ -994,6 +994,143 @@ mod tests {
         }
     }
 
+    /// Every key of every vendor object is either mapped (listed here) or an
+    /// attribute: nothing is dropped silently.
+    #[test]
+    fn no_field_is_dropped() {
+        fn keys(v: &Value) -> Vec<String> {
+            v.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, v)| !v.is_null() && !super::super::is_empty_container(v))
+                .map(|(k, _)| k.clone())
+                .collect()
+        }
+        fn check(
+            what: &str,
+            raw: &Value,
+            mapped: &[&str],
+            attributes: &std::collections::BTreeMap<String, String>,
+        ) {
+            for key in keys(raw) {
+                assert!(
+                    mapped.contains(&key.as_str()) || attributes.contains_key(&key),
+                    "{what}: `{key}` dropped"
+                );
+            }
+        }
+        let record_mapped = [
+            "callid",
+            "id",
+            "task_id",
+            "group_id",
+            "callee",
+            "caller_number",
+            "calldate",
+            "answerdate",
+            "hangupdate",
+            "updated_at",
+            "duration",
+            "bill",
+            "hangupcause",
+            "error_code",
+            "hangup_disposition",
+            "gender",
+            "score",
+            "rounds",
+            "recordfile",
+            "level",
+            "operator_name",
+        ];
+        let raw: Value = serde_json::from_str(RECORD).unwrap();
+        check(
+            "record",
+            &raw,
+            &record_mapped,
+            &run(RECORD).unwrap().calls[0].attributes,
+        );
+
+        let raw: Value = serde_json::from_str(INFO).unwrap();
+        let batch = run(INFO).unwrap();
+        let call = &batch.calls[0];
+        check(
+            "info.record",
+            &raw["info"]["record"],
+            &record_mapped,
+            &call.attributes,
+        );
+        check("record_info", &raw, &["info", "records"], &call.attributes);
+        check(
+            "info.task",
+            &raw["info"]["task"],
+            &["uuid", "name", "create_datetime", "alter_datetime"],
+            &batch.tasks[0].attributes,
+        );
+        let turn_mapped = [
+            "sequence",
+            "question",
+            "answer_content",
+            "answer_text",
+            "answer_id",
+            "keyword",
+            "score",
+            "speak_ms",
+            "play_ms",
+            "asr_elapse",
+            "created_at",
+            "bridge_status",
+            "id",
+        ];
+        for (raw_turn, turn) in raw["records"].as_array().unwrap().iter().zip(&call.turns) {
+            check("records[]", raw_turn, &turn_mapped, &turn.attributes);
+        }
+
+        let raw: Value = serde_json::from_str(ENTRY).unwrap();
+        let entry = &run(ENTRY).unwrap().numbers[0];
+        check(
+            "number",
+            &raw,
+            &[
+                "number",
+                "status",
+                "city",
+                "pro",
+                "mobile_type",
+                "area_code",
+                "post_code",
+                "call_history",
+            ],
+            &entry.attributes,
+        );
+        let history_mapped = [
+            "call_id",
+            "number",
+            "calling_number",
+            "task_id",
+            "call_time",
+            "duration",
+            "bill",
+            "status",
+            "hangup_cause",
+            "hangup_code",
+            "record_file",
+            "updated_at",
+        ];
+        for (raw_call, call) in raw["call_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&entry.call_history)
+        {
+            check(
+                "call_history[]",
+                raw_call,
+                &history_mapped,
+                &call.attributes,
+            );
+        }
+    }
+
     #[test]
     fn undocumented_codes_are_kept_raw() {
         let json = edited(RECORD, |v| {
