@@ -117,7 +117,7 @@ fn record_call(
     let key = |f: &Fields<'_>, snake: &'static str, camel: &'static str| f.pick(&[snake, camel]);
 
     let id_key = key(&f, "call_record_id", "callRecordId");
-    let external_id = f.required_string(id_key)?;
+    let external_id = f.required_short(id_key)?;
     let start_key = key(&f, "start_time", "startTime");
     let end_key = key(&f, "end_time", "endTime");
     let start = time(&mut f, start_key, cfg)?;
@@ -134,26 +134,26 @@ fn record_call(
     }
 
     let callee_key = key(&f, "called_phone_number", "calledPhoneNumber");
-    call.callee_raw = f.required_string(callee_key)?;
+    call.callee_raw = f.required_short(callee_key)?;
     call.callee = phone(&f.name(callee_key), &call.callee_raw, cfg.default_region)?;
     if let Some(raw) = f.string(key(&f, "phone_number", "phoneNumber"))? {
         call.caller = normalize_phone(&raw, cfg.default_region).unwrap_or_default();
         call.caller_raw = raw;
     }
     call.task_id = f
-        .string(key(&f, "robot_call_job_id", "robotCallJobId"))?
+        .short(key(&f, "robot_call_job_id", "robotCallJobId"))?
         .unwrap_or_default();
     call.line_id = f
-        .string(key(&f, "tenant_phone_number_id", "tenantPhoneNumberId"))?
+        .short(key(&f, "tenant_phone_number_id", "tenantPhoneNumberId"))?
         .unwrap_or_default();
     call.recording_url = f
         .string(key(&f, "full_audio_url", "fullAudioUrl"))?
         .unwrap_or_default();
-    call.customer_name = f.string("name")?.unwrap_or_default();
+    call.customer_name = f.short("name")?.unwrap_or_default();
     call.talk_ms = f
         .seconds_as_ms(key(&f, "chat_duration", "chatDuration"))?
         .unwrap_or(0);
-    if let Some(status) = f.string(key(&f, "result_status", "resultStatus"))? {
+    if let Some(status) = f.short(key(&f, "result_status", "resultStatus"))? {
         call.outcome = outcome_from_result_status(&status);
         call.vendor_status = status;
     }

@@ -19,7 +19,7 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
         return Err(SourceError::NotAnObject(json_kind(value)));
     };
     let mut f = Fields::new(map, "");
-    let external_id = f.required_string("voiceId")?;
+    let external_id = f.required_short("voiceId")?;
     let submit_time = f.epoch_ms("submitTime")?;
     // A record that never reached the dialer has only its submit time.
     let call_time = match (f.epoch_ms("callTime")?, submit_time) {
@@ -34,7 +34,7 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
     // No modification time in the push: the record is final once hung up.
     call.update_time = call.hangup_time.or(Some(call_time));
 
-    call.callee_raw = f.required_string("callee")?;
+    call.callee_raw = f.required_short("callee")?;
     call.callee = normalize_international_phone(&call.callee_raw)
         .map_err(|e| f.err("callee", e.to_string()))?;
     if let Some(raw) = f.string("displayNum")? {
@@ -44,7 +44,16 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
 
     call.talk_ms = f.seconds_as_ms("callDuration")?.unwrap_or(0);
     call.billed_ms = f.seconds_as_ms("chargedDuration")?.unwrap_or(0);
-    call.ring_ms = f.seconds_as_ms("ringDuration")?.unwrap_or(0);
+    call.ring_ms = match (
+        f.seconds_as_ms("ringDuration")?,
+        call.ring_time,
+        call.answer_time,
+    ) {
+        (Some(ms), _, _) => ms,
+        // Older pushes may lack the duration but carry both instants.
+        (None, Some(ring), Some(answer)) => span_ms(ring, answer, "answerTime", "ringingTime")?,
+        (None, _, _) => 0,
+    };
     if let Some(hangup) = call.hangup_time {
         call.total_ms = span_ms(call_time, hangup, "hangupTime", "callTime")?;
     }
@@ -52,7 +61,7 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
     call.billing = billing(&mut f)?;
     call.location.region = f.string("code")?.unwrap_or_default();
     call.hangup_cause = f.string("terminationReason")?.unwrap_or_default();
-    call.sip_code = f.string("sipCode")?.unwrap_or_default();
+    call.sip_code = f.short("sipCode")?.unwrap_or_default();
     call.dtmf = f
         .string("feedbackValue")?
         .filter(|v| v.trim() != "-1")
@@ -61,10 +70,10 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
         None => 0,
         Some(n) => i32::try_from(n).map_err(|_| f.err("outRecallCount", "is out of range"))?,
     };
-    call.recall_of = f.string("recallByVoiceId")?.unwrap_or_default();
-    call.task_id = f.string("taskId")?.unwrap_or_default();
-    call.parent_task_id = f.string("sourceTaskId")?.unwrap_or_default();
-    call.script_id = f.string("scriptId")?.unwrap_or_default();
+    call.recall_of = f.short("recallByVoiceId")?.unwrap_or_default();
+    call.task_id = f.short("taskId")?.unwrap_or_default();
+    call.parent_task_id = f.short("sourceTaskId")?.unwrap_or_default();
+    call.script_id = f.short("scriptId")?.unwrap_or_default();
     call.recording_url = f.string("recordingFileId")?.unwrap_or_default();
     call.intent_level = f.string("intent")?.map(|intent| IntentLevel {
         id: intent.clone(),
@@ -131,15 +140,33 @@ fn billing(f: &mut Fields<'_>) -> Result<Billing, SourceError> {
         rate: money(f, "rate")?,
         base_cost: money(f, "baseCost")?,
         cost: money(f, cost_key)?,
-        currency: f
-            .string("currency")?
-            .map(|c| c.trim().to_ascii_uppercase())
-            .unwrap_or_else(|| "USD".to_string()),
+        currency: currency(f)?,
         settle_rate: money(f, "settleRate")?,
         settle_cost: money(f, "settlePay")?,
         quote_exchange: money(f, "quoteExchange")?,
         bill_period: f.string("billPeriod")?.unwrap_or_default(),
     })
+}
+
+/// An ISO 4217 code; absent means USD ("only set for non-USD quotes").
+fn currency(f: &mut Fields<'_>) -> Result<String, SourceError> {
+    match f.string("currency")? {
+        None => Ok("USD".to_string()),
+        Some(code) => {
+            let code = code.trim().to_ascii_uppercase();
+            if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(code)
+            } else {
+                Err(f.err(
+                    "currency",
+                    format!(
+                        "must be an ISO 4217 code such as EUR, not `{}`",
+                        clip(&code)
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 fn money(f: &mut Fields<'_>, key: &'static str) -> Result<String, SourceError> {
@@ -351,7 +378,7 @@ mod tests {
             ),
             (
                 ("answerTime", i64::MAX.into()),
-                "field `answerTime`: is out of the supported time range",
+                "field `answerTime`: is out of the supported time range (years 1-9999)",
             ),
             (
                 ("callStatus", "busy".into()),
@@ -360,6 +387,14 @@ mod tests {
             (
                 ("taskId", serde_json::json!({"a": 1})),
                 "field `taskId`: must be a string, not an object",
+            ),
+            (
+                ("currency", "euro".into()),
+                "field `currency`: must be an ISO 4217 code such as EUR, not `EURO`",
+            ),
+            (
+                ("callTime", 253_402_300_800_000i64.into()),
+                "field `callTime`: is out of the supported time range (years 1-9999)",
             ),
         ] {
             let (key, value) = edit;
@@ -372,6 +407,31 @@ mod tests {
         }))
         .unwrap_err();
         assert_eq!(err.to_string(), "field `callTime`: is required");
+    }
+
+    #[test]
+    fn without_ring_duration_the_ring_instants_give_it() {
+        let c = &run(&edited(PUSH, |m| drop(m.remove("ringDuration"))))
+            .unwrap()
+            .calls[0];
+        assert_eq!(c.ring_ms, 12_000);
+    }
+
+    #[test]
+    fn cost_wins_over_cost_eur_which_is_kept() {
+        let c = &run(&edited(PUSH, |m| {
+            drop(m.insert("cost".into(), "0.5".into()))
+        }))
+        .unwrap()
+        .calls[0];
+        assert_eq!(c.billing.cost, "0.5");
+        assert_eq!(c.attributes["costEur"], "0.007875");
+        let c = &run(&edited(PUSH, |m| {
+            drop(m.insert("cost".into(), Value::Null))
+        }))
+        .unwrap()
+        .calls[0];
+        assert_eq!(c.billing.cost, "0.007875");
     }
 
     #[test]

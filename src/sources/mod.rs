@@ -196,12 +196,12 @@ impl<'a> Fields<'a> {
         self.used.insert(key);
     }
 
-    /// The first of several spellings that is present (`call_record_id` or
+    /// The first of several spellings that has a value (`call_record_id` or
     /// `callRecordId`), else the first.
     pub(crate) fn pick(&self, keys: &[&'static str]) -> &'static str {
         keys.iter()
             .copied()
-            .find(|k| self.map.contains_key(*k))
+            .find(|k| self.peek(k).is_some())
             .or_else(|| keys.first().copied())
             .unwrap_or("")
     }
@@ -218,10 +218,19 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Like [`Fields::string`], but absence is an error.
-    pub(crate) fn required_string(&mut self, key: &'static str) -> Result<String, SourceError> {
-        self.string(key)?
-            .ok_or_else(|| self.err(key, "is required"))
+    /// An id or other short text (at most 256 bytes, as for typed calls).
+    pub(crate) fn short(&mut self, key: &'static str) -> Result<Option<String>, SourceError> {
+        match self.string(key)? {
+            Some(text) if text.len() > MAX_ID_LEN => {
+                Err(self.err(key, format!("is longer than {MAX_ID_LEN} bytes")))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// Like [`Fields::short`], but absence is an error.
+    pub(crate) fn required_short(&mut self, key: &'static str) -> Result<String, SourceError> {
+        self.short(key)?.ok_or_else(|| self.err(key, "is required"))
     }
 
     /// A whole number, given as a JSON number or numeric text.
@@ -379,11 +388,21 @@ pub(crate) fn clip(text: &str) -> String {
     }
 }
 
-/// Checks that milliseconds are a representable instant.
+/// Earliest and latest accepted instants, years 1 and 9999, as the typed
+/// `UpsertCalls` path accepts them.
+const MIN_MS: i64 = -62_135_596_800_000;
+const MAX_MS: i64 = 253_402_300_799_999;
+
+/// Longest id or other short text accepted, as for typed calls.
+pub(crate) const MAX_ID_LEN: usize = 256;
+
+/// Checks that milliseconds are an instant callscope can store.
 pub(crate) fn check_ms(ms: i64) -> Result<UnixMs, String> {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.as_millisecond())
-        .map_err(|_| "is out of the supported time range".to_string())
+    if (MIN_MS..=MAX_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err("is out of the supported time range (years 1-9999)".to_string())
+    }
 }
 
 /// Reads `yyyy-MM-dd HH:mm:ss` in `tz`; `Ok(None)` for the zero date.
@@ -407,7 +426,9 @@ pub(crate) fn parse_local_time(
         .to_ambiguous_zoned(civil)
         .compatible()
         .map_err(|_| format!("is out of the supported time range: `{}`", clip(text)))?;
-    Ok(Some(zoned.timestamp().as_millisecond()))
+    check_ms(zoned.timestamp().as_millisecond())
+        .map(Some)
+        .map_err(|reason| format!("{reason}: `{}`", clip(text)))
 }
 
 /// `later - earlier` in ms, or an error naming `later_field` when the vendor's

@@ -157,13 +157,13 @@ fn record_call(
 ) -> Result<Call, SourceError> {
     let tz = &cfg.time_zone;
     let mut f = Fields::new(map, path);
-    let external_id = f.required_string("callid")?;
+    let external_id = f.required_short("callid")?;
     let call_time = f
         .local_time("calldate", tz)?
         .ok_or_else(|| f.err("calldate", "is required"))?;
     let mut call = blank_call(Source::Smartivr, external_id, call_time);
 
-    call.callee_raw = f.required_string("callee")?;
+    call.callee_raw = f.required_short("callee")?;
     call.callee = phone(&f.name("callee"), &call.callee_raw, cfg.default_region)?;
     if let Some(raw) = f.string("caller_number")? {
         // A caller id such as `300708` is an extension, kept as its digits;
@@ -171,8 +171,8 @@ fn record_call(
         call.caller = normalize_phone(&raw, cfg.default_region).unwrap_or_default();
         call.caller_raw = raw;
     }
-    call.task_id = f.string("task_id")?.unwrap_or_default();
-    call.script_id = f.string("group_id")?.unwrap_or_default();
+    call.task_id = f.short("task_id")?.unwrap_or_default();
+    call.script_id = f.short("group_id")?.unwrap_or_default();
     call.score = f.int32("score")?;
     call.rounds = non_negative_i32(&mut f, "rounds")?;
     call.total_ms = f.non_negative("duration")?.unwrap_or(0);
@@ -180,7 +180,7 @@ fn record_call(
     let bill = f.non_negative("bill")?.unwrap_or(0);
     call.talk_ms = bill;
     call.billed_ms = bill;
-    call.vendor_status = f.string("error_code")?.unwrap_or_default();
+    call.vendor_status = f.short("error_code")?.unwrap_or_default();
     call.hangup_cause = f.string("hangupcause")?.unwrap_or_default();
     call.recording_url = f.string("recordfile")?.unwrap_or_default();
     call.answer_time = f.local_time("answerdate", tz)?;
@@ -224,7 +224,8 @@ fn record_call(
         call.attributes.insert("record_id".into(), id);
     }
     // Values outside the documented codes are kept rather than lost.
-    if let Some(g) = gender.filter(|_| call.gender == Gender::Unspecified) {
+    if let Some(g) = gender.filter(|g| i32::try_from(*g).ok().and_then(Gender::from_code).is_none())
+    {
         call.attributes.insert("gender".into(), g.to_string());
     }
     if let Some(d) = disposition.filter(|_| call.hangup_by == Party::Unspecified) {
@@ -323,7 +324,7 @@ fn tags(items: &[Value], path: &str) -> Result<Vec<Tag>, SourceError> {
             // `tag_groups` in call records, `tag_group` in dialogue turns.
             let groups_key = f.pick(&["tag_groups", "tag_group"]);
             Ok(Tag {
-                id: f.required_string("id")?,
+                id: f.required_short("id")?,
                 name: f.string("name")?.unwrap_or_default(),
                 color: f.string("color")?.unwrap_or_default(),
                 description: f.string("description")?.unwrap_or_default(),
@@ -342,7 +343,7 @@ fn tag_groups(items: &[Value], path: &str) -> Result<Vec<TagGroup>, SourceError>
             let mut f = Fields::new(as_object(item, &path)?, path);
             Ok(TagGroup {
                 // Turn tags number their groups (`"id": 1`); ids are text here.
-                id: f.required_string("id")?,
+                id: f.required_short("id")?,
                 name: f.string("name")?.unwrap_or_default(),
                 scene_id: f.string("tag_scene_id")?.unwrap_or_default(),
             })
@@ -391,7 +392,16 @@ fn record_info(root: &Map<String, Value>, cfg: &SourceConfig) -> Result<SourceBa
             turn(as_object(item, &path)?, &path, i, cfg)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // Stable: turns with equal sequence keep the vendor's order.
+    // A turn is stored under its sequence number, so two turns cannot share one.
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, t) in turns.iter().enumerate() {
+        if !seen.insert(t.sequence) {
+            return Err(SourceError::field(
+                format!("records[{i}].sequence"),
+                format!("repeats sequence {}", t.sequence),
+            ));
+        }
+    }
     turns.sort_by_key(|t| t.sequence);
     call.turns = turns;
 
@@ -480,7 +490,7 @@ fn task(map: &Map<String, Value>, path: &str, cfg: &SourceConfig) -> Result<Task
         None => None,
     };
     Ok(Task {
-        task_id: f.required_string("uuid")?,
+        task_id: f.required_short("uuid")?,
         name: f.string("name")?.unwrap_or_default(),
         parent_task_id: String::new(),
         script_id: script_id.unwrap_or_default(),
@@ -499,7 +509,7 @@ fn number_entry(
     cfg: &SourceConfig,
 ) -> Result<NumberListEntry, SourceError> {
     let mut f = Fields::new(map, path);
-    let phone_raw = f.required_string("number")?;
+    let phone_raw = f.required_short("number")?;
     let phone_norm = phone(&f.name("number"), &phone_raw, cfg.default_region)?;
     let status_code = match f.int("status")? {
         None => 0,
@@ -552,7 +562,7 @@ fn history_call(
 ) -> Result<Call, SourceError> {
     let tz = &cfg.time_zone;
     let mut f = Fields::new(map, path);
-    let external_id = f.required_string("call_id")?;
+    let external_id = f.required_short("call_id")?;
     let call_time = f
         .local_time("call_time", tz)?
         .ok_or_else(|| f.err("call_time", "is required"))?;
@@ -565,13 +575,13 @@ fn history_call(
         call.caller = normalize_phone(&raw, cfg.default_region).unwrap_or_default();
         call.caller_raw = raw;
     }
-    call.task_id = f.string("task_id")?.unwrap_or_default();
+    call.task_id = f.short("task_id")?.unwrap_or_default();
     call.total_ms = f.non_negative("duration")?.unwrap_or(0);
     let bill = f.non_negative("bill")?.unwrap_or(0);
     call.talk_ms = bill;
     call.billed_ms = bill;
     call.hangup_cause = f.string("hangup_cause")?.unwrap_or_default();
-    call.sip_code = f.string("hangup_code")?.unwrap_or_default();
+    call.sip_code = f.short("hangup_code")?.unwrap_or_default();
     let status = f.int32("status")?;
     call.outcome = status.map_or(CallOutcome::Unspecified, outcome_from_dial_status);
     call.vendor_status = status.map(|s| s.to_string()).unwrap_or_default();
@@ -984,6 +994,163 @@ mod tests {
         }
     }
 
+    /// Every key of every vendor object is either mapped (listed here) or an
+    /// attribute: nothing is dropped silently.
+    #[test]
+    fn no_field_is_dropped() {
+        fn keys(v: &Value) -> Vec<String> {
+            v.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(_, v)| !v.is_null() && !super::super::is_empty_container(v))
+                .map(|(k, _)| k.clone())
+                .collect()
+        }
+        fn check(
+            what: &str,
+            raw: &Value,
+            mapped: &[&str],
+            attributes: &std::collections::BTreeMap<String, String>,
+        ) {
+            for key in keys(raw) {
+                assert!(
+                    mapped.contains(&key.as_str()) || attributes.contains_key(&key),
+                    "{what}: `{key}` dropped"
+                );
+            }
+        }
+        let record_mapped = [
+            "callid",
+            "id",
+            "task_id",
+            "group_id",
+            "callee",
+            "caller_number",
+            "calldate",
+            "answerdate",
+            "hangupdate",
+            "updated_at",
+            "duration",
+            "bill",
+            "hangupcause",
+            "error_code",
+            "hangup_disposition",
+            "gender",
+            "score",
+            "rounds",
+            "recordfile",
+            "level",
+            "operator_name",
+        ];
+        let raw: Value = serde_json::from_str(RECORD).unwrap();
+        check(
+            "record",
+            &raw,
+            &record_mapped,
+            &run(RECORD).unwrap().calls[0].attributes,
+        );
+
+        let raw: Value = serde_json::from_str(INFO).unwrap();
+        let batch = run(INFO).unwrap();
+        let call = &batch.calls[0];
+        check(
+            "info.record",
+            &raw["info"]["record"],
+            &record_mapped,
+            &call.attributes,
+        );
+        check("record_info", &raw, &["info", "records"], &call.attributes);
+        check(
+            "info.task",
+            &raw["info"]["task"],
+            &["uuid", "name", "create_datetime", "alter_datetime"],
+            &batch.tasks[0].attributes,
+        );
+        let turn_mapped = [
+            "sequence",
+            "question",
+            "answer_content",
+            "answer_text",
+            "answer_id",
+            "keyword",
+            "score",
+            "speak_ms",
+            "play_ms",
+            "asr_elapse",
+            "created_at",
+            "bridge_status",
+            "id",
+        ];
+        for (raw_turn, turn) in raw["records"].as_array().unwrap().iter().zip(&call.turns) {
+            check("records[]", raw_turn, &turn_mapped, &turn.attributes);
+        }
+
+        let raw: Value = serde_json::from_str(ENTRY).unwrap();
+        let entry = &run(ENTRY).unwrap().numbers[0];
+        check(
+            "number",
+            &raw,
+            &[
+                "number",
+                "status",
+                "city",
+                "pro",
+                "mobile_type",
+                "area_code",
+                "post_code",
+                "call_history",
+            ],
+            &entry.attributes,
+        );
+        let history_mapped = [
+            "call_id",
+            "number",
+            "calling_number",
+            "task_id",
+            "call_time",
+            "duration",
+            "bill",
+            "status",
+            "hangup_cause",
+            "hangup_code",
+            "record_file",
+            "updated_at",
+        ];
+        for (raw_call, call) in raw["call_history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(&entry.call_history)
+        {
+            check(
+                "call_history[]",
+                raw_call,
+                &history_mapped,
+                &call.attributes,
+            );
+        }
+    }
+
+    #[test]
+    fn undocumented_codes_are_kept_raw() {
+        let json = edited(RECORD, |v| {
+            v["gender"] = 7.into();
+            v["hangup_disposition"] = 3.into();
+        });
+        let c = &run(&json).unwrap().calls[0];
+        assert_eq!(c.gender, Gender::Unspecified);
+        assert_eq!(c.hangup_by, Party::Unspecified);
+        assert_eq!(c.attributes["gender"], "7");
+        assert_eq!(c.attributes["hangup_disposition"], "3");
+        let c = &run(&edited(RECORD, |v| v["gender"] = 0.into()))
+            .unwrap()
+            .calls[0];
+        assert!(
+            !c.attributes.contains_key("gender"),
+            "0 is the documented unknown"
+        );
+    }
+
     #[test]
     fn dial_status_codes() {
         let expected = [
@@ -1008,9 +1175,11 @@ mod tests {
         assert_eq!(outcome_from_dial_status(-1), CallOutcome::Other);
     }
 
+    type Edit = Box<dyn Fn(&mut Value)>;
+
     #[test]
     fn bad_records_are_rejected_naming_the_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        let cases: Vec<(Edit, &str)> = vec![
             (
                 Box::new(|v| drop(v.as_object_mut().unwrap().remove("callid"))),
                 "field `callid`: is required",
@@ -1074,6 +1243,21 @@ mod tests {
             err.to_string(),
             "field `data.data[0].status`: must be a dial status 0-12, not 13"
         );
+        let err = run(&edited(INFO, |v| v["records"][3]["sequence"] = 2.into())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `records[3].sequence`: repeats sequence 2"
+        );
+        let err = run(&edited(RECORD, |v| {
+            v["calldate"] = "0000-01-01 00:00:00".into()
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field `calldate`: is out of the supported time range (years 1-9999): `0000-01-01 00:00:00`"
+        );
+        let err = run(&edited(RECORD, |v| v["task_id"] = "t".repeat(300).into())).unwrap_err();
+        assert_eq!(err.to_string(), "field `task_id`: is longer than 256 bytes");
         let err = run(r#"{"code":500,"message":"boom","data":{}}"#).unwrap_err();
         assert_eq!(
             err.to_string(),

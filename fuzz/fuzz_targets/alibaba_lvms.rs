@@ -1,0 +1,11 @@
+//! Fuzzes the alibaba_lvms adapter: any bytes must give records or an error, never a panic.
+#![no_main]
+
+use callscope::domain::Source;
+use callscope::sources::{SourceConfig, parse};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let cfg = SourceConfig::for_source(Source::AlibabaLvms);
+    let _ = parse(Source::AlibabaLvms, data, &cfg);
+});
