@@ -434,3 +434,33 @@ async fn bad_records_are_quarantined_and_good_ones_stored() {
         vec!["22121121451211349002"]
     );
 }
+
+#[tokio::test]
+async fn a_partial_view_of_a_call_keeps_its_turns() {
+    let mut app = spawn_app().await;
+    let doc = fixture("smartivr/record_info_simplified.json");
+    let first = import(&mut app, Source::Smartivr, vec![doc.clone()]).await;
+    let call_id = first.results[0].call_ids[0].clone();
+
+    // The same call as a list row: no turns, and a changed score.
+    let full: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let mut row = full["info"]["record"].clone();
+    row["score"] = 42.into();
+    let partial = import(&mut app, Source::Smartivr, vec![row.to_string()]).await;
+    assert_eq!(
+        (partial.updated, partial.results[0].call_ids[0].clone()),
+        (1, call_id.clone())
+    );
+
+    let call = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id,
+            include_progress_turns: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(call.score, Some(42));
+    assert_eq!(call.turns.len(), 5, "turns survive a view without them");
+}

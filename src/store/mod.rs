@@ -68,6 +68,18 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// How a new version of a call is written over a stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteMode {
+    /// The new version is the whole record (UpsertCalls).
+    Replace,
+    /// Vendor records: a version without turns or tags keeps the stored ones,
+    /// since vendors report one call in several partial views.
+    KeepMissingParts,
+    /// Only stored when the call is not there yet (a dialing list's history).
+    InsertOnly,
+}
+
 /// A page of calls and what it takes to continue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallPage {

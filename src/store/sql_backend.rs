@@ -71,7 +71,7 @@ macro_rules! sql_backend {
                 let mut tx = self.writer.begin_with($begin).await?;
                 let mut results = Vec::with_capacity(calls.len());
                 for call in calls {
-                    results.push(upsert_call(&mut tx, tenant, call, now, false).await?);
+                    results.push(upsert_call(&mut tx, tenant, call, now, WriteMode::Replace).await?);
                 }
                 tx.commit().await?;
                 Ok(results)
@@ -98,12 +98,12 @@ macro_rules! sql_backend {
                 for call in &batch.calls {
                     results
                         .calls
-                        .push(upsert_call(&mut tx, tenant, call, now, false).await?);
+                        .push(upsert_call(&mut tx, tenant, call, now, WriteMode::KeepMissingParts).await?);
                 }
                 for call in &batch.history_calls {
                     results
                         .history_calls
-                        .push(upsert_call(&mut tx, tenant, call, now, true).await?);
+                        .push(upsert_call(&mut tx, tenant, call, now, WriteMode::InsertOnly).await?);
                 }
                 tx.commit().await?;
                 Ok(results)
@@ -367,7 +367,7 @@ macro_rules! sql_backend {
             tenant: &str,
             call: &Call,
             now: UnixMs,
-            insert_only: bool,
+            mode: WriteMode,
         ) -> Result<UpsertResult, StoreError> {
             let hash = call.content_hash();
             let existing = sqlx::query($sql("SELECT call_id, update_time, content_hash FROM calls \
@@ -393,7 +393,7 @@ macro_rules! sql_backend {
                     // back to arrival order, so the later arrival wins.
                     let older =
                         matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
-                    if insert_only || older || old.content_hash == hash {
+                    if mode == WriteMode::InsertOnly || older || old.content_hash == hash {
                         return Ok(UpsertResult {
                             call_id: old.call_id,
                             outcome: UpsertOutcome::Unchanged,
@@ -453,7 +453,20 @@ macro_rules! sql_backend {
             let call_id = stored_id;
 
             if outcome == UpsertOutcome::Updated {
-                for table in ["call_tags", "call_tag_groups", "dialogue_turns"] {
+                // A partial view of a record (a list row without turns, a
+                // brief record without tags) keeps the parts it does not carry.
+                let keep = mode == WriteMode::KeepMissingParts;
+                let replace_tags = !keep || !call.tags.is_empty() || !call.tag_groups.is_empty();
+                let replace_turns = !keep || !call.turns.is_empty();
+                let tables = [
+                    ("call_tags", replace_tags),
+                    ("call_tag_groups", replace_tags),
+                    ("dialogue_turns", replace_turns),
+                ];
+                for (table, replace) in tables {
+                    if !replace {
+                        continue;
+                    }
                     sqlx::query($sql(&format!(
                         "DELETE FROM {table} WHERE tenant_id = ? AND call_id = ?"
                     )))

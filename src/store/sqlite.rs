@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use super::filter_sql::{push_page, push_where};
-use super::{CallPage, IngestBatch, IngestResults, StoreError, StoreOptions};
+use super::{CallPage, IngestBatch, IngestResults, StoreError, StoreOptions, WriteMode};
 use crate::domain::{
     Billing, Call, CallOrder, CallOutcome, CallQuery, Cursor, DialogueTurn, Gender, IntentLevel,
     Location, Party, RejectedRecord, Source, StoredCall, Tag, TagGroup, Task, TurnKind, UnixMs,
@@ -19,7 +19,6 @@ use crate::domain::{
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
 
 #[derive(Clone)]
 pub struct SqliteStore {
