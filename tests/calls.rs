@@ -7,7 +7,7 @@ use callscope::proto::{
     self, CallFilter, CallOrder, CallOutcome, GetCallRequest, ListCallsRequest, Party, ScoreRange,
     Source, TagMatch, TimeField,
 };
-use common::{bad_fields, call, spawn_app, tag, ts};
+use common::{TestApp, bad_fields, call, tag, ts};
 use tonic::Code;
 
 struct Spec {
@@ -266,9 +266,7 @@ fn ids(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-#[tokio::test]
-async fn every_filter_field_alone_and_combined() {
-    let mut app = spawn_app().await;
+async fn every_filter_field_alone_and_combined(mut app: TestApp) {
     let stored = app.upsert(fixture()).await;
     assert_eq!(stored.inserted, 10);
 
@@ -590,9 +588,7 @@ async fn every_filter_field_alone_and_combined() {
     }
 }
 
-#[tokio::test]
-async fn listed_calls_carry_their_fields() {
-    let mut app = spawn_app().await;
+async fn listed_calls_carry_their_fields(mut app: TestApp) {
     app.upsert(fixture()).await;
     let page = app
         .calls
@@ -640,9 +636,7 @@ async fn listed_calls_carry_their_fields() {
     assert_eq!(page.next_page_token, "");
 }
 
-#[tokio::test]
-async fn every_page_once_newest_first() {
-    let mut app = spawn_app().await;
+async fn every_page_once_newest_first(mut app: TestApp) {
     // 65 calls, five of them sharing one call time so ties must be broken.
     let calls: Vec<proto::Call> = (0..65)
         .map(|i| {
@@ -714,9 +708,7 @@ async fn every_page_once_newest_first() {
     }
 }
 
-#[tokio::test]
-async fn page_size_default_and_cap() {
-    let mut app = spawn_app().await;
+async fn page_size_default_and_cap(mut app: TestApp) {
     for batch in 0..2 {
         let calls = (0..510)
             .map(|i| {
@@ -740,9 +732,7 @@ async fn page_size_default_and_cap() {
     assert!(!capped.next_page_token.is_empty());
 }
 
-#[tokio::test]
-async fn upserts_are_idempotent_and_newest_wins() {
-    let mut app = spawn_app().await;
+async fn upserts_are_idempotent_and_newest_wins(mut app: TestApp) {
     let mut v1 = call("x1", "13800138000", "2026-11-01T00:00:00Z");
     v1.update_time = Some(ts("2026-11-01T00:05:00Z"));
     v1.score = Some(10);
@@ -799,9 +789,7 @@ async fn upserts_are_idempotent_and_newest_wins() {
     assert_ne!(distinct.call_ids[0], first.call_ids[0]);
 }
 
-#[tokio::test]
-async fn get_call_returns_turns_and_hides_progress() {
-    let mut app = spawn_app().await;
+async fn get_call_returns_turns_and_hides_progress(mut app: TestApp) {
     let mut c = call("g1", "18651683344", "2026-11-01T00:00:00Z");
     c.turns = vec![
         proto::DialogueTurn {
@@ -885,10 +873,7 @@ async fn get_call_returns_turns_and_hides_progress() {
     assert_eq!(missing.code(), Code::NotFound);
 }
 
-#[tokio::test]
-async fn bad_input_is_named_and_nothing_is_stored() {
-    let mut app = spawn_app().await;
-
+async fn bad_input_is_named_and_nothing_is_stored(mut app: TestApp) {
     // A batch with bad calls is rejected whole, naming every bad field.
     let good = call("ok-1", "13800138000", "2026-11-01T00:00:00Z");
     let mut no_id = call("", "13800138000", "2026-11-01T00:00:00Z");
@@ -1086,9 +1071,7 @@ async fn bad_input_is_named_and_nothing_is_stored() {
     assert_eq!(app.external_ids(CallFilter::default()).await.len(), 3);
 }
 
-#[tokio::test]
-async fn catalogs_fill_from_records_and_upserts() {
-    let mut app = spawn_app().await;
+async fn catalogs_fill_from_records_and_upserts(mut app: TestApp) {
     app.ingest
         .upsert_intent_levels(proto::UpsertIntentLevelsRequest {
             intent_levels: vec![proto::IntentLevel {
@@ -1146,3 +1129,14 @@ async fn catalogs_fill_from_records_and_upserts() {
         .unwrap_err();
     assert_eq!(bad_fields(&err), ids(&["tasks[0].task_id"]));
 }
+
+backend_tests!(
+    every_filter_field_alone_and_combined,
+    listed_calls_carry_their_fields,
+    every_page_once_newest_first,
+    page_size_default_and_cap,
+    upserts_are_idempotent_and_newest_wins,
+    get_call_returns_turns_and_hides_progress,
+    bad_input_is_named_and_nothing_is_stored,
+    catalogs_fill_from_records_and_upserts
+);

@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::spawn_app;
+use common::TestApp;
 
 /// The grpcurl binary: `$GRPCURL`, `.venv/bin/grpcurl`, or on `PATH`. With
 /// `CI=true` its absence fails the test instead of skipping it.
@@ -63,10 +63,8 @@ fn readme_grpcurl_blocks() -> Vec<String> {
     blocks
 }
 
-#[tokio::test]
-async fn readme_grpcurl_examples_work_as_written() {
+async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
     let Some(grpcurl) = grpcurl() else { return };
-    let app = spawn_app().await;
     let blocks = readme_grpcurl_blocks();
     assert!(
         blocks.len() >= 8,
@@ -131,17 +129,15 @@ async fn readme_grpcurl_examples_work_as_written() {
     }
 }
 
-// grpcurl runs as a blocking child process: the server needs its own threads.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpcurl_lists_and_describes_through_reflection() {
+async fn grpcurl_lists_and_describes_through_reflection(app: TestApp) {
     let Some(grpcurl) = grpcurl() else { return };
-    let app = spawn_app().await;
     let addr = app.addr.to_string();
-    let run = |args: &[&str]| {
-        let out = Command::new(&grpcurl)
+    let run = async |args: &[&str]| {
+        let out = tokio::process::Command::new(&grpcurl)
             .arg("-plaintext")
             .args(args)
             .output()
+            .await
             .expect("run grpcurl");
         assert!(
             out.status.success(),
@@ -150,7 +146,7 @@ async fn grpcurl_lists_and_describes_through_reflection() {
         );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    let list = run(&[&addr, "list"]);
+    let list = run(&[&addr, "list"]).await;
     for service in [
         "callscope.v1.AnalyticsService",
         "callscope.v1.CallService",
@@ -163,8 +159,13 @@ async fn grpcurl_lists_and_describes_through_reflection() {
             "{service} missing from:\n{list}"
         );
     }
-    let described = run(&[&addr, "describe", "google.rpc.BadRequest"]);
+    let described = run(&[&addr, "describe", "google.rpc.BadRequest"]).await;
     assert!(described.contains("field_violations"), "{described}");
-    let health = run(&[&addr, "describe", "grpc.health.v1.Health"]);
+    let health = run(&[&addr, "describe", "grpc.health.v1.Health"]).await;
     assert!(health.contains("rpc Check"), "{health}");
 }
+
+backend_tests!(
+    readme_grpcurl_examples_work_as_written,
+    grpcurl_lists_and_describes_through_reflection
+);

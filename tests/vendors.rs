@@ -7,7 +7,7 @@ use callscope::proto::{
     CallFilter, CallOutcome, GetCallRequest, ImportRecordsRequest, ListRejectedRecordsRequest,
     Party, RecordOutcome, Source, TurnKind,
 };
-use common::{TestApp, bad_fields, fixture, spawn_app, ts};
+use common::{TestApp, bad_fields, fixture, ts};
 use tonic::Code;
 
 async fn import(
@@ -25,9 +25,7 @@ async fn import(
         .into_inner()
 }
 
-#[tokio::test]
-async fn smartivr_record_info_comes_back_with_its_turns() {
-    let mut app = spawn_app().await;
+async fn smartivr_record_info_comes_back_with_its_turns(mut app: TestApp) {
     let doc = fixture("smartivr/record_info_simplified.json");
     let answer = import(&mut app, Source::Smartivr, vec![doc.clone()]).await;
     assert_eq!(answer.inserted, 1, "{answer:?}");
@@ -125,9 +123,7 @@ async fn smartivr_record_info_comes_back_with_its_turns() {
     assert_eq!(again.results[0].call_ids[0], call_id);
 }
 
-#[tokio::test]
-async fn laaffic_push_over_http_is_found_with_its_number_and_outcome() {
-    let mut app = spawn_app().await;
+async fn laaffic_push_over_http_is_found_with_its_number_and_outcome(mut app: TestApp) {
     let (status, body) = app
         .post("/hooks/laaffic", fixture("laaffic/push.json").as_bytes())
         .await;
@@ -210,9 +206,7 @@ async fn laaffic_push_over_http_is_found_with_its_number_and_outcome() {
     assert_eq!(app.external_ids(CallFilter::default()).await.len(), 1);
 }
 
-#[tokio::test]
-async fn alibaba_push_answers_success_and_is_found_by_its_window() {
-    let mut app = spawn_app().await;
+async fn alibaba_push_answers_success_and_is_found_by_its_window(mut app: TestApp) {
     let (status, body) = app
         .post(
             "/hooks/alibaba-lvms",
@@ -262,9 +256,7 @@ async fn alibaba_push_answers_success_and_is_found_by_its_window() {
     assert_eq!(call.vendor_status, "已接通");
 }
 
-#[tokio::test]
-async fn newer_vendor_version_wins_and_older_does_not() {
-    let mut app = spawn_app().await;
+async fn newer_vendor_version_wins_and_older_does_not(mut app: TestApp) {
     let doc: serde_json::Value =
         serde_json::from_str(&fixture("smartivr/call_record.json")).unwrap();
     let with = |updated_at: &str, score: i64| {
@@ -306,9 +298,7 @@ async fn newer_vendor_version_wins_and_older_does_not() {
     assert_eq!(call.score, Some(20));
 }
 
-#[tokio::test]
-async fn bad_records_are_quarantined_and_good_ones_stored() {
-    let mut app = spawn_app().await;
+async fn bad_records_are_quarantined_and_good_ones_stored(mut app: TestApp) {
     let good = fixture("laaffic/push.json");
     let mut negative: serde_json::Value = serde_json::from_str(&good).unwrap();
     negative["voiceId"] = "v-negative".into();
@@ -435,9 +425,7 @@ async fn bad_records_are_quarantined_and_good_ones_stored() {
     );
 }
 
-#[tokio::test]
-async fn a_partial_view_of_a_call_keeps_its_turns() {
-    let mut app = spawn_app().await;
+async fn a_partial_view_of_a_call_keeps_its_turns(mut app: TestApp) {
     let doc = fixture("smartivr/record_info_simplified.json");
     let first = import(&mut app, Source::Smartivr, vec![doc.clone()]).await;
     let call_id = first.results[0].call_ids[0].clone();
@@ -464,3 +452,12 @@ async fn a_partial_view_of_a_call_keeps_its_turns() {
     assert_eq!(call.score, Some(42));
     assert_eq!(call.turns.len(), 5, "turns survive a view without them");
 }
+
+backend_tests!(
+    smartivr_record_info_comes_back_with_its_turns,
+    laaffic_push_over_http_is_found_with_its_number_and_outcome,
+    alibaba_push_answers_success_and_is_found_by_its_window,
+    newer_vendor_version_wins_and_older_does_not,
+    bad_records_are_quarantined_and_good_ones_stored,
+    a_partial_view_of_a_call_keeps_its_turns
+);

@@ -2,11 +2,13 @@
 //! uses; each backend implements it in its own module.
 
 mod filter_sql;
+mod postgres;
 mod sql_backend;
 mod sqlite;
 
 use std::time::Duration;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::domain::{
@@ -45,7 +47,7 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database URL names no backend we have.
-    #[error("unsupported database url `{0}`: use sqlite://PATH")]
+    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -61,6 +63,16 @@ impl From<sqlx::Error> for StoreError {
             // SQLITE_BUSY / SQLITE_LOCKED: another writer held the lock past
             // the busy timeout.
             E::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Unavailable(err)
+            }
+            // PostgreSQL: connection exceptions (08…), shutdown (57P…),
+            // serialization failures and deadlocks (40…): retryable.
+            E::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.len() == 5
+                        && (c.starts_with("08") || c.starts_with("57P") || c.starts_with("40"))
+                }) =>
+            {
                 StoreError::Unavailable(err)
             }
             _ => StoreError::Internal(err),
@@ -102,6 +114,7 @@ pub struct StoreOptions {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -109,6 +122,9 @@ impl Store {
     pub async fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
         if options.url.starts_with("sqlite:") {
             Ok(Store::Sqlite(SqliteStore::connect(options).await?))
+        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")
+        {
+            Ok(Store::Postgres(PgStore::connect(options).await?))
         } else {
             Err(StoreError::UnsupportedUrl(redact(&options.url)))
         }
@@ -117,6 +133,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
         }
     }
 
@@ -129,6 +146,7 @@ impl Store {
     ) -> Result<Vec<UpsertResult>, StoreError> {
         match self {
             Store::Sqlite(s) => s.upsert_calls(tenant, calls, now).await,
+            Store::Postgres(s) => s.upsert_calls(tenant, calls, now).await,
         }
     }
 
@@ -140,6 +158,7 @@ impl Store {
     ) -> Result<IngestResults, StoreError> {
         match self {
             Store::Sqlite(s) => s.ingest(tenant, batch, now).await,
+            Store::Postgres(s) => s.ingest(tenant, batch, now).await,
         }
     }
 
@@ -152,6 +171,7 @@ impl Store {
     ) -> Result<(Vec<RejectedRecord>, Option<Cursor>), StoreError> {
         match self {
             Store::Sqlite(s) => s.list_rejected(tenant, source, page_size, after).await,
+            Store::Postgres(s) => s.list_rejected(tenant, source, page_size, after).await,
         }
     }
 
@@ -162,6 +182,7 @@ impl Store {
     ) -> Result<CallPage, StoreError> {
         match self {
             Store::Sqlite(s) => s.list_calls(tenant, query).await,
+            Store::Postgres(s) => s.list_calls(tenant, query).await,
         }
     }
 
@@ -173,12 +194,14 @@ impl Store {
     ) -> Result<Option<StoredCall>, StoreError> {
         match self {
             Store::Sqlite(s) => s.get_call(tenant, call_id, include_progress_turns).await,
+            Store::Postgres(s) => s.get_call(tenant, call_id, include_progress_turns).await,
         }
     }
 
     pub async fn upsert_tasks(&self, tenant: &str, tasks: &[Task]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.upsert_tasks(tenant, tasks).await,
+            Store::Postgres(s) => s.upsert_tasks(tenant, tasks).await,
         }
     }
 
@@ -190,6 +213,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.upsert_tags(tenant, tags, groups).await,
+            Store::Postgres(s) => s.upsert_tags(tenant, tags, groups).await,
         }
     }
 
@@ -200,6 +224,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.upsert_intent_levels(tenant, levels).await,
+            Store::Postgres(s) => s.upsert_intent_levels(tenant, levels).await,
         }
     }
 }

@@ -25,12 +25,90 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
+    /// A PostgreSQL test database to drop afterwards: (admin url, name).
+    drop_database: Option<(String, String)>,
     _dir: tempfile::TempDir,
+}
+
+/// The storage backends every integration test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each listed test (an `async fn(TestApp)`) once per backend, each time
+/// on a fresh server with its own new database. PostgreSQL runs when
+/// `CALLSCOPE_TEST_POSTGRES_URL` is set; with `CI=true` it must be.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let app = $crate::common::spawn_app_on($crate::common::Backend::Sqlite)
+                        .await
+                        .expect("sqlite app");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(app) = $crate::common::spawn_app_on($crate::common::Backend::Postgres).await else {
+                        return;
+                    };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
 }
 
 /// Starts a server on a fresh SQLite database in a temporary directory.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// A server on a fresh database of `backend`; `None` when PostgreSQL is not
+/// configured (and CI does not demand it).
+pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
+    match backend {
+        Backend::Sqlite => Some(spawn_app().await),
+        Backend::Postgres => {
+            let admin_url = match std::env::var("CALLSCOPE_TEST_POSTGRES_URL") {
+                Ok(url) if !url.is_empty() => url,
+                _ => {
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "CALLSCOPE_TEST_POSTGRES_URL is not set; .ci/run sets it"
+                    );
+                    eprintln!("CALLSCOPE_TEST_POSTGRES_URL not set: skipping the PostgreSQL run");
+                    return None;
+                }
+            };
+            let database = format!("callscope_test_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+                .await
+                .expect("connect to the PostgreSQL admin database");
+            sqlx::Executor::execute(
+                &mut admin,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")),
+            )
+            .await
+            .expect("create test database");
+            let url = match admin_url.rsplit_once('/') {
+                Some((base, _)) => format!("{base}/{database}"),
+                None => panic!("CALLSCOPE_TEST_POSTGRES_URL has no database name"),
+            };
+            let mut app = spawn_app_with(|c| c.database_url = url).await;
+            app.drop_database = Some((admin_url, database));
+            Some(app)
+        }
+    }
 }
 
 /// Like [`spawn_app`], letting the test adjust the configuration first.
@@ -39,6 +117,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let database_url = format!("sqlite://{}", dir.path().join("callscope.db").display());
     let mut config = ServeConfig::new(database_url.clone(), "127.0.0.1:0".parse().unwrap());
     adjust(&mut config);
+    let database_url = config.database_url.clone();
     let app = callscope::Application::build(config)
         .await
         .expect("build app");
@@ -63,6 +142,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         database_url,
         shutdown: Some(tx),
         server: Some(server),
+        drop_database: None,
         _dir: dir,
     }
 }
@@ -121,6 +201,29 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some((admin_url, database)) = self.drop_database.take() {
+            // Drop runs inside the test's runtime: use a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime
+                    .block_on(async {
+                        let mut admin =
+                            <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await?;
+                        sqlx::Executor::execute(
+                            &mut admin,
+                            sqlx::AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                            )),
+                        )
+                        .await
+                        .map(|_| ())
+                    })
+                    .map_err(std::io::Error::other)
+            })
+            .join();
         }
     }
 }
