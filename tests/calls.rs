@@ -781,6 +781,25 @@ async fn upserts_are_idempotent_and_newest_wins(mut app: TestApp) {
     let tie = app.upsert(vec![v3]).await;
     assert_eq!(tie.updated, 1);
 
+    // One key twice in a batch is applied in order: the second version wins.
+    let mut d1 = call("dup", "13800138000", "2026-11-01T00:00:00Z");
+    d1.score = Some(1);
+    let mut d2 = d1.clone();
+    d2.score = Some(2);
+    let dup = app.upsert(vec![d1, d2]).await;
+    assert_eq!((dup.inserted, dup.updated), (1, 1));
+    assert_eq!(dup.call_ids[0], dup.call_ids[1]);
+    let got = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: dup.call_ids[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.score, Some(2));
+
     // Another source with the same external id is another call.
     let mut vendor = call("x1", "13800138000", "2026-11-01T00:00:00Z");
     vendor.source = Source::Laaffic as i32;

@@ -69,10 +69,9 @@ macro_rules! sql_backend {
                 now: UnixMs,
             ) -> Result<Vec<UpsertResult>, StoreError> {
                 let mut tx = self.writer.begin_with($begin).await?;
-                let mut results = Vec::with_capacity(calls.len());
-                for call in calls {
-                    results.push(upsert_call(&mut tx, tenant, call, now, WriteMode::Replace).await?);
-                }
+                let batch: Vec<(&Call, WriteMode)> =
+                    calls.iter().map(|c| (c, WriteMode::Replace)).collect();
+                let results = write_calls(&mut tx, tenant, &batch, now).await?;
                 tx.commit().await?;
                 Ok(results)
             }
@@ -95,16 +94,15 @@ macro_rules! sql_backend {
                 for task in &batch.tasks {
                     upsert_task(&mut tx, tenant, task).await?;
                 }
-                for call in &batch.calls {
-                    results
-                        .calls
-                        .push(upsert_call(&mut tx, tenant, call, now, WriteMode::KeepMissingParts).await?);
-                }
-                for call in &batch.history_calls {
-                    results
-                        .history_calls
-                        .push(upsert_call(&mut tx, tenant, call, now, WriteMode::InsertOnly).await?);
-                }
+                let calls: Vec<(&Call, WriteMode)> = batch
+                    .calls
+                    .iter()
+                    .map(|c| (c, WriteMode::KeepMissingParts))
+                    .chain(batch.history_calls.iter().map(|c| (c, WriteMode::InsertOnly)))
+                    .collect();
+                let mut written = write_calls(&mut tx, tenant, &calls, now).await?;
+                results.history_calls = written.split_off(batch.calls.len());
+                results.calls = written;
                 tx.commit().await?;
                 Ok(results)
             }
@@ -258,13 +256,11 @@ macro_rules! sql_backend {
                 tags: &[Tag],
                 groups: &[TagGroup],
             ) -> Result<(), StoreError> {
+                let mut catalog = Catalog::default();
+                groups.iter().for_each(|g| catalog.add_group(g));
+                tags.iter().for_each(|t| catalog.add_tag(t));
                 let mut tx = self.writer.begin_with($begin).await?;
-                for group in groups {
-                    upsert_tag_group(&mut tx, tenant, group).await?;
-                }
-                for tag in tags {
-                    upsert_tag(&mut tx, tenant, tag).await?;
-                }
+                catalog.write(&mut tx, tenant).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -274,10 +270,10 @@ macro_rules! sql_backend {
                 tenant: &str,
                 levels: &[IntentLevel],
             ) -> Result<(), StoreError> {
+                let mut catalog = Catalog::default();
+                levels.iter().for_each(|l| catalog.add_level(l));
                 let mut tx = self.writer.begin_with($begin).await?;
-                for level in levels {
-                    upsert_intent_level(&mut tx, tenant, level).await?;
-                }
+                catalog.write(&mut tx, tenant).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -355,6 +351,10 @@ macro_rules! sql_backend {
             }
         }
 
+        /// Rows per multi-row statement: well below the bound-parameter limits of
+        /// SQLite (32,766) and PostgreSQL (65,535) at ~55 parameters a call.
+        const ROWS_PER_STATEMENT: usize = 200;
+
         /// What an existing record looks like, to decide whether a new version wins.
         struct Existing {
             call_id: String,
@@ -362,122 +362,219 @@ macro_rules! sql_backend {
             content_hash: String,
         }
 
-        async fn upsert_call(
+        /// A call that will be written, with the id and outcome decided for it.
+        struct PlannedWrite {
+            index: usize,
+            call_id: String,
+            outcome: UpsertOutcome,
+            hash: String,
+        }
+
+        type CallKey = (i32, String);
+
+        fn call_key(call: &Call) -> CallKey {
+            (call.source.code(), call.external_id.clone())
+        }
+
+        /// Writes a batch of calls with a constant number of statements per ~200
+        /// calls (look-up, upsert, child rows, catalogs), not per call. A key that
+        /// appears twice in one batch is applied in order, one round per repetition.
+        async fn write_calls(
             tx: &mut Transaction<'static, $db>,
             tenant: &str,
-            call: &Call,
+            calls: &[(&Call, WriteMode)],
             now: UnixMs,
-            mode: WriteMode,
-        ) -> Result<UpsertResult, StoreError> {
-            let hash = call.content_hash();
-            let existing = sqlx::query($sql("SELECT call_id, update_time, content_hash FROM calls \
-                 WHERE tenant_id = ? AND source = ? AND external_id = ?"))
-            .bind(tenant)
-            .bind(i64::from(call.source.code()))
-            .bind(&call.external_id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| -> Result<Existing, sqlx::Error> {
-                Ok(Existing {
-                    call_id: row.try_get("call_id")?,
-                    update_time: row.try_get("update_time")?,
-                    content_hash: row.try_get("content_hash")?,
-                })
-            })
-            .transpose()?;
+        ) -> Result<Vec<UpsertResult>, StoreError> {
+            let mut results: Vec<Option<UpsertResult>> = vec![None; calls.len()];
+            let mut pending: Vec<usize> = (0..calls.len()).collect();
+            while !pending.is_empty() {
+                let mut seen = std::collections::HashSet::new();
+                let (round, later): (Vec<usize>, Vec<usize>) =
+                    pending.iter().partition(|&&i| seen.insert(call_key(calls[i].0)));
+                write_round(tx, tenant, calls, &round, now, &mut results).await?;
+                pending = later;
+            }
+            results
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| StoreError::Corrupt("a call of the batch got no result".into()))
+        }
 
-            let (call_id, outcome) = match existing {
-                None => (uuid::Uuid::now_v7().to_string(), UpsertOutcome::Inserted),
-                Some(old) => {
-                    // The vendor's update time decides; equal (or unknown) times fall
-                    // back to arrival order, so the later arrival wins.
-                    let older =
-                        matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
-                    if mode == WriteMode::InsertOnly || older || old.content_hash == hash {
-                        return Ok(UpsertResult {
-                            call_id: old.call_id,
+        async fn write_round(
+            tx: &mut Transaction<'static, $db>,
+            tenant: &str,
+            calls: &[(&Call, WriteMode)],
+            round: &[usize],
+            now: UnixMs,
+            results: &mut [Option<UpsertResult>],
+        ) -> Result<(), StoreError> {
+            let mut existing: HashMap<CallKey, Existing> = HashMap::new();
+            for chunk in round.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "SELECT source, external_id, call_id, update_time, content_hash FROM calls WHERE tenant_id = ",
+                );
+                qb.push_bind(tenant.to_owned()).push(" AND (source, external_id) IN (");
+                for (n, &i) in chunk.iter().enumerate() {
+                    let call = calls[i].0;
+                    qb.push(if n == 0 { "(" } else { ", (" })
+                        .push_bind(i64::from(call.source.code()))
+                        .push(", ")
+                        .push_bind(call.external_id.clone())
+                        .push(")");
+                }
+                qb.push(")");
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    let source: i64 = row.try_get("source")?;
+                    existing.insert(
+                        (source as i32, row.try_get("external_id")?),
+                        Existing {
+                            call_id: row.try_get("call_id")?,
+                            update_time: row.try_get("update_time")?,
+                            content_hash: row.try_get("content_hash")?,
+                        },
+                    );
+                }
+            }
+
+            let mut writes = Vec::new();
+            for &index in round {
+                let (call, mode) = calls[index];
+                let hash = call.content_hash();
+                match existing.get(&call_key(call)) {
+                    None => writes.push(PlannedWrite {
+                        index,
+                        call_id: uuid::Uuid::now_v7().to_string(),
+                        outcome: UpsertOutcome::Inserted,
+                        hash,
+                    }),
+                    Some(old) => {
+                        // The vendor's update time decides; equal (or unknown) times
+                        // fall back to arrival order, so the later arrival wins.
+                        let older = matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
+                        if mode == WriteMode::InsertOnly || older || old.content_hash == hash {
+                            results[index] = Some(UpsertResult {
+                                call_id: old.call_id.clone(),
+                                outcome: UpsertOutcome::Unchanged,
+                            });
+                        } else {
+                            writes.push(PlannedWrite {
+                                index,
+                                call_id: old.call_id.clone(),
+                                outcome: UpsertOutcome::Updated,
+                                hash,
+                            });
+                        }
+                    }
+                }
+            }
+
+            let mut written: HashMap<CallKey, String> = HashMap::new();
+            for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO calls (tenant_id, call_id, sync_time, content_hash",
+                );
+                for column in CALL_COLUMNS {
+                    qb.push(", ").push(column);
+                }
+                qb.push(") VALUES ");
+                for (n, w) in chunk.iter().enumerate() {
+                    qb.push(if n == 0 { "(" } else { ", (" })
+                        .push_bind(tenant.to_owned())
+                        .push(", ")
+                        .push_bind(w.call_id.clone())
+                        .push(", ")
+                        .push_bind(now)
+                        .push(", ")
+                        .push_bind(w.hash.clone());
+                    bind_call_values(&mut qb, calls[w.index].0)?;
+                    qb.push(")");
+                }
+                qb.push(" ON CONFLICT (tenant_id, source, external_id) DO UPDATE SET sync_time = excluded.sync_time, content_hash = excluded.content_hash");
+                for column in CALL_COLUMNS {
+                    qb.push(format_args!(", {column} = excluded.{column}"));
+                }
+                // The database itself keeps an older version from replacing a newer
+                // one, so concurrent writers (PostgreSQL) cannot race past the
+                // decision above.
+                qb.push(
+                    " WHERE calls.update_time IS NULL OR excluded.update_time IS NULL \
+                     OR excluded.update_time >= calls.update_time \
+                     RETURNING source, external_id, call_id",
+                );
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    let source: i64 = row.try_get("source")?;
+                    written.insert((source as i32, row.try_get("external_id")?), row.try_get("call_id")?);
+                }
+            }
+
+            let mut stored: Vec<(usize, String, UpsertOutcome)> = Vec::with_capacity(writes.len());
+            for w in writes {
+                let call = calls[w.index].0;
+                match written.remove(&call_key(call)) {
+                    // A newer version was committed meanwhile: ours is stale.
+                    None => {
+                        let call_id: String = sqlx::query_scalar($sql(
+                            "SELECT call_id FROM calls WHERE tenant_id = ? AND source = ? AND external_id = ?",
+                        ))
+                        .bind(tenant)
+                        .bind(i64::from(call.source.code()))
+                        .bind(&call.external_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                        results[w.index] = Some(UpsertResult {
+                            call_id,
                             outcome: UpsertOutcome::Unchanged,
                         });
                     }
-                    (old.call_id, UpsertOutcome::Updated)
-                }
-            };
-
-            let mut qb = QueryBuilder::<$db>::new(
-                "INSERT INTO calls (tenant_id, call_id, sync_time, content_hash",
-            );
-            for column in CALL_COLUMNS {
-                qb.push(", ").push(column);
-            }
-            qb.push(") VALUES (");
-            {
-                let mut values = qb.separated(", ");
-                values.push_bind(tenant.to_owned());
-                values.push_bind(call_id.clone());
-                values.push_bind(now);
-                values.push_bind(hash);
-            }
-            bind_call_values(&mut qb, call)?;
-            qb.push(") ON CONFLICT (tenant_id, source, external_id) DO UPDATE SET sync_time = excluded.sync_time, content_hash = excluded.content_hash");
-            for column in CALL_COLUMNS {
-                qb.push(format_args!(", {column} = excluded.{column}"));
-            }
-            // The database itself keeps an older version from replacing a
-            // newer one, so concurrent writers (PostgreSQL) cannot race past
-            // the check above.
-            qb.push(
-                " WHERE calls.update_time IS NULL OR excluded.update_time IS NULL \
-                 OR excluded.update_time >= calls.update_time RETURNING call_id",
-            );
-            let written: Option<String> = qb
-                .build_query_scalar()
-                .fetch_optional(&mut **tx)
-                .await?;
-            let Some(stored_id) = written else {
-                // A newer version was committed meanwhile: ours is stale.
-                let stored_id: String = sqlx::query_scalar($sql(
-                    "SELECT call_id FROM calls WHERE tenant_id = ? AND source = ? AND external_id = ?",
-                ))
-                .bind(tenant)
-                .bind(i64::from(call.source.code()))
-                .bind(&call.external_id)
-                .fetch_one(&mut **tx)
-                .await?;
-                return Ok(UpsertResult {
-                    call_id: stored_id,
-                    outcome: UpsertOutcome::Unchanged,
-                });
-            };
-            // Inserted by a concurrent writer after our look-up: an update.
-            let outcome = if stored_id == call_id { outcome } else { UpsertOutcome::Updated };
-            let call_id = stored_id;
-
-            if outcome == UpsertOutcome::Updated {
-                // A partial view of a record (a list row without turns, a
-                // brief record without tags) keeps the parts it does not carry.
-                let keep = mode == WriteMode::KeepMissingParts;
-                let replace_tags = !keep || !call.tags.is_empty() || !call.tag_groups.is_empty();
-                let replace_turns = !keep || !call.turns.is_empty();
-                let tables = [
-                    ("call_tags", replace_tags),
-                    ("call_tag_groups", replace_tags),
-                    ("dialogue_turns", replace_turns),
-                ];
-                for (table, replace) in tables {
-                    if !replace {
-                        continue;
+                    Some(call_id) => {
+                        // Inserted by a concurrent writer after our look-up: an update.
+                        let outcome = if call_id == w.call_id { w.outcome } else { UpsertOutcome::Updated };
+                        stored.push((w.index, call_id, outcome));
                     }
-                    sqlx::query($sql(&format!(
-                        "DELETE FROM {table} WHERE tenant_id = ? AND call_id = ?"
-                    )))
-                    .bind(tenant)
-                    .bind(&call_id)
-                    .execute(&mut **tx)
-                    .await?;
                 }
             }
-            write_children(tx, tenant, &call_id, call).await?;
-            Ok(UpsertResult { call_id, outcome })
+
+            // A new version replaces the child rows it carries. A partial view of a
+            // record (a list row without turns, a brief record without tags) keeps
+            // the parts it does not carry.
+            let mut clear_tags = Vec::new();
+            let mut clear_turns = Vec::new();
+            for (index, call_id, outcome) in &stored {
+                let (call, mode) = calls[*index];
+                if *outcome != UpsertOutcome::Updated {
+                    continue;
+                }
+                let keep = mode == WriteMode::KeepMissingParts;
+                if !keep || !call.tags.is_empty() || !call.tag_groups.is_empty() {
+                    clear_tags.push(call_id.clone());
+                }
+                if !keep || !call.turns.is_empty() {
+                    clear_turns.push(call_id.clone());
+                }
+            }
+            for (table, ids) in [
+                ("call_tags", &clear_tags),
+                ("call_tag_groups", &clear_tags),
+                ("dialogue_turns", &clear_turns),
+            ] {
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
+                    qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
+                    push_list(&mut qb, chunk);
+                    qb.push(")");
+                    qb.build().execute(&mut **tx).await?;
+                }
+            }
+
+            let written_calls: Vec<(&str, &Call)> = stored
+                .iter()
+                .map(|(index, call_id, _)| (call_id.as_str(), calls[*index].0))
+                .collect();
+            write_children(tx, tenant, &written_calls).await?;
+            for (index, call_id, outcome) in stored {
+                results[index] = Some(UpsertResult { call_id, outcome });
+            }
+            Ok(())
         }
 
         /// Binds the values of [`CALL_COLUMNS`], each preceded by `, `.
@@ -556,88 +653,252 @@ macro_rules! sql_backend {
             Ok(())
         }
 
-        /// Writes the tags, hit tag groups and turns of a call, and fills the catalogs
-        /// with the tags, groups, intent level and task it names.
+        /// Writes the child rows of freshly written calls (tags, hit tag groups,
+        /// turns) and fills the catalogs with the tags, groups, intent levels and
+        /// tasks they name, in multi-row statements.
         async fn write_children(
             tx: &mut Transaction<'static, $db>,
             tenant: &str,
-            call_id: &str,
-            call: &Call,
+            calls: &[(&str, &Call)],
         ) -> Result<(), StoreError> {
-            let mut group_ids: Vec<&str> = Vec::new();
-            for (position, tag) in call.tags.iter().enumerate() {
-                upsert_tag(tx, tenant, tag).await?;
-                sqlx::query($sql("INSERT INTO call_tags (tenant_id, call_id, tag_id, position) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT DO NOTHING"))
-                .bind(tenant)
-                .bind(call_id)
-                .bind(&tag.id)
-                .bind(position as i64)
-                .execute(&mut **tx)
-                .await?;
-                group_ids.extend(tag.groups.iter().map(|g| g.id.as_str()));
-            }
-            for group in &call.tag_groups {
-                upsert_tag_group(tx, tenant, group).await?;
-                group_ids.push(&group.id);
-            }
-            for group_id in group_ids {
-                sqlx::query($sql("INSERT INTO call_tag_groups (tenant_id, call_id, group_id) VALUES (?, ?, ?) \
-                     ON CONFLICT DO NOTHING"))
-                .bind(tenant)
-                .bind(call_id)
-                .bind(group_id)
-                .execute(&mut **tx)
-                .await?;
-            }
-            if let Some(level) = &call.intent_level {
-                upsert_intent_level(tx, tenant, level).await?;
-            }
-            if !call.task_id.is_empty() {
-                sqlx::query($sql("INSERT INTO tasks (tenant_id, task_id, parent_task_id, script_id, source) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"))
-                .bind(tenant)
-                .bind(&call.task_id)
-                .bind(&call.parent_task_id)
-                .bind(&call.script_id)
-                .bind(i64::from(call.source.code()))
-                .execute(&mut **tx)
-                .await?;
-            }
-            for turn in &call.turns {
-                for tag in &turn.tags {
-                    upsert_tag(tx, tenant, tag).await?;
+            let mut tag_rows: Vec<(&str, &str, i64)> = Vec::new();
+            let mut group_rows: Vec<(&str, &str)> = Vec::new();
+            let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
+            let mut catalog = Catalog::default();
+            for &(call_id, call) in calls {
+                let mut seen_tags = std::collections::HashSet::new();
+                let mut seen_groups = std::collections::HashSet::new();
+                for (position, tag) in call.tags.iter().enumerate() {
+                    if seen_tags.insert(tag.id.as_str()) {
+                        tag_rows.push((call_id, &tag.id, position as i64));
+                    }
+                    for group in &tag.groups {
+                        if seen_groups.insert(group.id.as_str()) {
+                            group_rows.push((call_id, &group.id));
+                        }
+                    }
+                    catalog.add_tag(tag);
                 }
-                let tags =
-                    serde_json::to_string(&turn.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let attributes = serde_json::to_string(&turn.attributes)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                sqlx::query($sql("INSERT INTO dialogue_turns (tenant_id, call_id, sequence, kind, customer_text, \
-                     robot_text, node_id, node_name, keyword, score, speak_ms, play_ms, asr_latency_ms, \
-                     tags, turn_time, after_transfer, turn_id, attributes) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
-                .bind(tenant)
-                .bind(call_id)
-                .bind(i64::from(turn.sequence))
-                .bind(i64::from(turn.kind.code()))
-                .bind(&turn.customer_text)
-                .bind(&turn.robot_text)
-                .bind(&turn.node_id)
-                .bind(&turn.node_name)
-                .bind(&turn.keyword)
-                .bind(i64::from(turn.score))
-                .bind(turn.speak_ms)
-                .bind(turn.play_ms)
-                .bind(turn.asr_latency_ms)
-                .bind(tags)
-                .bind(turn.time)
-                .bind(turn.after_transfer)
-                .bind(&turn.turn_id)
-                .bind(attributes)
-                .execute(&mut **tx)
-                .await?;
+                for group in &call.tag_groups {
+                    if seen_groups.insert(group.id.as_str()) {
+                        group_rows.push((call_id, &group.id));
+                    }
+                    catalog.add_group(group);
+                }
+                for turn in &call.turns {
+                    turn_rows.push((call_id, turn));
+                    for tag in &turn.tags {
+                        catalog.add_tag(tag);
+                    }
+                }
+                if let Some(level) = &call.intent_level {
+                    catalog.add_level(level);
+                }
+                if !call.task_id.is_empty() {
+                    catalog.tasks.entry(call.task_id.clone()).or_insert_with(|| Task {
+                        task_id: call.task_id.clone(),
+                        parent_task_id: call.parent_task_id.clone(),
+                        script_id: call.script_id.clone(),
+                        source: Some(call.source),
+                        ..Task::default()
+                    });
+                }
             }
-            Ok(())
+
+            for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO call_tags (tenant_id, call_id, tag_id, position) ");
+                qb.push_values(chunk, |mut row, (call_id, tag_id, position)| {
+                    row.push_bind(tenant.to_owned())
+                        .push_bind((*call_id).to_owned())
+                        .push_bind((*tag_id).to_owned())
+                        .push_bind(*position);
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+                qb.build().execute(&mut **tx).await?;
+            }
+            for chunk in group_rows.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO call_tag_groups (tenant_id, call_id, group_id) ");
+                qb.push_values(chunk, |mut row, (call_id, group_id)| {
+                    row.push_bind(tenant.to_owned())
+                        .push_bind((*call_id).to_owned())
+                        .push_bind((*group_id).to_owned());
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+                qb.build().execute(&mut **tx).await?;
+            }
+            for chunk in turn_rows.chunks(ROWS_PER_STATEMENT / 2) {
+                let mut encoded = Vec::with_capacity(chunk.len());
+                for (call_id, turn) in chunk {
+                    let tags = serde_json::to_string(&turn.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let attributes =
+                        serde_json::to_string(&turn.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    encoded.push((*call_id, *turn, tags, attributes));
+                }
+                let mut qb = QueryBuilder::<$db>::new(
+                    "INSERT INTO dialogue_turns (tenant_id, call_id, sequence, kind, customer_text, \
+                     robot_text, node_id, node_name, keyword, score, speak_ms, play_ms, asr_latency_ms, \
+                     tags, turn_time, after_transfer, turn_id, attributes) ",
+                );
+                qb.push_values(encoded, |mut row, (call_id, turn, tags, attributes)| {
+                    row.push_bind(tenant.to_owned())
+                        .push_bind(call_id.to_owned())
+                        .push_bind(i64::from(turn.sequence))
+                        .push_bind(i64::from(turn.kind.code()))
+                        .push_bind(turn.customer_text.clone())
+                        .push_bind(turn.robot_text.clone())
+                        .push_bind(turn.node_id.clone())
+                        .push_bind(turn.node_name.clone())
+                        .push_bind(turn.keyword.clone())
+                        .push_bind(i64::from(turn.score))
+                        .push_bind(turn.speak_ms)
+                        .push_bind(turn.play_ms)
+                        .push_bind(turn.asr_latency_ms)
+                        .push_bind(tags)
+                        .push_bind(turn.time)
+                        .push_bind(turn.after_transfer)
+                        .push_bind(turn.turn_id.clone())
+                        .push_bind(attributes);
+                });
+                qb.build().execute(&mut **tx).await?;
+            }
+            catalog.write(tx, tenant).await
+        }
+
+        /// Catalog entries named by a batch, merged by id: a later non-empty field
+        /// wins, an empty one never erases.
+        #[derive(Default)]
+        struct Catalog {
+            tags: std::collections::BTreeMap<String, Tag>,
+            groups: std::collections::BTreeMap<String, TagGroup>,
+            members: std::collections::BTreeSet<(String, String)>,
+            levels: std::collections::BTreeMap<String, IntentLevel>,
+            tasks: std::collections::BTreeMap<String, Task>,
+        }
+
+        fn fill(into: &mut String, from: &str) {
+            if !from.is_empty() {
+                *into = from.to_owned();
+            }
+        }
+
+        impl Catalog {
+            fn add_tag(&mut self, tag: &Tag) {
+                let entry = self.tags.entry(tag.id.clone()).or_insert_with(|| Tag {
+                    id: tag.id.clone(),
+                    ..Tag::default()
+                });
+                fill(&mut entry.name, &tag.name);
+                fill(&mut entry.color, &tag.color);
+                fill(&mut entry.description, &tag.description);
+                for group in &tag.groups {
+                    self.members.insert((tag.id.clone(), group.id.clone()));
+                    self.add_group(group);
+                }
+            }
+
+            fn add_group(&mut self, group: &TagGroup) {
+                let entry = self.groups.entry(group.id.clone()).or_insert_with(|| TagGroup {
+                    id: group.id.clone(),
+                    ..TagGroup::default()
+                });
+                fill(&mut entry.name, &group.name);
+                fill(&mut entry.scene_id, &group.scene_id);
+            }
+
+            fn add_level(&mut self, level: &IntentLevel) {
+                let entry = self.levels.entry(level.id.clone()).or_insert_with(|| IntentLevel {
+                    id: level.id.clone(),
+                    ..IntentLevel::default()
+                });
+                fill(&mut entry.name, &level.name);
+                fill(&mut entry.alias, &level.alias);
+                fill(&mut entry.color, &level.color);
+            }
+
+            /// Upserts every entry; tasks seen only in calls are added, never changed.
+            async fn write(self, tx: &mut Transaction<'static, $db>, tenant: &str) -> Result<(), StoreError> {
+                let groups: Vec<TagGroup> = self.groups.into_values().collect();
+                for chunk in groups.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO tag_groups (tenant_id, group_id, name, scene_id) ");
+                    qb.push_values(chunk, |mut row, g| {
+                        row.push_bind(tenant.to_owned())
+                            .push_bind(g.id.clone())
+                            .push_bind(g.name.clone())
+                            .push_bind(g.scene_id.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (tenant_id, group_id) DO UPDATE SET \
+                         name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE tag_groups.name END, \
+                         scene_id = CASE WHEN excluded.scene_id <> '' THEN excluded.scene_id ELSE tag_groups.scene_id END",
+                    );
+                    qb.build().execute(&mut **tx).await?;
+                }
+                let tags: Vec<Tag> = self.tags.into_values().collect();
+                for chunk in tags.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO tags (tenant_id, tag_id, name, color, description) ");
+                    qb.push_values(chunk, |mut row, t| {
+                        row.push_bind(tenant.to_owned())
+                            .push_bind(t.id.clone())
+                            .push_bind(t.name.clone())
+                            .push_bind(t.color.clone())
+                            .push_bind(t.description.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (tenant_id, tag_id) DO UPDATE SET \
+                         name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE tags.name END, \
+                         color = CASE WHEN excluded.color <> '' THEN excluded.color ELSE tags.color END, \
+                         description = CASE WHEN excluded.description <> '' THEN excluded.description ELSE tags.description END",
+                    );
+                    qb.build().execute(&mut **tx).await?;
+                }
+                let members: Vec<(String, String)> = self.members.into_iter().collect();
+                for chunk in members.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new("INSERT INTO tag_group_members (tenant_id, tag_id, group_id) ");
+                    qb.push_values(chunk, |mut row, (tag_id, group_id)| {
+                        row.push_bind(tenant.to_owned())
+                            .push_bind(tag_id.clone())
+                            .push_bind(group_id.clone());
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut **tx).await?;
+                }
+                let levels: Vec<IntentLevel> = self.levels.into_values().collect();
+                for chunk in levels.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO intent_levels (tenant_id, intent_level_id, name, alias, color) ",
+                    );
+                    qb.push_values(chunk, |mut row, l| {
+                        row.push_bind(tenant.to_owned())
+                            .push_bind(l.id.clone())
+                            .push_bind(l.name.clone())
+                            .push_bind(l.alias.clone())
+                            .push_bind(l.color.clone());
+                    });
+                    qb.push(
+                        " ON CONFLICT (tenant_id, intent_level_id) DO UPDATE SET \
+                         name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE intent_levels.name END, \
+                         alias = CASE WHEN excluded.alias <> '' THEN excluded.alias ELSE intent_levels.alias END, \
+                         color = CASE WHEN excluded.color <> '' THEN excluded.color ELSE intent_levels.color END",
+                    );
+                    qb.build().execute(&mut **tx).await?;
+                }
+                let tasks: Vec<Task> = self.tasks.into_values().collect();
+                for chunk in tasks.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO tasks (tenant_id, task_id, parent_task_id, script_id, source) ",
+                    );
+                    qb.push_values(chunk, |mut row, t| {
+                        row.push_bind(tenant.to_owned())
+                            .push_bind(t.task_id.clone())
+                            .push_bind(t.parent_task_id.clone())
+                            .push_bind(t.script_id.clone())
+                            .push_bind(t.source.map(|s| i64::from(s.code())));
+                    });
+                    qb.push(" ON CONFLICT DO NOTHING");
+                    qb.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
         }
 
         async fn insert_rejected(
@@ -655,78 +916,6 @@ macro_rules! sql_backend {
             .bind(&record.payload)
             .bind(record.payload_size)
             .bind(record.receive_time)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
-
-        // Catalog upserts keep what is known: an empty name in a record never erases
-        // a name the catalog already has.
-
-        async fn upsert_tag(
-            tx: &mut Transaction<'static, $db>,
-            tenant: &str,
-            tag: &Tag,
-        ) -> Result<(), StoreError> {
-            sqlx::query($sql("INSERT INTO tags (tenant_id, tag_id, name, color, description) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (tenant_id, tag_id) DO UPDATE SET \
-                 name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE tags.name END, \
-                 color = CASE WHEN excluded.color <> '' THEN excluded.color ELSE tags.color END, \
-                 description = CASE WHEN excluded.description <> '' THEN excluded.description ELSE tags.description END"))
-            .bind(tenant)
-            .bind(&tag.id)
-            .bind(&tag.name)
-            .bind(&tag.color)
-            .bind(&tag.description)
-            .execute(&mut **tx)
-            .await?;
-            for group in &tag.groups {
-                upsert_tag_group(tx, tenant, group).await?;
-                sqlx::query($sql("INSERT INTO tag_group_members (tenant_id, tag_id, group_id) VALUES (?, ?, ?) \
-                     ON CONFLICT DO NOTHING"))
-                .bind(tenant)
-                .bind(&tag.id)
-                .bind(&group.id)
-                .execute(&mut **tx)
-                .await?;
-            }
-            Ok(())
-        }
-
-        async fn upsert_tag_group(
-            tx: &mut Transaction<'static, $db>,
-            tenant: &str,
-            group: &TagGroup,
-        ) -> Result<(), StoreError> {
-            sqlx::query($sql("INSERT INTO tag_groups (tenant_id, group_id, name, scene_id) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (tenant_id, group_id) DO UPDATE SET \
-                 name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE tag_groups.name END, \
-                 scene_id = CASE WHEN excluded.scene_id <> '' THEN excluded.scene_id ELSE tag_groups.scene_id END"))
-            .bind(tenant)
-            .bind(&group.id)
-            .bind(&group.name)
-            .bind(&group.scene_id)
-            .execute(&mut **tx)
-            .await?;
-            Ok(())
-        }
-
-        async fn upsert_intent_level(
-            tx: &mut Transaction<'static, $db>,
-            tenant: &str,
-            level: &IntentLevel,
-        ) -> Result<(), StoreError> {
-            sqlx::query($sql("INSERT INTO intent_levels (tenant_id, intent_level_id, name, alias, color) \
-                 VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (tenant_id, intent_level_id) DO UPDATE SET \
-                 name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE intent_levels.name END, \
-                 alias = CASE WHEN excluded.alias <> '' THEN excluded.alias ELSE intent_levels.alias END, \
-                 color = CASE WHEN excluded.color <> '' THEN excluded.color ELSE intent_levels.color END"))
-            .bind(tenant)
-            .bind(&level.id)
-            .bind(&level.name)
-            .bind(&level.alias)
-            .bind(&level.color)
             .execute(&mut **tx)
             .await?;
             Ok(())
