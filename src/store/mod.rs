@@ -1,8 +1,10 @@
 //! Storage: the only place with SQL. `Store` is the one interface the service
 //! uses; each backend implements it in its own module.
 
+mod analytics;
 mod filter_sql;
 mod sqlite;
+mod task_numbers;
 
 use std::time::Duration;
 

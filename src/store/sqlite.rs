@@ -33,8 +33,8 @@ const CALL_COLUMNS: &[&str] = &[
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -190,7 +190,7 @@ impl SqliteStore {
 
     /// Fills the tags (with their groups) and hit tag groups of a page of calls
     /// in two queries, whatever the page size.
-    async fn attach_tags(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError> {
+    pub(crate) async fn attach_tags(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError> {
         if calls.is_empty() {
             return Ok(());
         }
@@ -610,7 +610,7 @@ async fn upsert_task(
     Ok(())
 }
 
-fn select_calls() -> QueryBuilder<Sqlite> {
+pub(crate) fn select_calls() -> QueryBuilder<Sqlite> {
     QueryBuilder::new(
         "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
          FROM calls c LEFT JOIN intent_levels il \
@@ -618,7 +618,7 @@ fn select_calls() -> QueryBuilder<Sqlite> {
     )
 }
 
-fn push_list(qb: &mut QueryBuilder<Sqlite>, values: &[String]) {
+pub(crate) fn push_list(qb: &mut QueryBuilder<Sqlite>, values: &[String]) {
     let mut list = qb.separated(", ");
     for value in values {
         list.push_bind(value.clone());
@@ -635,7 +635,7 @@ fn sort_key(order: CallOrder, call: &StoredCall) -> i64 {
     }
 }
 
-fn opt_text(row: &SqliteRow, column: &str) -> Result<String, sqlx::Error> {
+pub(crate) fn opt_text(row: &SqliteRow, column: &str) -> Result<String, sqlx::Error> {
     Ok(row.try_get::<Option<String>, _>(column)?.unwrap_or_default())
 }
 
@@ -647,12 +647,12 @@ fn code<T>(row: &SqliteRow, column: &str, from: fn(i32) -> Option<T>) -> Result<
         .ok_or_else(|| StoreError::Corrupt(format!("{column} = {value}")))
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
 
-fn row_to_call(row: &SqliteRow) -> Result<StoredCall, StoreError> {
+pub(crate) fn row_to_call(row: &SqliteRow) -> Result<StoredCall, StoreError> {
     let intent_level = row
         .try_get::<Option<String>, _>("intent_level_id")?
         .map(|id| -> Result<IntentLevel, sqlx::Error> {

@@ -1,0 +1,30 @@
+-- The dialing lists of tasks, and the indexes campaign analytics reads through.
+
+-- A number of a task: uploaded by a CRM (UpsertTaskNumbers) or imported from
+-- a vendor's number list. Numbers that only appear in calls are not copied
+-- here: ListTaskNumbers finds them in `calls` at query time, so the call
+-- write path stays as it is.
+CREATE TABLE task_numbers (
+    tenant_id   TEXT    NOT NULL,
+    task_id     TEXT    NOT NULL,
+    -- Normalised (E.164 when it parses), compared with calls.callee.
+    phone       TEXT    NOT NULL,
+    phone_raw   TEXT    NOT NULL DEFAULT '',
+    name        TEXT    NOT NULL DEFAULT '',
+    attributes  TEXT    NOT NULL DEFAULT '{}',
+    province    TEXT    NOT NULL DEFAULT '',
+    city        TEXT    NOT NULL DEFAULT '',
+    area_code   TEXT    NOT NULL DEFAULT '',
+    carrier     TEXT    NOT NULL DEFAULT '',
+    region      TEXT    NOT NULL DEFAULT '',
+    post_code   TEXT    NOT NULL DEFAULT '',
+    -- The smartivr dial status (0-12) a vendor number list reported; used
+    -- while the number has no call of ours. NULL when nobody said.
+    status_code INTEGER,
+    upload_time INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, task_id, phone)
+);
+
+-- A number's calls in a task, newest last: attempts, the latest call (its
+-- status) and the call history are range reads on this index.
+CREATE INDEX calls_by_task_callee ON calls (tenant_id, task_id, callee, call_time);
