@@ -70,7 +70,7 @@ fn non_negative(value: i64, path: &str, v: &mut Violations) {
     }
 }
 
-fn attributes(map: &std::collections::HashMap<String, String>, path: &str, v: &mut Violations) -> BTreeMap<String, String> {
+pub(crate) fn attributes(map: &std::collections::HashMap<String, String>, path: &str, v: &mut Violations) -> BTreeMap<String, String> {
     for (key, value) in map {
         if key.is_empty() || key.len() > MAX_ID_LEN {
             v.add(format!("{path}[{key:?}]"), "key must be 1-256 bytes");

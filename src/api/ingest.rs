@@ -138,8 +138,8 @@ impl IngestService for IngestApi {
 
     async fn upsert_task_numbers(
         &self,
-        _request: Request<UpsertTaskNumbersRequest>,
+        request: Request<UpsertTaskNumbersRequest>,
     ) -> Result<Response<UpsertTaskNumbersResponse>, Status> {
-        Err(Status::unimplemented("UpsertTaskNumbers arrives with the campaign-analytics work"))
+        super::task_numbers::upsert_task_numbers(&self.0, request).await
     }
 }

@@ -1,6 +1,8 @@
 //! The operations callscope offers, independent of transport: the gRPC
 //! handlers and the HTTP webhooks both call into [`CallScope`].
 
+pub mod analytics;
+
 use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
     Violations, call_query_scope,
