@@ -28,3 +28,17 @@ CREATE TABLE task_numbers (
 -- A number's calls in a task, newest last: attempts, the latest call (its
 -- status) and the call history are range reads on this index.
 CREATE INDEX calls_by_task_callee ON calls (tenant_id, task_id, callee, call_time);
+
+-- Campaign statistics of a task (the CRM's dashboard query) read only these
+-- indexes, never the wide call rows:
+-- * totals and the carrier / province / intent-level breakdown: one scan in
+--   the order the breakdown groups by, so no sort;
+CREATE INDEX calls_task_stats ON calls (tenant_id, task_id, carrier, province, intent_level_id,
+    currency, cost, outcome, talk_ms, ring_ms, rounds, score, hangup_by);
+-- * talk-time percentiles: `ORDER BY talk_ms LIMIT 1 OFFSET k` over answered
+--   calls walks k entries;
+CREATE INDEX calls_task_talk ON calls (tenant_id, task_id, outcome, talk_ms);
+-- * the tag breakdown: call_tags probes the task's calls by id;
+CREATE INDEX calls_task_call ON calls (tenant_id, task_id, call_id);
+-- * time series: counts and sums per slot of call_time.
+CREATE INDEX calls_task_time_stats ON calls (tenant_id, task_id, call_time, outcome, talk_ms, score);
