@@ -50,16 +50,26 @@ enum Command {
         /// SQLite file to create (replaced if present); a temporary one by default.
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Keep the calls already in `--db` instead of generating new ones.
+        #[arg(long, requires = "db")]
+        reuse: bool,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Stats { calls, runs, db } = Cli::parse().command;
+    let Command::Stats {
+        calls,
+        runs,
+        db,
+        reuse,
+    } = Cli::parse().command;
     let dir = tempfile::tempdir()?;
     let path = db.unwrap_or_else(|| dir.path().join("bench.db"));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    if !reuse {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
     let url = format!("sqlite://{}", path.display());
 
@@ -67,16 +77,18 @@ async fn main() -> anyhow::Result<()> {
     let app = callscope::Application::build(ServeConfig::new(url.clone(), "127.0.0.1:0".parse()?)).await?;
     let addr = app.grpc_addr();
 
-    let started = Instant::now();
-    generate(&url, calls).await.context("generating calls")?;
-    let generation = started.elapsed();
+    if !reuse {
+        let started = Instant::now();
+        generate(&url, calls).await.context("generating calls")?;
+        let generation = started.elapsed();
+        println!(
+            "generated {calls} calls in {:.1} s ({:.0} calls/s)",
+            generation.as_secs_f64(),
+            calls as f64 / generation.as_secs_f64(),
+        );
+    }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "generated {calls} calls in {:.1} s ({:.0} calls/s), database {:.0} MiB",
-        generation.as_secs_f64(),
-        calls as f64 / generation.as_secs_f64(),
-        size as f64 / 1_048_576.0
-    );
+    println!("database {} ({:.0} MiB)", path.display(), size as f64 / 1_048_576.0);
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -378,10 +390,12 @@ impl Synthetic {
 /// The SQL of GetCallStats for one task, written out by hand, run the same
 /// way (independent scans at once, then the two percentiles).
 async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
-    let totals_sql = {
-        let mut s = String::from("SELECT COUNT(*) AS total, COALESCE(SUM(c.outcome = 1), 0) AS answered");
-        s.push_str(
-            ", COALESCE(SUM(CASE WHEN c.outcome = 1 THEN c.talk_ms ELSE 0 END), 0), \
+    let scan_sql = {
+        let mut s = String::from(
+            "SELECT SUM(total) AS total, SUM(answered) AS answered FROM \
+             (SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, c.intent_level_id, \
+             COUNT(*) AS total, COALESCE(SUM(c.outcome = 1), 0) AS answered, \
+             COALESCE(SUM(CASE WHEN c.outcome = 1 THEN c.talk_ms ELSE 0 END), 0), \
              COALESCE(SUM(c.ring_ms), 0), COALESCE(SUM(c.rounds), 0), COALESCE(SUM(c.score), 0), COUNT(c.score)",
         );
         for code in 0..=14 {
@@ -390,34 +404,26 @@ async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
         for code in 0..=2 {
             s.push_str(&format!(", COALESCE(SUM(c.hangup_by = {code}), 0)"));
         }
-        s.push_str(" FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?)");
+        s.push_str(
+            " FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) \
+             GROUP BY c.carrier, c.province, c.intent_level_id) d \
+             LEFT JOIN intent_levels il ON il.tenant_id = ? AND il.intent_level_id = d.intent_level_id)",
+        );
         s
     };
-    let totals = async {
-        let row: (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(
-            format!("SELECT total, answered FROM ({totals_sql})"),
-        ))
-        .bind(TENANT)
-        .bind(TASK)
-        .fetch_one(pool)
-        .await?;
+    let scan = async {
+        let row: (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(scan_sql))
+            .bind(TENANT)
+            .bind(TASK)
+            .bind(TENANT)
+            .fetch_one(pool)
+            .await?;
         Ok::<_, sqlx::Error>(row)
     };
-    let dims = sqlx::query(
-        "SELECT d.carrier, d.province, d.intent_level_id, il.name, d.n FROM \
-         (SELECT c.carrier, c.province, c.intent_level_id, COUNT(*) AS n FROM calls c \
-         WHERE c.tenant_id = ? AND c.task_id IN (?) GROUP BY c.carrier, c.province, c.intent_level_id) d \
-         LEFT JOIN intent_levels il ON il.tenant_id = ? AND il.intent_level_id = d.intent_level_id",
-    )
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(TENANT)
-    .fetch_all(pool);
     let tags = sqlx::query(
         "SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM \
-         (SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
-         ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id \
-         WHERE c.tenant_id = ? AND c.task_id IN (?) GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT 20) t \
+         (SELECT ct.tag_id, COUNT(*) AS n FROM call_tag_tasks ct \
+         WHERE ct.tenant_id = ? AND ct.task_id IN (?) GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT 20) t \
          LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.tag_id ORDER BY t.n DESC, t.tag_id",
     )
     .bind(TENANT)
@@ -425,20 +431,23 @@ async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     .bind(TENANT)
     .fetch_all(pool);
     let costs = sqlx::query(
-        "SELECT currency, SUM(sgn * CAST(ip AS INTEGER)), \
-         SUM(sgn * CAST(substr(fp || '000000000', 1, 9) AS INTEGER)), \
-         SUM(sgn * CAST(substr(fp || '000000000000000000', 10, 9) AS INTEGER)), MAX(length(fp)) FROM \
-         (SELECT currency, sgn, \
+        "SELECT currency, SUM(n * sgn * CAST(ip AS INTEGER)), \
+         SUM(n * sgn * CAST(substr(fp || '000000000', 1, 9) AS INTEGER)), \
+         SUM(n * sgn * CAST(substr(fp || '000000000000000000', 10, 9) AS INTEGER)), MAX(length(fp)) FROM \
+         (SELECT currency, n, sgn, \
          CASE WHEN instr(body, '.') > 0 THEN substr(body, 1, instr(body, '.') - 1) ELSE body END AS ip, \
          CASE WHEN instr(body, '.') > 0 THEN substr(body, instr(body, '.') + 1) ELSE '' END AS fp FROM \
-         (SELECT c.currency AS currency, CASE WHEN substr(c.cost, 1, 1) = '-' THEN -1 ELSE 1 END AS sgn, \
-         ltrim(c.cost, '-') AS body FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) AND c.cost <> '')) \
+         (SELECT currency, n, CASE WHEN substr(cost, 1, 1) = '-' THEN -1 ELSE 1 END AS sgn, \
+         ltrim(cost, '-') AS body FROM \
+         (SELECT c.currency AS currency, c.cost AS cost, COUNT(*) AS n FROM calls c \
+         WHERE c.tenant_id = ? AND c.task_id IN (?) AND c.cost <> '' \
+         GROUP BY c.carrier, c.province, c.intent_level_id, c.currency, c.cost))) \
          GROUP BY currency ORDER BY currency",
     )
     .bind(TENANT)
     .bind(TASK)
     .fetch_all(pool);
-    let ((total, answered), _, _, _) = tokio::try_join!(totals, dims, tags, costs)?;
+    let ((total, answered), _, _) = tokio::try_join!(scan, tags, costs)?;
     let percentile = |p: i64| {
         let offset = ((p * answered + 99) / 100 - 1).max(0);
         sqlx::query_scalar::<_, i64>(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::filter_sql::{push_where, time_column};
-use super::sqlite::SqliteStore;
+use super::sqlite::{SqliteStore, push_list};
 use super::{Store, StoreError};
 use crate::domain::stats::{
     self, BucketSums, CallStats, CountEntry, Decimal, MoneyTotal, NO_INTENT_LEVEL_KEY,
@@ -48,7 +48,7 @@ impl Store {
     }
 }
 
-/// Counts, sums and the per-outcome and per-party counts, in one scan.
+/// Counts, sums and the per-outcome and per-party counts.
 struct Totals {
     total: i64,
     answered: i64,
@@ -61,7 +61,7 @@ struct Totals {
     by_party: Vec<CountEntry>,
 }
 
-/// The free-text breakdowns, from one grouped scan.
+/// The free-text breakdowns.
 struct Dimensions {
     by_intent_level: Vec<CountEntry>,
     by_carrier: Vec<CountEntry>,
@@ -76,9 +76,8 @@ impl SqliteStore {
         top_tags: u32,
     ) -> Result<CallStats, StoreError> {
         // Independent scans run on separate reader connections at once.
-        let (totals, dims, by_tag, cost_totals) = tokio::try_join!(
-            self.stat_totals(tenant, filter),
-            self.stat_dimensions(tenant, filter),
+        let ((totals, dims), by_tag, cost_totals) = tokio::try_join!(
+            self.stat_scan(tenant, filter),
             self.stat_tags(tenant, filter, top_tags),
             self.stat_costs(tenant, filter),
         )?;
@@ -107,10 +106,19 @@ impl SqliteStore {
         })
     }
 
-    async fn stat_totals(&self, tenant: &str, filter: &CallFilter) -> Result<Totals, StoreError> {
+    /// Totals, averages and every breakdown but tags, in one scan grouped by
+    /// carrier, province and intent level (on a task, the stats index yields
+    /// rows in that order, so nothing is sorted). Each group carries partial
+    /// counts and sums; adding them up per dimension is exact.
+    async fn stat_scan(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+    ) -> Result<(Totals, Dimensions), StoreError> {
         let answered = CallOutcome::Answered.code();
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT COUNT(*) AS total, \
+            "SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, c.intent_level_id, \
+             COUNT(*) AS total, \
              COALESCE(SUM(c.outcome = {answered}), 0) AS answered, \
              COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END), 0) AS talk_total, \
              COALESCE(SUM(c.ring_ms), 0) AS ring_sum, \
@@ -118,65 +126,17 @@ impl SqliteStore {
              COALESCE(SUM(c.score), 0) AS score_sum, \
              COUNT(c.score) AS score_count"
         ));
-        // Enums are closed sets: one conditional count per value beats a
-        // grouped query, which would need a sort.
+        // Enums are closed sets: one conditional count per value beats
+        // another grouped query, which would need its own scan.
         for outcome in CallOutcome::ALL {
-            qb.push(format_args!(
-                ", COALESCE(SUM(c.outcome = {}), 0) AS o{}",
-                outcome.code(),
-                outcome.code()
-            ));
+            let code = outcome.code();
+            qb.push(format_args!(", COALESCE(SUM(c.outcome = {code}), 0) AS o{code}"));
         }
         for party in Party::ALL {
-            qb.push(format_args!(
-                ", COALESCE(SUM(c.hangup_by = {}), 0) AS p{}",
-                party.code(),
-                party.code()
-            ));
+            let code = party.code();
+            qb.push(format_args!(", COALESCE(SUM(c.hangup_by = {code}), 0) AS p{code}"));
         }
         qb.push(" FROM calls c");
-        push_where(&mut qb, tenant, filter);
-        let row = qb.build().fetch_one(&self.reader).await?;
-        let mut by_outcome = Vec::new();
-        for outcome in CallOutcome::ALL {
-            let n: i64 = row.try_get(format!("o{}", outcome.code()).as_str())?;
-            if n > 0 {
-                by_outcome.push(stats::outcome_entry(*outcome, n));
-            }
-        }
-        let mut by_party = Vec::new();
-        for party in Party::ALL {
-            let n: i64 = row.try_get(format!("p{}", party.code()).as_str())?;
-            if n > 0 {
-                by_party.push(stats::party_entry(*party, n));
-            }
-        }
-        stats::sort_breakdown(&mut by_outcome);
-        stats::sort_breakdown(&mut by_party);
-        Ok(Totals {
-            total: row.try_get("total")?,
-            answered: row.try_get("answered")?,
-            talk_total: row.try_get("talk_total")?,
-            ring_sum: row.try_get("ring_sum")?,
-            rounds_sum: row.try_get("rounds_sum")?,
-            score_sum: row.try_get("score_sum")?,
-            score_count: row.try_get("score_count")?,
-            by_outcome,
-            by_party,
-        })
-    }
-
-    /// Carrier, province and intent level grouped together in one scan; the
-    /// few combinations are then summed per dimension.
-    async fn stat_dimensions(
-        &self,
-        tenant: &str,
-        filter: &CallFilter,
-    ) -> Result<Dimensions, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT d.carrier, d.province, d.intent_level_id, il.name AS level_name, d.n FROM \
-             (SELECT c.carrier, c.province, c.intent_level_id, COUNT(*) AS n FROM calls c",
-        );
         push_where(&mut qb, tenant, filter);
         qb.push(
             " GROUP BY c.carrier, c.province, c.intent_level_id) d \
@@ -184,11 +144,39 @@ impl SqliteStore {
         )
         .push_bind(tenant.to_owned())
         .push(" AND il.intent_level_id = d.intent_level_id");
+        let rows = qb.build().fetch_all(&self.reader).await?;
+
+        let mut t = Totals {
+            total: 0,
+            answered: 0,
+            talk_total: 0,
+            ring_sum: 0,
+            rounds_sum: 0,
+            score_sum: 0,
+            score_count: 0,
+            by_outcome: Vec::new(),
+            by_party: Vec::new(),
+        };
+        let mut outcomes = vec![0_i64; CallOutcome::ALL.len()];
+        let mut parties = vec![0_i64; Party::ALL.len()];
         let mut carriers: BTreeMap<String, i64> = BTreeMap::new();
         let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
         let mut levels: BTreeMap<String, (String, i64)> = BTreeMap::new();
-        for row in qb.build().fetch_all(&self.reader).await? {
-            let n: i64 = row.try_get("n")?;
+        for row in &rows {
+            let n: i64 = row.try_get("total")?;
+            t.total += n;
+            t.answered += row.try_get::<i64, _>("answered")?;
+            t.talk_total += row.try_get::<i64, _>("talk_total")?;
+            t.ring_sum += row.try_get::<i64, _>("ring_sum")?;
+            t.rounds_sum += row.try_get::<i64, _>("rounds_sum")?;
+            t.score_sum += row.try_get::<i64, _>("score_sum")?;
+            t.score_count += row.try_get::<i64, _>("score_count")?;
+            for (i, outcome) in CallOutcome::ALL.iter().enumerate() {
+                outcomes[i] += row.try_get::<i64, _>(format!("o{}", outcome.code()).as_str())?;
+            }
+            for (i, party) in Party::ALL.iter().enumerate() {
+                parties[i] += row.try_get::<i64, _>(format!("p{}", party.code()).as_str())?;
+            }
             let carrier: String = row.try_get("carrier")?;
             let province: String = row.try_get("province")?;
             *carriers.entry(stats::text_key(&carrier)).or_default() += n;
@@ -201,6 +189,21 @@ impl SqliteStore {
             };
             levels.entry(key).or_insert((name, 0)).1 += n;
         }
+        t.by_outcome = CallOutcome::ALL
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, n)| *n > 0)
+            .map(|(o, n)| stats::outcome_entry(*o, n))
+            .collect();
+        t.by_party = Party::ALL
+            .iter()
+            .zip(parties)
+            .filter(|(_, n)| *n > 0)
+            .map(|(p, n)| stats::party_entry(*p, n))
+            .collect();
+        stats::sort_breakdown(&mut t.by_outcome);
+        stats::sort_breakdown(&mut t.by_party);
+
         let text_entries = |map: BTreeMap<String, i64>| {
             let mut list: Vec<CountEntry> = map
                 .into_iter()
@@ -218,11 +221,12 @@ impl SqliteStore {
             .map(|(key, (name, count))| CountEntry { key, name, count })
             .collect();
         stats::sort_breakdown(&mut by_intent_level);
-        Ok(Dimensions {
+        let dims = Dimensions {
             by_intent_level,
             by_carrier: text_entries(carriers),
             by_province: text_entries(provinces),
-        })
+        };
+        Ok((t, dims))
     }
 
     async fn stat_tags(
@@ -231,12 +235,21 @@ impl SqliteStore {
         filter: &CallFilter,
         top: u32,
     ) -> Result<Vec<CountEntry>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM \
-             (SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
-             ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
-        );
-        push_where(&mut qb, tenant, filter);
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM (");
+        if only_tasks(filter) {
+            // The dashboard's filter: counted on the task's tag index alone.
+            qb.push("SELECT ct.tag_id, COUNT(*) AS n FROM call_tag_tasks ct WHERE ct.tenant_id = ")
+                .push_bind(tenant.to_owned())
+                .push(" AND ct.task_id IN (");
+            push_list(&mut qb, &filter.task_ids);
+            qb.push(")");
+        } else {
+            qb.push(
+                "SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
+                 ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
+            );
+            push_where(&mut qb, tenant, filter);
+        }
         qb.push(" GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT ")
             .push_bind(i64::from(top))
             .push(") t LEFT JOIN tags g ON g.tenant_id = ")
@@ -401,4 +414,14 @@ impl SqliteStore {
             })
             .collect()
     }
+}
+
+/// True when the filter names tasks and nothing else.
+fn only_tasks(filter: &CallFilter) -> bool {
+    !filter.task_ids.is_empty()
+        && *filter
+            == CallFilter {
+                task_ids: filter.task_ids.clone(),
+                ..CallFilter::default()
+            }
 }
