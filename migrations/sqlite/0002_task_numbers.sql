@@ -31,10 +31,11 @@ CREATE INDEX calls_by_task_callee ON calls (tenant_id, task_id, callee, call_tim
 
 -- Campaign statistics of a task (the CRM's dashboard query) read only these
 -- indexes, never the wide call rows:
--- * totals and the carrier / province / intent-level breakdown: one scan in
---   the order the breakdown groups by, so no sort;
+-- * totals and the breakdowns by carrier, province, intent level, outcome
+--   and party, and the cost totals: scans in the order they group by, so
+--   nothing is sorted;
 CREATE INDEX calls_task_stats ON calls (tenant_id, task_id, carrier, province, intent_level_id,
-    currency, cost, outcome, talk_ms, ring_ms, rounds, score, hangup_by);
+    outcome, hangup_by, currency, cost, talk_ms, ring_ms, rounds, score);
 -- * talk-time percentiles: `ORDER BY talk_ms LIMIT 1 OFFSET k` over answered
 --   calls walks k entries;
 CREATE INDEX calls_task_talk ON calls (tenant_id, task_id, outcome, talk_ms);

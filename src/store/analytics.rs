@@ -107,39 +107,24 @@ impl SqliteStore {
     }
 
     /// Totals, averages and every breakdown but tags, in one scan grouped by
-    /// carrier, province and intent level (on a task, the stats index yields
-    /// rows in that order, so nothing is sorted). Each group carries partial
-    /// counts and sums; adding them up per dimension is exact.
+    /// carrier, province, intent level, outcome and hang-up party (on a task,
+    /// the stats index yields rows in that order, so nothing is sorted). Each
+    /// group carries plain counts and sums; adding them up per dimension here
+    /// is exact, and the groups are few (their product of distinct values).
     async fn stat_scan(
         &self,
         tenant: &str,
         filter: &CallFilter,
     ) -> Result<(Totals, Dimensions), StoreError> {
-        let answered = CallOutcome::Answered.code();
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, c.intent_level_id, \
-             COUNT(*) AS total, \
-             COALESCE(SUM(c.outcome = {answered}), 0) AS answered, \
-             COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END), 0) AS talk_total, \
-             COALESCE(SUM(c.ring_ms), 0) AS ring_sum, \
-             COALESCE(SUM(c.rounds), 0) AS rounds_sum, \
-             COALESCE(SUM(c.score), 0) AS score_sum, \
-             COUNT(c.score) AS score_count"
-        ));
-        // Enums are closed sets: one conditional count per value beats
-        // another grouped query, which would need its own scan.
-        for outcome in CallOutcome::ALL {
-            let code = outcome.code();
-            qb.push(format_args!(", COALESCE(SUM(c.outcome = {code}), 0) AS o{code}"));
-        }
-        for party in Party::ALL {
-            let code = party.code();
-            qb.push(format_args!(", COALESCE(SUM(c.hangup_by = {code}), 0) AS p{code}"));
-        }
-        qb.push(" FROM calls c");
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, \
+             c.intent_level_id, c.outcome, c.hangup_by, COUNT(*) AS n, \
+             SUM(c.talk_ms) AS talk_sum, SUM(c.ring_ms) AS ring_sum, SUM(c.rounds) AS rounds_sum, \
+             COALESCE(SUM(c.score), 0) AS score_sum, COUNT(c.score) AS score_count FROM calls c",
+        );
         push_where(&mut qb, tenant, filter);
         qb.push(
-            " GROUP BY c.carrier, c.province, c.intent_level_id) d \
+            " GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) d \
              LEFT JOIN intent_levels il ON il.tenant_id = ",
         )
         .push_bind(tenant.to_owned())
@@ -163,19 +148,23 @@ impl SqliteStore {
         let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
         let mut levels: BTreeMap<String, (String, i64)> = BTreeMap::new();
         for row in &rows {
-            let n: i64 = row.try_get("total")?;
+            let n: i64 = row.try_get("n")?;
+            let outcome = CallOutcome::from_code(row.try_get::<i64, _>("outcome")? as i32);
+            let party = Party::from_code(row.try_get::<i64, _>("hangup_by")? as i32);
             t.total += n;
-            t.answered += row.try_get::<i64, _>("answered")?;
-            t.talk_total += row.try_get::<i64, _>("talk_total")?;
+            if outcome == Some(CallOutcome::Answered) {
+                t.answered += n;
+                t.talk_total += row.try_get::<i64, _>("talk_sum")?;
+            }
             t.ring_sum += row.try_get::<i64, _>("ring_sum")?;
             t.rounds_sum += row.try_get::<i64, _>("rounds_sum")?;
             t.score_sum += row.try_get::<i64, _>("score_sum")?;
             t.score_count += row.try_get::<i64, _>("score_count")?;
-            for (i, outcome) in CallOutcome::ALL.iter().enumerate() {
-                outcomes[i] += row.try_get::<i64, _>(format!("o{}", outcome.code()).as_str())?;
+            if let Some(i) = outcome.and_then(|o| CallOutcome::ALL.iter().position(|x| *x == o)) {
+                outcomes[i] += n;
             }
-            for (i, party) in Party::ALL.iter().enumerate() {
-                parties[i] += row.try_get::<i64, _>(format!("p{}", party.code()).as_str())?;
+            if let Some(i) = party.and_then(|p| Party::ALL.iter().position(|x| *x == p)) {
+                parties[i] += n;
             }
             let carrier: String = row.try_get("carrier")?;
             let province: String = row.try_get("province")?;
@@ -317,7 +306,8 @@ impl SqliteStore {
         // split once and weighted by its count. The grouping columns follow
         // the task stats index, so a task's calls are grouped without a sort.
         qb.push(
-            " AND c.cost <> '' GROUP BY c.carrier, c.province, c.intent_level_id, c.currency, c.cost))) \
+            " AND c.cost <> '' GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, \
+             c.hangup_by, c.currency, c.cost))) \
              GROUP BY currency ORDER BY currency",
         );
         let rows = qb.build().fetch_all(&self.reader).await?;
