@@ -401,6 +401,29 @@ async fn stats_match_the_fixture_for_every_filter() {
         }
     }
 
+    // A re-sent call that moved to another task with other tags: the task
+    // tag counts (kept by triggers) follow it.
+    let mut specs = specs;
+    specs[1].task = "t2";
+    specs[1].tags = vec![("tag-c", "再联系"), ("tag-d", "新标签")];
+    app.store(&specs[1..2]).await;
+    for task in ["t1", "t2"] {
+        let only_task = CallFilter {
+            task_ids: vec![task.into()],
+            ..Default::default()
+        };
+        let actual = client.get_call_stats(ask(only_task)).await.unwrap().into_inner();
+        assert_stats(&actual, &expected_stats(&specs, |s| s.task == task), task);
+        // The same task through the general path (a window covering all).
+        let with_window = CallFilter {
+            task_ids: vec![task.into()],
+            start_time: Some(ts(BASE)),
+            ..Default::default()
+        };
+        let general = client.get_call_stats(ask(with_window)).await.unwrap().into_inner();
+        assert_eq!(general, actual, "{task}");
+    }
+
     // top_tags limits the list, most frequent first.
     let top1 = client
         .get_call_stats(GetCallStatsRequest {

@@ -97,7 +97,12 @@ async fn main() -> anyhow::Result<()> {
     let mut client = AnalyticsServiceClient::connect(format!("http://{addr}")).await?;
     let direct = SqlitePoolOptions::new()
         .max_connections(8)
-        .connect_with(SqliteConnectOptions::from_str(&url)?.read_only(true))
+        .connect_with(
+            // The same settings as the server's readers.
+            SqliteConnectOptions::from_str(&url)?
+                .read_only(true)
+                .pragma("mmap_size", "1073741824"),
+        )
         .await?;
 
     let filter = CallFilter {

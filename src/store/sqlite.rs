@@ -55,7 +55,9 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.read_only(true))
+            // Readers map the file instead of copying pages through a small
+            // per-connection cache: analytics scans whole indexes.
+            .connect_with(base.read_only(true).pragma("mmap_size", "1073741824"))
             .await?;
         Ok(Self { writer, reader })
     }
