@@ -11,8 +11,8 @@ use tonic_types::StatusExt;
 
 use callscope::proto::{
     self, CallFilter, CallOutcome, CallStats, CountEntry, GetCallStatsRequest,
-    GetCallTimeSeriesRequest, Granularity, ListTaskNumbersRequest, MoneyTotal, NumberStatus,
-    Party, TaskNumber, TaskNumberInput, UpsertCallsRequest, UpsertTaskNumbersRequest,
+    GetCallTimeSeriesRequest, Granularity, ListTaskNumbersRequest, MoneyTotal, NumberStatus, Party,
+    TaskNumber, TaskNumberInput, UpsertCallsRequest, UpsertTaskNumbersRequest,
     analytics_service_client::AnalyticsServiceClient, call_service_client::CallServiceClient,
     ingest_service_client::IngestServiceClient,
 };
@@ -77,7 +77,10 @@ fn ts(ms: i64) -> Timestamp {
 }
 
 fn ms(rfc3339: &str) -> i64 {
-    rfc3339.parse::<jiff::Timestamp>().expect("time").as_millisecond()
+    rfc3339
+        .parse::<jiff::Timestamp>()
+        .expect("time")
+        .as_millisecond()
 }
 
 // ---------------------------------------------------------------- fixture
@@ -103,7 +106,13 @@ struct Spec {
 }
 
 impl Spec {
-    fn new(ext: &str, task: &'static str, callee: &str, call_time: i64, outcome: CallOutcome) -> Spec {
+    fn new(
+        ext: &str,
+        task: &'static str,
+        callee: &str,
+        call_time: i64,
+        outcome: CallOutcome,
+    ) -> Spec {
         Spec {
             ext: ext.to_owned(),
             task,
@@ -170,7 +179,15 @@ const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 /// 30 varied calls in two tasks.
 fn fixture() -> Vec<Spec> {
     use CallOutcome as O;
-    let outcomes = [O::Answered, O::NoAnswer, O::Answered, O::Busy, O::Answered, O::Rejected, O::PoweredOff];
+    let outcomes = [
+        O::Answered,
+        O::NoAnswer,
+        O::Answered,
+        O::Busy,
+        O::Answered,
+        O::Rejected,
+        O::PoweredOff,
+    ];
     let levels = [Some(("lv-a", "A 意向强")), Some(("lv-b", "B")), None];
     let tags = [("tag-a", "有意向"), ("tag-b", "拒绝"), ("tag-c", "再联系")];
     let provinces = ["广东", "江苏", "", "广东"];
@@ -183,15 +200,19 @@ fn fixture() -> Vec<Spec> {
             let answered = outcome == O::Answered;
             let mut s = Spec::new(
                 &format!("c{i:02}"),
-                if i % 3 == 0 { "t2" } else { "t1" },
+                if i.is_multiple_of(3) { "t2" } else { "t1" },
                 &format!("1390000{:04}", if i == 29 { 9999 } else { i % 12 }),
                 BASE + i as i64 * 3_600_000,
                 outcome,
             );
-            s.talk_ms = if answered { 1_000 * ((i as i64 * 37) % 200 + 1) } else { 0 };
+            s.talk_ms = if answered {
+                1_000 * ((i as i64 * 37) % 200 + 1)
+            } else {
+                0
+            };
             s.ring_ms = 1_000 + (i as i64 * 713) % 9_000;
             s.rounds = if answered { (i % 7) as i32 } else { 0 };
-            s.score = (i % 4 != 0).then_some(((i * 13) % 100) as i32);
+            s.score = (!i.is_multiple_of(4)).then_some(((i * 13) % 100) as i32);
             s.level = levels[i % levels.len()];
             s.tags = match i % 4 {
                 0 => vec![],
@@ -202,7 +223,10 @@ fn fixture() -> Vec<Spec> {
             s.party = parties[i % parties.len()];
             s.province = provinces[i % provinces.len()];
             s.carrier = carriers[(i / 2) % carriers.len()];
-            s.cost = answered.then_some((costs[i % costs.len()], if i % 5 == 0 { "USD" } else { "CNY" }));
+            s.cost = answered.then_some((
+                costs[i % costs.len()],
+                if i.is_multiple_of(5) { "USD" } else { "CNY" },
+            ));
             s
         })
         .collect()
@@ -220,7 +244,9 @@ fn breakdown(counts: BTreeMap<String, (String, i64)>) -> Vec<CountEntry> {
 }
 
 fn bump(map: &mut BTreeMap<String, (String, i64)>, key: &str, name: &str) {
-    map.entry(key.to_owned()).or_insert_with(|| (name.to_owned(), 0)).1 += 1;
+    map.entry(key.to_owned())
+        .or_insert_with(|| (name.to_owned(), 0))
+        .1 += 1;
 }
 
 /// The ⌈p·n⌉-th smallest.
@@ -246,19 +272,29 @@ fn money(amounts: &[&str]) -> String {
 }
 
 fn label(key: &str, prefix: &str) -> String {
-    key.strip_prefix(prefix).unwrap().to_ascii_lowercase().replace('_', " ")
+    key.strip_prefix(prefix)
+        .unwrap()
+        .to_ascii_lowercase()
+        .replace('_', " ")
 }
 
 fn expected_stats(specs: &[Spec], keep: impl Fn(&Spec) -> bool) -> CallStats {
     let calls: Vec<&Spec> = specs.iter().filter(|s| keep(s)).collect();
     let total = calls.len() as i64;
-    let answered: Vec<&&Spec> = calls.iter().filter(|s| s.outcome == CallOutcome::Answered).collect();
+    let answered: Vec<&&Spec> = calls
+        .iter()
+        .filter(|s| s.outcome == CallOutcome::Answered)
+        .collect();
     let mut talks: Vec<i64> = answered.iter().map(|s| s.talk_ms).collect();
     talks.sort();
     let talk_total: i64 = talks.iter().sum();
-    let scores: Vec<i64> = calls.iter().filter_map(|s| s.score.map(i64::from)).collect();
+    let scores: Vec<i64> = calls
+        .iter()
+        .filter_map(|s| s.score.map(i64::from))
+        .collect();
 
-    let (mut outcome, mut level, mut tag, mut party, mut carrier, mut province) = Default::default();
+    let (mut outcome, mut level, mut tag, mut party, mut carrier, mut province) =
+        Default::default();
     let mut costs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for s in &calls {
         let o = s.outcome.as_str_name();
@@ -272,9 +308,17 @@ fn expected_stats(specs: &[Spec], keep: impl Fn(&Spec) -> bool) -> CallStats {
         }
         let p = s.party.as_str_name();
         bump(&mut party, p, &label(p, "PARTY_"));
-        let c = if s.carrier.is_empty() { "unknown" } else { s.carrier };
+        let c = if s.carrier.is_empty() {
+            "unknown"
+        } else {
+            s.carrier
+        };
         bump(&mut carrier, c, c);
-        let p = if s.province.is_empty() { "unknown" } else { s.province };
+        let p = if s.province.is_empty() {
+            "unknown"
+        } else {
+            s.province
+        };
         bump(&mut province, p, p);
         if let Some((amount, currency)) = s.cost {
             costs.entry(currency).or_default().push(amount);
@@ -283,14 +327,34 @@ fn expected_stats(specs: &[Spec], keep: impl Fn(&Spec) -> bool) -> CallStats {
     CallStats {
         total_calls: total,
         answered_calls: answered.len() as i64,
-        answer_rate: if total == 0 { 0.0 } else { answered.len() as f64 / total as f64 },
+        answer_rate: if total == 0 {
+            0.0
+        } else {
+            answered.len() as f64 / total as f64
+        },
         talk_ms_total: talk_total,
-        talk_ms_avg: if talks.is_empty() { 0 } else { talk_total / talks.len() as i64 },
+        talk_ms_avg: if talks.is_empty() {
+            0
+        } else {
+            talk_total / talks.len() as i64
+        },
         talk_ms_p50: nearest_rank(&talks, 0.5),
         talk_ms_p90: nearest_rank(&talks, 0.9),
-        ring_ms_avg: if total == 0 { 0 } else { calls.iter().map(|s| s.ring_ms).sum::<i64>() / total },
-        rounds_avg: if total == 0 { 0.0 } else { calls.iter().map(|s| i64::from(s.rounds)).sum::<i64>() as f64 / total as f64 },
-        score_avg: if scores.is_empty() { 0.0 } else { scores.iter().sum::<i64>() as f64 / scores.len() as f64 },
+        ring_ms_avg: if total == 0 {
+            0
+        } else {
+            calls.iter().map(|s| s.ring_ms).sum::<i64>() / total
+        },
+        rounds_avg: if total == 0 {
+            0.0
+        } else {
+            calls.iter().map(|s| i64::from(s.rounds)).sum::<i64>() as f64 / total as f64
+        },
+        score_avg: if scores.is_empty() {
+            0.0
+        } else {
+            scores.iter().sum::<i64>() as f64 / scores.len() as f64
+        },
         by_outcome: breakdown(outcome),
         by_intent_level: breakdown(level),
         by_tag: breakdown(tag),
@@ -311,9 +375,18 @@ fn assert_stats(actual: &CallStats, expected: &CallStats, what: &str) {
     // Rates and averages are computed the same way (one division), so even
     // the floats must match to the last bit; compare with a hair of slack.
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-    assert!(close(actual.answer_rate, expected.answer_rate), "{what}: answer_rate {actual:?}");
-    assert!(close(actual.rounds_avg, expected.rounds_avg), "{what}: rounds_avg {actual:?}");
-    assert!(close(actual.score_avg, expected.score_avg), "{what}: score_avg {actual:?}");
+    assert!(
+        close(actual.answer_rate, expected.answer_rate),
+        "{what}: answer_rate {actual:?}"
+    );
+    assert!(
+        close(actual.rounds_avg, expected.rounds_avg),
+        "{what}: rounds_avg {actual:?}"
+    );
+    assert!(
+        close(actual.score_avg, expected.score_avg),
+        "{what}: score_avg {actual:?}"
+    );
     let strip = |s: &CallStats| CallStats {
         answer_rate: 0.0,
         rounds_avg: 0.0,
@@ -324,6 +397,9 @@ fn assert_stats(actual: &CallStats, expected: &CallStats, what: &str) {
 }
 
 // ---------------------------------------------------------------- tests
+
+/// Which fixture calls a filter should match.
+type Keep = Box<dyn Fn(&Spec) -> bool>;
 
 #[tokio::test]
 async fn stats_match_the_fixture_for_every_filter() {
@@ -336,7 +412,7 @@ async fn stats_match_the_fixture_for_every_filter() {
         top_tags: 0,
     };
 
-    let cases: Vec<(&str, CallFilter, Box<dyn Fn(&Spec) -> bool>)> = vec![
+    let cases: Vec<(&str, CallFilter, Keep)> = vec![
         ("no filter", CallFilter::default(), Box::new(|_| true)),
         (
             "task t1",
@@ -353,7 +429,9 @@ async fn stats_match_the_fixture_for_every_filter() {
                 carriers: vec!["移动".into(), "联通".into()],
                 ..Default::default()
             },
-            Box::new(|s| s.outcome == CallOutcome::Answered && (s.carrier == "移动" || s.carrier == "联通")),
+            Box::new(|s| {
+                s.outcome == CallOutcome::Answered && (s.carrier == "移动" || s.carrier == "联通")
+            }),
         ),
         (
             "window",
@@ -362,7 +440,9 @@ async fn stats_match_the_fixture_for_every_filter() {
                 end_time: Some(ts(BASE + 17 * 3_600_000)),
                 ..Default::default()
             },
-            Box::new(|s| s.call_time >= BASE + 5 * 3_600_000 && s.call_time < BASE + 17 * 3_600_000),
+            Box::new(|s| {
+                s.call_time >= BASE + 5 * 3_600_000 && s.call_time < BASE + 17 * 3_600_000
+            }),
         ),
         (
             "tag-a in t2",
@@ -391,7 +471,11 @@ async fn stats_match_the_fixture_for_every_filter() {
         ),
     ];
     for (what, filter, keep) in cases {
-        let actual = client.get_call_stats(ask(filter)).await.expect(what).into_inner();
+        let actual = client
+            .get_call_stats(ask(filter))
+            .await
+            .expect(what)
+            .into_inner();
         let expected = expected_stats(&specs, keep);
         assert_stats(&actual, &expected, what);
         match what {
@@ -412,7 +496,11 @@ async fn stats_match_the_fixture_for_every_filter() {
             task_ids: vec![task.into()],
             ..Default::default()
         };
-        let actual = client.get_call_stats(ask(only_task)).await.unwrap().into_inner();
+        let actual = client
+            .get_call_stats(ask(only_task))
+            .await
+            .unwrap()
+            .into_inner();
         assert_stats(&actual, &expected_stats(&specs, |s| s.task == task), task);
         // The same task through the general path (a window covering all).
         let with_window = CallFilter {
@@ -420,7 +508,11 @@ async fn stats_match_the_fixture_for_every_filter() {
             start_time: Some(ts(BASE)),
             ..Default::default()
         };
-        let general = client.get_call_stats(ask(with_window)).await.unwrap().into_inner();
+        let general = client
+            .get_call_stats(ask(with_window))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(general, actual, "{task}");
     }
 
@@ -438,7 +530,11 @@ async fn stats_match_the_fixture_for_every_filter() {
 }
 
 /// Time-series fixture: `(call time, outcome, talk_ms, score)` in one task.
-async fn store_series(app: &TestApp, task: &'static str, calls: &[(i64, CallOutcome, i64, Option<i32>)]) {
+async fn store_series(
+    app: &TestApp,
+    task: &'static str,
+    calls: &[(i64, CallOutcome, i64, Option<i32>)],
+) {
     let specs: Vec<Spec> = calls
         .iter()
         .enumerate()
@@ -452,7 +548,13 @@ async fn store_series(app: &TestApp, task: &'static str, calls: &[(i64, CallOutc
     app.store(&specs).await;
 }
 
-fn series_request(task: &str, start: i64, end: i64, granularity: Granularity, zone: &str) -> GetCallTimeSeriesRequest {
+fn series_request(
+    task: &str,
+    start: i64,
+    end: i64,
+    granularity: Granularity,
+    zone: &str,
+) -> GetCallTimeSeriesRequest {
     GetCallTimeSeriesRequest {
         filter: Some(CallFilter {
             task_ids: vec![task.into()],
@@ -497,16 +599,39 @@ async fn new_york_days_across_the_march_dst_change() {
         .unwrap()
         .into_inner()
         .buckets;
-    let starts: Vec<i64> = buckets.iter().map(|b| b.start_time.as_ref().unwrap().seconds * 1000).collect();
+    let starts: Vec<i64> = buckets
+        .iter()
+        .map(|b| b.start_time.as_ref().unwrap().seconds * 1000)
+        .collect();
     assert_eq!(
         starts,
-        vec![ms("2026-03-07T05:00:00Z"), ms("2026-03-08T05:00:00Z"), ms("2026-03-09T04:00:00Z")]
+        vec![
+            ms("2026-03-07T05:00:00Z"),
+            ms("2026-03-08T05:00:00Z"),
+            ms("2026-03-09T04:00:00Z")
+        ]
     );
     // March 8 lasts 23 hours.
     assert_eq!(starts[2] - starts[1], 23 * 3_600_000);
-    let totals: Vec<(i64, i64, i64, i64)> =
-        buckets.iter().map(|b| (b.total_calls, b.answered_calls, b.talk_ms_total, b.talk_ms_avg)).collect();
-    assert_eq!(totals, vec![(1, 1, 10_000, 10_000), (2, 1, 20_000, 20_000), (1, 1, 5_000, 5_000)]);
+    let totals: Vec<(i64, i64, i64, i64)> = buckets
+        .iter()
+        .map(|b| {
+            (
+                b.total_calls,
+                b.answered_calls,
+                b.talk_ms_total,
+                b.talk_ms_avg,
+            )
+        })
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            (1, 1, 10_000, 10_000),
+            (2, 1, 20_000, 20_000),
+            (1, 1, 5_000, 5_000)
+        ]
+    );
     assert_eq!(buckets[1].answer_rate, 0.5);
     assert_eq!(buckets[1].score_avg, 60.0);
 }
@@ -532,18 +657,36 @@ async fn shanghai_series_has_every_bucket_with_zeros() {
     let mut client = app.analytics();
     // The default zone is Asia/Shanghai.
     let days = client
-        .get_call_time_series(series_request("sh", day0, day0 + 5 * 24 * h, Granularity::Day, ""))
+        .get_call_time_series(series_request(
+            "sh",
+            day0,
+            day0 + 5 * 24 * h,
+            Granularity::Day,
+            "",
+        ))
         .await
         .unwrap()
         .into_inner()
         .buckets;
     assert_eq!(days.len(), 5);
     for (i, b) in days.iter().enumerate() {
-        assert_eq!(b.start_time.as_ref().unwrap().seconds * 1000, day0 + i as i64 * 24 * h);
+        assert_eq!(
+            b.start_time.as_ref().unwrap().seconds * 1000,
+            day0 + i as i64 * 24 * h
+        );
     }
     let got: Vec<(i64, i64, i64, i64, f64, f64)> = days
         .iter()
-        .map(|b| (b.total_calls, b.answered_calls, b.talk_ms_total, b.talk_ms_avg, b.answer_rate, b.score_avg))
+        .map(|b| {
+            (
+                b.total_calls,
+                b.answered_calls,
+                b.talk_ms_total,
+                b.talk_ms_avg,
+                b.answer_rate,
+                b.score_avg,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -558,7 +701,13 @@ async fn shanghai_series_has_every_bucket_with_zeros() {
 
     // Hours of the first day, asked in Shanghai's own name, start mid-hour.
     let hours = client
-        .get_call_time_series(series_request("sh", day0 + h / 2, day0 + 24 * h, Granularity::Hour, "Asia/Shanghai"))
+        .get_call_time_series(series_request(
+            "sh",
+            day0 + h / 2,
+            day0 + 24 * h,
+            Granularity::Hour,
+            "Asia/Shanghai",
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -599,7 +748,16 @@ async fn bad_input_names_the_field() {
     assert_eq!(bad_fields(err).await, vec!["filter.start_time"]);
     // The same window in days is fine.
     let days = series_request("t", BASE, BASE + 2 * 366 * day, Granularity::Day, "UTC");
-    assert_eq!(client.get_call_time_series(days).await.unwrap().into_inner().buckets.len(), 732);
+    assert_eq!(
+        client
+            .get_call_time_series(days)
+            .await
+            .unwrap()
+            .into_inner()
+            .buckets
+            .len(),
+        732
+    );
 
     let no_window = GetCallTimeSeriesRequest {
         filter: None,
@@ -607,7 +765,11 @@ async fn bad_input_names_the_field() {
         time_zone: String::new(),
     };
     let err = client.get_call_time_series(no_window).await.unwrap_err();
-    assert!(bad_fields(err).await.contains(&"filter.start_time".to_owned()));
+    assert!(
+        bad_fields(err)
+            .await
+            .contains(&"filter.start_time".to_owned())
+    );
 
     let err = client
         .get_call_stats(GetCallStatsRequest {
@@ -628,7 +790,12 @@ fn phone(i: usize) -> String {
 async fn list_all(app: &TestApp, mut req: ListTaskNumbersRequest) -> Vec<TaskNumber> {
     let mut out = Vec::new();
     loop {
-        let page = app.calls().list_task_numbers(req.clone()).await.unwrap().into_inner();
+        let page = app
+            .calls()
+            .list_task_numbers(req.clone())
+            .await
+            .unwrap()
+            .into_inner();
         out.extend(page.numbers);
         if page.next_page_token.is_empty() {
             return out;
@@ -679,13 +846,25 @@ async fn dialing_list_statuses_attempts_and_history() {
         .iter()
         .enumerate()
         .map(|(k, (i, outcome, hour, carrier))| {
-            let mut s = Spec::new(&format!("d{k}"), "dial", &phone(*i), BASE + hour * h, *outcome);
+            let mut s = Spec::new(
+                &format!("d{k}"),
+                "dial",
+                &phone(*i),
+                BASE + hour * h,
+                *outcome,
+            );
             s.carrier = carrier;
             s
         })
         .collect();
     // A call of number 0 in another task counts for that task only.
-    specs.push(Spec::new("other", "t-other", &phone(0), BASE + 20 * h, O::Busy));
+    specs.push(Spec::new(
+        "other",
+        "t-other",
+        &phone(0),
+        BASE + 20 * h,
+        O::Busy,
+    ));
     app.store(&specs).await;
 
     // (status code, attempts, last call hour)
@@ -718,13 +897,35 @@ async fn dialing_list_statuses_attempts_and_history() {
         assert_eq!(n.status_code, *code, "number {i}");
         assert_eq!(n.status, code + 1, "number {i}");
         assert_eq!(n.attempts, *attempts, "number {i}");
-        assert_eq!(n.last_call_time, hour.map(|hr| ts(BASE + hr * h)), "number {i}");
-        assert_eq!(n.name, if i < 10 { format!("客户{i}") } else { String::new() });
+        assert_eq!(
+            n.last_call_time,
+            hour.map(|hr| ts(BASE + hr * h)),
+            "number {i}"
+        );
+        assert_eq!(
+            n.name,
+            if i < 10 {
+                format!("客户{i}")
+            } else {
+                String::new()
+            }
+        );
         // History: this number's calls in the task, newest first.
-        let mut mine: Vec<&Spec> = specs.iter().filter(|s| s.task == "dial" && s.callee == phone(i)).collect();
-        mine.sort_by(|a, b| b.call_time.cmp(&a.call_time));
-        let history: Vec<&str> = n.call_history.iter().map(|c| c.external_id.as_str()).collect();
-        assert_eq!(history, mine.iter().map(|s| s.ext.as_str()).collect::<Vec<_>>(), "number {i}");
+        let mut mine: Vec<&Spec> = specs
+            .iter()
+            .filter(|s| s.task == "dial" && s.callee == phone(i))
+            .collect();
+        mine.sort_by_key(|s| std::cmp::Reverse(s.call_time));
+        let history: Vec<&str> = n
+            .call_history
+            .iter()
+            .map(|c| c.external_id.as_str())
+            .collect();
+        assert_eq!(
+            history,
+            mine.iter().map(|s| s.ext.as_str()).collect::<Vec<_>>(),
+            "number {i}"
+        );
     }
     assert_eq!(all[0].attributes.get("row").map(String::as_str), Some("0"));
     assert_eq!(all[3].location.as_ref().unwrap().carrier, "联通");
@@ -752,7 +953,10 @@ async fn dialing_list_statuses_attempts_and_history() {
         },
     )
     .await;
-    assert_eq!(answered.iter().map(|n| n.phone.clone()).collect::<Vec<_>>(), [0, 2].map(phone).to_vec());
+    assert_eq!(
+        answered.iter().map(|n| n.phone.clone()).collect::<Vec<_>>(),
+        [0, 2].map(phone).to_vec()
+    );
 
     // Phone (any notation) and carrier filters.
     let one = list_all(
@@ -775,7 +979,10 @@ async fn dialing_list_statuses_attempts_and_history() {
         },
     )
     .await;
-    assert_eq!(unicom.iter().map(|n| n.phone.clone()).collect::<Vec<_>>(), vec![phone(3)]);
+    assert_eq!(
+        unicom.iter().map(|n| n.phone.clone()).collect::<Vec<_>>(),
+        vec![phone(3)]
+    );
 
     // Uploading again updates; a token from another filter is refused.
     let again = app

@@ -8,12 +8,11 @@ use super::convert::{attributes, call_to_proto, to_timestamp};
 use super::status::invalid_argument;
 use crate::domain::task_number::MAX_NUMBERS_PER_UPLOAD;
 use crate::domain::{
-    Location, TaskNumber, TaskNumberEntry, TaskNumberQuery, Violations, normalize_phone,
-    page_size,
+    Location, TaskNumber, TaskNumberEntry, TaskNumberQuery, Violations, normalize_phone, page_size,
 };
 use crate::proto::{
-    self, ListTaskNumbersRequest, ListTaskNumbersResponse, NumberStatus,
-    UpsertTaskNumbersRequest, UpsertTaskNumbersResponse,
+    self, ListTaskNumbersRequest, ListTaskNumbersResponse, NumberStatus, UpsertTaskNumbersRequest,
+    UpsertTaskNumbersResponse,
 };
 
 /// Longest task id, name or carrier accepted.
@@ -31,7 +30,10 @@ pub(crate) async fn list_task_numbers(
     if !v.is_empty() {
         return Err(invalid_argument(&v));
     }
-    let page = ctx.service.list_task_numbers(tenant, query, &req.page_token).await?;
+    let page = ctx
+        .service
+        .list_task_numbers(tenant, query, &req.page_token)
+        .await?;
     Ok(Response::new(ListTaskNumbersResponse {
         numbers: page.numbers.into_iter().map(number_to_proto).collect(),
         next_page_token: page.next_page_token,
@@ -48,7 +50,10 @@ pub(crate) async fn upsert_task_numbers(
     let mut v = Violations::new();
     task_id(&req.task_id, &mut v);
     if req.numbers.len() > MAX_NUMBERS_PER_UPLOAD {
-        v.add("numbers", format!("at most {MAX_NUMBERS_PER_UPLOAD} numbers per request"));
+        v.add(
+            "numbers",
+            format!("at most {MAX_NUMBERS_PER_UPLOAD} numbers per request"),
+        );
         return Err(invalid_argument(&v));
     }
     let entries: Vec<TaskNumberEntry> = req
@@ -79,7 +84,11 @@ fn task_id(id: &str, v: &mut Violations) {
     }
 }
 
-fn query_from_proto(req: &ListTaskNumbersRequest, ctx: &ApiContext, v: &mut Violations) -> TaskNumberQuery {
+fn query_from_proto(
+    req: &ListTaskNumbersRequest,
+    ctx: &ApiContext,
+    v: &mut Violations,
+) -> TaskNumberQuery {
     task_id(&req.task_id, v);
     let statuses = req
         .statuses
@@ -89,7 +98,10 @@ fn query_from_proto(req: &ListTaskNumbersRequest, ctx: &ApiContext, v: &mut Viol
             // The enum value is the smartivr code plus one.
             Ok(s) if s != NumberStatus::Unspecified => Some(*code - 1),
             _ => {
-                v.add(format!("statuses[{i}]"), format!("unknown enum value {code}"));
+                v.add(
+                    format!("statuses[{i}]"),
+                    format!("unknown enum value {code}"),
+                );
                 None
             }
         })
@@ -102,7 +114,10 @@ fn query_from_proto(req: &ListTaskNumbersRequest, ctx: &ApiContext, v: &mut Viol
     });
     for (i, carrier) in req.carriers.iter().enumerate() {
         if carrier.len() > MAX_ID_LEN {
-            v.add(format!("carriers[{i}]"), format!("is longer than {MAX_ID_LEN} bytes"));
+            v.add(
+                format!("carriers[{i}]"),
+                format!("is longer than {MAX_ID_LEN} bytes"),
+            );
         }
     }
     let size = page_size(req.page_size).unwrap_or_else(|e| {
@@ -120,13 +135,21 @@ fn query_from_proto(req: &ListTaskNumbersRequest, ctx: &ApiContext, v: &mut Viol
     }
 }
 
-fn entry_from_proto(n: &proto::TaskNumberInput, path: &str, ctx: &ApiContext, v: &mut Violations) -> TaskNumberEntry {
+fn entry_from_proto(
+    n: &proto::TaskNumberInput,
+    path: &str,
+    ctx: &ApiContext,
+    v: &mut Violations,
+) -> TaskNumberEntry {
     let phone = normalize_phone(&n.phone, ctx.region).unwrap_or_else(|e| {
         v.add(format!("{path}.phone"), e.to_string());
         String::new()
     });
     if n.name.len() > MAX_ID_LEN {
-        v.add(format!("{path}.name"), format!("is longer than {MAX_ID_LEN} bytes"));
+        v.add(
+            format!("{path}.name"),
+            format!("is longer than {MAX_ID_LEN} bytes"),
+        );
     }
     TaskNumberEntry {
         phone,

@@ -74,7 +74,8 @@ async fn main() -> anyhow::Result<()> {
     let url = format!("sqlite://{}", path.display());
 
     // Building the application creates the file and applies the migrations.
-    let app = callscope::Application::build(ServeConfig::new(url.clone(), "127.0.0.1:0".parse()?)).await?;
+    let app = callscope::Application::build(ServeConfig::new(url.clone(), "127.0.0.1:0".parse()?))
+        .await?;
     let addr = app.grpc_addr();
 
     if !reuse {
@@ -88,7 +89,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!("database {} ({:.0} MiB)", path.display(), size as f64 / 1_048_576.0);
+    println!(
+        "database {} ({:.0} MiB)",
+        path.display(),
+        size as f64 / 1_048_576.0
+    );
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
@@ -129,9 +134,15 @@ async fn main() -> anyhow::Result<()> {
         time_zone: "Asia/Shanghai".into(),
     };
 
-    let stats = client.get_call_stats(stats_request.clone()).await?.into_inner();
+    let stats = client
+        .get_call_stats(stats_request.clone())
+        .await?
+        .into_inner();
     let direct_total = direct_stats(&direct).await?;
-    anyhow::ensure!(stats.total_calls == direct_total, "gRPC and direct SQL disagree");
+    anyhow::ensure!(
+        stats.total_calls == direct_total,
+        "gRPC and direct SQL disagree"
+    );
     println!(
         "task stats: total {} answered {} rate {:.3} talk avg {} ms p50 {} ms p90 {} ms, {} tags, costs {:?}",
         stats.total_calls,
@@ -141,14 +152,23 @@ async fn main() -> anyhow::Result<()> {
         stats.talk_ms_p50,
         stats.talk_ms_p90,
         stats.by_tag.len(),
-        stats.cost_totals.iter().map(|m| format!("{} {}", m.amount, m.currency)).collect::<Vec<_>>()
+        stats
+            .cost_totals
+            .iter()
+            .map(|m| format!("{} {}", m.amount, m.currency))
+            .collect::<Vec<_>>()
     );
 
     let mut rows = Vec::new();
     let grpc = time(runs, || {
         let mut c = client.clone();
         let r = stats_request.clone();
-        async move { c.get_call_stats(r).await.map(|_| ()).map_err(anyhow::Error::from) }
+        async move {
+            c.get_call_stats(r)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
     })
     .await?;
     let sql = time(runs, || {
@@ -160,7 +180,12 @@ async fn main() -> anyhow::Result<()> {
     let grpc = time(runs, || {
         let mut c = client.clone();
         let r = series_request.clone();
-        async move { c.get_call_time_series(r).await.map(|_| ()).map_err(anyhow::Error::from) }
+        async move {
+            c.get_call_time_series(r)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
     })
     .await?;
     let sql = time(runs, || {
@@ -232,9 +257,38 @@ impl Rng {
 }
 
 const PROVINCES: &[&str] = &[
-    "北京", "上海", "天津", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏", "浙江", "安徽",
-    "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南", "四川", "贵州", "云南", "陕西",
-    "甘肃", "青海", "内蒙古", "广西", "西藏", "宁夏", "新疆", "",
+    "北京",
+    "上海",
+    "天津",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "",
 ];
 const CARRIERS: &[&str] = &["移动", "联通", "电信", ""];
 const LEVELS: &[&str] = &["A", "B", "C", "D"];
@@ -245,17 +299,24 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
     let options = SqliteConnectOptions::from_str(url)?
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Off);
-    let pool: SqlitePool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-    sqlx::query("PRAGMA cache_size = -262144").execute(&pool).await?;
+    let pool: SqlitePool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query("PRAGMA cache_size = -262144")
+        .execute(&pool)
+        .await?;
 
     let mut tx = pool.begin().await?;
     for level in LEVELS {
-        sqlx::query("INSERT INTO intent_levels (tenant_id, intent_level_id, name) VALUES (?, ?, ?)")
-            .bind(TENANT)
-            .bind(level)
-            .bind(format!("level {level}"))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO intent_levels (tenant_id, intent_level_id, name) VALUES (?, ?, ?)",
+        )
+        .bind(TENANT)
+        .bind(level)
+        .bind(format!("level {level}"))
+        .execute(&mut *tx)
+        .await?;
     }
     for t in 0..30 {
         sqlx::query("INSERT INTO tags (tenant_id, tag_id, name) VALUES (?, ?, ?)")
@@ -275,7 +336,9 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
         let mut i = done;
         while i < end {
             let chunk = (end - i).min(ROWS_PER_INSERT);
-            let calls: Vec<Synthetic> = (i..i + chunk).map(|k| Synthetic::new(k, &mut rng)).collect();
+            let calls: Vec<Synthetic> = (i..i + chunk)
+                .map(|k| Synthetic::new(k, &mut rng))
+                .collect();
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO calls (tenant_id, call_id, source, external_id, task_id, callee, \
                  call_time, answer_time, hangup_time, ring_ms, talk_ms, total_ms, billed_ms, \
@@ -313,12 +376,22 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
             qb.build().execute(&mut *tx).await?;
             let tags: Vec<(&str, String, i64)> = calls
                 .iter()
-                .flat_map(|c| c.tags.iter().enumerate().map(|(p, t)| (c.call_id.as_str(), t.clone(), p as i64)))
+                .flat_map(|c| {
+                    c.tags
+                        .iter()
+                        .enumerate()
+                        .map(|(p, t)| (c.call_id.as_str(), t.clone(), p as i64))
+                })
                 .collect();
             if !tags.is_empty() {
-                let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO call_tags (tenant_id, call_id, tag_id, position) ");
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO call_tags (tenant_id, call_id, tag_id, position) ",
+                );
                 qb.push_values(&tags, |mut b, (call_id, tag, position)| {
-                    b.push_bind(TENANT).push_bind(*call_id).push_bind(tag.clone()).push_bind(*position);
+                    b.push_bind(TENANT)
+                        .push_bind(*call_id)
+                        .push_bind(tag.clone())
+                        .push_bind(*position);
                 });
                 qb.build().execute(&mut *tx).await?;
             }
@@ -328,7 +401,9 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
         done = end;
     }
     sqlx::query("ANALYZE").execute(&pool).await?;
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await?;
     pool.close().await;
     Ok(())
 }
@@ -357,8 +432,16 @@ impl Synthetic {
         let ring_ms = 2_000 + rng.below(25_000) as i64;
         // About 45 % answered; the rest spread over the other outcomes.
         let answered = rng.below(100) < 45;
-        let outcome = if answered { 1 } else { 2 + rng.below(13) as i64 };
-        let talk_ms = if answered { 1_000 + rng.below(180_000) as i64 } else { 0 };
+        let outcome = if answered {
+            1
+        } else {
+            2 + rng.below(13) as i64
+        };
+        let talk_ms = if answered {
+            1_000 + rng.below(180_000) as i64
+        } else {
+            0
+        };
         let cost = if answered {
             // 0.0125 per started minute, as a decimal string.
             let minutes = (talk_ms + 59_999) / 60_000;
@@ -367,7 +450,11 @@ impl Synthetic {
         } else {
             String::new()
         };
-        let tag_count = if answered { 1 + rng.below(2) } else { rng.below(2) };
+        let tag_count = if answered {
+            1 + rng.below(2)
+        } else {
+            rng.below(2)
+        };
         Self {
             call_id: format!("{k:010}"),
             callee: format!("+86138{:08}", rng.below(300_000)),
@@ -386,7 +473,9 @@ impl Synthetic {
             // Two distinct tags at most: the second is offset from the first.
             tags: {
                 let first = rng.below(30);
-                (0..tag_count).map(|k| format!("tag-{:02}", (first + k * 7) % 30)).collect()
+                (0..tag_count)
+                    .map(|k| format!("tag-{:02}", (first + k * 7) % 30))
+                    .collect()
             },
         }
     }

@@ -57,7 +57,11 @@ pub struct CallStats {
 
 /// `part / whole` as a rate, 0 when `whole` is 0.
 pub fn ratio(part: i64, whole: i64) -> f64 {
-    if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
 }
 
 /// `sum / count` truncated toward zero, 0 when `count` is 0.
@@ -109,7 +113,11 @@ pub fn party_entry(party: Party, count: i64) -> CountEntry {
 
 /// The key of a free-text dimension (carrier, province): `unknown` when empty.
 pub fn text_key(text: &str) -> String {
-    if text.is_empty() { UNKNOWN_KEY.to_owned() } else { text.to_owned() }
+    if text.is_empty() {
+        UNKNOWN_KEY.to_owned()
+    } else {
+        text.to_owned()
+    }
 }
 
 /// Bucket width of a time series.
@@ -132,7 +140,11 @@ pub enum BucketError {
 
 /// Looks up an IANA zone; empty means [`DEFAULT_TIME_ZONE`].
 pub fn time_zone(name: &str) -> Result<TimeZone, BucketError> {
-    let name = if name.trim().is_empty() { DEFAULT_TIME_ZONE } else { name.trim() };
+    let name = if name.trim().is_empty() {
+        DEFAULT_TIME_ZONE
+    } else {
+        name.trim()
+    };
     TimeZone::get(name).map_err(|_| BucketError::UnknownZone)
 }
 
@@ -159,7 +171,11 @@ pub fn bucket_bounds(
     let zoned = ts.to_zoned(tz.clone());
     let mut cursor = match granularity {
         Granularity::Day => zoned.start_of_day(),
-        Granularity::Hour => zoned.round(ZonedRound::new().smallest(Unit::Hour).mode(jiff::RoundMode::Trunc)),
+        Granularity::Hour => zoned.round(
+            ZonedRound::new()
+                .smallest(Unit::Hour)
+                .mode(jiff::RoundMode::Trunc),
+        ),
     }
     .map_err(|_| BucketError::OutOfRange)?;
     let mut bounds = vec![cursor.timestamp().as_millisecond()];
@@ -313,8 +329,12 @@ impl Decimal {
 
     pub fn checked_add(self, other: Self) -> Option<Self> {
         let scale = self.scale.max(other.scale);
-        let a = self.units.checked_mul(10_i128.checked_pow(scale - self.scale)?)?;
-        let b = other.units.checked_mul(10_i128.checked_pow(scale - other.scale)?)?;
+        let a = self
+            .units
+            .checked_mul(10_i128.checked_pow(scale - self.scale)?)?;
+        let b = other
+            .units
+            .checked_mul(10_i128.checked_pow(scale - other.scale)?)?;
         Some(Self {
             units: a.checked_add(b)?,
             scale,
@@ -380,20 +400,36 @@ mod tests {
     #[test]
     fn decimals_add_exactly() {
         assert_eq!(sum_decimals(["0.1", "0.2"]).as_deref(), Some("0.3"));
-        assert_eq!(sum_decimals(["0.007875", "1", "-0.5"]).as_deref(), Some("0.507875"));
+        assert_eq!(
+            sum_decimals(["0.007875", "1", "-0.5"]).as_deref(),
+            Some("0.507875")
+        );
         assert_eq!(sum_decimals(["-0.25", "0.05"]).as_deref(), Some("-0.2"));
         assert_eq!(sum_decimals(["1.50", "2.50"]).as_deref(), Some("4"));
         assert_eq!(sum_decimals([]).as_deref(), Some("0"));
         assert_eq!(sum_decimals(["1e3"]), None);
         let parts = Decimal::from_parts(3, &[7_875_000, 0], 9).unwrap();
         assert_eq!(parts.to_plain_string(), "3.007875");
-        assert_eq!(Decimal::parse("0.5").unwrap().checked_mul_int(3).unwrap().to_plain_string(), "1.5");
+        assert_eq!(
+            Decimal::parse("0.5")
+                .unwrap()
+                .checked_mul_int(3)
+                .unwrap()
+                .to_plain_string(),
+            "1.5"
+        );
     }
 
     #[test]
     fn new_york_spring_forward_day_is_23_hours() {
         let tz = time_zone("America/New_York").unwrap();
-        let b = bucket_bounds(ms("2026-03-07T12:00:00Z"), ms("2026-03-10T05:00:00Z"), Granularity::Day, &tz).unwrap();
+        let b = bucket_bounds(
+            ms("2026-03-07T12:00:00Z"),
+            ms("2026-03-10T05:00:00Z"),
+            Granularity::Day,
+            &tz,
+        )
+        .unwrap();
         assert_eq!(
             b,
             vec![
@@ -410,27 +446,58 @@ mod tests {
     #[test]
     fn shanghai_days_and_hours() {
         let tz = time_zone("").unwrap();
-        let b = bucket_bounds(ms("2026-01-01T16:00:00Z"), ms("2026-01-03T16:00:00Z"), Granularity::Day, &tz).unwrap();
+        let b = bucket_bounds(
+            ms("2026-01-01T16:00:00Z"),
+            ms("2026-01-03T16:00:00Z"),
+            Granularity::Day,
+            &tz,
+        )
+        .unwrap();
         assert_eq!(b.len(), 3);
         assert_eq!(slot_width(&b), 86_400_000);
-        let h = bucket_bounds(ms("2026-01-01T16:30:00Z"), ms("2026-01-01T18:00:00Z"), Granularity::Hour, &tz).unwrap();
-        assert_eq!(h, vec![ms("2026-01-01T16:00:00Z"), ms("2026-01-01T17:00:00Z"), ms("2026-01-01T18:00:00Z")]);
+        let h = bucket_bounds(
+            ms("2026-01-01T16:30:00Z"),
+            ms("2026-01-01T18:00:00Z"),
+            Granularity::Hour,
+            &tz,
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            vec![
+                ms("2026-01-01T16:00:00Z"),
+                ms("2026-01-01T17:00:00Z"),
+                ms("2026-01-01T18:00:00Z")
+            ]
+        );
     }
 
     #[test]
     fn half_hour_zones_align_to_local_hours() {
         let tz = time_zone("Asia/Kolkata").unwrap();
-        let h = bucket_bounds(ms("2026-01-01T00:00:00Z"), ms("2026-01-01T01:00:00Z"), Granularity::Hour, &tz).unwrap();
+        let h = bucket_bounds(
+            ms("2026-01-01T00:00:00Z"),
+            ms("2026-01-01T01:00:00Z"),
+            Granularity::Hour,
+            &tz,
+        )
+        .unwrap();
         assert_eq!(h[0], ms("2025-12-31T23:30:00Z"));
         assert_eq!(slot_width(&h), 3_600_000);
     }
 
     #[test]
     fn limits() {
-        assert_eq!(time_zone("Mars/Olympus").unwrap_err(), BucketError::UnknownZone);
+        assert_eq!(
+            time_zone("Mars/Olympus").unwrap_err(),
+            BucketError::UnknownZone
+        );
         let tz = time_zone("UTC").unwrap();
         let year = 366 * 86_400_000;
-        assert_eq!(bucket_bounds(0, 2 * year, Granularity::Hour, &tz).unwrap_err(), BucketError::TooMany);
+        assert_eq!(
+            bucket_bounds(0, 2 * year, Granularity::Hour, &tz).unwrap_err(),
+            BucketError::TooMany
+        );
         assert!(bucket_bounds(0, year, Granularity::Day, &tz).is_ok());
         let exactly = bucket_bounds(0, 10_000 * 3_600_000, Granularity::Hour, &tz).unwrap();
         assert_eq!(exactly.len(), 10_001);

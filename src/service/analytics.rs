@@ -48,7 +48,9 @@ impl CallScope {
         time_zone: &str,
     ) -> Result<Vec<TimeBucket>, ServiceError> {
         let mut v = Violations::new();
-        let tz = stats::time_zone(time_zone).map_err(|e| v.add("time_zone", e.to_string())).ok();
+        let tz = stats::time_zone(time_zone)
+            .map_err(|e| v.add("time_zone", e.to_string()))
+            .ok();
         let (start, end) = (filter.window.start, filter.window.end);
         if start.is_none() {
             v.add("filter.start_time", "is required for a time series");
@@ -69,7 +71,10 @@ impl CallScope {
             BucketError::OutOfRange => Violations::one("filter.start_time", e.to_string()),
         })?;
         let slot = stats::slot_width(&bounds);
-        let slots = self.store.call_time_slots(tenant, filter, bounds[0], slot).await?;
+        let slots = self
+            .store
+            .call_time_slots(tenant, filter, bounds[0], slot)
+            .await?;
         Ok(stats::merge_slots(&bounds, &slots))
     }
 
@@ -88,7 +93,10 @@ impl CallScope {
             .into());
         }
         let now = domain::now_ms();
-        let result = self.store.upsert_task_numbers(tenant, task_id, entries, now).await?;
+        let result = self
+            .store
+            .upsert_task_numbers(tenant, task_id, entries, now)
+            .await?;
         Ok((result, now))
     }
 

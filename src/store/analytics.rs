@@ -224,7 +224,9 @@ impl SqliteStore {
         filter: &CallFilter,
         top: u32,
     ) -> Result<Vec<CountEntry>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM (");
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM (",
+        );
         if only_tasks(filter) {
             // The dashboard's filter: counted on the task's tag index alone.
             qb.push("SELECT ct.tag_id, COUNT(*) AS n FROM call_tag_tasks ct WHERE ct.tenant_id = ")
@@ -276,7 +278,10 @@ impl SqliteStore {
             CallOutcome::Answered.code()
         ))
         .push_bind(offset);
-        let value = qb.build_query_scalar::<i64>().fetch_optional(&self.reader).await?;
+        let value = qb
+            .build_query_scalar::<i64>()
+            .fetch_optional(&self.reader)
+            .await?;
         Ok(value.unwrap_or(0))
     }
 

@@ -21,7 +21,14 @@ pub struct TaskNumberPage {
     pub next: Option<String>,
 }
 
-const LOCATION_FIELDS: [&str; 6] = ["province", "city", "area_code", "carrier", "region", "post_code"];
+const LOCATION_FIELDS: [&str; 6] = [
+    "province",
+    "city",
+    "area_code",
+    "carrier",
+    "region",
+    "post_code",
+];
 
 impl Store {
     /// Adds or updates numbers of a task's dialing list, all or none. A field
@@ -229,15 +236,19 @@ impl SqliteStore {
         table: &str,
         column: &str,
     ) {
-        qb.push(format_args!("SELECT {column} AS phone FROM {table} WHERE tenant_id = "))
-            .push_bind(tenant.to_owned())
-            .push(" AND task_id = ")
-            .push_bind(q.task_id.clone());
+        qb.push(format_args!(
+            "SELECT {column} AS phone FROM {table} WHERE tenant_id = "
+        ))
+        .push_bind(tenant.to_owned())
+        .push(" AND task_id = ")
+        .push_bind(q.task_id.clone());
         if let Some(phone) = &q.phone {
-            qb.push(format_args!(" AND {column} = ")).push_bind(phone.clone());
+            qb.push(format_args!(" AND {column} = "))
+                .push_bind(phone.clone());
         }
         if let Some(after) = &q.after {
-            qb.push(format_args!(" AND {column} > ")).push_bind(after.clone());
+            qb.push(format_args!(" AND {column} > "))
+                .push_bind(after.clone());
         }
     }
 
@@ -257,11 +268,17 @@ impl SqliteStore {
         push_list(&mut qb, phones);
         qb.push(") ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
         let rows = qb.build().fetch_all(&self.reader).await?;
-        let mut calls = rows.iter().map(row_to_call).collect::<Result<Vec<_>, _>>()?;
+        let mut calls = rows
+            .iter()
+            .map(row_to_call)
+            .collect::<Result<Vec<_>, _>>()?;
         self.attach_tags(tenant, &mut calls).await?;
         let mut by_phone: HashMap<String, Vec<StoredCall>> = HashMap::new();
         for call in calls {
-            by_phone.entry(call.call.callee.clone()).or_default().push(call);
+            by_phone
+                .entry(call.call.callee.clone())
+                .or_default()
+                .push(call);
         }
         Ok(by_phone)
     }
