@@ -10,7 +10,11 @@ use crate::domain::Region;
 use crate::store::StoreOptions;
 
 #[derive(Debug, Parser)]
-#[command(name = "callscope", version, about = "Call analytics for AI outbound-call robots and IVR campaigns")]
+#[command(
+    name = "callscope",
+    version,
+    about = "Call analytics for AI outbound-call robots and IVR campaigns"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -25,7 +29,11 @@ pub enum Command {
 #[derive(Clone, Args)]
 pub struct ServeConfig {
     /// Where calls are stored: `sqlite://PATH` (created when missing).
-    #[arg(long, env = "CALLSCOPE_DATABASE_URL", default_value = "sqlite://callscope.db")]
+    #[arg(
+        long,
+        env = "CALLSCOPE_DATABASE_URL",
+        default_value = "sqlite://callscope.db"
+    )]
     pub database_url: String,
 
     /// Address the gRPC server listens on (port 0 picks a free port).

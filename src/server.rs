@@ -59,7 +59,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let context = ApiContext {
             service: self.service.clone(),
             region: self.config.default_region,
@@ -122,7 +125,11 @@ async fn watch_database(store: Store, reporter: HealthReporter) {
         if ok != serving {
             serving = ok;
             tracing::warn!(serving, "database health changed");
-            let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
             set_health(&reporter, status).await;
         }
     }

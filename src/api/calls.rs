@@ -39,7 +39,11 @@ impl CallService for CallApi {
             after: None,
             include_total: req.include_total,
         };
-        let page = self.0.service.list_calls(tenant, query, &req.page_token).await?;
+        let page = self
+            .0
+            .service
+            .list_calls(tenant, query, &req.page_token)
+            .await?;
         Ok(Response::new(ListCallsResponse {
             calls: page.calls.into_iter().map(call_to_proto).collect(),
             next_page_token: page.next_page_token,
@@ -48,7 +52,10 @@ impl CallService for CallApi {
     }
 
     #[tracing::instrument(skip_all, fields(call_id = %request.get_ref().call_id))]
-    async fn get_call(&self, request: Request<GetCallRequest>) -> Result<Response<proto::Call>, Status> {
+    async fn get_call(
+        &self,
+        request: Request<GetCallRequest>,
+    ) -> Result<Response<proto::Call>, Status> {
         let tenant = self.0.tenant(&request);
         let req = request.into_inner();
         let call = self

@@ -24,8 +24,12 @@ const MAX_SECONDS: i64 = 253_402_300_799;
 
 /// A timestamp in milliseconds, or a violation at `path`.
 pub fn timestamp_ms(ts: &Timestamp, path: &str, v: &mut Violations) -> Option<UnixMs> {
-    if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) || !(0..1_000_000_000).contains(&ts.nanos) {
-        v.add(path, "is not a valid timestamp (years 1-9999, nanos 0-999999999)");
+    if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) || !(0..1_000_000_000).contains(&ts.nanos)
+    {
+        v.add(
+            path,
+            "is not a valid timestamp (years 1-9999, nanos 0-999999999)",
+        );
         return None;
     }
     Some(ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000))
@@ -42,7 +46,12 @@ pub fn to_timestamp(ms: UnixMs) -> Timestamp {
     }
 }
 
-fn enum_value<T>(code: i32, path: &str, v: &mut Violations, from: fn(i32) -> Option<T>) -> Option<T> {
+fn enum_value<T>(
+    code: i32,
+    path: &str,
+    v: &mut Violations,
+    from: fn(i32) -> Option<T>,
+) -> Option<T> {
     let value = from(code);
     if value.is_none() {
         v.add(path, format!("unknown enum value {code}"));
@@ -70,7 +79,11 @@ fn non_negative(value: i64, path: &str, v: &mut Violations) {
     }
 }
 
-pub(crate) fn attributes(map: &std::collections::HashMap<String, String>, path: &str, v: &mut Violations) -> BTreeMap<String, String> {
+pub(crate) fn attributes(
+    map: &std::collections::HashMap<String, String>,
+    path: &str,
+    v: &mut Violations,
+) -> BTreeMap<String, String> {
     for (key, value) in map {
         if key.is_empty() || key.len() > MAX_ID_LEN {
             v.add(format!("{path}[{key:?}]"), "key must be 1-256 bytes");
@@ -79,10 +92,16 @@ pub(crate) fn attributes(map: &std::collections::HashMap<String, String>, path: 
             v.add(format!("{path}[{key:?}]"), "value is longer than 64 KiB");
         }
     }
-    map.iter().map(|(k, val)| (k.clone(), val.clone())).collect()
+    map.iter()
+        .map(|(k, val)| (k.clone(), val.clone()))
+        .collect()
 }
 
-pub fn tag_group_from_proto(g: &proto::TagGroup, path: &str, v: &mut Violations) -> domain::TagGroup {
+pub fn tag_group_from_proto(
+    g: &proto::TagGroup,
+    path: &str,
+    v: &mut Violations,
+) -> domain::TagGroup {
     required_id(&g.id, &format!("{path}.id"), v);
     short_text(&g.name, &format!("{path}.name"), v);
     domain::TagGroup {
@@ -109,7 +128,11 @@ pub fn tag_from_proto(t: &proto::Tag, path: &str, v: &mut Violations) -> domain:
     }
 }
 
-pub fn intent_level_from_proto(l: &proto::IntentLevel, path: &str, v: &mut Violations) -> domain::IntentLevel {
+pub fn intent_level_from_proto(
+    l: &proto::IntentLevel,
+    path: &str,
+    v: &mut Violations,
+) -> domain::IntentLevel {
     required_id(&l.id, &format!("{path}.id"), v);
     short_text(&l.name, &format!("{path}.name"), v);
     domain::IntentLevel {
@@ -121,7 +144,12 @@ pub fn intent_level_from_proto(l: &proto::IntentLevel, path: &str, v: &mut Viola
 }
 
 /// A typed call from UpsertCalls, validated and normalised.
-pub fn call_from_proto(c: &proto::Call, path: &str, region: Region, v: &mut Violations) -> domain::Call {
+pub fn call_from_proto(
+    c: &proto::Call,
+    path: &str,
+    region: Region,
+    v: &mut Violations,
+) -> domain::Call {
     let p = |field: &str| format!("{path}.{field}");
     let source = if c.source == 0 {
         Source::Api
@@ -185,13 +213,20 @@ pub fn call_from_proto(c: &proto::Call, path: &str, region: Region, v: &mut Viol
         ("quote_exchange", &billing.quote_exchange),
     ] {
         if !value.is_empty() && !is_decimal(value) {
-            v.add(p(&format!("billing.{field}")), "must be a decimal such as 0.0125");
+            v.add(
+                p(&format!("billing.{field}")),
+                "must be a decimal such as 0.0125",
+            );
         }
     }
-    if !billing.currency.is_empty()
-        && !(billing.currency.len() == 3 && billing.currency.bytes().all(|b| b.is_ascii_uppercase()))
-    {
-        v.add(p("billing.currency"), "must be an ISO 4217 code such as EUR");
+    let currency_ok = billing.currency.is_empty()
+        || (billing.currency.len() == 3
+            && billing.currency.bytes().all(|b| b.is_ascii_uppercase()));
+    if !currency_ok {
+        v.add(
+            p("billing.currency"),
+            "must be an ISO 4217 code such as EUR",
+        );
     }
     let location = c.location.clone().unwrap_or_default();
     let turns = c
@@ -252,7 +287,8 @@ pub fn call_from_proto(c: &proto::Call, path: &str, region: Region, v: &mut Viol
             .map(|(i, g)| tag_group_from_proto(g, &p(&format!("tag_groups[{i}]")), v))
             .collect(),
         recording_url: c.recording_url.clone(),
-        gender: enum_value(c.gender, &p("gender"), v, Gender::from_code).unwrap_or(Gender::Unspecified),
+        gender: enum_value(c.gender, &p("gender"), v, Gender::from_code)
+            .unwrap_or(Gender::Unspecified),
         location: domain::Location {
             province: location.province,
             city: location.city,
@@ -282,7 +318,11 @@ pub fn call_from_proto(c: &proto::Call, path: &str, region: Region, v: &mut Viol
     }
 }
 
-fn turn_from_proto(t: &proto::DialogueTurn, path: &str, v: &mut Violations) -> domain::DialogueTurn {
+fn turn_from_proto(
+    t: &proto::DialogueTurn,
+    path: &str,
+    v: &mut Violations,
+) -> domain::DialogueTurn {
     let p = |field: &str| format!("{path}.{field}");
     let kind = if t.kind == 0 {
         if t.customer_text.is_empty() {
@@ -293,12 +333,19 @@ fn turn_from_proto(t: &proto::DialogueTurn, path: &str, v: &mut Violations) -> d
     } else {
         enum_value(t.kind, &p("kind"), v, TurnKind::from_code).unwrap_or(TurnKind::RobotPrompt)
     };
-    for (field, text) in [("customer_text", &t.customer_text), ("robot_text", &t.robot_text)] {
+    for (field, text) in [
+        ("customer_text", &t.customer_text),
+        ("robot_text", &t.robot_text),
+    ] {
         if text.len() > MAX_TEXT_LEN {
             v.add(p(field), "is longer than 64 KiB");
         }
     }
-    for (field, value) in [("speak_ms", t.speak_ms), ("play_ms", t.play_ms), ("asr_latency_ms", t.asr_latency_ms)] {
+    for (field, value) in [
+        ("speak_ms", t.speak_ms),
+        ("play_ms", t.play_ms),
+        ("asr_latency_ms", t.asr_latency_ms),
+    ] {
         non_negative(value, &p(field), v);
     }
     domain::DialogueTurn {
@@ -359,7 +406,12 @@ fn id_list(values: &[String], path: &str, v: &mut Violations) -> Vec<String> {
         .collect()
 }
 
-fn enum_list<T>(codes: &[i32], path: &str, v: &mut Violations, from: fn(i32) -> Option<T>) -> Vec<T> {
+fn enum_list<T>(
+    codes: &[i32],
+    path: &str,
+    v: &mut Violations,
+    from: fn(i32) -> Option<T>,
+) -> Vec<T> {
     codes
         .iter()
         .enumerate()
@@ -374,7 +426,12 @@ fn enum_list<T>(codes: &[i32], path: &str, v: &mut Violations, from: fn(i32) -> 
 }
 
 /// A `CallFilter` validated; every violation is named `{path}.<field>`.
-pub fn filter_from_proto(f: Option<&proto::CallFilter>, path: &str, region: Region, v: &mut Violations) -> CallFilter {
+pub fn filter_from_proto(
+    f: Option<&proto::CallFilter>,
+    path: &str,
+    region: Region,
+    v: &mut Violations,
+) -> CallFilter {
     let Some(f) = f else {
         return CallFilter::default();
     };
@@ -401,9 +458,15 @@ pub fn filter_from_proto(f: Option<&proto::CallFilter>, path: &str, region: Regi
             if let (Some(min), Some(max)) = (r.min, r.max)
                 && max <= min
             {
-                v.add(p(&format!("score_ranges[{i}]")), "max must be greater than min (min inclusive, max exclusive)");
+                v.add(
+                    p(&format!("score_ranges[{i}]")),
+                    "max must be greater than min (min inclusive, max exclusive)",
+                );
             }
-            ScoreRange { min: r.min, max: r.max }
+            ScoreRange {
+                min: r.min,
+                max: r.max,
+            }
         })
         .collect();
     let tag_match = match f.tag_match {
@@ -430,7 +493,10 @@ pub fn filter_from_proto(f: Option<&proto::CallFilter>, path: &str, region: Regi
         v.add(p("end_time"), e);
         TimeWindow::default()
     });
-    for (field, value) in [("min_talk_ms", f.min_talk_ms), ("max_talk_ms", f.max_talk_ms)] {
+    for (field, value) in [
+        ("min_talk_ms", f.min_talk_ms),
+        ("max_talk_ms", f.max_talk_ms),
+    ] {
         if let Some(value) = value {
             non_negative(value, &p(field), v);
         }

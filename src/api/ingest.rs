@@ -3,7 +3,9 @@
 use tonic::{Request, Response, Status};
 
 use super::ApiContext;
-use super::convert::{call_from_proto, intent_level_from_proto, tag_from_proto, tag_group_from_proto, task_from_proto};
+use super::convert::{
+    call_from_proto, intent_level_from_proto, tag_from_proto, tag_group_from_proto, task_from_proto,
+};
 use super::status::invalid_argument;
 use crate::domain::{UpsertOutcome, Violations};
 use crate::proto::{
@@ -32,7 +34,11 @@ fn convert_all<P, D>(
 }
 
 fn check(v: Violations) -> Result<(), Status> {
-    if v.is_empty() { Ok(()) } else { Err(invalid_argument(&v)) }
+    if v.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_argument(&v))
+    }
 }
 
 #[tonic::async_trait]
@@ -50,7 +56,9 @@ impl IngestService for IngestApi {
             return Err(invalid_argument(&v));
         }
         let region = self.0.region;
-        let calls = convert_all(&req.calls, "calls", &mut v, |c, path, v| call_from_proto(c, path, region, v));
+        let calls = convert_all(&req.calls, "calls", &mut v, |c, path, v| {
+            call_from_proto(c, path, region, v)
+        });
         check(v)?;
         let results = self.0.service.upsert_calls(tenant, &calls).await?;
         let mut response = UpsertCallsResponse::default();
@@ -79,14 +87,18 @@ impl IngestService for IngestApi {
         &self,
         _request: Request<ImportRecordsRequest>,
     ) -> Result<Response<ImportRecordsResponse>, Status> {
-        Err(Status::unimplemented("ImportRecords arrives with the vendor-sync work"))
+        Err(Status::unimplemented(
+            "ImportRecords arrives with the vendor-sync work",
+        ))
     }
 
     async fn list_rejected_records(
         &self,
         _request: Request<ListRejectedRecordsRequest>,
     ) -> Result<Response<ListRejectedRecordsResponse>, Status> {
-        Err(Status::unimplemented("ListRejectedRecords arrives with the vendor-sync work"))
+        Err(Status::unimplemented(
+            "ListRejectedRecords arrives with the vendor-sync work",
+        ))
     }
 
     async fn upsert_tasks(
@@ -128,7 +140,12 @@ impl IngestService for IngestApi {
         let tenant = self.0.tenant(&request);
         let req = request.into_inner();
         let mut v = Violations::new();
-        let levels = convert_all(&req.intent_levels, "intent_levels", &mut v, intent_level_from_proto);
+        let levels = convert_all(
+            &req.intent_levels,
+            "intent_levels",
+            &mut v,
+            intent_level_from_proto,
+        );
         check(v)?;
         self.0.service.upsert_intent_levels(tenant, &levels).await?;
         Ok(Response::new(UpsertIntentLevelsResponse {

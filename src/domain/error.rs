@@ -39,7 +39,11 @@ impl Violations {
 
     /// `Ok(value)` when nothing was added, else the violations.
     pub fn into_result<T>(self, value: T) -> Result<T, Violations> {
-        if self.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     pub fn extend(&mut self, other: Violations) {

@@ -141,7 +141,9 @@ pub struct CallQuery {
 
 /// A page token that does not belong to this listing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("is not a page token of this listing (malformed, tampered, or from another filter or order)")]
+#[error(
+    "is not a page token of this listing (malformed, tampered, or from another filter or order)"
+)]
 pub struct BadPageToken;
 
 /// Opaque page tokens. A token carries the cursor plus a fingerprint of the

@@ -140,7 +140,10 @@ mod tests {
             normalize_phone("call me", Region::default()),
             Err(PhoneError::NoDigits)
         );
-        assert_eq!(normalize_phone("", Region::default()), Err(PhoneError::NoDigits));
+        assert_eq!(
+            normalize_phone("", Region::default()),
+            Err(PhoneError::NoDigits)
+        );
     }
 
     #[test]

@@ -59,9 +59,14 @@ impl CallScope {
         calls: &[domain::Call],
     ) -> Result<Vec<UpsertResult>, ServiceError> {
         if calls.len() > MAX_BATCH {
-            return Err(Violations::one("calls", format!("at most {MAX_BATCH} calls per request")).into());
+            return Err(
+                Violations::one("calls", format!("at most {MAX_BATCH} calls per request")).into(),
+            );
         }
-        Ok(self.store.upsert_calls(tenant, calls, domain::now_ms()).await?)
+        Ok(self
+            .store
+            .upsert_calls(tenant, calls, domain::now_ms())
+            .await?)
     }
 
     /// One page of calls; `page_token` is checked against the filter and order.
@@ -80,7 +85,9 @@ impl CallScope {
         let CallPage { calls, next, total } = self.store.list_calls(tenant, &query).await?;
         Ok(ListedCalls {
             calls,
-            next_page_token: next.map(|c| PageToken::encode(&c, &scope)).unwrap_or_default(),
+            next_page_token: next
+                .map(|c| PageToken::encode(&c, &scope))
+                .unwrap_or_default(),
             total,
         })
     }

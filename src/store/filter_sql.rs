@@ -5,7 +5,6 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
-
 /// Appends ` WHERE c.tenant_id = ? AND …` for `filter`.
 pub(crate) fn push_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, f: &CallFilter)
 where
@@ -13,7 +12,8 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
-    qb.push(" WHERE c.tenant_id = ").push_bind(tenant.to_owned());
+    qb.push(" WHERE c.tenant_id = ")
+        .push_bind(tenant.to_owned());
 
     push_in(qb, "c.task_id", f.task_ids.iter().cloned());
     if let Some(phone) = &f.phone {
@@ -107,7 +107,8 @@ where
     push_in(qb, "c.carrier", f.carriers.iter().cloned());
     push_in(qb, "c.province", f.provinces.iter().cloned());
     if let Some(party) = f.hangup_by {
-        qb.push(" AND c.hangup_by = ").push_bind(i64::from(party.code()));
+        qb.push(" AND c.hangup_by = ")
+            .push_bind(i64::from(party.code()));
     }
     if let Some(transcript) = &f.transcript {
         // Interim recognition results are left out: they repeat, half-formed,
@@ -175,8 +176,10 @@ pub(crate) fn push_page<DB>(
             .push_bind(cursor.call_id.clone())
             .push(")");
     }
-    qb.push(format_args!(" ORDER BY {key} {dir}, c.call_id {dir} LIMIT "))
-        .push_bind(limit);
+    qb.push(format_args!(
+        " ORDER BY {key} {dir}, c.call_id {dir} LIMIT "
+    ))
+    .push_bind(limit);
 }
 
 pub(crate) fn time_column(field: TimeField) -> &'static str {
@@ -188,8 +191,11 @@ pub(crate) fn time_column(field: TimeField) -> &'static str {
     }
 }
 
-fn push_in<DB>(qb: &mut QueryBuilder<DB>, column: &str, values: impl ExactSizeIterator<Item = String>)
-where
+fn push_in<DB>(
+    qb: &mut QueryBuilder<DB>,
+    column: &str,
+    values: impl ExactSizeIterator<Item = String>,
+) where
     DB: Database,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
@@ -204,8 +210,11 @@ where
     qb.push(")");
 }
 
-fn push_in_codes<DB>(qb: &mut QueryBuilder<DB>, column: &str, codes: impl ExactSizeIterator<Item = i32>)
-where
+fn push_in_codes<DB>(
+    qb: &mut QueryBuilder<DB>,
+    column: &str,
+    codes: impl ExactSizeIterator<Item = i32>,
+) where
     DB: Database,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
 {

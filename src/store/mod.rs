@@ -102,7 +102,11 @@ impl Store {
         }
     }
 
-    pub async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError> {
+    pub async fn list_calls(
+        &self,
+        tenant: &str,
+        query: &CallQuery,
+    ) -> Result<CallPage, StoreError> {
         match self {
             Store::Sqlite(s) => s.list_calls(tenant, query).await,
         }

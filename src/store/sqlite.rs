@@ -22,13 +22,55 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// The columns of `calls` written from a [`Call`], in bind order.
 const CALL_COLUMNS: &[&str] = &[
-    "source", "external_id", "task_id", "parent_task_id", "script_id", "callee", "callee_raw",
-    "caller", "caller_raw", "submit_time", "call_time", "ring_time", "answer_time", "hangup_time",
-    "ring_ms", "talk_ms", "total_ms", "billed_ms", "outcome", "vendor_status", "hangup_cause",
-    "sip_code", "hangup_by", "score", "intent_level_id", "rounds", "recording_url", "gender",
-    "province", "city", "area_code", "carrier", "region", "post_code", "rate", "base_cost", "cost",
-    "currency", "settle_rate", "settle_cost", "quote_exchange", "bill_period", "dtmf",
-    "recall_count", "recall_of", "customer_name", "line_id", "attributes", "update_time",
+    "source",
+    "external_id",
+    "task_id",
+    "parent_task_id",
+    "script_id",
+    "callee",
+    "callee_raw",
+    "caller",
+    "caller_raw",
+    "submit_time",
+    "call_time",
+    "ring_time",
+    "answer_time",
+    "hangup_time",
+    "ring_ms",
+    "talk_ms",
+    "total_ms",
+    "billed_ms",
+    "outcome",
+    "vendor_status",
+    "hangup_cause",
+    "sip_code",
+    "hangup_by",
+    "score",
+    "intent_level_id",
+    "rounds",
+    "recording_url",
+    "gender",
+    "province",
+    "city",
+    "area_code",
+    "carrier",
+    "region",
+    "post_code",
+    "rate",
+    "base_cost",
+    "cost",
+    "currency",
+    "settle_rate",
+    "settle_cost",
+    "quote_exchange",
+    "bill_period",
+    "dtmf",
+    "recall_count",
+    "recall_of",
+    "customer_name",
+    "line_id",
+    "attributes",
+    "update_time",
 ];
 
 #[derive(Clone)]
@@ -82,7 +124,11 @@ impl SqliteStore {
         Ok(results)
     }
 
-    pub async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError> {
+    pub async fn list_calls(
+        &self,
+        tenant: &str,
+        query: &CallQuery,
+    ) -> Result<CallPage, StoreError> {
         let mut qb = select_calls();
         push_where(&mut qb, tenant, &query.filter);
         push_page(
@@ -92,7 +138,10 @@ impl SqliteStore {
             i64::from(query.page_size) + 1,
         );
         let rows = qb.build().fetch_all(&self.reader).await?;
-        let mut calls = rows.iter().map(row_to_call).collect::<Result<Vec<_>, _>>()?;
+        let mut calls = rows
+            .iter()
+            .map(row_to_call)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if calls.len() > query.page_size as usize {
             calls.truncate(query.page_size as usize);
             calls.last().map(|last| Cursor {
@@ -106,7 +155,12 @@ impl SqliteStore {
         let total = if query.include_total {
             let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM calls c");
             push_where(&mut count, tenant, &query.filter);
-            Some(count.build_query_scalar::<i64>().fetch_one(&self.reader).await?)
+            Some(
+                count
+                    .build_query_scalar::<i64>()
+                    .fetch_one(&self.reader)
+                    .await?,
+            )
         } else {
             None
         };
@@ -192,7 +246,11 @@ impl SqliteStore {
 
     /// Fills the tags (with their groups) and hit tag groups of a page of calls
     /// in two queries, whatever the page size.
-    pub(crate) async fn attach_tags(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError> {
+    pub(crate) async fn attach_tags(
+        &self,
+        tenant: &str,
+        calls: &mut [StoredCall],
+    ) -> Result<(), StoreError> {
         if calls.is_empty() {
             return Ok(());
         }
@@ -300,7 +358,8 @@ async fn upsert_call(
         Some(old) => {
             // The vendor's update time decides; equal (or unknown) times fall
             // back to arrival order, so the later arrival wins.
-            let older = matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
+            let older =
+                matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
             if older || old.content_hash == hash {
                 return Ok(UpsertResult {
                     call_id: old.call_id,
@@ -311,7 +370,9 @@ async fn upsert_call(
         }
     };
 
-    let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO calls (tenant_id, call_id, sync_time, content_hash");
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO calls (tenant_id, call_id, sync_time, content_hash",
+    );
     for column in CALL_COLUMNS {
         qb.push(", ").push(column);
     }
@@ -388,13 +449,26 @@ fn bind_call_values(qb: &mut QueryBuilder<Sqlite>, c: &Call) -> Result<(), Store
     text(qb, &c.recording_url);
     int(qb, c.gender.code().into());
     let l = &c.location;
-    for v in [&l.province, &l.city, &l.area_code, &l.carrier, &l.region, &l.post_code] {
+    for v in [
+        &l.province,
+        &l.city,
+        &l.area_code,
+        &l.carrier,
+        &l.region,
+        &l.post_code,
+    ] {
         text(qb, v);
     }
     let b = &c.billing;
     for v in [
-        &b.rate, &b.base_cost, &b.cost, &b.currency, &b.settle_rate, &b.settle_cost,
-        &b.quote_exchange, &b.bill_period,
+        &b.rate,
+        &b.base_cost,
+        &b.cost,
+        &b.currency,
+        &b.settle_rate,
+        &b.settle_cost,
+        &b.quote_exchange,
+        &b.bill_period,
     ] {
         text(qb, v);
     }
@@ -466,9 +540,10 @@ async fn write_children(
         for tag in &turn.tags {
             upsert_tag(tx, tenant, tag).await?;
         }
-        let tags = serde_json::to_string(&turn.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let attributes =
-            serde_json::to_string(&turn.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let tags =
+            serde_json::to_string(&turn.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let attributes = serde_json::to_string(&turn.attributes)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
             "INSERT INTO dialogue_turns (tenant_id, call_id, sequence, kind, customer_text, \
              robot_text, node_id, node_name, keyword, score, speak_ms, play_ms, asr_latency_ms, \
@@ -638,7 +713,9 @@ fn sort_key(order: CallOrder, call: &StoredCall) -> i64 {
 }
 
 pub(crate) fn opt_text(row: &SqliteRow, column: &str) -> Result<String, sqlx::Error> {
-    Ok(row.try_get::<Option<String>, _>(column)?.unwrap_or_default())
+    Ok(row
+        .try_get::<Option<String>, _>(column)?
+        .unwrap_or_default())
 }
 
 fn code<T>(row: &SqliteRow, column: &str, from: fn(i32) -> Option<T>) -> Result<T, StoreError> {
@@ -649,7 +726,10 @@ fn code<T>(row: &SqliteRow, column: &str, from: fn(i32) -> Option<T>) -> Result<
         .ok_or_else(|| StoreError::Corrupt(format!("{column} = {value}")))
 }
 
-pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<T, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
 }
