@@ -48,6 +48,10 @@ pub struct ImportConfig {
     )]
     pub database_url: String,
 
+    /// The task of smartivr number-list entries that name none themselves.
+    #[arg(long)]
+    pub task_id: Option<String>,
+
     /// Records stored per transaction.
     #[arg(long, default_value_t = 500)]
     pub batch_size: usize,

@@ -59,7 +59,13 @@ pub async fn run_import(config: &ImportConfig) -> anyhow::Result<ImportSummary> 
         progress.set_message(file_name(path));
         for chunk in records.chunks(batch_size) {
             let results = service
-                .import_records(DEFAULT_TENANT, config.source, Channel::Import, chunk)
+                .import_records(
+                    DEFAULT_TENANT,
+                    config.source,
+                    Channel::Import,
+                    chunk,
+                    config.task_id.as_deref(),
+                )
                 .await
                 .with_context(|| format!("storing records of {}", path.display()))?;
             for result in results {

@@ -19,6 +19,7 @@ async fn import(
         .import_records(ImportRecordsRequest {
             source: source as i32,
             records,
+            ..Default::default()
         })
         .await
         .expect("import records")
@@ -410,6 +411,7 @@ async fn bad_records_are_quarantined_and_good_ones_stored(mut app: TestApp) {
         .import_records(ImportRecordsRequest {
             source: Source::Api as i32,
             records: vec![good.clone()],
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -453,7 +455,106 @@ async fn a_partial_view_of_a_call_keeps_its_turns(mut app: TestApp) {
     assert_eq!(call.turns.len(), 5, "turns survive a view without them");
 }
 
+async fn smartivr_number_list_fills_the_dialing_list(mut app: TestApp) {
+    let answer = import(
+        &mut app,
+        Source::Smartivr,
+        vec![fixture("smartivr/task_number.json")],
+    )
+    .await;
+    assert_eq!(answer.inserted, 1, "{answer:?}");
+    assert_eq!(
+        answer.results[0].call_ids.len(),
+        2,
+        "the two calls of its history"
+    );
+
+    let list = app
+        .calls
+        .list_task_numbers(callscope::proto::ListTaskNumbersRequest {
+            task_id: "772dd881-dcf7-42ee-a32b-b40a0ee5afb7".into(),
+            include_call_history: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(list.numbers.len(), 1);
+    let number = &list.numbers[0];
+    assert_eq!(number.phone, "+8618651683344");
+    assert_eq!(
+        number.status,
+        callscope::proto::NumberStatus::Answered as i32
+    );
+    assert_eq!((number.status_code, number.attempts), (1, 2));
+    let location = number.location.as_ref().unwrap();
+    assert_eq!(
+        (
+            location.province.as_str(),
+            location.city.as_str(),
+            location.carrier.as_str()
+        ),
+        ("江蘇", "南京", "聯(lián)通"),
+        "as the seed document writes them"
+    );
+    let outcomes: Vec<i32> = number.call_history.iter().map(|c| c.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![CallOutcome::Answered as i32, CallOutcome::Busy as i32],
+        "newest first"
+    );
+
+    // A history call never overwrites the full record of the same call.
+    let again = import(
+        &mut app,
+        Source::Smartivr,
+        vec![fixture("smartivr/task_number.json")],
+    )
+    .await;
+    assert_eq!(again.unchanged, 1);
+
+    // An entry without history names no task: the request must.
+    let mut entry: serde_json::Value =
+        serde_json::from_str(&fixture("smartivr/number_entry.json")).unwrap();
+    entry["call_history"] = serde_json::json!([]);
+    entry["number"] = "13900139000".into();
+    let no_task = import(&mut app, Source::Smartivr, vec![entry.to_string()]).await;
+    assert_eq!(no_task.rejected, 1);
+    assert!(
+        no_task.results[0].reason.contains("task"),
+        "{}",
+        no_task.results[0].reason
+    );
+    let with_task = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: Source::Smartivr as i32,
+            records: vec![entry.to_string()],
+            task_id: "list-task".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(with_task.rejected, 0, "{with_task:?}");
+    let listed = app
+        .calls
+        .list_task_numbers(callscope::proto::ListTaskNumbersRequest {
+            task_id: "list-task".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.numbers.len(), 1);
+    assert_eq!(listed.numbers[0].phone, "+8613900139000");
+    assert_eq!(
+        listed.numbers[0].status_code, 1,
+        "the vendor's status while we have no call"
+    );
+}
+
 backend_tests!(
+    smartivr_number_list_fills_the_dialing_list,
     smartivr_record_info_comes_back_with_its_turns,
     laaffic_push_over_http_is_found_with_its_number_and_outcome,
     alibaba_push_answers_success_and_is_found_by_its_window,

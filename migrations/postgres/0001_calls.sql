@@ -76,6 +76,8 @@ CREATE TABLE call_tags (
     tenant_id TEXT NOT NULL,
     call_id   TEXT NOT NULL,
     tag_id    TEXT NOT NULL,
+    -- The call's task, so a task's tag counts need not join calls.
+    task_id   TEXT NOT NULL DEFAULT '',
     position  BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, call_id, tag_id)
 );

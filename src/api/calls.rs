@@ -68,10 +68,8 @@ impl CallService for CallApi {
 
     async fn list_task_numbers(
         &self,
-        _request: Request<ListTaskNumbersRequest>,
+        request: Request<ListTaskNumbersRequest>,
     ) -> Result<Response<ListTaskNumbersResponse>, Status> {
-        Err(Status::unimplemented(
-            "ListTaskNumbers arrives with the campaign-analytics work",
-        ))
+        super::task_numbers::list_task_numbers(&self.0, request).await
     }
 }

@@ -79,7 +79,7 @@ fn non_negative(value: i64, path: &str, v: &mut Violations) {
     }
 }
 
-fn attributes(
+pub(crate) fn attributes(
     map: &std::collections::HashMap<String, String>,
     path: &str,
     v: &mut Violations,

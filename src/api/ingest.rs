@@ -109,7 +109,13 @@ impl IngestService for IngestApi {
         let results = self
             .0
             .service
-            .import_records(tenant, source, Channel::Grpc, &records)
+            .import_records(
+                tenant,
+                source,
+                Channel::Grpc,
+                &records,
+                Some(req.task_id.trim()),
+            )
             .await?;
         let mut response = ImportRecordsResponse::default();
         for (index, result) in results.into_iter().enumerate() {
@@ -228,10 +234,8 @@ impl IngestService for IngestApi {
 
     async fn upsert_task_numbers(
         &self,
-        _request: Request<UpsertTaskNumbersRequest>,
+        request: Request<UpsertTaskNumbersRequest>,
     ) -> Result<Response<UpsertTaskNumbersResponse>, Status> {
-        Err(Status::unimplemented(
-            "UpsertTaskNumbers arrives with the campaign-analytics work",
-        ))
+        super::task_numbers::upsert_task_numbers(&self.0, request).await
     }
 }

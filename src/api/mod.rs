@@ -7,6 +7,7 @@ pub mod status;
 mod analytics;
 mod calls;
 mod ingest;
+mod task_numbers;
 
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;

@@ -5,11 +5,14 @@ pub mod call;
 pub mod error;
 pub mod filter;
 pub mod phone;
+pub mod stats;
+pub mod task_number;
 
 pub use call::*;
 pub use error::{FieldViolation, Violations};
 pub use filter::*;
 pub use phone::{PhoneError, Region, normalize_international_phone, normalize_phone, phone_digits};
+pub use task_number::{TaskNumber, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert};
 
 /// The tenant every request belongs to until API keys arrive.
 pub const DEFAULT_TENANT: &str = "default";

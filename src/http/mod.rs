@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -37,20 +37,30 @@ pub fn router(service: CallScope, body_limit: usize) -> Router {
         .with_state(state)
 }
 
+/// `?task_id=` names the task of number-list entries that carry none.
+#[derive(Debug, Default, serde::Deserialize)]
+struct HookParams {
+    task_id: Option<String>,
+}
+
 async fn laaffic(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::Laaffic, body).await;
+    let (status, answer) = receive(&state, Source::Laaffic, body, None).await;
     (status, axum::Json(answer.plain())).into_response()
 }
 
-async fn smartivr(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::Smartivr, body).await;
+async fn smartivr(
+    State(state): State<HookState>,
+    Query(params): Query<HookParams>,
+    body: Body,
+) -> Response {
+    let (status, answer) = receive(&state, Source::Smartivr, body, params.task_id).await;
     (status, axum::Json(answer.plain())).into_response()
 }
 
 /// Alibaba's gateway expects an `lvms_result_d_t_o` (`count`, `success`,
 /// `code`, `message`).
 async fn alibaba_lvms(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::AlibabaLvms, body).await;
+    let (status, answer) = receive(&state, Source::AlibabaLvms, body, None).await;
     let result = json!({
         "lvms_result_d_t_o": {
             "count": answer.call_ids.len(),
@@ -103,7 +113,12 @@ impl Answer {
     }
 }
 
-async fn receive(state: &HookState, source: Source, body: Body) -> (StatusCode, Answer) {
+async fn receive(
+    state: &HookState,
+    source: Source,
+    body: Body,
+    task_id: Option<String>,
+) -> (StatusCode, Answer) {
     let service = &state.service;
     let bytes = match read_limited(body, state.body_limit).await {
         Ok(bytes) => bytes,
@@ -133,7 +148,13 @@ async fn receive(state: &HookState, source: Source, body: Body) -> (StatusCode, 
         }
     };
     match service
-        .import_records(DEFAULT_TENANT, source, Channel::Http, &[&bytes])
+        .import_records(
+            DEFAULT_TENANT,
+            source,
+            Channel::Http,
+            &[&bytes],
+            task_id.as_deref(),
+        )
         .await
     {
         Ok(results) => match results.into_iter().next() {

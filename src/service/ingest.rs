@@ -9,8 +9,8 @@ use jiff::tz::TimeZone;
 
 use super::{CallScope, ServiceError};
 use crate::domain::{
-    self, Cursor, PageToken, Region, RejectedRecord, Source, UpsertOutcome, UpsertResult,
-    Violations, page_size,
+    self, Cursor, PageToken, Region, RejectedRecord, Source, TaskNumberEntry, UpsertOutcome,
+    UpsertResult, Violations, page_size,
 };
 use crate::sources::{self, SourceConfig};
 use crate::store::IngestBatch;
@@ -116,6 +116,7 @@ impl CallScope {
         source: Source,
         channel: Channel,
         records: &[&[u8]],
+        task_id: Option<&str>,
     ) -> Result<Vec<RecordResult>, ServiceError> {
         if records.len() > MAX_RECORDS_PER_REQUEST {
             return Err(Violations::one(
@@ -143,7 +144,7 @@ impl CallScope {
             } else {
                 sources::parse(source, raw, config)
                     .map_err(|e| e.to_string())
-                    .and_then(|b| check_batch(&b).map(|()| b))
+                    .and_then(|b| check_batch(&b, task_id).map(|()| b))
             };
             match outcome {
                 Ok(record) => {
@@ -151,9 +152,28 @@ impl CallScope {
                     let history_start = batch.history_calls.len();
                     batch.calls.extend(record.calls);
                     batch.tasks.extend(record.tasks);
+                    let mut numbers: Vec<(String, Vec<TaskNumberEntry>)> = Vec::new();
                     for number in record.numbers {
+                        let task = if number.task_id.is_empty() {
+                            task_id.unwrap_or_default().to_owned()
+                        } else {
+                            number.task_id.clone()
+                        };
+                        let entry = TaskNumberEntry {
+                            phone: number.phone,
+                            phone_raw: number.phone_raw,
+                            name: number.name,
+                            attributes: number.attributes,
+                            location: number.location,
+                            status_code: Some(number.status_code),
+                        };
+                        match numbers.iter_mut().find(|(t, _)| *t == task) {
+                            Some((_, list)) => list.push(entry),
+                            None => numbers.push((task, vec![entry])),
+                        }
                         batch.history_calls.extend(number.call_history);
                     }
+                    batch.numbers.extend(numbers);
                     parsed.push(Parsed::Stored {
                         calls: calls_start..batch.calls.len(),
                         history: history_start..batch.history_calls.len(),
@@ -260,7 +280,10 @@ impl CallScope {
 }
 
 /// Guards the store against an adapter that let an unusable call through.
-fn check_batch(batch: &sources::SourceBatch) -> Result<(), String> {
+fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<(), String> {
+    if task_id.is_none_or(str::is_empty) && batch.numbers.iter().any(|n| n.task_id.is_empty()) {
+        return Err("a number list entry names no task (no call history): pass the task id with the request".into());
+    }
     let history = batch.numbers.iter().flat_map(|n| n.call_history.iter());
     for call in batch.calls.iter().chain(history) {
         if call.external_id.is_empty() {

@@ -3,6 +3,8 @@
 
 pub mod ingest;
 
+pub mod analytics;
+
 use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
     Violations, call_query_scope,

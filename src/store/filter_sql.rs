@@ -182,7 +182,7 @@ pub(crate) fn push_page<DB>(
     .push_bind(limit);
 }
 
-fn time_column(field: TimeField) -> &'static str {
+pub(crate) fn time_column(field: TimeField) -> &'static str {
     match field {
         TimeField::CallTime => "c.call_time",
         TimeField::AnswerTime => "c.answer_time",

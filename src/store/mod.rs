@@ -1,10 +1,12 @@
 //! Storage: the only place with SQL. `Store` is the one interface the service
 //! uses; each backend implements it in its own module.
 
+mod analytics;
 mod filter_sql;
-mod postgres;
+pub(crate) mod postgres;
 mod sql_backend;
-mod sqlite;
+pub(crate) mod sqlite;
+mod task_numbers;
 
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ pub struct IngestBatch {
     /// never used to overwrite a stored record.
     pub history_calls: Vec<Call>,
     pub tasks: Vec<Task>,
+    /// Dialing-list entries from vendor number lists, by task.
+    pub numbers: Vec<(String, Vec<crate::domain::TaskNumberEntry>)>,
     pub rejected: Vec<RejectedRecord>,
 }
 

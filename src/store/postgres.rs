@@ -53,7 +53,7 @@ impl PgStore {
 
 /// Rewrites `?` placeholders as `$1, $2, …`. The shared SQL has no `?` inside
 /// string literals, so every `?` is a placeholder.
-fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
     let mut out = String::with_capacity(text.len() + 8);
     let mut n = 0;
     for ch in text.chars() {

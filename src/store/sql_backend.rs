@@ -103,6 +103,9 @@ macro_rules! sql_backend {
                 let mut written = write_calls(&mut tx, tenant, &calls, now).await?;
                 results.history_calls = written.split_off(batch.calls.len());
                 results.calls = written;
+                for (task_id, entries) in &batch.numbers {
+                    Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
+                }
                 tx.commit().await?;
                 Ok(results)
             }
@@ -280,7 +283,7 @@ macro_rules! sql_backend {
 
             /// Fills the tags (with their groups) and hit tag groups of a page of calls
             /// in two queries, whatever the page size.
-            async fn attach_tags(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError> {
+            pub(crate) async fn attach_tags(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError> {
                 if calls.is_empty() {
                     return Ok(());
                 }
@@ -566,6 +569,24 @@ macro_rules! sql_backend {
                 }
             }
 
+            // Tags a partial view kept follow their call's (possibly new) task.
+            let kept_tags: Vec<String> = stored
+                .iter()
+                .filter(|(_, id, outcome)| *outcome == UpsertOutcome::Updated && !clear_tags.contains(id))
+                .map(|(_, id, _)| id.clone())
+                .collect();
+            for chunk in kept_tags.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<$db>::new(
+                    "UPDATE call_tags SET task_id = (SELECT c.task_id FROM calls c \
+                     WHERE c.tenant_id = call_tags.tenant_id AND c.call_id = call_tags.call_id) \
+                     WHERE tenant_id = ",
+                );
+                qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
+                push_list(&mut qb, chunk);
+                qb.push(")");
+                qb.build().execute(&mut **tx).await?;
+            }
+
             let written_calls: Vec<(&str, &Call)> = stored
                 .iter()
                 .map(|(index, call_id, _)| (call_id.as_str(), calls[*index].0))
@@ -661,7 +682,7 @@ macro_rules! sql_backend {
             tenant: &str,
             calls: &[(&str, &Call)],
         ) -> Result<(), StoreError> {
-            let mut tag_rows: Vec<(&str, &str, i64)> = Vec::new();
+            let mut tag_rows: Vec<(&str, &str, &str, i64)> = Vec::new();
             let mut group_rows: Vec<(&str, &str)> = Vec::new();
             let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
             let mut catalog = Catalog::default();
@@ -670,7 +691,7 @@ macro_rules! sql_backend {
                 let mut seen_groups = std::collections::HashSet::new();
                 for (position, tag) in call.tags.iter().enumerate() {
                     if seen_tags.insert(tag.id.as_str()) {
-                        tag_rows.push((call_id, &tag.id, position as i64));
+                        tag_rows.push((call_id, &tag.id, &call.task_id, position as i64));
                     }
                     for group in &tag.groups {
                         if seen_groups.insert(group.id.as_str()) {
@@ -706,11 +727,12 @@ macro_rules! sql_backend {
             }
 
             for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
-                let mut qb = QueryBuilder::<$db>::new("INSERT INTO call_tags (tenant_id, call_id, tag_id, position) ");
-                qb.push_values(chunk, |mut row, (call_id, tag_id, position)| {
+                let mut qb = QueryBuilder::<$db>::new("INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position) ");
+                qb.push_values(chunk, |mut row, (call_id, tag_id, task_id, position)| {
                     row.push_bind(tenant.to_owned())
                         .push_bind((*call_id).to_owned())
                         .push_bind((*tag_id).to_owned())
+                        .push_bind((*task_id).to_owned())
                         .push_bind(*position);
                 });
                 qb.push(" ON CONFLICT DO NOTHING");
@@ -952,7 +974,7 @@ macro_rules! sql_backend {
             Ok(())
         }
 
-        fn select_calls() -> QueryBuilder<$db> {
+        pub(crate) fn select_calls() -> QueryBuilder<$db> {
             QueryBuilder::new(
                 "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
                  FROM calls c LEFT JOIN intent_levels il \
@@ -960,7 +982,7 @@ macro_rules! sql_backend {
             )
         }
 
-        fn push_list(qb: &mut QueryBuilder<$db>, values: &[String]) {
+        pub(crate) fn push_list(qb: &mut QueryBuilder<$db>, values: &[String]) {
             let mut list = qb.separated(", ");
             for value in values {
                 list.push_bind(value.clone());
@@ -977,13 +999,13 @@ macro_rules! sql_backend {
             }
         }
 
-        fn opt_text(row: &$row, column: &str) -> Result<String, sqlx::Error> {
+        pub(crate) fn opt_text(row: &$row, column: &str) -> Result<String, sqlx::Error> {
             Ok(row
                 .try_get::<Option<String>, _>(column)?
                 .unwrap_or_default())
         }
 
-        fn code<T>(row: &$row, column: &str, from: fn(i32) -> Option<T>) -> Result<T, StoreError> {
+        pub(crate) fn code<T>(row: &$row, column: &str, from: fn(i32) -> Option<T>) -> Result<T, StoreError> {
             let value: i64 = row.try_get(column)?;
             i32::try_from(value)
                 .ok()
@@ -991,12 +1013,12 @@ macro_rules! sql_backend {
                 .ok_or_else(|| StoreError::Corrupt(format!("{column} = {value}")))
         }
 
-        fn json<T: serde::de::DeserializeOwned>(row: &$row, column: &str) -> Result<T, StoreError> {
+        pub(crate) fn json<T: serde::de::DeserializeOwned>(row: &$row, column: &str) -> Result<T, StoreError> {
             let text: String = row.try_get(column)?;
             serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
         }
 
-        fn row_to_call(row: &$row) -> Result<StoredCall, StoreError> {
+        pub(crate) fn row_to_call(row: &$row) -> Result<StoredCall, StoreError> {
             let intent_level = row
                 .try_get::<Option<String>, _>("intent_level_id")?
                 .map(|id| -> Result<IntentLevel, sqlx::Error> {

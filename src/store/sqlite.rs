@@ -22,8 +22,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteStore {
@@ -44,7 +44,9 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(base.read_only(true))
+            // Readers map the file instead of copying pages through a small
+            // per-connection cache: analytics scans whole indexes.
+            .connect_with(base.read_only(true).pragma("mmap_size", "1073741824"))
             .await?;
         Ok(Self { writer, reader })
     }
@@ -56,7 +58,7 @@ impl SqliteStore {
 }
 
 /// SQLite takes `?` placeholders as written.
-fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn sql(text: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text.to_owned())
 }
 

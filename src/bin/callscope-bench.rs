@@ -1,0 +1,566 @@
+//! Benchmark of campaign analytics: generates a task of synthetic calls in a
+//! fresh SQLite file, serves it with the real server on port 0, and prints the
+//! latency of GetCallStats and GetCallTimeSeries through gRPC beside the same
+//! SQL run directly through sqlx.
+//!
+//! `cargo run --release --bin callscope-bench -- stats --calls 1000000`
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use callscope::config::ServeConfig;
+use callscope::proto::analytics_service_client::AnalyticsServiceClient;
+use callscope::proto::{CallFilter, GetCallStatsRequest, GetCallTimeSeriesRequest, Granularity};
+
+const TENANT: &str = "default";
+const TASK: &str = "bench-task";
+/// 2026-01-01T00:00:00+08:00: the first local day of the generated calls.
+const START_MS: i64 = 1_767_196_800_000;
+const DAY_MS: i64 = 86_400_000;
+const DAYS: i64 = 30;
+/// Rows per INSERT statement: 1000 rows × 26 columns stays under SQLite's
+/// 32,766 bound parameters.
+const ROWS_PER_INSERT: usize = 1000;
+/// Rows per transaction.
+const ROWS_PER_TX: usize = 50_000;
+
+#[derive(Parser)]
+#[command(about = "callscope benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GetCallStats and GetCallTimeSeries on one task of N calls.
+    Stats {
+        /// Calls in the task.
+        #[arg(long, default_value_t = 1_000_000)]
+        calls: usize,
+        /// Timed runs of each request.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// SQLite file to create (replaced if present); a temporary one by default.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Keep the calls already in `--db` instead of generating new ones.
+        #[arg(long, requires = "db")]
+        reuse: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Stats {
+        calls,
+        runs,
+        db,
+        reuse,
+    } = Cli::parse().command;
+    let dir = tempfile::tempdir()?;
+    let path = db.unwrap_or_else(|| dir.path().join("bench.db"));
+    if !reuse {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    let url = format!("sqlite://{}", path.display());
+
+    // Building the application creates the file and applies the migrations.
+    let app = callscope::Application::build(ServeConfig::new(url.clone(), "127.0.0.1:0".parse()?))
+        .await?;
+    let addr = app.grpc_addr();
+
+    if !reuse {
+        let started = Instant::now();
+        generate(&url, calls).await.context("generating calls")?;
+        let generation = started.elapsed();
+        println!(
+            "generated {calls} calls in {:.1} s ({:.0} calls/s)",
+            generation.as_secs_f64(),
+            calls as f64 / generation.as_secs_f64(),
+        );
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "database {} ({:.0} MiB)",
+        path.display(),
+        size as f64 / 1_048_576.0
+    );
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        rx.await.ok();
+    }));
+    let mut client = AnalyticsServiceClient::connect(format!("http://{addr}")).await?;
+    let direct = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(
+            // The same settings as the server's readers.
+            SqliteConnectOptions::from_str(&url)?
+                .read_only(true)
+                .pragma("mmap_size", "1073741824"),
+        )
+        .await?;
+
+    let filter = CallFilter {
+        task_ids: vec![TASK.into()],
+        ..Default::default()
+    };
+    let stats_request = GetCallStatsRequest {
+        filter: Some(filter.clone()),
+        top_tags: 20,
+    };
+    let series_request = GetCallTimeSeriesRequest {
+        filter: Some(CallFilter {
+            start_time: Some(prost_types::Timestamp {
+                seconds: START_MS / 1000,
+                nanos: 0,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: (START_MS + DAYS * DAY_MS) / 1000,
+                nanos: 0,
+            }),
+            ..filter
+        }),
+        granularity: Granularity::Day.into(),
+        time_zone: "Asia/Shanghai".into(),
+    };
+
+    let stats = client
+        .get_call_stats(stats_request.clone())
+        .await?
+        .into_inner();
+    let direct_total = direct_stats(&direct).await?;
+    anyhow::ensure!(
+        stats.total_calls == direct_total,
+        "gRPC and direct SQL disagree"
+    );
+    println!(
+        "task stats: total {} answered {} rate {:.3} talk avg {} ms p50 {} ms p90 {} ms, {} tags, costs {:?}",
+        stats.total_calls,
+        stats.answered_calls,
+        stats.answer_rate,
+        stats.talk_ms_avg,
+        stats.talk_ms_p50,
+        stats.talk_ms_p90,
+        stats.by_tag.len(),
+        stats
+            .cost_totals
+            .iter()
+            .map(|m| format!("{} {}", m.amount, m.currency))
+            .collect::<Vec<_>>()
+    );
+
+    let mut rows = Vec::new();
+    let grpc = time(runs, || {
+        let mut c = client.clone();
+        let r = stats_request.clone();
+        async move {
+            c.get_call_stats(r)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
+    })
+    .await?;
+    let sql = time(runs, || {
+        let pool = direct.clone();
+        async move { direct_stats(&pool).await.map(|_| ()) }
+    })
+    .await?;
+    rows.push(("GetCallStats", grpc, sql));
+    let grpc = time(runs, || {
+        let mut c = client.clone();
+        let r = series_request.clone();
+        async move {
+            c.get_call_time_series(r)
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+        }
+    })
+    .await?;
+    let sql = time(runs, || {
+        let pool = direct.clone();
+        async move { direct_series(&pool).await.map(|_| ()) }
+    })
+    .await?;
+    rows.push(("GetCallTimeSeries DAY 30d", grpc, sql));
+
+    println!();
+    println!("{calls} calls in one task, {runs} runs each, milliseconds");
+    println!(
+        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "request", "gRPC p50", "gRPC p99", "SQL p50", "SQL p99", "ratio"
+    );
+    for (name, grpc, sql) in rows {
+        let (gp50, gp99) = (percentile(&grpc, 50), percentile(&grpc, 99));
+        let (sp50, sp99) = (percentile(&sql, 50), percentile(&sql, 99));
+        println!(
+            "{name:<26} {gp50:>10.1} {gp99:>10.1} {sp50:>10.1} {sp99:>10.1} {:>7.2}x",
+            gp50 / sp50
+        );
+    }
+
+    let _ = tx.send(());
+    server.await??;
+    Ok(())
+}
+
+/// Runs `f` once to warm up, then `runs` times, returning each run's time.
+async fn time<F, Fut>(runs: usize, f: F) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    f().await?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        f().await?;
+        times.push(t.elapsed());
+    }
+    Ok(times)
+}
+
+/// Nearest-rank percentile in milliseconds.
+fn percentile(times: &[Duration], p: usize) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+/// A small deterministic generator (SplitMix64), so every run has the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const PROVINCES: &[&str] = &[
+    "北京",
+    "上海",
+    "天津",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "",
+];
+const CARRIERS: &[&str] = &["移动", "联通", "电信", ""];
+const LEVELS: &[&str] = &["A", "B", "C", "D"];
+
+/// Writes `n` calls of one task (plus their tags and the catalogs) with
+/// multi-row INSERTs in large transactions, on a connection that skips fsync.
+async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Off);
+    let pool: SqlitePool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await?;
+    sqlx::query("PRAGMA cache_size = -262144")
+        .execute(&pool)
+        .await?;
+
+    let mut tx = pool.begin().await?;
+    for level in LEVELS {
+        sqlx::query(
+            "INSERT INTO intent_levels (tenant_id, intent_level_id, name) VALUES (?, ?, ?)",
+        )
+        .bind(TENANT)
+        .bind(level)
+        .bind(format!("level {level}"))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for t in 0..30 {
+        sqlx::query("INSERT INTO tags (tenant_id, tag_id, name) VALUES (?, ?, ?)")
+            .bind(TENANT)
+            .bind(format!("tag-{t:02}"))
+            .bind(format!("标签{t}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+
+    let mut rng = Rng(42);
+    let mut done = 0;
+    while done < n {
+        let mut tx = pool.begin().await?;
+        let end = (done + ROWS_PER_TX).min(n);
+        let mut i = done;
+        while i < end {
+            let chunk = (end - i).min(ROWS_PER_INSERT);
+            let calls: Vec<Synthetic> = (i..i + chunk)
+                .map(|k| Synthetic::new(k, &mut rng))
+                .collect();
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO calls (tenant_id, call_id, source, external_id, task_id, callee, \
+                 call_time, answer_time, hangup_time, ring_ms, talk_ms, total_ms, billed_ms, \
+                 outcome, hangup_by, score, intent_level_id, rounds, province, city, carrier, \
+                 rate, cost, currency, sync_time, content_hash) ",
+            );
+            qb.push_values(&calls, |mut b, c| {
+                b.push_bind(TENANT)
+                    .push_bind(c.call_id.clone())
+                    .push_bind(4_i64)
+                    .push_bind(c.call_id.clone())
+                    .push_bind(TASK)
+                    .push_bind(c.callee.clone())
+                    .push_bind(c.call_time)
+                    .push_bind(c.answer_time)
+                    .push_bind(c.call_time + c.ring_ms + c.talk_ms)
+                    .push_bind(c.ring_ms)
+                    .push_bind(c.talk_ms)
+                    .push_bind(c.ring_ms + c.talk_ms)
+                    .push_bind(c.talk_ms)
+                    .push_bind(c.outcome)
+                    .push_bind(c.hangup_by)
+                    .push_bind(c.score)
+                    .push_bind(c.level)
+                    .push_bind(c.rounds)
+                    .push_bind(c.province)
+                    .push_bind("")
+                    .push_bind(c.carrier)
+                    .push_bind(if c.cost.is_empty() { "" } else { "0.0125" })
+                    .push_bind(c.cost.clone())
+                    .push_bind(if c.cost.is_empty() { "" } else { "CNY" })
+                    .push_bind(c.call_time + 60_000)
+                    .push_bind("");
+            });
+            qb.build().execute(&mut *tx).await?;
+            let tags: Vec<(&str, String, i64)> = calls
+                .iter()
+                .flat_map(|c| {
+                    c.tags
+                        .iter()
+                        .enumerate()
+                        .map(|(p, t)| (c.call_id.as_str(), t.clone(), p as i64))
+                })
+                .collect();
+            if !tags.is_empty() {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position) ",
+                );
+                qb.push_values(&tags, |mut b, (call_id, tag, position)| {
+                    b.push_bind(TENANT)
+                        .push_bind(*call_id)
+                        .push_bind(tag.clone())
+                        .push_bind(TASK)
+                        .push_bind(*position);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            i += chunk;
+        }
+        tx.commit().await?;
+        done = end;
+    }
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await?;
+    pool.close().await;
+    Ok(())
+}
+
+struct Synthetic {
+    call_id: String,
+    callee: String,
+    call_time: i64,
+    answer_time: Option<i64>,
+    ring_ms: i64,
+    talk_ms: i64,
+    outcome: i64,
+    hangup_by: i64,
+    score: Option<i64>,
+    level: Option<&'static str>,
+    rounds: i64,
+    province: &'static str,
+    carrier: &'static str,
+    cost: String,
+    tags: Vec<String>,
+}
+
+impl Synthetic {
+    fn new(k: usize, rng: &mut Rng) -> Self {
+        let call_time = START_MS + rng.below((DAYS * DAY_MS) as u64) as i64;
+        let ring_ms = 2_000 + rng.below(25_000) as i64;
+        // About 45 % answered; the rest spread over the other outcomes.
+        let answered = rng.below(100) < 45;
+        let outcome = if answered {
+            1
+        } else {
+            2 + rng.below(13) as i64
+        };
+        let talk_ms = if answered {
+            1_000 + rng.below(180_000) as i64
+        } else {
+            0
+        };
+        let cost = if answered {
+            // 0.0125 per started minute, as a decimal string.
+            let minutes = (talk_ms + 59_999) / 60_000;
+            let units = minutes * 125;
+            format!("{}.{:04}", units / 10_000, units % 10_000)
+        } else {
+            String::new()
+        };
+        let tag_count = if answered {
+            1 + rng.below(2)
+        } else {
+            rng.below(2)
+        };
+        Self {
+            call_id: format!("{k:010}"),
+            callee: format!("+86138{:08}", rng.below(300_000)),
+            call_time,
+            answer_time: answered.then_some(call_time + ring_ms),
+            ring_ms,
+            talk_ms,
+            outcome,
+            hangup_by: rng.below(3) as i64,
+            score: (rng.below(10) < 8).then(|| rng.below(100) as i64),
+            level: answered.then(|| LEVELS[rng.below(LEVELS.len() as u64) as usize]),
+            rounds: if answered { rng.below(12) as i64 } else { 0 },
+            province: PROVINCES[rng.below(PROVINCES.len() as u64) as usize],
+            carrier: CARRIERS[rng.below(CARRIERS.len() as u64) as usize],
+            cost,
+            // Two distinct tags at most: the second is offset from the first.
+            tags: {
+                let first = rng.below(30);
+                (0..tag_count)
+                    .map(|k| format!("tag-{:02}", (first + k * 7) % 30))
+                    .collect()
+            },
+        }
+    }
+}
+
+/// The SQL of GetCallStats for one task, written out by hand, run the same
+/// way (independent scans at once, then the two percentiles).
+async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
+    let scan_sql = "SELECT SUM(n) AS total, SUM(CASE WHEN outcome = 1 THEN n ELSE 0 END) AS answered FROM \
+         (SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, c.intent_level_id, \
+         c.outcome, c.hangup_by, COUNT(*) AS n, SUM(c.talk_ms), SUM(c.ring_ms), SUM(c.rounds), \
+         COALESCE(SUM(c.score), 0), COUNT(c.score) FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) \
+         GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) d \
+         LEFT JOIN intent_levels il ON il.tenant_id = ? AND il.intent_level_id = d.intent_level_id)";
+    let scan = async {
+        let row: (i64, i64) = sqlx::query_as(scan_sql)
+            .bind(TENANT)
+            .bind(TASK)
+            .bind(TENANT)
+            .fetch_one(pool)
+            .await?;
+        Ok::<_, sqlx::Error>(row)
+    };
+    let tags = sqlx::query(
+        "SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM \
+         (SELECT ct.tag_id, COUNT(*) AS n FROM call_tags ct \
+         WHERE ct.tenant_id = ? AND ct.task_id IN (?) GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT 20) t \
+         LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.tag_id ORDER BY t.n DESC, t.tag_id",
+    )
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(TENANT)
+    .fetch_all(pool);
+    let costs = sqlx::query(
+        "SELECT currency, SUM(n * sgn * CAST(ip AS INTEGER)), \
+         SUM(n * sgn * CAST(substr(fp || '000000000', 1, 9) AS INTEGER)), \
+         SUM(n * sgn * CAST(substr(fp || '000000000000000000', 10, 9) AS INTEGER)), MAX(length(fp)) FROM \
+         (SELECT currency, n, sgn, \
+         CASE WHEN instr(body, '.') > 0 THEN substr(body, 1, instr(body, '.') - 1) ELSE body END AS ip, \
+         CASE WHEN instr(body, '.') > 0 THEN substr(body, instr(body, '.') + 1) ELSE '' END AS fp FROM \
+         (SELECT currency, n, CASE WHEN substr(cost, 1, 1) = '-' THEN -1 ELSE 1 END AS sgn, \
+         ltrim(cost, '-') AS body FROM \
+         (SELECT c.currency AS currency, c.cost AS cost, COUNT(*) AS n FROM calls c \
+         WHERE c.tenant_id = ? AND c.task_id IN (?) AND c.cost <> '' \
+         GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by, c.currency, c.cost))) \
+         GROUP BY currency ORDER BY currency",
+    )
+    .bind(TENANT)
+    .bind(TASK)
+    .fetch_all(pool);
+    let ((total, answered), _, _) = tokio::try_join!(scan, tags, costs)?;
+    let percentile = |p: i64| {
+        let offset = ((p * answered + 99) / 100 - 1).max(0);
+        sqlx::query_scalar::<_, i64>(
+            "SELECT c.talk_ms FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) AND c.outcome = 1 \
+             ORDER BY c.talk_ms LIMIT 1 OFFSET ?",
+        )
+        .bind(TENANT)
+        .bind(TASK)
+        .bind(offset)
+        .fetch_optional(pool)
+    };
+    tokio::try_join!(percentile(50), percentile(90))?;
+    Ok(total)
+}
+
+/// The SQL of GetCallTimeSeries (days in Asia/Shanghai, no DST: one slot per day).
+async fn direct_series(pool: &SqlitePool) -> anyhow::Result<()> {
+    let origin = START_MS;
+    sqlx::query(
+        "SELECT (c.call_time - ?) / ? AS slot, COUNT(*), COALESCE(SUM(c.outcome = 1), 0), \
+         COALESCE(SUM(CASE WHEN c.outcome = 1 THEN c.talk_ms ELSE 0 END), 0), \
+         COALESCE(SUM(c.score), 0), COUNT(c.score) FROM calls c \
+         WHERE c.tenant_id = ? AND c.task_id IN (?) AND c.call_time >= ? AND c.call_time < ? \
+         AND c.call_time >= ? GROUP BY slot ORDER BY slot",
+    )
+    .bind(origin)
+    .bind(DAY_MS)
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(origin)
+    .bind(origin + DAYS * DAY_MS)
+    .bind(origin)
+    .fetch_all(pool)
+    .await?;
+    Ok(())
+}

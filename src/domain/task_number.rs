@@ -1,0 +1,111 @@
+//! The dialing list of a task: uploaded numbers, their smartivr dial status
+//! (0-12) derived from their latest call, and the query that pages them.
+
+use std::collections::BTreeMap;
+
+use super::{CallOutcome, Location, StoredCall, UnixMs};
+
+/// The most numbers one UpsertTaskNumbers request may carry.
+pub const MAX_NUMBERS_PER_UPLOAD: usize = 10_000;
+
+/// The smartivr dial status of a number that has no call yet.
+pub const STATUS_WAITING: i32 = 0;
+/// The highest smartivr dial status (call loss).
+pub const MAX_STATUS_CODE: i32 = 12;
+
+/// A number as a CRM upload or an imported number list gives it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskNumberEntry {
+    /// Normalised (E.164 when it parses), the key within the task.
+    pub phone: String,
+    /// As sent.
+    pub phone_raw: String,
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    pub location: Location,
+    /// The status a vendor's number list reported (0-12), used while the
+    /// number has no call of ours.
+    pub status_code: Option<i32>,
+}
+
+/// How many numbers an upload added and how many it changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskNumberUpsert {
+    pub inserted: u32,
+    pub updated: u32,
+}
+
+/// A number of a task's dialing list as listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskNumber {
+    pub phone: String,
+    /// The smartivr code 0-12.
+    pub status_code: i32,
+    pub attempts: i64,
+    pub last_call_time: Option<UnixMs>,
+    pub location: Location,
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Newest first; filled only when asked.
+    pub call_history: Vec<StoredCall>,
+}
+
+/// One page of a dialing list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskNumberQuery {
+    pub task_id: String,
+    /// smartivr codes 0-12; any of them.
+    pub statuses: Vec<i32>,
+    /// Normalised.
+    pub phone: Option<String>,
+    pub carriers: Vec<String>,
+    pub include_call_history: bool,
+    pub page_size: u32,
+    /// The phone the previous page ended on.
+    pub after: Option<String>,
+}
+
+impl TaskNumberQuery {
+    /// What a page token of this listing is bound to.
+    pub fn scope(&self) -> String {
+        format!(
+            "task-numbers/{:?}/{:?}/{:?}/{:?}",
+            self.task_id, self.statuses, self.phone, self.carriers
+        )
+    }
+}
+
+/// The smartivr dial status a call's outcome gives its number. Outcomes the
+/// smartivr set has no code for (voicemail, other, unspecified) count as
+/// 4 "no answer": the callee was not reached.
+pub fn status_code_of(outcome: CallOutcome) -> i32 {
+    use CallOutcome as O;
+    match outcome {
+        O::Answered => 1,
+        O::LineFailure => 2,
+        O::Rejected => 3,
+        O::NoAnswer | O::Voicemail | O::Other | O::Unspecified => 4,
+        O::InvalidNumber => 5,
+        O::PoweredOff => 6,
+        O::Suspended => 7,
+        O::Busy => 8,
+        O::CallBarred => 9,
+        O::Arrears => 10,
+        O::Blacklisted => 11,
+        O::CallLoss => 12,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_a_status_in_range() {
+        for outcome in CallOutcome::ALL {
+            let code = status_code_of(*outcome);
+            assert!((1..=MAX_STATUS_CODE).contains(&code), "{outcome:?}");
+        }
+        assert_eq!(status_code_of(CallOutcome::Busy), 8);
+    }
+}
