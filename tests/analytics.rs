@@ -1009,7 +1009,63 @@ async fn dialing_list_statuses_attempts_and_history(app: TestApp) {
     assert_eq!(bad_fields(err).await, vec!["task_id", "numbers[0].phone"]);
 }
 
+async fn costs_with_many_fraction_digits_add_up_exactly(app: TestApp) {
+    let mut specs = Vec::new();
+    for (i, cost) in ["0.000000000000000000015", "1.000000000000000000005", "-0.5"]
+        .iter()
+        .enumerate()
+    {
+        let mut s = Spec::new(
+            &format!("fine-{i}"),
+            "fine",
+            "13700000002",
+            BASE + i as i64,
+            CallOutcome::Answered,
+        );
+        s.cost = Some((cost, "EUR"));
+        specs.push(s);
+    }
+    // Costs within 18 digits take the chunked path; mixed with longer ones the
+    // whole currency is summed from its distinct values.
+    let mut short = Spec::new(
+        "fine-3",
+        "fine-short",
+        "13700000003",
+        BASE,
+        CallOutcome::Answered,
+    );
+    short.cost = Some(("0.123456789123456789", "EUR"));
+    specs.push(short);
+    app.store(&specs).await;
+    let mut client = app.analytics();
+    for (task, amount) in [
+        ("fine", "0.50000000000000000002"),
+        ("fine-short", "0.123456789123456789"),
+    ] {
+        let stats = client
+            .get_call_stats(GetCallStatsRequest {
+                filter: Some(CallFilter {
+                    task_ids: vec![task.into()],
+                    ..Default::default()
+                }),
+                top_tags: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            stats.cost_totals,
+            vec![MoneyTotal {
+                currency: "EUR".into(),
+                amount: amount.into(),
+            }],
+            "{task}"
+        );
+    }
+}
+
 backend_tests!(
+    costs_with_many_fraction_digits_add_up_exactly,
     stats_match_the_fixture_for_every_filter,
     new_york_days_across_the_march_dst_change,
     shanghai_series_has_every_bucket_with_zeros,

@@ -33,12 +33,13 @@ CREATE INDEX calls_by_task_callee ON calls (tenant_id, task_id, callee, call_tim
 -- indexes, never the wide call rows:
 -- * totals and the breakdowns by carrier, province, intent level, outcome
 --   and party, and the cost totals: scans in the order they group by, so
---   nothing is sorted;
+--   nothing is sorted (call_time last, so a window on a task is checked in
+--   the index too);
 CREATE INDEX calls_task_stats ON calls (tenant_id, task_id, carrier, province, intent_level_id,
-    outcome, hangup_by, currency, cost, talk_ms, ring_ms, rounds, score);
+    outcome, hangup_by, currency, cost, talk_ms, ring_ms, rounds, score, call_time);
 -- * talk-time percentiles: `ORDER BY talk_ms LIMIT 1 OFFSET k` over answered
 --   calls walks k entries;
-CREATE INDEX calls_task_talk ON calls (tenant_id, task_id, outcome, talk_ms);
+CREATE INDEX calls_task_talk ON calls (tenant_id, task_id, outcome, talk_ms, call_time);
 -- * time series: counts and sums per slot of call_time.
 CREATE INDEX calls_task_time_stats ON calls (tenant_id, task_id, call_time, outcome, talk_ms, score);
 

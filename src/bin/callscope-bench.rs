@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use callscope::config::ServeConfig;
 use callscope::proto::analytics_service_client::AnalyticsServiceClient;
@@ -159,43 +159,58 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
     );
 
+    // gRPC and direct SQL alternate run by run, so both see the same state
+    // of the machine (page cache, other load).
     let mut rows = Vec::new();
-    let grpc = time(runs, || {
-        let mut c = client.clone();
-        let r = stats_request.clone();
-        async move {
-            c.get_call_stats(r)
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from)
-        }
-    })
-    .await?;
-    let sql = time(runs, || {
-        let pool = direct.clone();
-        async move { direct_stats(&pool).await.map(|_| ()) }
-    })
+    let (grpc, sql) = time_pair(
+        runs,
+        || {
+            let mut c = client.clone();
+            let r = stats_request.clone();
+            async move {
+                c.get_call_stats(r)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            }
+        },
+        || {
+            let pool = direct.clone();
+            async move { direct_stats(&pool).await.map(|_| ()) }
+        },
+    )
     .await?;
     rows.push(("GetCallStats", grpc, sql));
-    let grpc = time(runs, || {
-        let mut c = client.clone();
-        let r = series_request.clone();
-        async move {
-            c.get_call_time_series(r)
-                .await
-                .map(|_| ())
-                .map_err(anyhow::Error::from)
-        }
-    })
-    .await?;
-    let sql = time(runs, || {
-        let pool = direct.clone();
-        async move { direct_series(&pool).await.map(|_| ()) }
-    })
+    let (grpc, sql) = time_pair(
+        runs,
+        || {
+            let mut c = client.clone();
+            let r = series_request.clone();
+            async move {
+                c.get_call_time_series(r)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            }
+        },
+        || {
+            let pool = direct.clone();
+            async move { direct_series(&pool).await.map(|_| ()) }
+        },
+    )
     .await?;
     rows.push(("GetCallTimeSeries DAY 30d", grpc, sql));
 
+    // The machine may be shared: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!();
+    println!(
+        "load average during the runs: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("{calls} calls in one task, {runs} runs each, milliseconds");
     println!(
         "{:<26} {:>10} {:>10} {:>10} {:>10} {:>8}",
@@ -215,20 +230,33 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `f` once to warm up, then `runs` times, returning each run's time.
-async fn time<F, Fut>(runs: usize, f: F) -> anyhow::Result<Vec<Duration>>
+/// Runs `a` and `b` twice each to warm up, then `runs` times each, taking
+/// turns; returns each run's time.
+async fn time_pair<A, FA, B, FB>(
+    runs: usize,
+    a: A,
+    b: B,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
 where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    A: Fn() -> FA,
+    FA: std::future::Future<Output = anyhow::Result<()>>,
+    B: Fn() -> FB,
+    FB: std::future::Future<Output = anyhow::Result<()>>,
 {
-    f().await?;
-    let mut times = Vec::with_capacity(runs);
+    for _ in 0..2 {
+        a().await?;
+        b().await?;
+    }
+    let (mut ta, mut tb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for _ in 0..runs {
         let t = Instant::now();
-        f().await?;
-        times.push(t.elapsed());
+        a().await?;
+        ta.push(t.elapsed());
+        let t = Instant::now();
+        b().await?;
+        tb.push(t.elapsed());
     }
-    Ok(times)
+    Ok((ta, tb))
 }
 
 /// Nearest-rank percentile in milliseconds.
@@ -485,20 +513,36 @@ impl Synthetic {
 /// The SQL of GetCallStats for one task, written out by hand, run the same
 /// way (independent scans at once, then the two percentiles).
 async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
-    let scan_sql = "SELECT SUM(n) AS total, SUM(CASE WHEN outcome = 1 THEN n ELSE 0 END) AS answered FROM \
-         (SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, c.intent_level_id, \
-         c.outcome, c.hangup_by, COUNT(*) AS n, SUM(c.talk_ms), SUM(c.ring_ms), SUM(c.rounds), \
-         COALESCE(SUM(c.score), 0), COUNT(c.score) FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) \
-         GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) d \
-         LEFT JOIN intent_levels il ON il.tenant_id = ? AND il.intent_level_id = d.intent_level_id)";
     let scan = async {
-        let row: (i64, i64) = sqlx::query_as(scan_sql)
-            .bind(TENANT)
-            .bind(TASK)
-            .bind(TENANT)
-            .fetch_one(pool)
-            .await?;
-        Ok::<_, sqlx::Error>(row)
+        let rows = sqlx::query(
+            "WITH g AS MATERIALIZED (SELECT c.carrier, c.province, c.intent_level_id, c.outcome, \
+             c.hangup_by, COUNT(*) AS n, SUM(CASE WHEN c.outcome = 1 THEN c.talk_ms ELSE 0 END) AS talk_sum, \
+             SUM(c.ring_ms) AS ring_sum, SUM(c.rounds) AS rounds_sum, \
+             COALESCE(SUM(c.score), 0) AS score_sum, COUNT(c.score) AS score_count FROM calls c \
+             WHERE c.tenant_id = ? AND c.task_id IN (?) \
+             GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) \
+             SELECT 'all' AS dim, '' AS key, '' AS name, COALESCE(SUM(n), 0) AS n, \
+             COALESCE(SUM(CASE WHEN outcome = 1 THEN n ELSE 0 END), 0) AS answered, \
+             COALESCE(SUM(talk_sum), 0), COALESCE(SUM(ring_sum), 0), COALESCE(SUM(rounds_sum), 0), \
+             COALESCE(SUM(score_sum), 0), COALESCE(SUM(score_count), 0) FROM g \
+             UNION ALL SELECT 'outcome', CAST(outcome AS TEXT), '', SUM(n), 0, 0, 0, 0, 0, 0 FROM g GROUP BY CAST(outcome AS TEXT) \
+             UNION ALL SELECT 'party', CAST(hangup_by AS TEXT), '', SUM(n), 0, 0, 0, 0, 0, 0 FROM g GROUP BY CAST(hangup_by AS TEXT) \
+             UNION ALL SELECT 'carrier', carrier, '', SUM(n), 0, 0, 0, 0, 0, 0 FROM g GROUP BY carrier \
+             UNION ALL SELECT 'province', province, '', SUM(n), 0, 0, 0, 0, 0, 0 FROM g GROUP BY province \
+             UNION ALL SELECT 'level', COALESCE(g.intent_level_id, ''), COALESCE(il.name, ''), SUM(g.n), \
+             0, 0, 0, 0, 0, 0 FROM g LEFT JOIN intent_levels il ON il.tenant_id = ? \
+             AND il.intent_level_id = g.intent_level_id GROUP BY g.intent_level_id",
+        )
+        .bind(TENANT)
+        .bind(TASK)
+        .bind(TENANT)
+        .fetch_all(pool)
+        .await?;
+        let first = rows.first().ok_or(sqlx::Error::RowNotFound)?;
+        Ok::<_, sqlx::Error>((
+            first.try_get::<i64, _>("n")?,
+            first.try_get::<i64, _>("answered")?,
+        ))
     };
     let tags = sqlx::query(
         "SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM \

@@ -112,30 +112,52 @@ macro_rules! stats_queries {
                 })
             }
 
-            /// Totals, averages and every breakdown but tags, in one scan grouped by
-            /// carrier, province, intent level, outcome and hang-up party (on a task,
-            /// the stats index yields rows in that order, so nothing is sorted). Each
-            /// group carries plain counts and sums; adding them up per dimension here
-            /// is exact, and the groups are few (their product of distinct values).
+            /// Totals, averages and every breakdown but tags, from one scan: the
+            /// calls are grouped by carrier, province, intent level, outcome and
+            /// hang-up party (on a task, the stats index yields rows in that order,
+            /// so nothing is sorted), and those few groups are summed again per
+            /// dimension in the same statement. Only the breakdown entries leave the
+            /// database.
             async fn stat_scan(
                 &self,
                 tenant: &str,
                 filter: &CallFilter,
             ) -> Result<(Totals, Dimensions), StoreError> {
-                let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT d.*, il.name AS level_name FROM (SELECT c.carrier, c.province, \
-                     c.intent_level_id, c.outcome, c.hangup_by, COUNT(*) AS n, \
-                     CAST(SUM(c.talk_ms) AS BIGINT) AS talk_sum, CAST(SUM(c.ring_ms) AS BIGINT) AS ring_sum, \
-                     CAST(SUM(c.rounds) AS BIGINT) AS rounds_sum, \
-                     CAST(COALESCE(SUM(c.score), 0) AS BIGINT) AS score_sum, COUNT(c.score) AS score_count FROM calls c",
-                );
+                let answered = CallOutcome::Answered.code();
+                let mut qb = QueryBuilder::<$db>::new(format!(
+                    "WITH g AS MATERIALIZED (SELECT c.carrier, c.province, c.intent_level_id, c.outcome, \
+                     c.hangup_by, COUNT(*) AS n, \
+                     CAST(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END) AS BIGINT) AS talk_sum, \
+                     CAST(SUM(c.ring_ms) AS BIGINT) AS ring_sum, CAST(SUM(c.rounds) AS BIGINT) AS rounds_sum, \
+                     CAST(COALESCE(SUM(c.score), 0) AS BIGINT) AS score_sum, COUNT(c.score) AS score_count FROM calls c"
+                ));
                 push_where(&mut qb, tenant, filter);
+                qb.push(format_args!(
+                    " GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) \
+                     SELECT 'all' AS dim, '' AS key, '' AS name, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n, \
+                     CAST(COALESCE(SUM(CASE WHEN outcome = {answered} THEN n ELSE 0 END), 0) AS BIGINT) AS answered, \
+                     CAST(COALESCE(SUM(talk_sum), 0) AS BIGINT) AS talk_sum, \
+                     CAST(COALESCE(SUM(ring_sum), 0) AS BIGINT) AS ring_sum, \
+                     CAST(COALESCE(SUM(rounds_sum), 0) AS BIGINT) AS rounds_sum, \
+                     CAST(COALESCE(SUM(score_sum), 0) AS BIGINT) AS score_sum, \
+                     CAST(COALESCE(SUM(score_count), 0) AS BIGINT) AS score_count FROM g"
+                ));
+                for (dim, column) in [
+                    ("outcome", "CAST(outcome AS TEXT)"),
+                    ("party", "CAST(hangup_by AS TEXT)"),
+                    ("carrier", "carrier"),
+                    ("province", "province"),
+                ] {
+                    qb.push(format_args!(
+                        " UNION ALL SELECT '{dim}', {column}, '', CAST(SUM(n) AS BIGINT), 0, 0, 0, 0, 0, 0 FROM g GROUP BY {column}"
+                    ));
+                }
                 qb.push(
-                    " GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) d \
-                     LEFT JOIN intent_levels il ON il.tenant_id = ",
+                    " UNION ALL SELECT 'level', COALESCE(g.intent_level_id, ''), COALESCE(il.name, ''), \
+                     CAST(SUM(g.n) AS BIGINT), 0, 0, 0, 0, 0, 0 FROM g LEFT JOIN intent_levels il ON il.tenant_id = ",
                 )
                 .push_bind(tenant.to_owned())
-                .push(" AND il.intent_level_id = d.intent_level_id");
+                .push(" AND il.intent_level_id = g.intent_level_id GROUP BY g.intent_level_id, il.name");
                 let rows = qb.build().fetch_all(&self.reader).await?;
 
                 let mut t = Totals {
@@ -149,57 +171,57 @@ macro_rules! stats_queries {
                     by_outcome: Vec::new(),
                     by_party: Vec::new(),
                 };
-                let mut outcomes = vec![0_i64; CallOutcome::ALL.len()];
-                let mut parties = vec![0_i64; Party::ALL.len()];
                 let mut carriers: BTreeMap<String, i64> = BTreeMap::new();
                 let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
-                let mut levels: BTreeMap<String, (String, i64)> = BTreeMap::new();
+                let mut by_intent_level = Vec::new();
                 for row in &rows {
+                    let dim: String = row.try_get("dim")?;
+                    let key: String = row.try_get("key")?;
                     let n: i64 = row.try_get("n")?;
-                    let outcome = CallOutcome::from_code(row.try_get::<i64, _>("outcome")? as i32);
-                    let party = Party::from_code(row.try_get::<i64, _>("hangup_by")? as i32);
-                    t.total += n;
-                    if outcome == Some(CallOutcome::Answered) {
-                        t.answered += n;
-                        t.talk_total += row.try_get::<i64, _>("talk_sum")?;
-                    }
-                    t.ring_sum += row.try_get::<i64, _>("ring_sum")?;
-                    t.rounds_sum += row.try_get::<i64, _>("rounds_sum")?;
-                    t.score_sum += row.try_get::<i64, _>("score_sum")?;
-                    t.score_count += row.try_get::<i64, _>("score_count")?;
-                    if let Some(i) = outcome.and_then(|o| CallOutcome::ALL.iter().position(|x| *x == o)) {
-                        outcomes[i] += n;
-                    }
-                    if let Some(i) = party.and_then(|p| Party::ALL.iter().position(|x| *x == p)) {
-                        parties[i] += n;
-                    }
-                    let carrier: String = row.try_get("carrier")?;
-                    let province: String = row.try_get("province")?;
-                    *carriers.entry(stats::text_key(&carrier)).or_default() += n;
-                    *provinces.entry(stats::text_key(&province)).or_default() += n;
-                    let level: Option<String> = row.try_get("intent_level_id")?;
-                    let name: Option<String> = row.try_get("level_name")?;
-                    let (key, name) = match level {
-                        Some(id) => (id, name.unwrap_or_default()),
-                        None => (NO_INTENT_LEVEL_KEY.to_owned(), "none".to_owned()),
+                    let code = || {
+                        key.parse::<i32>()
+                            .map_err(|_| StoreError::Corrupt(format!("{dim} = {key}")))
                     };
-                    levels.entry(key).or_insert((name, 0)).1 += n;
+                    match dim.as_str() {
+                        "all" => {
+                            t.total = n;
+                            t.answered = row.try_get("answered")?;
+                            t.talk_total = row.try_get("talk_sum")?;
+                            t.ring_sum = row.try_get("ring_sum")?;
+                            t.rounds_sum = row.try_get("rounds_sum")?;
+                            t.score_sum = row.try_get("score_sum")?;
+                            t.score_count = row.try_get("score_count")?;
+                        }
+                        "outcome" => {
+                            let outcome = CallOutcome::from_code(code()?)
+                                .ok_or_else(|| StoreError::Corrupt(format!("outcome = {key}")))?;
+                            t.by_outcome.push(stats::outcome_entry(outcome, n));
+                        }
+                        "party" => {
+                            let party = Party::from_code(code()?)
+                                .ok_or_else(|| StoreError::Corrupt(format!("hangup_by = {key}")))?;
+                            t.by_party.push(stats::party_entry(party, n));
+                        }
+                        // `unknown` may also be a carrier's own text: both add up.
+                        "carrier" => *carriers.entry(stats::text_key(&key)).or_default() += n,
+                        "province" => *provinces.entry(stats::text_key(&key)).or_default() += n,
+                        _ => {
+                            let name = if key == NO_INTENT_LEVEL_KEY {
+                                "none".to_owned()
+                            } else {
+                                row.try_get("name")?
+                            };
+                            by_intent_level.push(CountEntry {
+                                key,
+                                name,
+                                count: n,
+                            });
+                        }
+                    }
                 }
-                t.by_outcome = CallOutcome::ALL
-                    .iter()
-                    .zip(outcomes)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(o, n)| stats::outcome_entry(*o, n))
-                    .collect();
-                t.by_party = Party::ALL
-                    .iter()
-                    .zip(parties)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(p, n)| stats::party_entry(*p, n))
-                    .collect();
                 stats::sort_breakdown(&mut t.by_outcome);
                 stats::sort_breakdown(&mut t.by_party);
-
+                stats::sort_breakdown(&mut by_intent_level);
                 let text_entries = |map: BTreeMap<String, i64>| {
                     let mut list: Vec<CountEntry> = map
                         .into_iter()
@@ -212,11 +234,6 @@ macro_rules! stats_queries {
                     stats::sort_breakdown(&mut list);
                     list
                 };
-                let mut by_intent_level: Vec<CountEntry> = levels
-                    .into_iter()
-                    .map(|(key, (name, count))| CountEntry { key, name, count })
-                    .collect();
-                stats::sort_breakdown(&mut by_intent_level);
                 let dims = Dimensions {
                     by_intent_level,
                     by_carrier: text_entries(carriers),

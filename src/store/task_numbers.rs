@@ -173,6 +173,12 @@ macro_rules! task_number_queries {
                 self.push_number_source(&mut qb, tenant, q, "task_numbers", "phone");
                 qb.push(" UNION ");
                 self.push_number_source(&mut qb, tenant, q, "calls", "callee");
+                if q.statuses.is_empty() && q.carriers.is_empty() {
+                    // Nothing filters on the derived columns: cut the page from the
+                    // phones first, and derive status and attempts for it alone.
+                    qb.push(" ORDER BY phone LIMIT ")
+                        .push_bind(i64::from(q.page_size) + 1);
+                }
                 qb.push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
                     .push_bind(tenant.to_owned())
                     .push(" AND tn.task_id = ")
