@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -128,7 +128,12 @@ impl Application {
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
             .add_service(AnalyticsServiceServer::new(AnalyticsApi(context)))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), stopped(stop_rx))
+            .serve_with_incoming_shutdown(
+                // Without TCP_NODELAY a small answer waits for the client's
+                // delayed ACK: about 40 ms added to every unary RPC.
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                stopped(stop_rx),
+            )
             .await;
         watchdog.abort();
         match http.await {

@@ -73,6 +73,7 @@ macro_rules! sql_backend {
                     calls.iter().map(|c| (c, WriteMode::Replace)).collect();
                 let results = write_calls(&mut tx, tenant, &batch, now).await?;
                 tx.commit().await?;
+                self.after_write().await;
                 Ok(results)
             }
 
@@ -107,6 +108,7 @@ macro_rules! sql_backend {
                     Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
                 }
                 tx.commit().await?;
+                self.after_write().await;
                 Ok(results)
             }
 

@@ -34,6 +34,8 @@ impl SqliteStore {
             // FULL: an acknowledged batch survives a power cut, not only a crash.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(options.busy_timeout)
+            // Bounds the work of `PRAGMA optimize` (see `after_write`).
+            .pragma("analysis_limit", "1000")
             .foreign_keys(false);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -49,6 +51,18 @@ impl SqliteStore {
             .connect_with(base.read_only(true).pragma("mmap_size", "1073741824"))
             .await?;
         Ok(Self { writer, reader })
+    }
+
+    /// Keeps the planner's statistics current after a committed write.
+    /// Without them SQLite walks the whole call-time index for a phone
+    /// listing instead of using the phone indexes (seconds at 200k calls).
+    /// `PRAGMA optimize` analyzes only tables whose size changed a lot since
+    /// their last analysis, sampling at most `analysis_limit` rows, and costs
+    /// next to nothing otherwise. A failure is logged: the write stands.
+    async fn after_write(&self) {
+        if let Err(e) = sqlx::query("PRAGMA optimize").execute(&self.writer).await {
+            tracing::warn!(error = %e, "pragma optimize failed");
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
