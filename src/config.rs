@@ -134,6 +134,11 @@ pub struct ServeConfig {
     /// Most requests served at once on one connection.
     #[arg(long, env = "CALLSCOPE_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+
+    /// How often the database is pinged for health, in milliseconds; health
+    /// turns NOT_SERVING when a ping fails or takes longer than this.
+    #[arg(long, env = "CALLSCOPE_HEALTH_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_interval_ms: u64,
 }
 
 impl ServeConfig {
@@ -149,6 +154,7 @@ impl ServeConfig {
             db_acquire_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
             max_concurrent_requests: 256,
+            health_interval_ms: 2_000,
         }
     }
 
@@ -176,6 +182,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("health_interval_ms", &self.health_interval_ms)
             .finish()
     }
 }

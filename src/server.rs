@@ -101,7 +101,11 @@ impl Application {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
-        let watchdog = tokio::spawn(watch_database(self.service.store().clone(), reporter));
+        let watchdog = tokio::spawn(watch_database(
+            self.service.store().clone(),
+            reporter,
+            Duration::from_millis(self.config.health_interval_ms),
+        ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -154,12 +158,14 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// Turns health to NOT_SERVING while the database cannot be reached, and back.
-async fn watch_database(store: Store, reporter: HealthReporter) {
+/// A ping that takes longer than `interval` counts as a failure.
+async fn watch_database(store: Store, reporter: HealthReporter, interval: Duration) {
     let mut serving = true;
-    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let ok = tokio::time::timeout(Duration::from_secs(2), store.ping())
+        let ok = tokio::time::timeout(interval, store.ping())
             .await
             .is_ok_and(|r| r.is_ok());
         if ok != serving {
