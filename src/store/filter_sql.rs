@@ -5,8 +5,14 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
+/// The start of a call listing: calls (`c`) with the name of their intent
+/// level. [`push_where`] and [`push_page`] complete it.
+pub const SELECT_CALLS: &str = "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
+     FROM calls c LEFT JOIN intent_levels il \
+     ON il.tenant_id = c.tenant_id AND il.intent_level_id = c.intent_level_id";
+
 /// Appends ` WHERE c.tenant_id = ? AND …` for `filter`.
-pub(crate) fn push_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, f: &CallFilter)
+pub fn push_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, f: &CallFilter)
 where
     DB: Database,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
@@ -144,7 +150,7 @@ where
 
 /// The SQL expression a listing is ordered by. Calls without a score sort
 /// below every real score.
-pub(crate) fn sort_expr(order: CallOrder) -> &'static str {
+pub fn sort_expr(order: CallOrder) -> &'static str {
     match order {
         CallOrder::CallTimeDesc | CallOrder::CallTimeAsc => "c.call_time",
         CallOrder::ScoreDesc | CallOrder::ScoreAsc => "COALESCE(c.score, -2147483649)",
@@ -153,7 +159,7 @@ pub(crate) fn sort_expr(order: CallOrder) -> &'static str {
 }
 
 /// Appends the keyset condition (after the cursor), `ORDER BY` and `LIMIT`.
-pub(crate) fn push_page<DB>(
+pub fn push_page<DB>(
     qb: &mut QueryBuilder<DB>,
     order: CallOrder,
     after: Option<&Cursor>,

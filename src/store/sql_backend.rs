@@ -977,11 +977,7 @@ macro_rules! sql_backend {
         }
 
         pub(crate) fn select_calls() -> QueryBuilder<$db> {
-            QueryBuilder::new(
-                "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
-                 FROM calls c LEFT JOIN intent_levels il \
-                 ON il.tenant_id = c.tenant_id AND il.intent_level_id = c.intent_level_id",
-            )
+            QueryBuilder::new(super::filter_sql::SELECT_CALLS)
         }
 
         pub(crate) fn push_list(qb: &mut QueryBuilder<$db>, values: &[String]) {
