@@ -23,9 +23,15 @@ where
 
     push_in(qb, "c.task_id", f.task_ids.iter().cloned());
     if let Some(phone) = &f.phone {
-        qb.push(" AND (c.callee = ")
+        // Two index look-ups made explicit: with a plain `callee = ? OR
+        // caller = ?` SQLite may walk the whole call-time index instead.
+        qb.push(" AND c.call_id IN (SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND p.callee = ")
             .push_bind(phone.clone())
-            .push(" OR c.caller = ")
+            .push(" UNION ALL SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND p.caller = ")
             .push_bind(phone.clone())
             .push(")");
     }

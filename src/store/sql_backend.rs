@@ -414,30 +414,41 @@ macro_rules! sql_backend {
             results: &mut [Option<UpsertResult>],
         ) -> Result<(), StoreError> {
             let mut existing: HashMap<CallKey, Existing> = HashMap::new();
-            for chunk in round.chunks(ROWS_PER_STATEMENT) {
-                let mut qb = QueryBuilder::<$db>::new(
-                    "SELECT source, external_id, call_id, update_time, content_hash FROM calls WHERE tenant_id = ",
-                );
-                qb.push_bind(tenant.to_owned()).push(" AND (source, external_id) IN (");
-                for (n, &i) in chunk.iter().enumerate() {
-                    let call = calls[i].0;
-                    qb.push(if n == 0 { "(" } else { ", (" })
-                        .push_bind(i64::from(call.source.code()))
-                        .push(", ")
-                        .push_bind(call.external_id.clone())
-                        .push(")");
-                }
-                qb.push(")");
-                for row in qb.build().fetch_all(&mut **tx).await? {
-                    let source: i64 = row.try_get("source")?;
-                    existing.insert(
-                        (source as i32, row.try_get("external_id")?),
-                        Existing {
-                            call_id: row.try_get("call_id")?,
-                            update_time: row.try_get("update_time")?,
-                            content_hash: row.try_get("content_hash")?,
-                        },
+            // One look-up per source and chunk: `source = ? AND external_id IN
+            // (…)` walks the unique key, where a row-value IN list would make
+            // SQLite scan every call of the tenant.
+            let mut by_source: std::collections::BTreeMap<i32, Vec<&str>> = Default::default();
+            for &i in round {
+                let call = calls[i].0;
+                by_source
+                    .entry(call.source.code())
+                    .or_default()
+                    .push(call.external_id.as_str());
+            }
+            for (source, ids) in by_source {
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT source, external_id, call_id, update_time, content_hash FROM calls WHERE tenant_id = ",
                     );
+                    qb.push_bind(tenant.to_owned())
+                        .push(" AND source = ")
+                        .push_bind(i64::from(source))
+                        .push(" AND external_id IN (");
+                    let mut list = qb.separated(", ");
+                    for id in chunk {
+                        list.push_bind((*id).to_owned());
+                    }
+                    qb.push(")");
+                    for row in qb.build().fetch_all(&mut **tx).await? {
+                        existing.insert(
+                            (source, row.try_get("external_id")?),
+                            Existing {
+                                call_id: row.try_get("call_id")?,
+                                update_time: row.try_get("update_time")?,
+                                content_hash: row.try_get("content_hash")?,
+                            },
+                        );
+                    }
                 }
             }
 
