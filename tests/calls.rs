@@ -808,6 +808,50 @@ async fn upserts_are_idempotent_and_newest_wins(mut app: TestApp) {
     assert_ne!(distinct.call_ids[0], first.call_ids[0]);
 }
 
+/// Several versions of one call in one batch are applied in batch order, as
+/// if sent one by one (the store looks a batch's calls up in one go).
+async fn versions_within_one_batch_apply_in_order(mut app: TestApp) {
+    let mut v1 = call("dup", "13800138000", "2026-11-01T00:00:00Z");
+    v1.update_time = Some(ts("2026-11-01T00:05:00Z"));
+    v1.score = Some(10);
+    v1.tags = vec![tag("price", &["hot"])];
+    let mut v2 = v1.clone();
+    v2.update_time = Some(ts("2026-11-01T00:10:00Z"));
+    v2.score = Some(20);
+    v2.tags = vec![tag("busy", &["cold"])];
+    let batch = app
+        .upsert(vec![v1.clone(), v2.clone(), v1.clone(), v2.clone()])
+        .await;
+    assert_eq!(
+        batch.outcomes,
+        [
+            proto::RecordOutcome::Inserted,
+            proto::RecordOutcome::Updated,
+            proto::RecordOutcome::Unchanged,
+            proto::RecordOutcome::Unchanged,
+        ]
+        .map(|o| o as i32)
+    );
+    assert!(batch.call_ids.iter().all(|id| *id == batch.call_ids[0]));
+    let got = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: batch.call_ids[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.score, Some(20));
+    let tags: Vec<&str> = got.tags.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(tags, ["busy"]);
+
+    // Known and new calls mixed in one batch.
+    let fresh = call("new", "13800138001", "2026-11-01T00:00:00Z");
+    let mixed = app.upsert(vec![fresh, v1, v2]).await;
+    assert_eq!((mixed.inserted, mixed.updated, mixed.unchanged), (1, 0, 2));
+}
+
 async fn get_call_returns_turns_and_hides_progress(mut app: TestApp) {
     let mut c = call("g1", "18651683344", "2026-11-01T00:00:00Z");
     c.turns = vec![
@@ -1155,6 +1199,7 @@ backend_tests!(
     every_page_once_newest_first,
     page_size_default_and_cap,
     upserts_are_idempotent_and_newest_wins,
+    versions_within_one_batch_apply_in_order,
     get_call_returns_turns_and_hides_progress,
     bad_input_is_named_and_nothing_is_stored,
     catalogs_fill_from_records_and_upserts
