@@ -1194,6 +1194,7 @@ async fn catalogs_fill_from_records_and_upserts(mut app: TestApp) {
 }
 
 backend_tests!(
+    nul_characters_are_refused_by_name,
     every_filter_field_alone_and_combined,
     listed_calls_carry_their_fields,
     every_page_once_newest_first,
@@ -1204,3 +1205,64 @@ backend_tests!(
     bad_input_is_named_and_nothing_is_stored,
     catalogs_fill_from_records_and_upserts
 );
+
+/// PostgreSQL cannot store U+0000 in text: such input is refused, naming the
+/// field, on every backend alike, and nothing is stored.
+async fn nul_characters_are_refused_by_name(mut app: TestApp) {
+    let mut c = call("nul-1", "13800138000", "2026-11-01T00:00:00Z");
+    c.turns = vec![proto::DialogueTurn {
+        sequence: 1,
+        customer_text: "bad\0text".into(),
+        ..Default::default()
+    }];
+    c.attributes.insert("k".into(), "v\0".into());
+    let mut id = call("nul\0id", "13800138000", "2026-11-01T00:00:00Z");
+    id.task_id = "t".into();
+    let err = app
+        .ingest
+        .upsert_calls(proto::UpsertCallsRequest { calls: vec![c, id] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields = bad_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ids(&[
+            "calls[0].attributes[\"k\"]",
+            "calls[0].turns[0].customer_text",
+            "calls[1].external_id",
+        ])
+    );
+    let err = app
+        .calls
+        .list_calls(ListCallsRequest {
+            filter: Some(CallFilter {
+                transcript_contains: "a\0".into(),
+                task_ids: ids(&["t\0"]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let mut fields = bad_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ids(&["filter.task_ids[0]", "filter.transcript_contains"])
+    );
+    let missing = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: "x\0".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    assert_eq!(
+        app.external_ids(CallFilter::default()).await,
+        Vec::<String>::new()
+    );
+}

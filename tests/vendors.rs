@@ -554,6 +554,7 @@ async fn smartivr_number_list_fills_the_dialing_list(mut app: TestApp) {
 }
 
 backend_tests!(
+    vendor_text_with_nul_is_quarantined,
     smartivr_number_list_fills_the_dialing_list,
     smartivr_record_info_comes_back_with_its_turns,
     laaffic_push_over_http_is_found_with_its_number_and_outcome,
@@ -562,3 +563,29 @@ backend_tests!(
     bad_records_are_quarantined_and_good_ones_stored,
     a_partial_view_of_a_call_keeps_its_turns
 );
+
+/// A vendor record with U+0000 in its text is quarantined with the reason,
+/// not lost in a failed transaction.
+async fn vendor_text_with_nul_is_quarantined(mut app: TestApp) {
+    let mut record: serde_json::Value =
+        serde_json::from_str(&fixture("laaffic/push.json")).unwrap();
+    record["terminationReason"] = "Called\u{0}hang up".into();
+    let (status, body) = app
+        .post("/hooks/laaffic", record.to_string().as_bytes())
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("NUL"), "{body}");
+    let quarantine = app
+        .ingest
+        .list_rejected_records(ListRejectedRecordsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(quarantine.records.len(), 1);
+    assert!(
+        quarantine.records[0].reason.contains("hangup_cause"),
+        "{}",
+        quarantine.records[0].reason
+    );
+    assert!(quarantine.records[0].payload.contains("Called"));
+}

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use prost_types::Timestamp;
 
 use crate::domain::{
-    self, CallFilter, CallOrder, CallOutcome, Gender, Party, Region, ScoreRange, Source, TagMatch,
-    TimeField, TimeWindow, TranscriptQuery, TurnKind, UnixMs, Violations, is_decimal,
-    normalize_phone, phone_digits,
+    self, CallFilter, CallOrder, CallOutcome, Gender, NUL_DESCRIPTION, Party, Region, ScoreRange,
+    Source, TagMatch, TimeField, TimeWindow, TranscriptQuery, TurnKind, UnixMs, Violations,
+    is_decimal, normalize_phone, phone_digits,
 };
 use crate::proto;
 
@@ -62,6 +62,8 @@ fn enum_value<T>(
 fn short_text(text: &str, path: &str, v: &mut Violations) {
     if text.len() > MAX_ID_LEN {
         v.add(path, format!("is longer than {MAX_ID_LEN} bytes"));
+    } else if text.contains('\0') {
+        v.add(path, NUL_DESCRIPTION);
     }
 }
 
@@ -527,6 +529,8 @@ pub fn filter_from_proto(
     let text = f.transcript_contains.trim();
     if text.chars().count() > 200 {
         v.add(p("transcript_contains"), "is longer than 200 characters");
+    } else if text.contains('\0') {
+        v.add(p("transcript_contains"), NUL_DESCRIPTION);
     }
     let transcript = (!text.is_empty()).then(|| TranscriptQuery {
         text: text.to_owned(),

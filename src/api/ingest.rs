@@ -8,7 +8,7 @@ use super::convert::{
     call_from_proto, intent_level_from_proto, tag_from_proto, tag_group_from_proto, task_from_proto,
 };
 use super::status::invalid_argument;
-use crate::domain::{Source, UpsertOutcome, Violations};
+use crate::domain::{NUL_DESCRIPTION, Source, UpsertOutcome, Violations, nul_fields};
 use crate::proto::{ImportRecordResult, RejectedRecord};
 use crate::proto::{
     ImportRecordsRequest, ImportRecordsResponse, ListRejectedRecordsRequest,
@@ -22,8 +22,9 @@ use crate::service::ingest::{Channel, RecordOutcome as ImportOutcome};
 
 pub struct IngestApi(pub ApiContext);
 
-/// Validates each item of a repeated field, naming violations `{field}[i]`.
-fn convert_all<P, D>(
+/// Validates each item of a repeated field, naming violations `{field}[i]`,
+/// including text the database cannot store.
+fn convert_all<P, D: serde::Serialize>(
     items: &[P],
     field: &str,
     v: &mut Violations,
@@ -32,7 +33,18 @@ fn convert_all<P, D>(
     items
         .iter()
         .enumerate()
-        .map(|(i, item)| convert(item, &format!("{field}[{i}]"), v))
+        .map(|(i, item)| {
+            let path = format!("{field}[{i}]");
+            let converted = convert(item, &path, v);
+            for bad in nul_fields(&converted) {
+                let field = format!("{path}.{bad}");
+                // Short texts were already checked by name during conversion.
+                if !v.0.iter().any(|known| known.field == field) {
+                    v.add(field, NUL_DESCRIPTION);
+                }
+            }
+            converted
+        })
         .collect()
 }
 

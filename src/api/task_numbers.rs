@@ -8,7 +8,8 @@ use super::convert::{attributes, call_to_proto, to_timestamp};
 use super::status::invalid_argument;
 use crate::domain::task_number::MAX_NUMBERS_PER_UPLOAD;
 use crate::domain::{
-    Location, TaskNumber, TaskNumberEntry, TaskNumberQuery, Violations, normalize_phone, page_size,
+    Location, NUL_DESCRIPTION, TaskNumber, TaskNumberEntry, TaskNumberQuery, Violations, find_nul,
+    normalize_phone, page_size,
 };
 use crate::proto::{
     self, ListTaskNumbersRequest, ListTaskNumbersResponse, NumberStatus, UpsertTaskNumbersRequest,
@@ -81,6 +82,8 @@ fn task_id(id: &str, v: &mut Violations) {
         v.add("task_id", "is required");
     } else if id.len() > MAX_ID_LEN {
         v.add("task_id", format!("is longer than {MAX_ID_LEN} bytes"));
+    } else if id.contains('\0') {
+        v.add("task_id", NUL_DESCRIPTION);
     }
 }
 
@@ -118,6 +121,8 @@ fn query_from_proto(
                 format!("carriers[{i}]"),
                 format!("is longer than {MAX_ID_LEN} bytes"),
             );
+        } else if carrier.contains('\0') {
+            v.add(format!("carriers[{i}]"), NUL_DESCRIPTION);
         }
     }
     let size = page_size(req.page_size).unwrap_or_else(|e| {
@@ -151,14 +156,18 @@ fn entry_from_proto(
             format!("is longer than {MAX_ID_LEN} bytes"),
         );
     }
-    TaskNumberEntry {
+    let entry = TaskNumberEntry {
         phone,
         phone_raw: n.phone.clone(),
         name: n.name.clone(),
         attributes: attributes(&n.attributes, &format!("{path}.attributes"), v),
         location: Location::default(),
         status_code: None,
+    };
+    if let Some(bad) = find_nul(&entry) {
+        v.add(format!("{path}.{bad}"), NUL_DESCRIPTION);
     }
+    entry
 }
 
 fn number_to_proto(n: TaskNumber) -> proto::TaskNumber {

@@ -262,7 +262,7 @@ pub struct StoredCall {
 }
 
 /// A campaign in the task catalog.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Task {
     pub task_id: String,
     pub name: String,

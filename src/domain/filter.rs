@@ -178,7 +178,12 @@ impl PageToken {
         let [version, key, call_id, fp] = parts.as_slice() else {
             return Err(BadPageToken);
         };
-        if *version != Self::VERSION || *fp != fingerprint(scope) || call_id.is_empty() {
+        if *version != Self::VERSION
+            || *fp != fingerprint(scope)
+            || call_id.is_empty()
+            || call_id.len() > 256
+            || call_id.contains('\0')
+        {
             return Err(BadPageToken);
         }
         Ok(Cursor {

@@ -7,12 +7,14 @@ pub mod filter;
 pub mod phone;
 pub mod stats;
 pub mod task_number;
+pub mod text;
 
 pub use call::*;
 pub use error::{FieldViolation, Violations};
 pub use filter::*;
 pub use phone::{PhoneError, Region, normalize_international_phone, normalize_phone, phone_digits};
 pub use task_number::{TaskNumber, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert};
+pub use text::{NUL_DESCRIPTION, find_nul, nul_fields, without_nul};
 
 /// The tenant every request belongs to until API keys arrive.
 pub const DEFAULT_TENANT: &str = "default";

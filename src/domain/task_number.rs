@@ -14,7 +14,7 @@ pub const STATUS_WAITING: i32 = 0;
 pub const MAX_STATUS_CODE: i32 = 12;
 
 /// A number as a CRM upload or an imported number list gives it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TaskNumberEntry {
     /// Normalised (E.164 when it parses), the key within the task.
     pub phone: String,

@@ -186,6 +186,10 @@ async fn receive(
                 Answer::failed("INTERNAL", "no result", None),
             ),
         },
+        Err(ServiceError::Invalid(violations)) => (
+            StatusCode::BAD_REQUEST,
+            Answer::failed("INVALID_REQUEST", violations.to_string(), None),
+        ),
         Err(ServiceError::Store(StoreError::Unavailable(e))) => {
             tracing::warn!(error = %e, "webhook: database unavailable");
             (

@@ -125,6 +125,13 @@ impl CallScope {
             )
             .into());
         }
+        if task_id.is_some_and(|t| t.contains('\0') || t.len() > 256) {
+            return Err(Violations::one(
+                "task_id",
+                "must be at most 256 bytes without NUL characters",
+            )
+            .into());
+        }
         let Some(config) = self.sources.get(source) else {
             return Err(Violations::one(
                 "source",
@@ -293,6 +300,35 @@ fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<()
             return Err(format!("call `{}` has no callee number", call.external_id));
         }
     }
+    for (i, call) in batch.calls.iter().enumerate() {
+        if let Some(field) = domain::find_nul(call) {
+            return Err(format!("call {i}: `{field}` {}", domain::NUL_DESCRIPTION));
+        }
+    }
+    for (i, task) in batch.tasks.iter().enumerate() {
+        if let Some(field) = domain::find_nul(task) {
+            return Err(format!("task {i}: `{field}` {}", domain::NUL_DESCRIPTION));
+        }
+    }
+    for (i, number) in batch.numbers.iter().enumerate() {
+        let nul = domain::find_nul(&number.call_history)
+            .or_else(|| domain::find_nul(&number.attributes))
+            .or_else(|| domain::find_nul(&number.location))
+            .or_else(|| {
+                [
+                    &number.task_id,
+                    &number.phone,
+                    &number.phone_raw,
+                    &number.name,
+                ]
+                .iter()
+                .any(|t| t.contains('\0'))
+                .then(|| "number".to_owned())
+            });
+        if let Some(field) = nul {
+            return Err(format!("number {i}: `{field}` {}", domain::NUL_DESCRIPTION));
+        }
+    }
     if batch.calls.is_empty() && batch.tasks.is_empty() && batch.numbers.is_empty() {
         return Err("the document holds no call, task or number".into());
     }
@@ -327,7 +363,7 @@ fn quarantined(
         id: uuid::Uuid::now_v7().to_string(),
         source,
         channel: channel.as_str().to_owned(),
-        reason: reason.to_owned(),
+        reason: domain::without_nul(reason),
         payload: payload[..keep].to_vec(),
         payload_size: size as i64,
         receive_time: now,

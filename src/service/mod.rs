@@ -104,6 +104,13 @@ impl CallScope {
         if call_id.trim().is_empty() {
             return Err(Violations::one("call_id", "is required").into());
         }
+        if call_id.contains('\0') || call_id.len() > 256 {
+            // No stored id looks like this: answer as for any unknown id.
+            return Err(ServiceError::NotFound {
+                what: "call",
+                id: domain::without_nul(call_id),
+            });
+        }
         self.store
             .get_call(tenant, call_id, include_progress_turns)
             .await?
