@@ -214,10 +214,10 @@ pub fn call_from_proto(
         ("settle_cost", &billing.settle_cost),
         ("quote_exchange", &billing.quote_exchange),
     ] {
-        if !value.is_empty() && !is_decimal(value) {
+        if !value.is_empty() && (value.len() > 64 || !is_decimal(value)) {
             v.add(
                 p(&format!("billing.{field}")),
-                "must be a decimal such as 0.0125",
+                "must be a decimal such as 0.0125 (at most 64 characters)",
             );
         }
     }
@@ -231,6 +231,18 @@ pub fn call_from_proto(
         );
     }
     let location = c.location.clone().unwrap_or_default();
+    // Location fields are indexed (carrier, province): keep them short.
+    for (field, value) in [
+        ("location.province", &location.province),
+        ("location.city", &location.city),
+        ("location.area_code", &location.area_code),
+        ("location.carrier", &location.carrier),
+        ("location.region", &location.region),
+        ("location.post_code", &location.post_code),
+        ("billing.bill_period", &billing.bill_period),
+    ] {
+        short_text(value, &p(field), v);
+    }
     let turns = c
         .turns
         .iter()
