@@ -1193,7 +1193,101 @@ async fn catalogs_fill_from_records_and_upserts(mut app: TestApp) {
     assert_eq!(bad_fields(&err), ids(&["tasks[0].task_id"]));
 }
 
+/// Values that would overflow a sum, outgrow an index entry or blow up a
+/// query are refused by name; searches match case alike on both backends.
+async fn limits_keep_sums_indexes_and_queries_safe(mut app: TestApp) {
+    let mut long = call("long-1", "13800138000", "2026-11-01T00:00:00Z");
+    long.location = Some(proto::Location {
+        province: "省".repeat(300),
+        ..Default::default()
+    });
+    long.talk_ms = 31 * 24 * 3600 * 1000;
+    long.billing = Some(proto::Billing {
+        cost: "0.0000000000000000000000000000001".into(),
+        ..Default::default()
+    });
+    let err = app
+        .ingest
+        .upsert_calls(proto::UpsertCallsRequest { calls: vec![long] })
+        .await
+        .unwrap_err();
+    let mut fields = bad_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ids(&[
+            "calls[0].billing.cost",
+            "calls[0].location.province",
+            "calls[0].talk_ms"
+        ])
+    );
+
+    let ranges = (0..101)
+        .map(|i| ScoreRange {
+            min: Some(i),
+            max: Some(i + 1),
+        })
+        .collect();
+    let err = app
+        .calls
+        .list_calls(ListCallsRequest {
+            filter: Some(CallFilter {
+                score_ranges: ranges,
+                outcomes: vec![1; 501],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let mut fields = bad_fields(&err);
+    fields.sort();
+    assert_eq!(fields, ids(&["filter.outcomes", "filter.score_ranges"]));
+
+    // A version without an update time keeps the known one: a late older
+    // version still loses.
+    let mut v2 = call("ut", "13800138000", "2026-11-01T00:00:00Z");
+    v2.update_time = Some(ts("2026-11-01T00:10:00Z"));
+    v2.score = Some(2);
+    v2.turns = vec![proto::DialogueTurn {
+        sequence: 1,
+        customer_text: "OK 好的".into(),
+        ..Default::default()
+    }];
+    let mut undated = v2.clone();
+    undated.update_time = None;
+    undated.score = Some(3);
+    let mut v1 = v2.clone();
+    v1.update_time = Some(ts("2026-11-01T00:05:00Z"));
+    v1.score = Some(1);
+    let id = app.upsert(vec![v2]).await.call_ids.remove(0);
+    assert_eq!(app.upsert(vec![undated]).await.updated, 1);
+    assert_eq!(app.upsert(vec![v1]).await.unchanged, 1);
+    let got = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (got.score, got.update_time),
+        (Some(3), Some(ts("2026-11-01T00:10:00Z")))
+    );
+
+    // LIKE is case-sensitive on both backends.
+    let search = |text: &str| CallFilter {
+        transcript_contains: text.into(),
+        ..Default::default()
+    };
+    assert_eq!(app.external_ids(search("OK")).await, ids(&["ut"]));
+    assert_eq!(app.external_ids(search("ok")).await, Vec::<String>::new());
+}
+
 backend_tests!(
+    limits_keep_sums_indexes_and_queries_safe,
     nul_characters_are_refused_by_name,
     every_filter_field_alone_and_combined,
     listed_calls_carry_their_fields,

@@ -16,6 +16,8 @@ use crate::proto;
 const MAX_ID_LEN: usize = 256;
 /// Longest free text (a dialogue turn, an attribute value).
 const MAX_TEXT_LEN: usize = 65_536;
+/// Most score ranges in one filter.
+const MAX_SCORE_RANGES: usize = 100;
 /// Most entries in one repeated filter field.
 const MAX_FILTER_VALUES: usize = 500;
 /// Earliest and latest accepted times: years 1 and 9999.
@@ -204,6 +206,16 @@ pub fn call_from_proto(
         ("recall_count", c.recall_count.into()),
     ] {
         non_negative(value, &p(field), v);
+    }
+    for (field, value) in [
+        ("ring_ms", c.ring_ms),
+        ("talk_ms", c.talk_ms),
+        ("total_ms", c.total_ms),
+        ("billed_ms", c.billed_ms),
+    ] {
+        if value > domain::MAX_CALL_MS {
+            v.add(p(field), "must be at most 30 days (2592000000 ms)");
+        }
     }
     let billing = c.billing.clone().unwrap_or_default();
     for (field, value) in [
@@ -426,6 +438,10 @@ fn enum_list<T>(
     v: &mut Violations,
     from: fn(i32) -> Option<T>,
 ) -> Vec<T> {
+    if codes.len() > MAX_FILTER_VALUES {
+        v.add(path, format!("at most {MAX_FILTER_VALUES} values"));
+        return Vec::new();
+    }
     codes
         .iter()
         .enumerate()
@@ -464,6 +480,12 @@ pub fn filter_from_proto(
         }
         digits
     });
+    if f.score_ranges.len() > MAX_SCORE_RANGES {
+        v.add(
+            p("score_ranges"),
+            format!("at most {MAX_SCORE_RANGES} ranges"),
+        );
+    }
     let score_ranges = f
         .score_ranges
         .iter()

@@ -115,6 +115,12 @@ fn query_from_proto(
             String::new()
         })
     });
+    if req.carriers.len() > 500 {
+        v.add("carriers", "at most 500 values");
+    }
+    if req.statuses.len() > 500 {
+        v.add("statuses", "at most 500 values");
+    }
     for (i, carrier) in req.carriers.iter().enumerate() {
         if carrier.len() > MAX_ID_LEN {
             v.add(

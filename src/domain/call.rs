@@ -304,15 +304,27 @@ pub struct UpsertResult {
     pub outcome: UpsertOutcome,
 }
 
-/// True for a plain decimal such as `0.007875`, `-1` or `12.50`.
+/// Most integer digits of an amount: exact sums over a billion calls still
+/// fit in 64-bit integers.
+pub const MAX_DECIMAL_INT_DIGITS: usize = 9;
+/// Most fraction digits of an amount (what exact decimal sums carry).
+pub const MAX_DECIMAL_FRACTION_DIGITS: usize = 30;
+
+/// True for a plain decimal such as `0.007875`, `-1` or `12.50`, with at
+/// most 9 integer and 30 fraction digits.
 pub fn is_decimal(text: &str) -> bool {
     let body = text.strip_prefix('-').unwrap_or(text);
     let mut parts = body.splitn(2, '.');
     let int = parts.next().unwrap_or("");
     let frac = parts.next();
     !int.is_empty()
+        && int.len() <= MAX_DECIMAL_INT_DIGITS
         && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.is_none_or(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+        && frac.is_none_or(|f| {
+            !f.is_empty()
+                && f.len() <= MAX_DECIMAL_FRACTION_DIGITS
+                && f.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 #[cfg(test)]
@@ -324,7 +336,17 @@ mod tests {
         for ok in ["0", "0.007875", "-1.5", "12"] {
             assert!(is_decimal(ok), "{ok}");
         }
-        for bad in ["", ".5", "1.", "1e5", "abc", "1.2.3", "-"] {
+        for bad in [
+            "",
+            ".5",
+            "1.",
+            "1e5",
+            "abc",
+            "1.2.3",
+            "-",
+            "1234567890",
+            "0.0000000000000000000000000000001",
+        ] {
             assert!(!is_decimal(bad), "{bad}");
         }
     }

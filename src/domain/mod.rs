@@ -22,6 +22,10 @@ pub const DEFAULT_TENANT: &str = "default";
 /// Milliseconds since the Unix epoch, UTC. Every stored time has this precision.
 pub type UnixMs = i64;
 
+/// The longest duration a call may report (30 days): sums over millions of
+/// calls then stay far inside 64-bit integers.
+pub const MAX_CALL_MS: i64 = 30 * 24 * 3600 * 1000;
+
 /// The current time in milliseconds.
 pub fn now_ms() -> UnixMs {
     jiff::Timestamp::now().as_millisecond()

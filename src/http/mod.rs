@@ -16,6 +16,9 @@ use crate::service::ingest::{Channel, RecordOutcome, RecordResult};
 use crate::service::{CallScope, ServiceError};
 use crate::store::StoreError;
 
+/// How long a webhook body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Clone)]
 struct HookState {
     service: CallScope,
@@ -120,11 +123,19 @@ async fn receive(
     task_id: Option<String>,
 ) -> (StatusCode, Answer) {
     let service = &state.service;
-    let bytes = match read_limited(body, state.body_limit).await {
+    // A body that trickles in is cut off: a vendor's push is one small request.
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body, state.body_limit));
+    let Ok(read) = read.await else {
+        return (
+            StatusCode::REQUEST_TIMEOUT,
+            Answer::failed("BODY_TIMEOUT", "the body did not arrive in time", None),
+        );
+    };
+    let bytes = match read {
         Ok(bytes) => bytes,
         Err(BodyError::TooLarge { head, seen }) => {
             let reason = format!("body larger than the {}-byte limit", state.body_limit);
-            let id = service
+            return match service
                 .quarantine(
                     DEFAULT_TENANT,
                     Some(source),
@@ -134,11 +145,24 @@ async fn receive(
                     &reason,
                 )
                 .await
-                .ok();
-            return (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Answer::failed("BODY_TOO_LARGE", reason, id),
-            );
+            {
+                Ok(id) => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Answer::failed("BODY_TOO_LARGE", reason, Some(id)),
+                ),
+                // Not kept: make the vendor retry rather than lose it.
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook: could not quarantine an oversized body");
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Answer::failed(
+                            "UNAVAILABLE",
+                            "could not keep the record, retry later",
+                            None,
+                        ),
+                    )
+                }
+            };
         }
         Err(BodyError::Read(e)) => {
             return (

@@ -300,9 +300,40 @@ fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<()
             return Err(format!("call `{}` has no callee number", call.external_id));
         }
     }
-    for (i, call) in batch.calls.iter().enumerate() {
+    let history = batch.numbers.iter().flat_map(|n| n.call_history.iter());
+    for (i, call) in batch.calls.iter().chain(history).enumerate() {
         if let Some(field) = domain::find_nul(call) {
             return Err(format!("call {i}: `{field}` {}", domain::NUL_DESCRIPTION));
+        }
+        for (field, ms) in [
+            ("ring_ms", call.ring_ms),
+            ("talk_ms", call.talk_ms),
+            ("total_ms", call.total_ms),
+            ("billed_ms", call.billed_ms),
+        ] {
+            if ms > domain::MAX_CALL_MS {
+                return Err(format!(
+                    "call `{}`: {field} {ms} is longer than 30 days",
+                    call.external_id
+                ));
+            }
+        }
+        // Indexed text stays short (a PostgreSQL b-tree entry has a size limit).
+        let l = &call.location;
+        for (field, text) in [
+            ("task_id", &call.task_id),
+            ("location.province", &l.province),
+            ("location.carrier", &l.carrier),
+            ("location.city", &l.city),
+            ("billing.cost", &call.billing.cost),
+            ("billing.currency", &call.billing.currency),
+        ] {
+            if text.len() > 256 {
+                return Err(format!(
+                    "call `{}`: {field} is longer than 256 bytes",
+                    call.external_id
+                ));
+            }
         }
     }
     for (i, task) in batch.tasks.iter().enumerate() {

@@ -87,11 +87,17 @@ macro_rules! sql_backend {
                 batch: &IngestBatch,
                 now: UnixMs,
             ) -> Result<IngestResults, StoreError> {
+                // The quarantine commits on its own first: a record that was
+                // refused is kept even if storing the good ones fails.
+                if !batch.rejected.is_empty() {
+                    let mut tx = self.writer.begin_with($begin).await?;
+                    for record in &batch.rejected {
+                        insert_rejected(&mut tx, tenant, record).await?;
+                    }
+                    tx.commit().await?;
+                }
                 let mut tx = self.writer.begin_with($begin).await?;
                 let mut results = IngestResults::default();
-                for record in &batch.rejected {
-                    insert_rejected(&mut tx, tenant, record).await?;
-                }
                 for task in &batch.tasks {
                     upsert_task(&mut tx, tenant, task).await?;
                 }
@@ -507,7 +513,13 @@ macro_rules! sql_backend {
                 }
                 qb.push(" ON CONFLICT (tenant_id, source, external_id) DO UPDATE SET sync_time = excluded.sync_time, content_hash = excluded.content_hash");
                 for column in CALL_COLUMNS {
-                    qb.push(format_args!(", {column} = excluded.{column}"));
+                    if *column == "update_time" {
+                        // A version without an update time keeps the known
+                        // one, so a late older version still loses to it.
+                        qb.push(", update_time = COALESCE(excluded.update_time, calls.update_time)");
+                    } else {
+                        qb.push(format_args!(", {column} = excluded.{column}"));
+                    }
                 }
                 // The database itself keeps an older version from replacing a newer
                 // one, so concurrent writers (PostgreSQL) cannot race past the

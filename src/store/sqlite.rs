@@ -36,6 +36,9 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             // Bounds the work of `PRAGMA optimize` (see `after_write`).
             .pragma("analysis_limit", "1000")
+            // LIKE matches case as PostgreSQL does, so a search means the
+            // same on both backends.
+            .pragma("case_sensitive_like", "ON")
             .foreign_keys(false);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
