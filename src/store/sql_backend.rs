@@ -491,7 +491,19 @@ macro_rules! sql_backend {
             }
 
             let mut written: HashMap<CallKey, String> = HashMap::new();
-            for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+            // Insert-only rows (a dialing list's history) never update: with a
+            // concurrent writer they must not replace the full record.
+            let (insert_only, upserts): (Vec<&PlannedWrite>, Vec<&PlannedWrite>) = writes
+                .iter()
+                .partition(|w| calls[w.index].1 == WriteMode::InsertOnly);
+            let mut chunks: Vec<(&[&PlannedWrite], bool)> = Vec::new();
+            for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+                chunks.push((chunk, false));
+            }
+            for chunk in insert_only.chunks(ROWS_PER_STATEMENT) {
+                chunks.push((chunk, true));
+            }
+            for (chunk, insert_only) in chunks {
                 let mut qb = QueryBuilder::<$db>::new(
                     "INSERT INTO calls (tenant_id, call_id, sync_time, content_hash",
                 );
@@ -511,6 +523,12 @@ macro_rules! sql_backend {
                     bind_call_values(&mut qb, calls[w.index].0)?;
                     qb.push(")");
                 }
+                if insert_only {
+                    qb.push(
+                        " ON CONFLICT (tenant_id, source, external_id) DO NOTHING \
+                         RETURNING source, external_id, call_id",
+                    );
+                } else {
                 qb.push(" ON CONFLICT (tenant_id, source, external_id) DO UPDATE SET sync_time = excluded.sync_time, content_hash = excluded.content_hash");
                 for column in CALL_COLUMNS {
                     if *column == "update_time" {
@@ -529,6 +547,7 @@ macro_rules! sql_backend {
                      OR excluded.update_time >= calls.update_time \
                      RETURNING source, external_id, call_id",
                 );
+                }
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     let source: i64 = row.try_get("source")?;
                     written.insert((source as i32, row.try_get("external_id")?), row.try_get("call_id")?);
