@@ -207,16 +207,6 @@ pub fn call_from_proto(
     ] {
         non_negative(value, &p(field), v);
     }
-    for (field, value) in [
-        ("ring_ms", c.ring_ms),
-        ("talk_ms", c.talk_ms),
-        ("total_ms", c.total_ms),
-        ("billed_ms", c.billed_ms),
-    ] {
-        if value > domain::MAX_CALL_MS {
-            v.add(p(field), "must be at most 30 days (2592000000 ms)");
-        }
-    }
     let billing = c.billing.clone().unwrap_or_default();
     for (field, value) in [
         ("rate", &billing.rate),
@@ -226,10 +216,10 @@ pub fn call_from_proto(
         ("settle_cost", &billing.settle_cost),
         ("quote_exchange", &billing.quote_exchange),
     ] {
-        if !value.is_empty() && (value.len() > 64 || !is_decimal(value)) {
+        if !value.is_empty() && !is_decimal(value) {
             v.add(
                 p(&format!("billing.{field}")),
-                "must be a decimal such as 0.0125 (at most 64 characters)",
+                "must be a decimal such as 0.0125 (at most 9 integer and 30 fraction digits)",
             );
         }
     }
@@ -243,18 +233,6 @@ pub fn call_from_proto(
         );
     }
     let location = c.location.clone().unwrap_or_default();
-    // Location fields are indexed (carrier, province): keep them short.
-    for (field, value) in [
-        ("location.province", &location.province),
-        ("location.city", &location.city),
-        ("location.area_code", &location.area_code),
-        ("location.carrier", &location.carrier),
-        ("location.region", &location.region),
-        ("location.post_code", &location.post_code),
-        ("billing.bill_period", &billing.bill_period),
-    ] {
-        short_text(value, &p(field), v);
-    }
     let turns = c
         .turns
         .iter()
@@ -267,7 +245,7 @@ pub fn call_from_proto(
         v.add(p("turns"), "sequence numbers must be unique");
     }
 
-    domain::Call {
+    let call = domain::Call {
         source,
         external_id: c.external_id.trim().to_owned(),
         task_id: c.task_id.trim().to_owned(),
@@ -341,7 +319,15 @@ pub fn call_from_proto(
         attributes: attributes(&c.attributes, &p("attributes"), v),
         turns,
         update_time: opt_timestamp(c.update_time.as_ref(), &p("update_time"), v),
+    };
+    for limit in call.limit_violations().0 {
+        let field = p(&limit.field);
+        // A field already named (e.g. task_id by its own check) is not repeated.
+        if !v.0.iter().any(|known| known.field == field) {
+            v.add(field, limit.description);
+        }
     }
+    call
 }
 
 fn turn_from_proto(

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::UnixMs;
+use super::{MAX_CALL_MS, UnixMs, Violations};
+
+/// Longest text kept in an indexed column.
+pub const MAX_INDEXED_TEXT: usize = 256;
 
 /// Declares an enum whose numbers are the wire numbers of the proto enum of the
 /// same name, with the proto value name as its key.
@@ -242,6 +245,43 @@ pub struct Call {
 }
 
 impl Call {
+    /// The bounds every stored call keeps, whatever door it came in by:
+    /// durations of at most 30 days (so sums over millions of calls fit in 64
+    /// bits) and indexed text of at most 256 bytes (a PostgreSQL b-tree entry
+    /// has a size limit). Field paths are relative to the call.
+    pub fn limit_violations(&self) -> Violations {
+        let mut v = Violations::new();
+        for (field, ms) in [
+            ("ring_ms", self.ring_ms),
+            ("talk_ms", self.talk_ms),
+            ("total_ms", self.total_ms),
+            ("billed_ms", self.billed_ms),
+        ] {
+            if ms > MAX_CALL_MS {
+                v.add(field, "must be at most 30 days (2592000000 ms)");
+            }
+        }
+        let l = &self.location;
+        let b = &self.billing;
+        for (field, text) in [
+            ("task_id", &self.task_id),
+            ("location.province", &l.province),
+            ("location.city", &l.city),
+            ("location.area_code", &l.area_code),
+            ("location.carrier", &l.carrier),
+            ("location.region", &l.region),
+            ("location.post_code", &l.post_code),
+            ("billing.bill_period", &b.bill_period),
+            ("billing.cost", &b.cost),
+            ("billing.currency", &b.currency),
+        ] {
+            if text.len() > MAX_INDEXED_TEXT {
+                v.add(field, format!("is longer than {MAX_INDEXED_TEXT} bytes"));
+            }
+        }
+        v
+    }
+
     /// A fingerprint of everything the record says, to tell a real change
     /// from a re-send of the same record.
     pub fn content_hash(&self) -> String {

@@ -292,48 +292,21 @@ fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<()
         return Err("a number list entry names no task (no call history): pass the task id with the request".into());
     }
     let history = batch.numbers.iter().flat_map(|n| n.call_history.iter());
-    for call in batch.calls.iter().chain(history) {
+    for (i, call) in batch.calls.iter().chain(history).enumerate() {
         if call.external_id.is_empty() {
             return Err("a call has no id".into());
         }
         if call.callee.is_empty() {
             return Err(format!("call `{}` has no callee number", call.external_id));
         }
-    }
-    let history = batch.numbers.iter().flat_map(|n| n.call_history.iter());
-    for (i, call) in batch.calls.iter().chain(history).enumerate() {
         if let Some(field) = domain::find_nul(call) {
             return Err(format!("call {i}: `{field}` {}", domain::NUL_DESCRIPTION));
         }
-        for (field, ms) in [
-            ("ring_ms", call.ring_ms),
-            ("talk_ms", call.talk_ms),
-            ("total_ms", call.total_ms),
-            ("billed_ms", call.billed_ms),
-        ] {
-            if ms > domain::MAX_CALL_MS {
-                return Err(format!(
-                    "call `{}`: {field} {ms} is longer than 30 days",
-                    call.external_id
-                ));
-            }
-        }
-        // Indexed text stays short (a PostgreSQL b-tree entry has a size limit).
-        let l = &call.location;
-        for (field, text) in [
-            ("task_id", &call.task_id),
-            ("location.province", &l.province),
-            ("location.carrier", &l.carrier),
-            ("location.city", &l.city),
-            ("billing.cost", &call.billing.cost),
-            ("billing.currency", &call.billing.currency),
-        ] {
-            if text.len() > 256 {
-                return Err(format!(
-                    "call `{}`: {field} is longer than 256 bytes",
-                    call.external_id
-                ));
-            }
+        if let Some(limit) = call.limit_violations().0.into_iter().next() {
+            return Err(format!(
+                "call `{}`: {} {}",
+                call.external_id, limit.field, limit.description
+            ));
         }
     }
     for (i, task) in batch.tasks.iter().enumerate() {
@@ -342,21 +315,7 @@ fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<()
         }
     }
     for (i, number) in batch.numbers.iter().enumerate() {
-        let nul = domain::find_nul(&number.call_history)
-            .or_else(|| domain::find_nul(&number.attributes))
-            .or_else(|| domain::find_nul(&number.location))
-            .or_else(|| {
-                [
-                    &number.task_id,
-                    &number.phone,
-                    &number.phone_raw,
-                    &number.name,
-                ]
-                .iter()
-                .any(|t| t.contains('\0'))
-                .then(|| "number".to_owned())
-            });
-        if let Some(field) = nul {
+        if let Some(field) = domain::find_nul(number) {
             return Err(format!("number {i}: `{field}` {}", domain::NUL_DESCRIPTION));
         }
     }

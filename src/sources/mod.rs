@@ -85,7 +85,7 @@ pub struct SourceBatch {
 }
 
 /// One number of a task's dialing list with its dial status and history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct NumberListEntry {
     /// From `call_history[].task_id`; empty when the vendor left it out (the
     /// pipeline knows which task it asked for and fills it in).
