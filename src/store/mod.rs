@@ -1,21 +1,39 @@
-//! Storage: the only place with SQL. `Store` is the one interface the service
-//! uses; each backend implements it in its own module.
+//! Storage: the only place with SQL. The traits below are the one interface
+//! the service uses; [`SqlStore`] implements them once, over any [`Dialect`],
+//! and [`Store::connect`] is the one place that picks a backend.
+//!
+//! Files by what they are about: `calls_write` (upserts and vendor batches),
+//! `calls_read` (listings and one call), `catalogs` (tasks, tags, intent
+//! levels), `quarantine` (rejected records), `task_numbers` (dialing lists),
+//! `stats` (campaign figures), `filter_sql` (a filter as a `WHERE` clause),
+//! `sqlite` and `postgres` (connecting), `dialect` (what differs between them).
 
-mod analytics;
-pub mod filter_sql;
-pub(crate) mod postgres;
-mod sql_backend;
-pub(crate) mod sqlite;
+mod calls_read;
+mod calls_write;
+mod catalogs;
+mod dialect;
+mod error;
+mod filter_sql;
+mod postgres;
+mod quarantine;
+mod sqlite;
+mod stats;
 mod task_numbers;
 
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+use async_trait::async_trait;
 
+pub use dialect::{Dialect, SqlStore};
+pub use error::StoreError;
+pub use task_numbers::TaskNumberPage;
+
+use crate::domain::stats::{BucketSums, CallStats};
 use crate::domain::{
-    Call, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag, TagGroup, Task,
-    UnixMs, UpsertResult,
+    Call, CallFilter, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag,
+    TagGroup, Task, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert, UnixMs, UpsertResult,
 };
 
 /// Everything one request of vendor records stores, written in one transaction.
@@ -27,7 +45,7 @@ pub struct IngestBatch {
     pub history_calls: Vec<Call>,
     pub tasks: Vec<Task>,
     /// Dialing-list entries from vendor number lists, by task.
-    pub numbers: Vec<(String, Vec<crate::domain::TaskNumberEntry>)>,
+    pub numbers: Vec<(String, Vec<TaskNumberEntry>)>,
     pub rejected: Vec<RejectedRecord>,
 }
 
@@ -38,70 +56,12 @@ pub struct IngestResults {
     pub history_calls: Vec<UpsertResult>,
 }
 
-/// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached or is too busy; the client may retry.
-    #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    /// A fault of ours or of the database; logged, never sent to a client.
-    #[error("database error: {0}")]
-    Internal(#[source] sqlx::Error),
-    /// The database holds something it should not (a bad enum number, bad JSON).
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
-    /// The database URL names no backend we have.
-    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
-    UnsupportedUrl(String),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        use sqlx::Error as E;
-        match &err {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
-                StoreError::Unavailable(err)
-            }
-            // SQLITE_BUSY / SQLITE_LOCKED: another writer held the lock past
-            // the busy timeout.
-            E::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
-                StoreError::Unavailable(err)
-            }
-            // PostgreSQL: connection exceptions (08…), shutdown (57P…),
-            // serialization failures and deadlocks (40…): retryable.
-            E::Database(db)
-                if db.code().is_some_and(|c| {
-                    c.len() == 5
-                        && (c.starts_with("08") || c.starts_with("57P") || c.starts_with("40"))
-                }) =>
-            {
-                StoreError::Unavailable(err)
-            }
-            _ => StoreError::Internal(err),
-        }
-    }
-}
-
-/// How a new version of a call is written over a stored one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriteMode {
-    /// The new version is the whole record (UpsertCalls).
-    Replace,
-    /// Vendor records: a version without turns or tags keeps the stored ones,
-    /// since vendors report one call in several partial views.
-    KeepMissingParts,
-    /// Only stored when the call is not there yet (a dialing list's history).
-    InsertOnly,
-}
-
 /// A page of calls and what it takes to continue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallPage {
     pub calls: Vec<StoredCall>,
     /// The sort key of the last call, when another page follows.
-    pub next: Option<crate::domain::Cursor>,
+    pub next: Option<Cursor>,
     pub total: Option<i64>,
 }
 
@@ -114,122 +74,160 @@ pub struct StoreOptions {
     pub busy_timeout: Duration,
 }
 
-/// The storage backend chosen by the database URL.
-#[derive(Clone)]
-pub enum Store {
-    Sqlite(SqliteStore),
-    Postgres(PgStore),
-}
-
-impl Store {
-    /// Connects and applies the backend's migrations.
-    pub async fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
-        if options.url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(SqliteStore::connect(options).await?))
-        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")
-        {
-            Ok(Store::Postgres(PgStore::connect(options).await?))
-        } else {
-            Err(StoreError::UnsupportedUrl(redact(&options.url)))
-        }
-    }
-
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ping().await,
-            Store::Postgres(s) => s.ping().await,
-        }
-    }
-
+/// Writing calls: typed upserts and batches of vendor records.
+#[async_trait]
+pub trait IngestStore {
     /// Stores calls in one transaction: all of them or none.
-    pub async fn upsert_calls(
+    async fn upsert_calls(
         &self,
         tenant: &str,
         calls: &[Call],
         now: UnixMs,
-    ) -> Result<Vec<UpsertResult>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.upsert_calls(tenant, calls, now).await,
-            Store::Postgres(s) => s.upsert_calls(tenant, calls, now).await,
-        }
-    }
+    ) -> Result<Vec<UpsertResult>, StoreError>;
 
-    pub async fn ingest(
+    /// Stores what a request of vendor records yielded: the quarantined
+    /// records first, in their own transaction, then everything else in one.
+    async fn ingest(
         &self,
         tenant: &str,
         batch: &IngestBatch,
         now: UnixMs,
-    ) -> Result<IngestResults, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.ingest(tenant, batch, now).await,
-            Store::Postgres(s) => s.ingest(tenant, batch, now).await,
-        }
-    }
+    ) -> Result<IngestResults, StoreError>;
+}
 
-    pub async fn list_rejected(
+/// Reading calls.
+#[async_trait]
+pub trait CallStore {
+    /// One page of the calls `query` selects, after its cursor.
+    async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError>;
+
+    /// One call with its tags and turns; `None` when the tenant has no such call.
+    async fn get_call(
+        &self,
+        tenant: &str,
+        call_id: &str,
+        include_progress_turns: bool,
+    ) -> Result<Option<StoredCall>, StoreError>;
+}
+
+/// The tenant's catalogs: tasks, tags with their groups, intent levels. A
+/// field left empty never erases a stored one.
+#[async_trait]
+pub trait CatalogStore {
+    async fn upsert_tasks(&self, tenant: &str, tasks: &[Task]) -> Result<(), StoreError>;
+
+    async fn upsert_tags(
+        &self,
+        tenant: &str,
+        tags: &[Tag],
+        groups: &[TagGroup],
+    ) -> Result<(), StoreError>;
+
+    async fn upsert_intent_levels(
+        &self,
+        tenant: &str,
+        levels: &[IntentLevel],
+    ) -> Result<(), StoreError>;
+}
+
+/// Vendor records that were refused, kept with their reason.
+#[async_trait]
+pub trait QuarantineStore {
+    /// Quarantined records, newest first.
+    async fn list_rejected(
         &self,
         tenant: &str,
         source: Option<Source>,
         page_size: u32,
         after: Option<&Cursor>,
-    ) -> Result<(Vec<RejectedRecord>, Option<Cursor>), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.list_rejected(tenant, source, page_size, after).await,
-            Store::Postgres(s) => s.list_rejected(tenant, source, page_size, after).await,
-        }
-    }
+    ) -> Result<(Vec<RejectedRecord>, Option<Cursor>), StoreError>;
+}
 
-    pub async fn list_calls(
+/// The dialing lists of tasks.
+#[async_trait]
+pub trait TaskNumberStore {
+    /// Adds or updates numbers of a task's dialing list, all or none. A field
+    /// left empty keeps what was stored; `upload_time` becomes `now`.
+    async fn upsert_task_numbers(
         &self,
         tenant: &str,
-        query: &CallQuery,
-    ) -> Result<CallPage, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.list_calls(tenant, query).await,
-            Store::Postgres(s) => s.list_calls(tenant, query).await,
-        }
-    }
+        task_id: &str,
+        entries: &[TaskNumberEntry],
+        now: UnixMs,
+    ) -> Result<TaskNumberUpsert, StoreError>;
 
-    pub async fn get_call(
+    /// One page of a task's numbers, ordered by phone.
+    async fn list_task_numbers(
         &self,
         tenant: &str,
-        call_id: &str,
-        include_progress_turns: bool,
-    ) -> Result<Option<StoredCall>, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.get_call(tenant, call_id, include_progress_turns).await,
-            Store::Postgres(s) => s.get_call(tenant, call_id, include_progress_turns).await,
-        }
-    }
+        query: &TaskNumberQuery,
+    ) -> Result<TaskNumberPage, StoreError>;
+}
 
-    pub async fn upsert_tasks(&self, tenant: &str, tasks: &[Task]) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.upsert_tasks(tenant, tasks).await,
-            Store::Postgres(s) => s.upsert_tasks(tenant, tasks).await,
-        }
-    }
-
-    pub async fn upsert_tags(
+/// Campaign figures, computed by the database over the calls a filter selects.
+#[async_trait]
+pub trait StatsStore {
+    /// The figures of the calls `filter` matches; `top_tags` limits `by_tag`.
+    async fn call_stats(
         &self,
         tenant: &str,
-        tags: &[Tag],
-        groups: &[TagGroup],
-    ) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.upsert_tags(tenant, tags, groups).await,
-            Store::Postgres(s) => s.upsert_tags(tenant, tags, groups).await,
-        }
-    }
+        filter: &CallFilter,
+        top_tags: u32,
+    ) -> Result<CallStats, StoreError>;
 
-    pub async fn upsert_intent_levels(
+    /// Sums per slot of `slot_ms` counted from `origin`, on the filter's time
+    /// field, keyed by slot start. The caller folds slots into buckets.
+    async fn call_time_slots(
         &self,
         tenant: &str,
-        levels: &[IntentLevel],
-    ) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => s.upsert_intent_levels(tenant, levels).await,
-            Store::Postgres(s) => s.upsert_intent_levels(tenant, levels).await,
-        }
+        filter: &CallFilter,
+        origin: UnixMs,
+        slot_ms: i64,
+    ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError>;
+}
+
+/// Everything a storage backend offers.
+#[async_trait]
+pub trait Backend:
+    IngestStore
+    + CallStore
+    + CatalogStore
+    + QuarantineStore
+    + TaskNumberStore
+    + StatsStore
+    + Send
+    + Sync
+{
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The storage backend chosen by the database URL, shared by every request.
+/// It dereferences to [`Backend`], whose methods are the store's operations.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Backend>);
+
+impl Store {
+    /// Connects and applies the backend's migrations. The one place that
+    /// chooses a backend.
+    pub async fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
+        let url = options.url.as_str();
+        let backend: Arc<dyn Backend> = if url.starts_with("sqlite:") {
+            Arc::new(sqlite::connect(options).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Arc::new(postgres::connect(options).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact(url)));
+        };
+        Ok(Self(backend))
+    }
+}
+
+impl Deref for Store {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
     }
 }
 

@@ -4,10 +4,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
+use async_trait::async_trait;
+use sqlx::{
+    ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
+};
 
-use super::{PgStore, SqliteStore, postgres, sqlite};
-use super::{Store, StoreError};
+use super::dialect::{json, opt_text, push_list, to_json};
+use super::{Dialect, SqlStore, StoreError, TaskNumberStore};
 use crate::domain::task_number::{STATUS_WAITING, status_code_of};
 use crate::domain::{
     CallOutcome, Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery,
@@ -29,296 +32,281 @@ const LOCATION_FIELDS: [&str; 6] = [
     "region",
     "post_code",
 ];
-
-impl Store {
-    /// Adds or updates numbers of a task's dialing list, all or none. A field
-    /// left empty keeps what was stored; `upload_time` becomes `now`.
-    pub async fn upsert_task_numbers(
+#[async_trait]
+impl<DB> TaskNumberStore for SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    async fn upsert_task_numbers(
         &self,
         tenant: &str,
         task_id: &str,
         entries: &[TaskNumberEntry],
         now: UnixMs,
     ) -> Result<TaskNumberUpsert, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.upsert_task_numbers(tenant, task_id, entries, now).await,
-            Store::Postgres(s) => s.upsert_task_numbers(tenant, task_id, entries, now).await,
-        }
+        let mut tx = self.begin().await?;
+        let result = Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
+        tx.commit().await?;
+        Ok(result)
     }
 
-    /// One page of a task's numbers, ordered by phone.
-    pub async fn list_task_numbers(
+    async fn list_task_numbers(
         &self,
         tenant: &str,
-        query: &TaskNumberQuery,
+        q: &TaskNumberQuery,
     ) -> Result<TaskNumberPage, StoreError> {
-        match self {
-            Store::Sqlite(s) => s.list_task_numbers(tenant, query).await,
-            Store::Postgres(s) => s.list_task_numbers(tenant, query).await,
+        let mut qb = QueryBuilder::<DB>::new("SELECT * FROM (SELECT n.phone, ");
+        qb.push("COALESCE(tn.name, '') AS name, COALESCE(tn.attributes, '{}') AS attributes, ");
+        for field in LOCATION_FIELDS {
+            // The upload's location wins; the latest call fills what it lacks.
+            qb.push(format_args!(
+                "COALESCE(NULLIF(tn.{field}, ''), lc.{field}, '') AS {field}, "
+            ));
         }
+        qb.push("lc.call_time AS last_call_time, CASE WHEN lc.outcome IS NULL THEN COALESCE(tn.status_code, ")
+            .push(STATUS_WAITING)
+            .push(") ELSE CASE lc.outcome");
+        for outcome in CallOutcome::ALL {
+            qb.push(format_args!(
+                " WHEN {} THEN {}",
+                outcome.code(),
+                status_code_of(*outcome)
+            ));
+        }
+        qb.push(format_args!(
+            " ELSE {} END END AS status_code, ",
+            status_code_of(CallOutcome::Unspecified)
+        ));
+        qb.push("(SELECT COUNT(*) FROM calls a WHERE a.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND a.task_id = ")
+            .push_bind(q.task_id.clone())
+            .push(" AND a.callee = n.phone) AS attempts FROM (");
+        // Every number of the task: uploaded, or called.
+        self.push_number_source(&mut qb, tenant, q, "task_numbers", "phone");
+        qb.push(" UNION ");
+        self.push_number_source(&mut qb, tenant, q, "calls", "callee");
+        if q.statuses.is_empty() && q.carriers.is_empty() {
+            // Nothing filters on the derived columns: cut the page from the
+            // phones first, and derive status and attempts for it alone.
+            qb.push(" ORDER BY phone LIMIT ")
+                .push_bind(i64::from(q.page_size) + 1);
+        }
+        qb.push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND tn.task_id = ")
+            .push_bind(q.task_id.clone())
+            .push(" AND tn.phone = n.phone LEFT JOIN calls lc ON lc.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND lc.call_id = (SELECT l.call_id FROM calls l WHERE l.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND l.task_id = ")
+            .push_bind(q.task_id.clone())
+            .push(" AND l.callee = n.phone ORDER BY l.call_time DESC, l.call_id DESC LIMIT 1)) x WHERE 1 = 1");
+        if !q.statuses.is_empty() {
+            qb.push(" AND x.status_code IN (");
+            let mut list = qb.separated(", ");
+            for status in &q.statuses {
+                list.push_bind(i64::from(*status));
+            }
+            qb.push(")");
+        }
+        if !q.carriers.is_empty() {
+            qb.push(" AND x.carrier IN (");
+            push_list(&mut qb, &q.carriers);
+            qb.push(")");
+        }
+        qb.push(" ORDER BY x.phone LIMIT ")
+            .push_bind(i64::from(q.page_size) + 1);
+
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        let mut numbers = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut location = Location::default();
+            for (field, slot) in LOCATION_FIELDS.iter().zip([
+                &mut location.province,
+                &mut location.city,
+                &mut location.area_code,
+                &mut location.carrier,
+                &mut location.region,
+                &mut location.post_code,
+            ]) {
+                *slot = opt_text(row, field)?;
+            }
+            let attributes: BTreeMap<String, String> = json(row, "attributes")?;
+            numbers.push(TaskNumber {
+                phone: row.try_get("phone")?,
+                status_code: row.try_get::<i64, _>("status_code")? as i32,
+                attempts: row.try_get("attempts")?,
+                last_call_time: row.try_get("last_call_time")?,
+                location,
+                name: row.try_get("name")?,
+                attributes,
+                call_history: Vec::new(),
+            });
+        }
+        let next = if numbers.len() > q.page_size as usize {
+            numbers.truncate(q.page_size as usize);
+            numbers.last().map(|n| n.phone.clone())
+        } else {
+            None
+        };
+        if q.include_call_history && !numbers.is_empty() {
+            let phones: Vec<String> = numbers.iter().map(|n| n.phone.clone()).collect();
+            let mut history = self.call_history(tenant, &q.task_id, &phones).await?;
+            for number in &mut numbers {
+                number.call_history = history.remove(&number.phone).unwrap_or_default();
+            }
+        }
+        Ok(TaskNumberPage { numbers, next })
     }
 }
 
-/// The dialing-list queries of one backend.
-macro_rules! task_number_queries {
-    (store = $store:ident, db = $db:ty, helpers = $m:ident, begin = $begin:expr, sql = $sql:path) => {
-        impl $store {
-            pub(crate) async fn upsert_task_numbers(
-                &self,
-                tenant: &str,
-                task_id: &str,
-                entries: &[TaskNumberEntry],
-                now: UnixMs,
-            ) -> Result<TaskNumberUpsert, StoreError> {
-                let mut tx = self.writer.begin_with($begin).await?;
-                let result = Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
-                tx.commit().await?;
-                Ok(result)
-            }
-
-            /// Upserts numbers of a task inside a caller's transaction (an
-            /// upload, or a vendor number list with the calls it came with).
-            pub(crate) async fn write_task_numbers(
-                tx: &mut sqlx::Transaction<'static, $db>,
-                tenant: &str,
-                task_id: &str,
-                entries: &[TaskNumberEntry],
-                now: UnixMs,
-            ) -> Result<TaskNumberUpsert, StoreError> {
-                let mut result = TaskNumberUpsert::default();
-                for e in entries {
-                    let exists = sqlx::query($sql("SELECT 1 FROM task_numbers WHERE tenant_id = ? AND task_id = ? AND phone = ?"))
-                    .bind(tenant)
-                    .bind(task_id)
-                    .bind(&e.phone)
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .is_some();
-                    let attributes = serde_json::to_string(&e.attributes)
-                        .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-                    let l = &e.location;
-                    sqlx::query($sql("INSERT INTO task_numbers (tenant_id, task_id, phone, phone_raw, name, attributes, \
-                         province, city, area_code, carrier, region, post_code, status_code, upload_time) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-                         ON CONFLICT (tenant_id, task_id, phone) DO UPDATE SET \
-                         phone_raw = excluded.phone_raw, \
-                         name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE task_numbers.name END, \
-                         attributes = CASE WHEN excluded.attributes <> '{}' THEN excluded.attributes ELSE task_numbers.attributes END, \
-                         province = CASE WHEN excluded.province <> '' THEN excluded.province ELSE task_numbers.province END, \
-                         city = CASE WHEN excluded.city <> '' THEN excluded.city ELSE task_numbers.city END, \
-                         area_code = CASE WHEN excluded.area_code <> '' THEN excluded.area_code ELSE task_numbers.area_code END, \
-                         carrier = CASE WHEN excluded.carrier <> '' THEN excluded.carrier ELSE task_numbers.carrier END, \
-                         region = CASE WHEN excluded.region <> '' THEN excluded.region ELSE task_numbers.region END, \
-                         post_code = CASE WHEN excluded.post_code <> '' THEN excluded.post_code ELSE task_numbers.post_code END, \
-                         status_code = COALESCE(excluded.status_code, task_numbers.status_code), \
-                         upload_time = excluded.upload_time"))
-                    .bind(tenant)
-                    .bind(task_id)
-                    .bind(&e.phone)
-                    .bind(&e.phone_raw)
-                    .bind(&e.name)
-                    .bind(attributes)
-                    .bind(&l.province)
-                    .bind(&l.city)
-                    .bind(&l.area_code)
-                    .bind(&l.carrier)
-                    .bind(&l.region)
-                    .bind(&l.post_code)
-                    .bind(e.status_code.map(i64::from))
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
-                    if exists {
-                        result.updated += 1;
-                    } else {
-                        result.inserted += 1;
-                    }
-                }
-                Ok(result)
-            }
-
-            pub(crate) async fn list_task_numbers(
-                &self,
-                tenant: &str,
-                q: &TaskNumberQuery,
-            ) -> Result<TaskNumberPage, StoreError> {
-                let mut qb = QueryBuilder::<$db>::new("SELECT * FROM (SELECT n.phone, ");
-                qb.push("COALESCE(tn.name, '') AS name, COALESCE(tn.attributes, '{}') AS attributes, ");
-                for field in LOCATION_FIELDS {
-                    // The upload's location wins; the latest call fills what it lacks.
-                    qb.push(format_args!(
-                        "COALESCE(NULLIF(tn.{field}, ''), lc.{field}, '') AS {field}, "
-                    ));
-                }
-                qb.push("lc.call_time AS last_call_time, CASE WHEN lc.outcome IS NULL THEN COALESCE(tn.status_code, ")
-                    .push(STATUS_WAITING)
-                    .push(") ELSE CASE lc.outcome");
-                for outcome in CallOutcome::ALL {
-                    qb.push(format_args!(
-                        " WHEN {} THEN {}",
-                        outcome.code(),
-                        status_code_of(*outcome)
-                    ));
-                }
-                qb.push(format_args!(
-                    " ELSE {} END END AS status_code, ",
-                    status_code_of(CallOutcome::Unspecified)
-                ));
-                qb.push("(SELECT COUNT(*) FROM calls a WHERE a.tenant_id = ")
-                    .push_bind(tenant.to_owned())
-                    .push(" AND a.task_id = ")
-                    .push_bind(q.task_id.clone())
-                    .push(" AND a.callee = n.phone) AS attempts FROM (");
-                // Every number of the task: uploaded, or called.
-                self.push_number_source(&mut qb, tenant, q, "task_numbers", "phone");
-                qb.push(" UNION ");
-                self.push_number_source(&mut qb, tenant, q, "calls", "callee");
-                if q.statuses.is_empty() && q.carriers.is_empty() {
-                    // Nothing filters on the derived columns: cut the page from the
-                    // phones first, and derive status and attempts for it alone.
-                    qb.push(" ORDER BY phone LIMIT ")
-                        .push_bind(i64::from(q.page_size) + 1);
-                }
-                qb.push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
-                    .push_bind(tenant.to_owned())
-                    .push(" AND tn.task_id = ")
-                    .push_bind(q.task_id.clone())
-                    .push(" AND tn.phone = n.phone LEFT JOIN calls lc ON lc.tenant_id = ")
-                    .push_bind(tenant.to_owned())
-                    .push(" AND lc.call_id = (SELECT l.call_id FROM calls l WHERE l.tenant_id = ")
-                    .push_bind(tenant.to_owned())
-                    .push(" AND l.task_id = ")
-                    .push_bind(q.task_id.clone())
-                    .push(" AND l.callee = n.phone ORDER BY l.call_time DESC, l.call_id DESC LIMIT 1)) x WHERE 1 = 1");
-                if !q.statuses.is_empty() {
-                    qb.push(" AND x.status_code IN (");
-                    let mut list = qb.separated(", ");
-                    for status in &q.statuses {
-                        list.push_bind(i64::from(*status));
-                    }
-                    qb.push(")");
-                }
-                if !q.carriers.is_empty() {
-                    qb.push(" AND x.carrier IN (");
-                    $m::push_list(&mut qb, &q.carriers);
-                    qb.push(")");
-                }
-                qb.push(" ORDER BY x.phone LIMIT ")
-                    .push_bind(i64::from(q.page_size) + 1);
-
-                let rows = qb.build().fetch_all(&self.reader).await?;
-                let mut numbers = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let mut location = Location::default();
-                    for (field, slot) in LOCATION_FIELDS.iter().zip([
-                        &mut location.province,
-                        &mut location.city,
-                        &mut location.area_code,
-                        &mut location.carrier,
-                        &mut location.region,
-                        &mut location.post_code,
-                    ]) {
-                        *slot = $m::opt_text(row, field)?;
-                    }
-                    let attributes: BTreeMap<String, String> = $m::json(row, "attributes")?;
-                    numbers.push(TaskNumber {
-                        phone: row.try_get("phone")?,
-                        status_code: row.try_get::<i64, _>("status_code")? as i32,
-                        attempts: row.try_get("attempts")?,
-                        last_call_time: row.try_get("last_call_time")?,
-                        location,
-                        name: row.try_get("name")?,
-                        attributes,
-                        call_history: Vec::new(),
-                    });
-                }
-                let next = if numbers.len() > q.page_size as usize {
-                    numbers.truncate(q.page_size as usize);
-                    numbers.last().map(|n| n.phone.clone())
-                } else {
-                    None
-                };
-                if q.include_call_history && !numbers.is_empty() {
-                    let phones: Vec<String> = numbers.iter().map(|n| n.phone.clone()).collect();
-                    let mut history = self.call_history(tenant, &q.task_id, &phones).await?;
-                    for number in &mut numbers {
-                        number.call_history = history.remove(&number.phone).unwrap_or_default();
-                    }
-                }
-                Ok(TaskNumberPage { numbers, next })
-            }
-
-            /// `SELECT {column} AS phone FROM {table}` narrowed to the task, the
-            /// phone filter and the page cursor.
-            fn push_number_source(
-                &self,
-                qb: &mut QueryBuilder<$db>,
-                tenant: &str,
-                q: &TaskNumberQuery,
-                table: &str,
-                column: &str,
-            ) {
-                qb.push(format_args!(
-                    "SELECT {column} AS phone FROM {table} WHERE tenant_id = "
-                ))
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    /// Upserts numbers of a task inside a caller's transaction (an
+    /// upload, or a vendor number list with the calls it came with).
+    pub(super) async fn write_task_numbers(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        task_id: &str,
+        entries: &[TaskNumberEntry],
+        now: UnixMs,
+    ) -> Result<TaskNumberUpsert, StoreError> {
+        let mut result = TaskNumberUpsert::default();
+        for e in entries {
+            let mut look_up =
+                QueryBuilder::<DB>::new("SELECT COUNT(*) FROM task_numbers WHERE tenant_id = ");
+            look_up
                 .push_bind(tenant.to_owned())
                 .push(" AND task_id = ")
-                .push_bind(q.task_id.clone());
-                if let Some(phone) = &q.phone {
-                    qb.push(format_args!(" AND {column} = "))
-                        .push_bind(phone.clone());
-                }
-                if let Some(after) = &q.after {
-                    qb.push(format_args!(" AND {column} > "))
-                        .push_bind(after.clone());
-                }
-            }
-
-            /// The calls of these numbers in the task, newest first, by number.
-            async fn call_history(
-                &self,
-                tenant: &str,
-                task_id: &str,
-                phones: &[String],
-            ) -> Result<HashMap<String, Vec<StoredCall>>, StoreError> {
-                let mut qb = $m::select_calls();
-                qb.push(" WHERE c.tenant_id = ")
-                    .push_bind(tenant.to_owned())
-                    .push(" AND c.task_id = ")
+                .push_bind(task_id.to_owned())
+                .push(" AND phone = ")
+                .push_bind(e.phone.clone());
+            let exists: i64 = look_up.build_query_scalar().fetch_one(&mut **tx).await?;
+            let attributes = to_json(&e.attributes)?;
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO task_numbers (tenant_id, task_id, phone, phone_raw, name, attributes, \
+                 province, city, area_code, carrier, region, post_code, status_code, upload_time) ",
+            );
+            qb.push_values([e], |mut row, e| {
+                let l = &e.location;
+                row.push_bind(tenant.to_owned())
                     .push_bind(task_id.to_owned())
-                    .push(" AND c.callee IN (");
-                $m::push_list(&mut qb, phones);
-                qb.push(") ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
-                let rows = qb.build().fetch_all(&self.reader).await?;
-                let mut calls = rows
-                    .iter()
-                    .map($m::row_to_call)
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.attach_tags(tenant, &mut calls).await?;
-                let mut by_phone: HashMap<String, Vec<StoredCall>> = HashMap::new();
-                for call in calls {
-                    by_phone
-                        .entry(call.call.callee.clone())
-                        .or_default()
-                        .push(call);
+                    .push_bind(e.phone.clone())
+                    .push_bind(e.phone_raw.clone())
+                    .push_bind(e.name.clone())
+                    .push_bind(attributes.clone());
+                for text in [
+                    &l.province,
+                    &l.city,
+                    &l.area_code,
+                    &l.carrier,
+                    &l.region,
+                    &l.post_code,
+                ] {
+                    row.push_bind(text.clone());
                 }
-                Ok(by_phone)
+                row.push_bind(e.status_code.map(i64::from)).push_bind(now);
+            });
+            qb.push(" ON CONFLICT (tenant_id, task_id, phone) DO UPDATE SET phone_raw = excluded.phone_raw");
+            for column in ["name"].iter().chain(LOCATION_FIELDS.iter()) {
+                qb.push(format_args!(
+                    ", {column} = CASE WHEN excluded.{column} <> '' \
+                     THEN excluded.{column} ELSE task_numbers.{column} END"
+                ));
+            }
+            qb.push(
+                ", attributes = CASE WHEN excluded.attributes <> '{}' \
+                 THEN excluded.attributes ELSE task_numbers.attributes END, \
+                 status_code = COALESCE(excluded.status_code, task_numbers.status_code), \
+                 upload_time = excluded.upload_time",
+            );
+            qb.build().execute(&mut **tx).await?;
+            if exists > 0 {
+                result.updated += 1;
+            } else {
+                result.inserted += 1;
             }
         }
-    };
-}
+        Ok(result)
+    }
+    /// `SELECT {column} AS phone FROM {table}` narrowed to the task, the
+    /// phone filter and the page cursor.
+    fn push_number_source(
+        &self,
+        qb: &mut QueryBuilder<DB>,
+        tenant: &str,
+        q: &TaskNumberQuery,
+        table: &str,
+        column: &str,
+    ) {
+        qb.push(format_args!(
+            "SELECT {column} AS phone FROM {table} WHERE tenant_id = "
+        ))
+        .push_bind(tenant.to_owned())
+        .push(" AND task_id = ")
+        .push_bind(q.task_id.clone());
+        if let Some(phone) = &q.phone {
+            qb.push(format_args!(" AND {column} = "))
+                .push_bind(phone.clone());
+        }
+        if let Some(after) = &q.after {
+            qb.push(format_args!(" AND {column} > "))
+                .push_bind(after.clone());
+        }
+    }
 
-task_number_queries!(
-    store = SqliteStore,
-    db = Sqlite,
-    helpers = sqlite,
-    begin = "BEGIN IMMEDIATE",
-    sql = sqlite::sql
-);
-task_number_queries!(
-    store = PgStore,
-    db = Postgres,
-    helpers = postgres,
-    begin = "BEGIN",
-    sql = postgres::sql
-);
+    /// The calls of these numbers in the task, newest first, by number.
+    async fn call_history(
+        &self,
+        tenant: &str,
+        task_id: &str,
+        phones: &[String],
+    ) -> Result<HashMap<String, Vec<StoredCall>>, StoreError> {
+        let mut qb = Self::select_calls();
+        qb.push(" WHERE c.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND c.task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(" AND c.callee IN (");
+        push_list(&mut qb, phones);
+        qb.push(") ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        let mut calls = rows
+            .iter()
+            .map(Self::row_to_call)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.attach_tags(tenant, &mut calls).await?;
+        let mut by_phone: HashMap<String, Vec<StoredCall>> = HashMap::new();
+        for call in calls {
+            by_phone
+                .entry(call.call.callee.clone())
+                .or_default()
+                .push(call);
+        }
+        Ok(by_phone)
+    }
+}

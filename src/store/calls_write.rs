@@ -1,0 +1,704 @@
+//! Writing calls: typed upserts and batches of vendor records, each in one
+//! transaction, with a constant number of statements per ~200 calls
+//! (look-up, upsert, child rows, catalogs) instead of per call.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use sqlx::{
+    ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
+};
+
+use super::catalogs::Catalog;
+use super::dialect::{push_list, to_json};
+use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
+use crate::domain::{Call, DialogueTurn, Task, UnixMs, UpsertOutcome, UpsertResult};
+
+/// The columns of `calls` written from a [`Call`], in bind order.
+const CALL_COLUMNS: &[&str] = &[
+    "source",
+    "external_id",
+    "task_id",
+    "parent_task_id",
+    "script_id",
+    "callee",
+    "callee_raw",
+    "caller",
+    "caller_raw",
+    "submit_time",
+    "call_time",
+    "ring_time",
+    "answer_time",
+    "hangup_time",
+    "ring_ms",
+    "talk_ms",
+    "total_ms",
+    "billed_ms",
+    "outcome",
+    "vendor_status",
+    "hangup_cause",
+    "sip_code",
+    "hangup_by",
+    "score",
+    "intent_level_id",
+    "rounds",
+    "recording_url",
+    "gender",
+    "province",
+    "city",
+    "area_code",
+    "carrier",
+    "region",
+    "post_code",
+    "rate",
+    "base_cost",
+    "cost",
+    "currency",
+    "settle_rate",
+    "settle_cost",
+    "quote_exchange",
+    "bill_period",
+    "dtmf",
+    "recall_count",
+    "recall_of",
+    "customer_name",
+    "line_id",
+    "attributes",
+    "update_time",
+];
+
+/// Rows per multi-row statement: well below the bound-parameter limits of
+/// SQLite (32,766) and PostgreSQL (65,535) at ~55 parameters a call.
+pub(super) const ROWS_PER_STATEMENT: usize = 200;
+
+/// How a new version of a call is written over a stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteMode {
+    /// The new version is the whole record (UpsertCalls).
+    Replace,
+    /// Vendor records: a version without turns or tags keeps the stored ones,
+    /// since vendors report one call in several partial views.
+    KeepMissingParts,
+    /// Only stored when the call is not there yet (a dialing list's history).
+    InsertOnly,
+}
+
+/// What an existing record looks like, to decide whether a new version wins.
+struct Existing {
+    call_id: String,
+    update_time: Option<UnixMs>,
+    content_hash: String,
+}
+
+/// A call that will be written, with the id and outcome decided for it.
+struct PlannedWrite {
+    index: usize,
+    call_id: String,
+    outcome: UpsertOutcome,
+    hash: String,
+}
+
+/// A call written in this round: its index in the batch, id and outcome.
+type Stored = (usize, String, UpsertOutcome);
+
+type CallKey = (i32, String);
+
+fn call_key(call: &Call) -> CallKey {
+    (call.source.code(), call.external_id.clone())
+}
+
+/// Decides, call by call, whether a round inserts, updates or leaves alone.
+/// Calls left alone get their result at once; the others are returned.
+fn plan_round(
+    calls: &[(&Call, WriteMode)],
+    round: &[usize],
+    existing: &HashMap<CallKey, Existing>,
+    results: &mut [Option<UpsertResult>],
+) -> Vec<PlannedWrite> {
+    let mut writes = Vec::new();
+    for &index in round {
+        let (call, mode) = calls[index];
+        let hash = call.content_hash();
+        match existing.get(&call_key(call)) {
+            None => writes.push(PlannedWrite {
+                index,
+                call_id: uuid::Uuid::now_v7().to_string(),
+                outcome: UpsertOutcome::Inserted,
+                hash,
+            }),
+            Some(old) => {
+                // The vendor's update time decides; equal (or unknown) times
+                // fall back to arrival order, so the later arrival wins.
+                let older = matches!((call.update_time, old.update_time), (Some(new), Some(cur)) if new < cur);
+                if mode == WriteMode::InsertOnly || older || old.content_hash == hash {
+                    results[index] = Some(UpsertResult {
+                        call_id: old.call_id.clone(),
+                        outcome: UpsertOutcome::Unchanged,
+                    });
+                } else {
+                    writes.push(PlannedWrite {
+                        index,
+                        call_id: old.call_id.clone(),
+                        outcome: UpsertOutcome::Updated,
+                        hash,
+                    });
+                }
+            }
+        }
+    }
+    writes
+}
+
+#[async_trait]
+impl<DB> IngestStore for SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    async fn upsert_calls(
+        &self,
+        tenant: &str,
+        calls: &[Call],
+        now: UnixMs,
+    ) -> Result<Vec<UpsertResult>, StoreError> {
+        let mut tx = self.begin().await?;
+        let batch: Vec<(&Call, WriteMode)> =
+            calls.iter().map(|c| (c, WriteMode::Replace)).collect();
+        let results = Self::write_calls(&mut tx, tenant, &batch, now).await?;
+        tx.commit().await?;
+        self.after_write().await;
+        Ok(results)
+    }
+
+    /// The calls, the calls known only from a dialing list's history (stored
+    /// only when the call is not there yet, so they never overwrite a full
+    /// record), the tasks and the number lists, in one transaction.
+    async fn ingest(
+        &self,
+        tenant: &str,
+        batch: &IngestBatch,
+        now: UnixMs,
+    ) -> Result<IngestResults, StoreError> {
+        // The quarantine commits on its own first: a record that was refused
+        // is kept even if storing the good ones fails.
+        if !batch.rejected.is_empty() {
+            let mut tx = self.begin().await?;
+            for record in &batch.rejected {
+                Self::insert_rejected(&mut tx, tenant, record).await?;
+            }
+            tx.commit().await?;
+        }
+        let mut tx = self.begin().await?;
+        for task in &batch.tasks {
+            Self::upsert_task(&mut tx, tenant, task).await?;
+        }
+        let calls: Vec<(&Call, WriteMode)> = batch
+            .calls
+            .iter()
+            .map(|c| (c, WriteMode::KeepMissingParts))
+            .chain(
+                batch
+                    .history_calls
+                    .iter()
+                    .map(|c| (c, WriteMode::InsertOnly)),
+            )
+            .collect();
+        let mut written = Self::write_calls(&mut tx, tenant, &calls, now).await?;
+        let history_calls = written.split_off(batch.calls.len());
+        for (task_id, entries) in &batch.numbers {
+            Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
+        }
+        tx.commit().await?;
+        self.after_write().await;
+        Ok(IngestResults {
+            calls: written,
+            history_calls,
+        })
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    /// Writes a batch of calls. A key that appears twice in one batch is
+    /// applied in order, one round per repetition.
+    async fn write_calls(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&Call, WriteMode)],
+        now: UnixMs,
+    ) -> Result<Vec<UpsertResult>, StoreError> {
+        let mut results: Vec<Option<UpsertResult>> = vec![None; calls.len()];
+        let mut pending: Vec<usize> = (0..calls.len()).collect();
+        while !pending.is_empty() {
+            let mut seen = HashSet::new();
+            let (round, later): (Vec<usize>, Vec<usize>) = pending
+                .iter()
+                .partition(|&&i| seen.insert(call_key(calls[i].0)));
+            let existing = Self::look_up_existing(tx, tenant, calls, &round).await?;
+            let writes = plan_round(calls, &round, &existing, &mut results);
+            let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
+            let stored = Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
+            Self::replace_children(tx, tenant, calls, &stored).await?;
+            let written_calls: Vec<(&str, &Call)> = stored
+                .iter()
+                .map(|(index, call_id, _)| (call_id.as_str(), calls[*index].0))
+                .collect();
+            Self::write_children(tx, tenant, &written_calls).await?;
+            for (index, call_id, outcome) in stored {
+                results[index] = Some(UpsertResult { call_id, outcome });
+            }
+            pending = later;
+        }
+        results
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| StoreError::Corrupt("a call of the batch got no result".into()))
+    }
+
+    /// The stored versions of a round's calls, by key.
+    async fn look_up_existing(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&Call, WriteMode)],
+        round: &[usize],
+    ) -> Result<HashMap<CallKey, Existing>, StoreError> {
+        let mut existing: HashMap<CallKey, Existing> = HashMap::new();
+        // One look-up per source and chunk: `source = ? AND external_id IN
+        // (…)` walks the unique key, where a row-value IN list would make
+        // SQLite scan every call of the tenant.
+        let mut by_source: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+        for &i in round {
+            let call = calls[i].0;
+            by_source
+                .entry(call.source.code())
+                .or_default()
+                .push(call.external_id.as_str());
+        }
+        for (source, ids) in by_source {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<DB>::new(
+                    "SELECT source, external_id, call_id, update_time, content_hash FROM calls WHERE tenant_id = ",
+                );
+                qb.push_bind(tenant.to_owned())
+                    .push(" AND source = ")
+                    .push_bind(i64::from(source))
+                    .push(" AND external_id IN (");
+                let mut list = qb.separated(", ");
+                for id in chunk {
+                    list.push_bind((*id).to_owned());
+                }
+                qb.push(")");
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    existing.insert(
+                        (source, row.try_get("external_id")?),
+                        Existing {
+                            call_id: row.try_get("call_id")?,
+                            update_time: row.try_get("update_time")?,
+                            content_hash: row.try_get("content_hash")?,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Inserts or updates the planned rows; answers the id each key got, for
+    /// the rows the database actually wrote.
+    async fn upsert_rows(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&Call, WriteMode)],
+        writes: &[PlannedWrite],
+        now: UnixMs,
+    ) -> Result<HashMap<CallKey, String>, StoreError> {
+        let mut written: HashMap<CallKey, String> = HashMap::new();
+        // Insert-only rows (a dialing list's history) never update: with a
+        // concurrent writer they must not replace the full record.
+        let (insert_only, upserts): (Vec<&PlannedWrite>, Vec<&PlannedWrite>) = writes
+            .iter()
+            .partition(|w| calls[w.index].1 == WriteMode::InsertOnly);
+        let mut chunks: Vec<(&[&PlannedWrite], bool)> = Vec::new();
+        for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+            chunks.push((chunk, false));
+        }
+        for chunk in insert_only.chunks(ROWS_PER_STATEMENT) {
+            chunks.push((chunk, true));
+        }
+        for (chunk, insert_only) in chunks {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO calls (tenant_id, call_id, sync_time, content_hash",
+            );
+            for column in CALL_COLUMNS {
+                qb.push(", ").push(column);
+            }
+            qb.push(") VALUES ");
+            for (n, w) in chunk.iter().enumerate() {
+                qb.push(if n == 0 { "(" } else { ", (" })
+                    .push_bind(tenant.to_owned())
+                    .push(", ")
+                    .push_bind(w.call_id.clone())
+                    .push(", ")
+                    .push_bind(now)
+                    .push(", ")
+                    .push_bind(w.hash.clone());
+                Self::bind_call_values(&mut qb, calls[w.index].0)?;
+                qb.push(")");
+            }
+            if insert_only {
+                qb.push(
+                    " ON CONFLICT (tenant_id, source, external_id) DO NOTHING \
+                     RETURNING source, external_id, call_id",
+                );
+            } else {
+                qb.push(" ON CONFLICT (tenant_id, source, external_id) DO UPDATE SET sync_time = excluded.sync_time, content_hash = excluded.content_hash");
+                for column in CALL_COLUMNS {
+                    if *column == "update_time" {
+                        // A version without an update time keeps the known
+                        // one, so a late older version still loses to it.
+                        qb.push(
+                            ", update_time = COALESCE(excluded.update_time, calls.update_time)",
+                        );
+                    } else {
+                        qb.push(format_args!(", {column} = excluded.{column}"));
+                    }
+                }
+                // The database itself keeps an older version from replacing a newer
+                // one, so concurrent writers (PostgreSQL) cannot race past the
+                // decision above.
+                qb.push(
+                    " WHERE calls.update_time IS NULL OR excluded.update_time IS NULL \
+                 OR excluded.update_time >= calls.update_time \
+                 RETURNING source, external_id, call_id",
+                );
+            }
+            for row in qb.build().fetch_all(&mut **tx).await? {
+                let source: i64 = row.try_get("source")?;
+                written.insert(
+                    (source as i32, row.try_get("external_id")?),
+                    row.try_get("call_id")?,
+                );
+            }
+        }
+        Ok(written)
+    }
+
+    /// Matches what the database wrote with what was planned. A planned write
+    /// the database refused lost to a newer version committed meanwhile.
+    async fn settle(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&Call, WriteMode)],
+        writes: Vec<PlannedWrite>,
+        mut written: HashMap<CallKey, String>,
+        results: &mut [Option<UpsertResult>],
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut stored: Vec<Stored> = Vec::with_capacity(writes.len());
+        for w in writes {
+            let call = calls[w.index].0;
+            match written.remove(&call_key(call)) {
+                // A newer version was committed meanwhile: ours is stale.
+                None => {
+                    let mut qb =
+                        QueryBuilder::<DB>::new("SELECT call_id FROM calls WHERE tenant_id = ");
+                    qb.push_bind(tenant.to_owned())
+                        .push(" AND source = ")
+                        .push_bind(i64::from(call.source.code()))
+                        .push(" AND external_id = ")
+                        .push_bind(call.external_id.clone());
+                    let call_id: String = qb.build_query_scalar().fetch_one(&mut **tx).await?;
+                    results[w.index] = Some(UpsertResult {
+                        call_id,
+                        outcome: UpsertOutcome::Unchanged,
+                    });
+                }
+                Some(call_id) => {
+                    // Inserted by a concurrent writer after our look-up: an update.
+                    let outcome = if call_id == w.call_id {
+                        w.outcome
+                    } else {
+                        UpsertOutcome::Updated
+                    };
+                    stored.push((w.index, call_id, outcome));
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    /// A new version replaces the child rows it carries. A partial view of a
+    /// record (a list row without turns, a brief record without tags) keeps the
+    /// parts it does not carry.
+    async fn replace_children(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&Call, WriteMode)],
+        stored: &[Stored],
+    ) -> Result<(), StoreError> {
+        let mut clear_tags = Vec::new();
+        let mut clear_turns = Vec::new();
+        for (index, call_id, outcome) in stored {
+            let (call, mode) = calls[*index];
+            if *outcome != UpsertOutcome::Updated {
+                continue;
+            }
+            let keep = mode == WriteMode::KeepMissingParts;
+            if !keep || !call.tags.is_empty() || !call.tag_groups.is_empty() {
+                clear_tags.push(call_id.clone());
+            }
+            if !keep || !call.turns.is_empty() {
+                clear_turns.push(call_id.clone());
+            }
+        }
+        for (table, ids) in [
+            ("call_tags", &clear_tags),
+            ("call_tag_groups", &clear_tags),
+            ("dialogue_turns", &clear_turns),
+        ] {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut qb =
+                    QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
+                qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
+                push_list(&mut qb, chunk);
+                qb.push(")");
+                qb.build().execute(&mut **tx).await?;
+            }
+        }
+
+        // Tags a partial view kept follow their call's (possibly new) task.
+        let kept_tags: Vec<String> = stored
+            .iter()
+            .filter(|(_, id, outcome)| {
+                *outcome == UpsertOutcome::Updated && !clear_tags.contains(id)
+            })
+            .map(|(_, id, _)| id.clone())
+            .collect();
+        for chunk in kept_tags.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "UPDATE call_tags SET task_id = (SELECT c.task_id FROM calls c \
+                 WHERE c.tenant_id = call_tags.tenant_id AND c.call_id = call_tags.call_id) \
+                 WHERE tenant_id = ",
+            );
+            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
+            push_list(&mut qb, chunk);
+            qb.push(")");
+            qb.build().execute(&mut **tx).await?;
+        }
+
+        Ok(())
+    }
+
+    /// Binds the values of [`CALL_COLUMNS`], each preceded by `, `.
+    fn bind_call_values(qb: &mut QueryBuilder<DB>, c: &Call) -> Result<(), StoreError> {
+        let attributes = to_json(&c.attributes)?;
+        let text = |qb: &mut QueryBuilder<DB>, v: &str| {
+            qb.push(", ").push_bind(v.to_owned());
+        };
+        let int = |qb: &mut QueryBuilder<DB>, v: i64| {
+            qb.push(", ").push_bind(v);
+        };
+        let opt = |qb: &mut QueryBuilder<DB>, v: Option<i64>| {
+            qb.push(", ").push_bind(v);
+        };
+        int(qb, c.source.code().into());
+        text(qb, &c.external_id);
+        text(qb, &c.task_id);
+        text(qb, &c.parent_task_id);
+        text(qb, &c.script_id);
+        text(qb, &c.callee);
+        text(qb, &c.callee_raw);
+        text(qb, &c.caller);
+        text(qb, &c.caller_raw);
+        opt(qb, c.submit_time);
+        int(qb, c.call_time);
+        opt(qb, c.ring_time);
+        opt(qb, c.answer_time);
+        opt(qb, c.hangup_time);
+        int(qb, c.ring_ms);
+        int(qb, c.talk_ms);
+        int(qb, c.total_ms);
+        int(qb, c.billed_ms);
+        int(qb, c.outcome.code().into());
+        text(qb, &c.vendor_status);
+        text(qb, &c.hangup_cause);
+        text(qb, &c.sip_code);
+        int(qb, c.hangup_by.code().into());
+        opt(qb, c.score.map(i64::from));
+        qb.push(", ")
+            .push_bind(c.intent_level.as_ref().map(|l| l.id.clone()));
+        int(qb, c.rounds.into());
+        text(qb, &c.recording_url);
+        int(qb, c.gender.code().into());
+        let l = &c.location;
+        for v in [
+            &l.province,
+            &l.city,
+            &l.area_code,
+            &l.carrier,
+            &l.region,
+            &l.post_code,
+        ] {
+            text(qb, v);
+        }
+        let b = &c.billing;
+        for v in [
+            &b.rate,
+            &b.base_cost,
+            &b.cost,
+            &b.currency,
+            &b.settle_rate,
+            &b.settle_cost,
+            &b.quote_exchange,
+            &b.bill_period,
+        ] {
+            text(qb, v);
+        }
+        text(qb, &c.dtmf);
+        int(qb, c.recall_count.into());
+        text(qb, &c.recall_of);
+        text(qb, &c.customer_name);
+        text(qb, &c.line_id);
+        text(qb, &attributes);
+        opt(qb, c.update_time);
+        Ok(())
+    }
+
+    /// Writes the child rows of freshly written calls (tags, hit tag groups,
+    /// turns) and fills the catalogs with the tags, groups, intent levels and
+    /// tasks they name, in multi-row statements.
+    async fn write_children(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&str, &Call)],
+    ) -> Result<(), StoreError> {
+        let mut tag_rows: Vec<(&str, &str, &str, i64)> = Vec::new();
+        let mut group_rows: Vec<(&str, &str)> = Vec::new();
+        let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
+        let mut catalog = Catalog::default();
+        for &(call_id, call) in calls {
+            let mut seen_tags = HashSet::new();
+            let mut seen_groups = HashSet::new();
+            for (position, tag) in call.tags.iter().enumerate() {
+                if seen_tags.insert(tag.id.as_str()) {
+                    tag_rows.push((call_id, &tag.id, &call.task_id, position as i64));
+                }
+                for group in &tag.groups {
+                    if seen_groups.insert(group.id.as_str()) {
+                        group_rows.push((call_id, &group.id));
+                    }
+                }
+                catalog.add_tag(tag);
+            }
+            for group in &call.tag_groups {
+                if seen_groups.insert(group.id.as_str()) {
+                    group_rows.push((call_id, &group.id));
+                }
+                catalog.add_group(group);
+            }
+            for turn in &call.turns {
+                turn_rows.push((call_id, turn));
+                for tag in &turn.tags {
+                    catalog.add_tag(tag);
+                }
+            }
+            if let Some(level) = &call.intent_level {
+                catalog.add_level(level);
+            }
+            if !call.task_id.is_empty() {
+                catalog
+                    .tasks
+                    .entry(call.task_id.clone())
+                    .or_insert_with(|| Task {
+                        task_id: call.task_id.clone(),
+                        parent_task_id: call.parent_task_id.clone(),
+                        script_id: call.script_id.clone(),
+                        source: Some(call.source),
+                        ..Task::default()
+                    });
+            }
+        }
+
+        for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position) ",
+            );
+            qb.push_values(chunk, |mut row, (call_id, tag_id, task_id, position)| {
+                row.push_bind(tenant.to_owned())
+                    .push_bind((*call_id).to_owned())
+                    .push_bind((*tag_id).to_owned())
+                    .push_bind((*task_id).to_owned())
+                    .push_bind(*position);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut **tx).await?;
+        }
+        for chunk in group_rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO call_tag_groups (tenant_id, call_id, group_id) ",
+            );
+            qb.push_values(chunk, |mut row, (call_id, group_id)| {
+                row.push_bind(tenant.to_owned())
+                    .push_bind((*call_id).to_owned())
+                    .push_bind((*group_id).to_owned());
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut **tx).await?;
+        }
+        for chunk in turn_rows.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut encoded = Vec::with_capacity(chunk.len());
+            for (call_id, turn) in chunk {
+                let tags = serde_json::to_string(&turn.tags).map_err(StoreError::encode)?;
+                let attributes = to_json(&turn.attributes)?;
+                encoded.push((*call_id, *turn, tags, attributes));
+            }
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO dialogue_turns (tenant_id, call_id, sequence, kind, customer_text, \
+                 robot_text, node_id, node_name, keyword, score, speak_ms, play_ms, asr_latency_ms, \
+                 tags, turn_time, after_transfer, turn_id, attributes) ",
+            );
+            qb.push_values(encoded, |mut row, (call_id, turn, tags, attributes)| {
+                row.push_bind(tenant.to_owned())
+                    .push_bind(call_id.to_owned())
+                    .push_bind(i64::from(turn.sequence))
+                    .push_bind(i64::from(turn.kind.code()))
+                    .push_bind(turn.customer_text.clone())
+                    .push_bind(turn.robot_text.clone())
+                    .push_bind(turn.node_id.clone())
+                    .push_bind(turn.node_name.clone())
+                    .push_bind(turn.keyword.clone())
+                    .push_bind(i64::from(turn.score))
+                    .push_bind(turn.speak_ms)
+                    .push_bind(turn.play_ms)
+                    .push_bind(turn.asr_latency_ms)
+                    .push_bind(tags)
+                    .push_bind(turn.time)
+                    .push_bind(turn.after_transfer)
+                    .push_bind(turn.turn_id.clone())
+                    .push_bind(attributes);
+            });
+            qb.build().execute(&mut **tx).await?;
+        }
+        Self::write_catalog(catalog, tx, tenant).await
+    }
+}

@@ -1,0 +1,55 @@
+//! Why the store could not do what was asked, and the one translation of
+//! sqlx's errors into those kinds.
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is too busy; the client may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// A fault of ours or of the database; logged, never sent to a client.
+    #[error("database error: {0}")]
+    Internal(#[source] sqlx::Error),
+    /// The database holds something it should not (a bad enum number, bad JSON).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database URL names no backend we have.
+    #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &err {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                StoreError::Unavailable(err)
+            }
+            // SQLITE_BUSY / SQLITE_LOCKED: another writer held the lock past
+            // the busy timeout.
+            E::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
+                StoreError::Unavailable(err)
+            }
+            // PostgreSQL: connection exceptions (08…), shutdown (57P…),
+            // serialization failures and deadlocks (40…): retryable.
+            E::Database(db)
+                if db.code().is_some_and(|c| {
+                    c.len() == 5
+                        && (c.starts_with("08") || c.starts_with("57P") || c.starts_with("40"))
+                }) =>
+            {
+                StoreError::Unavailable(err)
+            }
+            _ => StoreError::Internal(err),
+        }
+    }
+}
+
+impl StoreError {
+    /// For a value that could not be encoded for storage (JSON of a map).
+    pub(crate) fn encode(err: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt(err.to_string())
+    }
+}

@@ -1,0 +1,444 @@
+//! Campaign statistics in SQL: every figure is an aggregate computed by the
+//! database over the calls `push_where` selects, so each one means the same
+//! thing for every `CallFilter`.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
+
+use super::dialect::push_list;
+use super::filter_sql::{push_where, time_column};
+use super::{Dialect, SqlStore, StatsStore, StoreError};
+use crate::domain::stats::{
+    self, BucketSums, CallStats, CountEntry, Decimal, MoneyTotal, NO_INTENT_LEVEL_KEY,
+};
+use crate::domain::{CallFilter, CallOutcome, Party, UnixMs};
+
+/// Fraction digits the database sums per chunk: 9 digits of 10^9 calls fit
+/// an `i64` with room to spare.
+const FRACTION_CHUNK: u32 = 9;
+/// Fraction digits the chunked sum covers; longer costs take the slow path.
+const FRACTION_DIGITS: i64 = 18;
+
+/// Counts, sums and the per-outcome and per-party counts.
+struct Totals {
+    total: i64,
+    answered: i64,
+    talk_total: i64,
+    ring_sum: i64,
+    rounds_sum: i64,
+    score_sum: i64,
+    score_count: i64,
+    by_outcome: Vec<CountEntry>,
+    by_party: Vec<CountEntry>,
+}
+
+/// The free-text breakdowns.
+struct Dimensions {
+    by_intent_level: Vec<CountEntry>,
+    by_carrier: Vec<CountEntry>,
+    by_province: Vec<CountEntry>,
+}
+
+#[async_trait]
+impl<DB> StatsStore for SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    async fn call_stats(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        top_tags: u32,
+    ) -> Result<CallStats, StoreError> {
+        // Independent scans run on separate reader connections at once.
+        let ((totals, dims), by_tag, cost_totals) = tokio::try_join!(
+            self.stat_scan(tenant, filter),
+            self.stat_tags(tenant, filter, top_tags),
+            self.stat_costs(tenant, filter),
+        )?;
+        let (talk_ms_p50, talk_ms_p90) = tokio::try_join!(
+            self.talk_percentile(tenant, filter, 50, totals.answered),
+            self.talk_percentile(tenant, filter, 90, totals.answered),
+        )?;
+        Ok(CallStats {
+            total_calls: totals.total,
+            answered_calls: totals.answered,
+            answer_rate: stats::ratio(totals.answered, totals.total),
+            talk_ms_total: totals.talk_total,
+            talk_ms_avg: stats::int_avg(totals.talk_total, totals.answered),
+            talk_ms_p50,
+            talk_ms_p90,
+            ring_ms_avg: stats::int_avg(totals.ring_sum, totals.total),
+            rounds_avg: stats::ratio(totals.rounds_sum, totals.total),
+            score_avg: stats::ratio(totals.score_sum, totals.score_count),
+            by_outcome: totals.by_outcome,
+            by_intent_level: dims.by_intent_level,
+            by_tag,
+            by_hangup_party: totals.by_party,
+            by_carrier: dims.by_carrier,
+            by_province: dims.by_province,
+            cost_totals,
+        })
+    }
+
+    async fn call_time_slots(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        origin: UnixMs,
+        slot_ms: i64,
+    ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError> {
+        let column = time_column(filter.window.field);
+        let answered = CallOutcome::Answered.code();
+        let mut qb = QueryBuilder::<DB>::new(format!("SELECT ({column} - "));
+        qb.push_bind(origin)
+            .push(") / ")
+            .push_bind(slot_ms)
+            .push(format_args!(
+                " AS slot, COUNT(*) AS total, \
+                 CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN 1 ELSE 0 END), 0) AS BIGINT) AS answered, \
+                 CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END), 0) AS BIGINT) AS talk_total, \
+                 CAST(COALESCE(SUM(c.score), 0) AS BIGINT) AS score_sum, COUNT(c.score) AS score_count FROM calls c"
+            ));
+        push_where(&mut qb, tenant, filter);
+        // Slots before the origin cannot occur: the window starts at or
+        // after it, and the service always gives a window.
+        qb.push(format_args!(" AND {column} >= ")).push_bind(origin);
+        qb.push(" GROUP BY slot ORDER BY slot");
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                let slot: i64 = row.try_get("slot")?;
+                Ok((
+                    origin + slot * slot_ms,
+                    BucketSums {
+                        total_calls: row.try_get("total")?,
+                        answered_calls: row.try_get("answered")?,
+                        talk_ms_total: row.try_get("talk_total")?,
+                        score_sum: row.try_get("score_sum")?,
+                        score_count: row.try_get("score_count")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    /// Totals, averages and every breakdown but tags, from one scan: the
+    /// calls are grouped by carrier, province, intent level, outcome and
+    /// hang-up party (on a task, the stats index yields rows in that order,
+    /// so nothing is sorted), and those few groups are summed again per
+    /// dimension in the same statement. Only the breakdown entries leave the
+    /// database.
+    async fn stat_scan(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+    ) -> Result<(Totals, Dimensions), StoreError> {
+        let answered = CallOutcome::Answered.code();
+        let mut qb = QueryBuilder::<DB>::new(format!(
+            "WITH g AS MATERIALIZED (SELECT c.carrier, c.province, c.intent_level_id, c.outcome, \
+             c.hangup_by, COUNT(*) AS n, \
+             CAST(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END) AS BIGINT) AS talk_sum, \
+             CAST(SUM(c.ring_ms) AS BIGINT) AS ring_sum, CAST(SUM(c.rounds) AS BIGINT) AS rounds_sum, \
+             CAST(COALESCE(SUM(c.score), 0) AS BIGINT) AS score_sum, COUNT(c.score) AS score_count FROM calls c"
+        ));
+        push_where(&mut qb, tenant, filter);
+        qb.push(format_args!(
+            " GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, c.hangup_by) \
+             SELECT 'all' AS dim, '' AS key, '' AS name, CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n, \
+             CAST(COALESCE(SUM(CASE WHEN outcome = {answered} THEN n ELSE 0 END), 0) AS BIGINT) AS answered, \
+             CAST(COALESCE(SUM(talk_sum), 0) AS BIGINT) AS talk_sum, \
+             CAST(COALESCE(SUM(ring_sum), 0) AS BIGINT) AS ring_sum, \
+             CAST(COALESCE(SUM(rounds_sum), 0) AS BIGINT) AS rounds_sum, \
+             CAST(COALESCE(SUM(score_sum), 0) AS BIGINT) AS score_sum, \
+             CAST(COALESCE(SUM(score_count), 0) AS BIGINT) AS score_count FROM g"
+        ));
+        for (dim, column) in [
+            ("outcome", "CAST(outcome AS TEXT)"),
+            ("party", "CAST(hangup_by AS TEXT)"),
+            ("carrier", "carrier"),
+            ("province", "province"),
+        ] {
+            qb.push(format_args!(
+                " UNION ALL SELECT '{dim}', {column}, '', CAST(SUM(n) AS BIGINT), 0, 0, 0, 0, 0, 0 FROM g GROUP BY {column}"
+            ));
+        }
+        qb.push(
+            " UNION ALL SELECT 'level', COALESCE(g.intent_level_id, ''), COALESCE(il.name, ''), \
+             CAST(SUM(g.n) AS BIGINT), 0, 0, 0, 0, 0, 0 FROM g LEFT JOIN intent_levels il ON il.tenant_id = ",
+        )
+        .push_bind(tenant.to_owned())
+        .push(" AND il.intent_level_id = g.intent_level_id GROUP BY g.intent_level_id, il.name");
+        let rows = qb.build().fetch_all(&self.reader).await?;
+
+        let mut t = Totals {
+            total: 0,
+            answered: 0,
+            talk_total: 0,
+            ring_sum: 0,
+            rounds_sum: 0,
+            score_sum: 0,
+            score_count: 0,
+            by_outcome: Vec::new(),
+            by_party: Vec::new(),
+        };
+        let mut carriers: BTreeMap<String, i64> = BTreeMap::new();
+        let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
+        let mut by_intent_level = Vec::new();
+        for row in &rows {
+            let dim: String = row.try_get("dim")?;
+            let key: String = row.try_get("key")?;
+            let n: i64 = row.try_get("n")?;
+            let code = || {
+                key.parse::<i32>()
+                    .map_err(|_| StoreError::Corrupt(format!("{dim} = {key}")))
+            };
+            match dim.as_str() {
+                "all" => {
+                    t.total = n;
+                    t.answered = row.try_get("answered")?;
+                    t.talk_total = row.try_get("talk_sum")?;
+                    t.ring_sum = row.try_get("ring_sum")?;
+                    t.rounds_sum = row.try_get("rounds_sum")?;
+                    t.score_sum = row.try_get("score_sum")?;
+                    t.score_count = row.try_get("score_count")?;
+                }
+                "outcome" => {
+                    let outcome = CallOutcome::from_code(code()?)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outcome = {key}")))?;
+                    t.by_outcome.push(stats::outcome_entry(outcome, n));
+                }
+                "party" => {
+                    let party = Party::from_code(code()?)
+                        .ok_or_else(|| StoreError::Corrupt(format!("hangup_by = {key}")))?;
+                    t.by_party.push(stats::party_entry(party, n));
+                }
+                // `unknown` may also be a carrier's own text: both add up.
+                "carrier" => *carriers.entry(stats::text_key(&key)).or_default() += n,
+                "province" => *provinces.entry(stats::text_key(&key)).or_default() += n,
+                _ => {
+                    let name = if key == NO_INTENT_LEVEL_KEY {
+                        "none".to_owned()
+                    } else {
+                        row.try_get("name")?
+                    };
+                    by_intent_level.push(CountEntry {
+                        key,
+                        name,
+                        count: n,
+                    });
+                }
+            }
+        }
+        stats::sort_breakdown(&mut t.by_outcome);
+        stats::sort_breakdown(&mut t.by_party);
+        stats::sort_breakdown(&mut by_intent_level);
+        let text_entries = |map: BTreeMap<String, i64>| {
+            let mut list: Vec<CountEntry> = map
+                .into_iter()
+                .map(|(key, count)| CountEntry {
+                    name: key.clone(),
+                    key,
+                    count,
+                })
+                .collect();
+            stats::sort_breakdown(&mut list);
+            list
+        };
+        let dims = Dimensions {
+            by_intent_level,
+            by_carrier: text_entries(carriers),
+            by_province: text_entries(provinces),
+        };
+        Ok((t, dims))
+    }
+
+    async fn stat_tags(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        top: u32,
+    ) -> Result<Vec<CountEntry>, StoreError> {
+        let mut qb =
+            QueryBuilder::<DB>::new("SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM (");
+        if only_tasks(filter) {
+            // The dashboard's filter: counted on the task's tag index alone.
+            qb.push("SELECT ct.tag_id, COUNT(*) AS n FROM call_tags ct WHERE ct.tenant_id = ")
+                .push_bind(tenant.to_owned())
+                .push(" AND ct.task_id IN (");
+            push_list(&mut qb, &filter.task_ids);
+            qb.push(")");
+        } else {
+            qb.push(
+                "SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
+                 ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
+            );
+            push_where(&mut qb, tenant, filter);
+        }
+        qb.push(" GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT ")
+            .push_bind(i64::from(top))
+            .push(") t LEFT JOIN tags g ON g.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND g.tag_id = t.tag_id ORDER BY t.n DESC, t.tag_id");
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CountEntry {
+                    key: row.try_get("tag_id")?,
+                    name: row.try_get("name")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The `k`-th smallest talk time of answered calls, by nearest rank,
+    /// read with `ORDER BY … LIMIT 1 OFFSET k`: on the task index this walks
+    /// k index entries instead of sorting every call.
+    async fn talk_percentile(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        percent: u32,
+        answered: i64,
+    ) -> Result<i64, StoreError> {
+        let Some(offset) = stats::nearest_rank_offset(percent, answered) else {
+            return Ok(0);
+        };
+        let mut qb = QueryBuilder::<DB>::new("SELECT c.talk_ms FROM calls c");
+        push_where(&mut qb, tenant, filter);
+        qb.push(format_args!(
+            " AND c.outcome = {} ORDER BY c.talk_ms LIMIT 1 OFFSET ",
+            CallOutcome::Answered.code()
+        ))
+        .push_bind(offset);
+        let value = qb
+            .build_query_scalar::<i64>()
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(value.unwrap_or(0))
+    }
+
+    /// Exact cost totals per currency. Each cost is split in SQL into its
+    /// integer part and two 9-digit fraction chunks, summed as integers
+    /// (never as floats), and recombined exactly here. Costs with more than
+    /// 18 fraction digits fall back to summing distinct values in Rust.
+    async fn stat_costs(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+    ) -> Result<Vec<MoneyTotal>, StoreError> {
+        if !DB::SUMS_COSTS_IN_SQL {
+            return self.stat_costs_distinct(tenant, filter).await;
+        }
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT currency, SUM(n * sgn * CAST(ip AS INTEGER)) AS ip, \
+             SUM(n * sgn * CAST(substr(fp || '000000000', 1, 9) AS INTEGER)) AS f1, \
+             SUM(n * sgn * CAST(substr(fp || '000000000000000000', 10, 9) AS INTEGER)) AS f2, \
+             MAX(length(fp)) AS digits FROM \
+             (SELECT currency, n, sgn, \
+             CASE WHEN instr(body, '.') > 0 THEN substr(body, 1, instr(body, '.') - 1) ELSE body END AS ip, \
+             CASE WHEN instr(body, '.') > 0 THEN substr(body, instr(body, '.') + 1) ELSE '' END AS fp FROM \
+             (SELECT currency, n, CASE WHEN substr(cost, 1, 1) = '-' THEN -1 ELSE 1 END AS sgn, \
+             ltrim(cost, '-') AS body FROM \
+             (SELECT c.currency AS currency, c.cost AS cost, COUNT(*) AS n FROM calls c",
+        );
+        push_where(&mut qb, tenant, filter);
+        // Costs repeat (a rate times whole minutes), so each distinct cost is
+        // split once and weighted by its count. The grouping columns follow
+        // the task stats index, so a task's calls are grouped without a sort.
+        qb.push(
+            " AND c.cost <> '' GROUP BY c.carrier, c.province, c.intent_level_id, c.outcome, \
+             c.hangup_by, c.currency, c.cost))) \
+             GROUP BY currency ORDER BY currency",
+        );
+        let rows = qb.build().fetch_all(&self.reader).await?;
+        let mut totals = Vec::with_capacity(rows.len());
+        for row in rows {
+            let digits: i64 = row.try_get("digits")?;
+            if digits > FRACTION_DIGITS {
+                return self.stat_costs_distinct(tenant, filter).await;
+            }
+            let currency: String = row.try_get("currency")?;
+            let amount = Decimal::from_parts(
+                row.try_get("ip")?,
+                &[row.try_get("f1")?, row.try_get("f2")?],
+                FRACTION_CHUNK,
+            )
+            .ok_or_else(|| StoreError::Corrupt(format!("cost total of {currency} overflows")))?;
+            totals.push(MoneyTotal {
+                currency,
+                amount: amount.to_plain_string(),
+            });
+        }
+        Ok(totals)
+    }
+
+    /// The slow path of [`Self::stat_costs`]: each distinct cost with its
+    /// count, multiplied and added exactly.
+    async fn stat_costs_distinct(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+    ) -> Result<Vec<MoneyTotal>, StoreError> {
+        let mut qb =
+            QueryBuilder::<DB>::new("SELECT c.currency, c.cost, COUNT(*) AS n FROM calls c");
+        push_where(&mut qb, tenant, filter);
+        qb.push(" AND c.cost <> '' GROUP BY c.currency, c.cost");
+        let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+        for row in qb.build().fetch_all(&self.reader).await? {
+            let currency: String = row.try_get("currency")?;
+            let cost: String = row.try_get("cost")?;
+            let n: i64 = row.try_get("n")?;
+            let total = sums.entry(currency.clone()).or_default();
+            *total = Decimal::parse(&cost)
+                .and_then(|d| d.checked_mul_int(n))
+                .and_then(|d| total.checked_add(d))
+                .ok_or_else(|| StoreError::Corrupt(format!("cost `{cost}` of {currency}")))?;
+        }
+        Ok(sums
+            .into_iter()
+            .map(|(currency, amount)| MoneyTotal {
+                currency,
+                amount: amount.to_plain_string(),
+            })
+            .collect())
+    }
+}
+
+/// True when the filter names tasks and nothing else.
+fn only_tasks(filter: &CallFilter) -> bool {
+    !filter.task_ids.is_empty()
+        && *filter
+            == CallFilter {
+                task_ids: filter.task_ids.clone(),
+                ..CallFilter::default()
+            }
+}
