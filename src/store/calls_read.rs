@@ -127,7 +127,8 @@ where
         QueryBuilder::new(SELECT_CALLS)
     }
 
-    /// in two queries, whatever the page size.
+    /// Fills the tags (with their groups) and hit tag groups of a page of
+    /// calls in two queries, whatever the page size.
     pub(super) async fn attach_tags(
         &self,
         tenant: &str,
