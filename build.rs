@@ -15,6 +15,9 @@ const PROTOS: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
+    // `sqlx::migrate!` embeds the migration files at compile time; without
+    // this a new migration file is silently left out of the binary.
+    println!("cargo:rerun-if-changed=migrations");
     let file_descriptors = protox::compile(PROTOS, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     std::fs::write(

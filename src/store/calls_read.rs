@@ -38,7 +38,8 @@ where
             query.after.as_ref(),
             i64::from(query.page_size) + 1,
         );
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let mut tx = self.read(tenant).await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
         let mut calls = rows
             .iter()
             .map(Self::row_to_call)
@@ -52,19 +53,20 @@ where
         } else {
             None
         };
-        self.attach_tags(tenant, &mut calls).await?;
+        Self::attach_tags(&mut tx, tenant, &mut calls).await?;
         let total = if query.include_total {
             let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM calls c");
             push_where(&mut count, tenant, &query.filter);
             Some(
                 count
                     .build_query_scalar::<i64>()
-                    .fetch_one(&self.reader)
+                    .fetch_one(&mut *tx)
                     .await?,
             )
         } else {
             None
         };
+        tx.commit().await?;
         Ok(CallPage { calls, next, total })
     }
 
@@ -79,11 +81,12 @@ where
             .push_bind(tenant.to_owned())
             .push(" AND c.call_id = ")
             .push_bind(call_id.to_owned());
-        let Some(row) = qb.build().fetch_optional(&self.reader).await? else {
+        let mut tx = self.read(tenant).await?;
+        let Some(row) = qb.build().fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
         let mut calls = vec![Self::row_to_call(&row)?];
-        self.attach_tags(tenant, &mut calls).await?;
+        Self::attach_tags(&mut tx, tenant, &mut calls).await?;
         let mut call = calls.remove(0);
         let mut turns = QueryBuilder::<DB>::new(
             "SELECT sequence, kind, customer_text, robot_text, node_id, node_name, keyword, score, \
@@ -100,9 +103,10 @@ where
                 .push_bind(i64::from(TurnKind::Progress.code()));
         }
         turns.push(" ORDER BY sequence");
-        for row in turns.build().fetch_all(&self.reader).await? {
+        for row in turns.build().fetch_all(&mut *tx).await? {
             call.call.turns.push(Self::row_to_turn(&row)?);
         }
+        tx.commit().await?;
         Ok(Some(call))
     }
 }
@@ -130,7 +134,7 @@ where
     /// Fills the tags (with their groups) and hit tag groups of a page of
     /// calls in two queries, whatever the page size.
     pub(super) async fn attach_tags(
-        &self,
+        conn: &mut DB::Connection,
         tenant: &str,
         calls: &mut [StoredCall],
     ) -> Result<(), StoreError> {
@@ -152,7 +156,7 @@ where
         push_list(&mut qb, &ids);
         qb.push(") ORDER BY ct.call_id, ct.position, g.group_id");
         let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
-        for row in qb.build().fetch_all(&self.reader).await? {
+        for row in qb.build().fetch_all(&mut *conn).await? {
             let call_id: String = row.try_get("call_id")?;
             let tag_id: String = row.try_get("tag_id")?;
             let list = tags.entry(call_id).or_default();
@@ -185,7 +189,7 @@ where
         push_list(&mut qb, &ids);
         qb.push(") ORDER BY cg.call_id, cg.group_id");
         let mut groups: HashMap<String, Vec<TagGroup>> = HashMap::new();
-        for row in qb.build().fetch_all(&self.reader).await? {
+        for row in qb.build().fetch_all(&mut *conn).await? {
             groups
                 .entry(row.try_get("call_id")?)
                 .or_default()

@@ -170,7 +170,7 @@ where
         calls: &[Call],
         now: UnixMs,
     ) -> Result<Vec<UpsertResult>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(tenant).await?;
         let batch: Vec<(&Call, WriteMode)> =
             calls.iter().map(|c| (c, WriteMode::Replace)).collect();
         let results = Self::write_calls(&mut tx, tenant, &batch, now).await?;
@@ -191,13 +191,13 @@ where
         // The quarantine commits on its own first: a record that was refused
         // is kept even if storing the good ones fails.
         if !batch.rejected.is_empty() {
-            let mut tx = self.begin().await?;
+            let mut tx = self.begin(tenant).await?;
             for record in &batch.rejected {
                 Self::insert_rejected(&mut tx, tenant, record).await?;
             }
             tx.commit().await?;
         }
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(tenant).await?;
         for task in &batch.tasks {
             Self::upsert_task(&mut tx, tenant, task).await?;
         }

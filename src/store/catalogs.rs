@@ -233,7 +233,7 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     async fn upsert_tasks(&self, tenant: &str, tasks: &[Task]) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(tenant).await?;
         for task in tasks {
             Self::upsert_task(&mut tx, tenant, task).await?;
         }
@@ -250,7 +250,7 @@ where
         let mut catalog = Catalog::default();
         groups.iter().for_each(|g| catalog.add_group(g));
         tags.iter().for_each(|t| catalog.add_tag(t));
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(tenant).await?;
         Self::write_catalog(catalog, &mut tx, tenant).await?;
         tx.commit().await?;
         Ok(())
@@ -263,7 +263,7 @@ where
     ) -> Result<(), StoreError> {
         let mut catalog = Catalog::default();
         levels.iter().for_each(|l| catalog.add_level(l));
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(tenant).await?;
         Self::write_catalog(catalog, &mut tx, tenant).await?;
         tx.commit().await?;
         Ok(())

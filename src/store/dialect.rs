@@ -26,6 +26,10 @@ pub trait Dialect: Database {
     /// Whether cost totals can be summed exactly in SQL (64-bit integer
     /// arithmetic on text chunks) instead of in Rust over distinct costs.
     const SUMS_COSTS_IN_SQL: bool;
+    /// Whether every transaction declares its tenant to the database
+    /// (`callscope.tenant`), which row-level security then enforces: a
+    /// statement that forgot its tenant predicate sees nothing.
+    const DECLARES_TENANT: bool;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -38,6 +42,8 @@ impl Dialect for sqlx::Sqlite {
     // whose size changed a lot, sampling at most `analysis_limit` rows.
     const AFTER_WRITE: Option<&'static str> = Some("PRAGMA optimize");
     const SUMS_COSTS_IN_SQL: bool = true;
+    // One file, one tenant scope: every statement carries its predicate.
+    const DECLARES_TENANT: bool = false;
 }
 
 impl Dialect for sqlx::Postgres {
@@ -47,6 +53,7 @@ impl Dialect for sqlx::Postgres {
     // The chunked sums use SQLite's string functions on untyped values; on
     // PostgreSQL distinct costs are added exactly in Rust.
     const SUMS_COSTS_IN_SQL: bool = false;
+    const DECLARES_TENANT: bool = true;
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads
@@ -76,9 +83,45 @@ where
         Self { writer, reader }
     }
 
-    /// Opens a write transaction.
-    pub(super) async fn begin(&self) -> Result<Transaction<'static, DB>, StoreError> {
-        Ok(self.writer.begin_with(DB::BEGIN).await?)
+    /// Opens a write transaction for `tenant`.
+    pub(super) async fn begin(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {
+        let mut tx = self.writer.begin_with(DB::BEGIN).await?;
+        Self::declare_tenant(&mut tx, tenant).await?;
+        Ok(tx)
+    }
+
+    /// Opens a read transaction for `tenant`: the statements of one answer
+    /// see one snapshot.
+    pub(super) async fn read(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {
+        let mut tx = self.reader.begin().await?;
+        Self::declare_tenant(&mut tx, tenant).await?;
+        Ok(tx)
+    }
+
+    /// Runs one read statement in a read transaction of its own.
+    pub(super) async fn read_all(
+        &self,
+        tenant: &str,
+        qb: &mut QueryBuilder<DB>,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let mut tx = self.read(tenant).await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Sets `callscope.tenant` for the rest of the transaction, where the
+    /// backend enforces it.
+    async fn declare_tenant(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+    ) -> Result<(), StoreError> {
+        if DB::DECLARES_TENANT {
+            let mut qb = QueryBuilder::<DB>::new("SELECT set_config('callscope.tenant', ");
+            qb.push_bind(tenant.to_owned()).push(", true)");
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Runs the backend's after-write statement. A failure is logged: the

@@ -89,7 +89,8 @@ where
         qb.push(" ORDER BY receive_time DESC, record_id DESC LIMIT ")
             .push_bind(i64::from(page_size) + 1);
         let mut records = Vec::new();
-        for row in qb.build().fetch_all(&self.reader).await? {
+        let mut tx = self.read(tenant).await?;
+        for row in qb.build().fetch_all(&mut *tx).await? {
             let source: Option<i64> = row.try_get("source")?;
             records.push(RejectedRecord {
                 id: row.try_get("record_id")?,
@@ -112,6 +113,7 @@ where
         } else {
             None
         };
+        tx.commit().await?;
         Ok((records, next))
     }
 }

@@ -117,7 +117,7 @@ where
         // after it, and the service always gives a window.
         qb.push(format_args!(" AND {column} >= ")).push_bind(origin);
         qb.push(" GROUP BY slot ORDER BY slot");
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let rows = self.read_all(tenant, &mut qb).await?;
         rows.iter()
             .map(|row| {
                 let slot: i64 = row.try_get("slot")?;
@@ -196,7 +196,7 @@ where
         )
         .push_bind(tenant.to_owned())
         .push(" AND il.intent_level_id = g.intent_level_id GROUP BY g.intent_level_id, il.name");
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let rows = self.read_all(tenant, &mut qb).await?;
 
         let mut t = Totals {
             total: 0,
@@ -307,7 +307,7 @@ where
             .push(") t LEFT JOIN tags g ON g.tenant_id = ")
             .push_bind(tenant.to_owned())
             .push(" AND g.tag_id = t.tag_id ORDER BY t.n DESC, t.tag_id");
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let rows = self.read_all(tenant, &mut qb).await?;
         rows.iter()
             .map(|row| {
                 Ok(CountEntry {
@@ -339,11 +339,11 @@ where
             CallOutcome::Answered.code()
         ))
         .push_bind(offset);
-        let value = qb
-            .build_query_scalar::<i64>()
-            .fetch_optional(&self.reader)
-            .await?;
-        Ok(value.unwrap_or(0))
+        let rows = self.read_all(tenant, &mut qb).await?;
+        Ok(match rows.first() {
+            Some(row) => row.try_get(0)?,
+            None => 0,
+        })
     }
 
     /// Exact cost totals per currency. Each cost is split in SQL into its
@@ -379,7 +379,7 @@ where
              c.hangup_by, c.currency, c.cost))) \
              GROUP BY currency ORDER BY currency",
         );
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let rows = self.read_all(tenant, &mut qb).await?;
         let mut totals = Vec::with_capacity(rows.len());
         for row in rows {
             let digits: i64 = row.try_get("digits")?;
@@ -413,7 +413,7 @@ where
         push_where(&mut qb, tenant, filter);
         qb.push(" AND c.cost <> '' GROUP BY c.currency, c.cost");
         let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
-        for row in qb.build().fetch_all(&self.reader).await? {
+        for row in self.read_all(tenant, &mut qb).await? {
             let currency: String = row.try_get("currency")?;
             let cost: String = row.try_get("cost")?;
             let n: i64 = row.try_get("n")?;

@@ -54,7 +54,7 @@ where
         entries: &[TaskNumberEntry],
         now: UnixMs,
     ) -> Result<TaskNumberUpsert, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin(tenant).await?;
         let result = Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
         tx.commit().await?;
         Ok(result)
@@ -129,7 +129,8 @@ where
         qb.push(" ORDER BY x.phone LIMIT ")
             .push_bind(i64::from(q.page_size) + 1);
 
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let mut tx = self.read(tenant).await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
         let mut numbers = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut location = Location::default();
@@ -163,11 +164,12 @@ where
         };
         if q.include_call_history && !numbers.is_empty() {
             let phones: Vec<String> = numbers.iter().map(|n| n.phone.clone()).collect();
-            let mut history = self.call_history(tenant, &q.task_id, &phones).await?;
+            let mut history = Self::call_history(&mut tx, tenant, &q.task_id, &phones).await?;
             for number in &mut numbers {
                 number.call_history = history.remove(&number.phone).unwrap_or_default();
             }
         }
+        tx.commit().await?;
         Ok(TaskNumberPage { numbers, next })
     }
 }
@@ -281,7 +283,7 @@ where
 
     /// The calls of these numbers in the task, newest first, by number.
     async fn call_history(
-        &self,
+        conn: &mut DB::Connection,
         tenant: &str,
         task_id: &str,
         phones: &[String],
@@ -294,12 +296,12 @@ where
             .push(" AND c.callee IN (");
         push_list(&mut qb, phones);
         qb.push(") ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let rows = qb.build().fetch_all(&mut *conn).await?;
         let mut calls = rows
             .iter()
             .map(Self::row_to_call)
             .collect::<Result<Vec<_>, _>>()?;
-        self.attach_tags(tenant, &mut calls).await?;
+        Self::attach_tags(conn, tenant, &mut calls).await?;
         let mut by_phone: HashMap<String, Vec<StoredCall>> = HashMap::new();
         for call in calls {
             by_phone
