@@ -1,13 +1,11 @@
 //! CallService and UpsertCalls through a real server: every filter, paging,
 //! idempotency, and the errors a careless client gets.
 
-mod common;
-
+use crate::helpers::{TestApp, bad_fields, call, tag, ts};
 use callscope::proto::{
     self, CallFilter, CallOrder, CallOutcome, GetCallRequest, ListCallsRequest, Party, ScoreRange,
     Source, TagMatch, TimeField,
 };
-use common::{TestApp, bad_fields, call, tag, ts};
 use tonic::Code;
 
 struct Spec {
@@ -1286,7 +1284,7 @@ async fn limits_keep_sums_indexes_and_queries_safe(mut app: TestApp) {
     assert_eq!(app.external_ids(search("ok")).await, Vec::<String>::new());
 }
 
-backend_tests!(
+crate::backend_tests!(
     limits_keep_sums_indexes_and_queries_safe,
     nul_characters_are_refused_by_name,
     every_filter_field_alone_and_combined,

