@@ -60,21 +60,44 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
             let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
                 .await
                 .expect("connect to the PostgreSQL admin database");
+            // The server connects as an ordinary role that owns the
+            // database, as in production: a superuser would bypass the
+            // row-level security every test then runs under.
             sqlx::Executor::execute(
                 &mut admin,
-                sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")),
+                sqlx::AssertSqlSafe(format!(
+                    "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; \
+                     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+                )),
+            )
+            .await
+            .expect("create the application role");
+            sqlx::Executor::execute(
+                &mut admin,
+                sqlx::AssertSqlSafe(format!("CREATE DATABASE {database} OWNER {APP_ROLE}")),
             )
             .await
             .expect("create test database");
-            let url = match admin_url.rsplit_once('/') {
-                Some((base, _)) => format!("{base}/{database}"),
-                None => panic!("CALLSCOPE_TEST_POSTGRES_URL has no database name"),
-            };
+            let url = app_role_url(&admin_url, &database);
             let mut app = spawn_app_with(|c| c.database_url = url).await;
             app.drop_database = Some((admin_url, database));
             app
         }
     }
+}
+
+/// The ordinary (non-superuser) role test servers connect to PostgreSQL as.
+pub const APP_ROLE: &str = "callscope_app";
+
+/// `admin_url` with the application role as user and `database` as database
+/// (test clusters trust local connections, so no password is needed).
+pub fn app_role_url(admin_url: &str, database: &str) -> String {
+    let (scheme, rest) = admin_url
+        .split_once("://")
+        .expect("CALLSCOPE_TEST_POSTGRES_URL is a URL");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = host.split_once('/').map_or(host, |(host, _)| host);
+    format!("{scheme}://{APP_ROLE}@{host}/{database}")
 }
 
 /// Like [`spawn_app`], letting the test adjust the configuration first.

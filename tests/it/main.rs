@@ -14,6 +14,7 @@ mod calls;
 mod helpers;
 mod outage;
 mod readme;
+mod row_security;
 mod server;
 mod vendors;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         calls::trials(),
         outage::trials(),
         readme::trials(),
+        row_security::trials(),
         server::trials(),
         vendors::trials(),
     ]
