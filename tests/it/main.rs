@@ -12,6 +12,7 @@
 mod analytics;
 mod calls;
 mod helpers;
+mod logs;
 mod outage;
 mod readme;
 mod row_security;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     let trials: Vec<Trial> = [
         analytics::trials(),
         calls::trials(),
+        logs::trials(),
         outage::trials(),
         readme::trials(),
         row_security::trials(),
