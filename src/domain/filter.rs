@@ -613,7 +613,7 @@ mod tests {
             sync_time: 0,
             call: crate::domain::Call {
                 score: None,
-                ..crate::domain::call::sample_call()
+                ..crate::domain::sample::sample_call()
             },
         };
         assert_eq!(CallOrder::ScoreAsc.cursor_of(&call).sort_key, NO_SCORE_KEY);

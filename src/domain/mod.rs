@@ -6,6 +6,8 @@ pub mod error;
 pub mod filter;
 pub mod limits;
 pub mod phone;
+#[cfg(test)]
+pub(crate) mod sample;
 pub mod size;
 pub mod stats;
 pub mod task_number;

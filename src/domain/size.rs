@@ -138,7 +138,7 @@ pub fn calls_within(calls: &[StoredCall], budget: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::call::sample_call;
+    use crate::domain::sample::sample_call;
 
     fn stored(url_len: usize) -> StoredCall {
         StoredCall {

@@ -523,3 +523,49 @@ pub fn call_to_proto(stored: domain::StoredCall) -> proto::Call {
         tag_groups: c.tag_groups.into_iter().map(tag_group_to_proto).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::domain::sample::sample_call;
+    use crate::domain::{StoredCall, estimated_size};
+
+    /// The size a call adds to a ListCallsResponse: the call and the
+    /// repeated field's tag and length prefix.
+    fn encoded(stored: &StoredCall) -> usize {
+        let len = call_to_proto(stored.clone()).encoded_len();
+        1 + prost::length_delimiter_len(len) + len
+    }
+
+    #[test]
+    fn the_size_estimate_never_falls_below_the_encoding() {
+        let base = StoredCall {
+            call_id: "0190d7c2-6a37-7d8e-9f51-4c1b2a3d4e5f".into(),
+            sync_time: -1,
+            call: sample_call(),
+        };
+        let mut negative = base.clone();
+        negative.call.score = Some(-10_000);
+        negative.call.call_time = -62_135_596_800_000;
+        negative.call.rounds = -1;
+        let mut empty = base.clone();
+        empty.call.tags.clear();
+        empty.call.turns.clear();
+        empty.call.attributes.clear();
+        empty.call.intent_level = None;
+        let mut heavy = base.clone();
+        heavy.call.attributes = (0..200)
+            .map(|i| (format!("key-{i}"), "v".repeat(4000)))
+            .collect();
+        heavy.call.recording_url = "u".repeat(2048);
+        for stored in [&base, &negative, &empty, &heavy] {
+            let (estimate, actual) = (estimated_size(stored), encoded(stored));
+            assert!(estimate >= actual, "{estimate} < {actual}");
+        }
+        // Close for the calls that matter: the large ones.
+        let (estimate, actual) = (estimated_size(&heavy), encoded(&heavy));
+        assert!(estimate * 100 <= actual * 105, "{estimate} vs {actual}");
+    }
+}
