@@ -73,6 +73,13 @@ impl TaskNumberEntry {
         if self.phone.is_empty() {
             v.add("phone", "is required");
         }
+        v.nest("", self.limit_violations());
+        v
+    }
+
+    /// The bounds every stored number keeps, uploaded or from a vendor list.
+    pub fn limit_violations(&self) -> Violations {
+        let mut v = Violations::new();
         let l = &self.location;
         for (field, text) in [
             ("phone", &self.phone),

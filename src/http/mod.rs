@@ -182,7 +182,10 @@ async fn store_push(
     let results = service
         .import_records(DEFAULT_TENANT, source, Channel::Http, &[&bytes], task_id)
         .await?;
-    let result = results.into_iter().next().ok_or(ServiceError::Internal)?;
+    let Some(result) = results.into_iter().next() else {
+        tracing::error!("webhook: the import answered no result for one record");
+        return Err(ServiceError::Internal.into());
+    };
     let outcome = match result.outcome {
         RecordOutcome::Inserted => "INSERTED",
         RecordOutcome::Updated => "UPDATED",

@@ -157,14 +157,7 @@ impl CallScope {
                         } else {
                             number.task_id.clone()
                         };
-                        let entry = TaskNumberEntry {
-                            phone: number.phone,
-                            phone_raw: number.phone_raw,
-                            name: number.name,
-                            attributes: number.attributes,
-                            location: number.location,
-                            status_code: Some(number.status_code),
-                        };
+                        let entry = number_entry(&number);
                         match numbers.iter_mut().find(|(t, _)| *t == task) {
                             Some((_, list)) => list.push(entry),
                             None => numbers.push((task, vec![entry])),
@@ -300,16 +293,34 @@ fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<()
         if let Some(field) = domain::find_nul(task) {
             return Err(format!("task {i}: `{field}` {}", domain::NUL_DESCRIPTION));
         }
+        if let Some(limit) = task.violations().0.into_iter().next() {
+            return Err(format!("task {i}: {} {}", limit.field, limit.description));
+        }
     }
     for (i, number) in batch.numbers.iter().enumerate() {
         if let Some(field) = domain::find_nul(number) {
             return Err(format!("number {i}: `{field}` {}", domain::NUL_DESCRIPTION));
+        }
+        if let Some(limit) = number_entry(number).limit_violations().0.into_iter().next() {
+            return Err(format!("number {i}: {} {}", limit.field, limit.description));
         }
     }
     if batch.calls.is_empty() && batch.tasks.is_empty() && batch.numbers.is_empty() {
         return Err("the document holds no call, task or number".into());
     }
     Ok(())
+}
+
+/// A vendor's number-list entry as a dialing-list entry.
+fn number_entry(number: &sources::NumberListEntry) -> TaskNumberEntry {
+    TaskNumberEntry {
+        phone: number.phone.clone(),
+        phone_raw: number.phone_raw.clone(),
+        name: number.name.clone(),
+        attributes: number.attributes.clone(),
+        location: number.location.clone(),
+        status_code: Some(number.status_code),
+    }
 }
 
 fn combined_outcome(results: &[&UpsertResult]) -> RecordOutcome {
