@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use prost_types::Timestamp;
 
-use crate::domain::limits::MAX_FILTER_VALUES;
+use crate::domain::limits::{MAX_FILTER_VALUES, check_count};
 use crate::domain::{
     self, CallFilter, CallOrder, CallOutcome, Gender, Party, Region, ScoreRange, Source, TagMatch,
     TimeField, TimeWindow, TranscriptQuery, TurnKind, UnixMs, Violations, normalize_phone,
@@ -299,8 +299,9 @@ fn enum_list<T>(
     v: &mut Violations,
     from: fn(i32) -> Option<T>,
 ) -> Vec<T> {
+    // Over the limit, the list is named once rather than each bad value.
     if codes.len() > MAX_FILTER_VALUES {
-        v.add(path, format!("at most {MAX_FILTER_VALUES} entries"));
+        check_count(v, path, codes.len(), MAX_FILTER_VALUES);
         return Vec::new();
     }
     codes
@@ -537,6 +538,34 @@ mod tests {
     fn encoded(stored: &StoredCall) -> usize {
         let len = call_to_proto(stored.clone()).encoded_len();
         1 + prost::length_delimiter_len(len) + len
+    }
+
+    fn fields(v: Violations) -> Vec<String> {
+        v.0.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn oversized_lists_are_named_once() {
+        let filter = proto::CallFilter {
+            outcomes: vec![1; 100_000],
+            task_ids: vec!["t".into(); 100_000],
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        filter_from_proto(Some(&filter), "filter", Region::default(), &mut v);
+        assert_eq!(fields(v), ["filter.outcomes", "filter.task_ids"]);
+        let req = proto::ListTaskNumbersRequest {
+            task_id: "t".into(),
+            statuses: vec![99; 100_000],
+            ..Default::default()
+        };
+        let err = list_task_numbers_request(&req, Region::default()).unwrap_err();
+        assert_eq!(fields(err), ["statuses"]);
+        let req = proto::UpsertCallsRequest {
+            calls: vec![proto::Call::default(); 1001],
+        };
+        let err = upsert_calls_request(&req, Region::default()).unwrap_err();
+        assert_eq!(fields(err), ["calls"]);
     }
 
     #[test]

@@ -286,25 +286,24 @@ pub fn list_task_numbers_request(
     region: Region,
 ) -> Result<TaskNumberQuery, Violations> {
     let mut v = Violations::new();
-    let statuses = if req.statuses.len() > MAX_FILTER_VALUES {
-        Vec::new() // the query's validator names the excess
-    } else {
-        req.statuses
-            .iter()
-            .enumerate()
-            .filter_map(|(i, code)| match proto::NumberStatus::try_from(*code) {
-                // The enum value is the smartivr code plus one.
-                Ok(s) if s != proto::NumberStatus::Unspecified => Some(*code - 1),
-                _ => {
-                    v.add(
-                        format!("statuses[{i}]"),
-                        format!("unknown enum value {code}"),
-                    );
-                    None
-                }
-            })
-            .collect()
-    };
+    // Over the limit, the list is named once rather than each bad value.
+    too_many("statuses", req.statuses.len(), MAX_FILTER_VALUES)?;
+    let statuses = req
+        .statuses
+        .iter()
+        .enumerate()
+        .filter_map(|(i, code)| match proto::NumberStatus::try_from(*code) {
+            // The enum value is the smartivr code plus one.
+            Ok(s) if s != proto::NumberStatus::Unspecified => Some(*code - 1),
+            _ => {
+                v.add(
+                    format!("statuses[{i}]"),
+                    format!("unknown enum value {code}"),
+                );
+                None
+            }
+        })
+        .collect();
     let query = TaskNumberQuery {
         task_id: req.task_id.trim().to_owned(),
         statuses,
@@ -314,12 +313,8 @@ pub fn list_task_numbers_request(
         page_size: served_page_size(req.page_size, &mut v),
         after: None,
     };
-    let mut all = query.violations();
-    if req.statuses.len() > MAX_FILTER_VALUES {
-        all.add("statuses", format!("at most {MAX_FILTER_VALUES} entries"));
-    }
-    all.nest("", v);
-    all.into_result(query)
+    v.nest("", query.violations());
+    v.into_result(query)
 }
 
 pub fn list_task_numbers_response(page: ListedTaskNumbers) -> proto::ListTaskNumbersResponse {
