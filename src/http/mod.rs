@@ -153,6 +153,7 @@ fn service_failure(err: ServiceError) -> (StatusCode, Answer) {
 
 /// Reads, parses and stores one push; a vendor hears 200 only once it is
 /// committed.
+#[tracing::instrument(skip_all, fields(source = source.slug()))]
 async fn receive(
     state: &HookState,
     source: Source,
