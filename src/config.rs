@@ -204,3 +204,29 @@ impl std::fmt::Debug for ServeConfig {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        let argv = ["callscope", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(config) => Ok(config),
+            Command::Import(_) => unreachable!("parsed serve"),
+        }
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_below_a_default_client_limit() {
+        let config = serve(&[]).unwrap();
+        assert_eq!(config.max_response_bytes, 3584 * 1024);
+        assert!(config.max_response_bytes < 4 * 1024 * 1024);
+        let config = serve(&["--max-response-bytes", "1048576"]).unwrap();
+        assert_eq!(config.max_response_bytes, 1 << 20);
+        assert!(serve(&["--max-response-bytes", "100"]).is_err());
+        assert!(serve(&["--max-response-bytes", "1000000000"]).is_err());
+    }
+}
