@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         file_descriptors.encode_to_vec(),
     )?;
     tonic_prost_build::configure()
+        // prost's codec answers INTERNAL for a malformed body; ours,
+        // INVALID_ARGUMENT.
+        .codec_path("crate::api::codec::ValidatingCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(file_descriptors)?;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use jiff::tz::TimeZone;
 
+use crate::domain::limits::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES};
 use crate::domain::{Region, Source};
 use crate::store::StoreOptions;
 
@@ -139,6 +140,21 @@ pub struct ServeConfig {
     /// turns NOT_SERVING when a ping fails or takes longer than this.
     #[arg(long, env = "CALLSCOPE_HEALTH_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub health_interval_ms: u64,
+
+    /// Largest ListCalls page, in bytes (estimated): a page that would pass
+    /// it is cut short and continues with its `next_page_token`. The default
+    /// fits clients with gRPC's default 4 MiB receive limit.
+    #[arg(long, env = "CALLSCOPE_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES, value_parser = parse_response_bytes)]
+    pub max_response_bytes: usize,
+}
+
+fn parse_response_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    if (64 * 1024..=MAX_RESPONSE_BYTES).contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("must be between 65536 and {MAX_RESPONSE_BYTES}"))
+    }
 }
 
 impl ServeConfig {
@@ -155,6 +171,7 @@ impl ServeConfig {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 256,
             health_interval_ms: 2_000,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -183,6 +200,33 @@ impl std::fmt::Debug for ServeConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("health_interval_ms", &self.health_interval_ms)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<ServeConfig, clap::Error> {
+        let argv = ["callscope", "serve"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(config) => Ok(config),
+            Command::Import(_) => unreachable!("parsed serve"),
+        }
+    }
+
+    #[test]
+    fn max_response_bytes_defaults_below_a_default_client_limit() {
+        let config = serve(&[]).unwrap();
+        assert_eq!(config.max_response_bytes, 3584 * 1024);
+        assert!(config.max_response_bytes < 4 * 1024 * 1024);
+        let config = serve(&["--max-response-bytes", "1048576"]).unwrap();
+        assert_eq!(config.max_response_bytes, 1 << 20);
+        assert!(serve(&["--max-response-bytes", "100"]).is_err());
+        assert!(serve(&["--max-response-bytes", "1000000000"]).is_err());
     }
 }

@@ -9,8 +9,9 @@ use serde_json::value::RawValue;
 
 use crate::config::ImportConfig;
 use crate::domain::DEFAULT_TENANT;
+use crate::domain::limits::MAX_RECORDS_PER_REQUEST;
 use crate::service::CallScope;
-use crate::service::ingest::{Channel, MAX_RECORDS_PER_REQUEST, RecordOutcome};
+use crate::service::ingest::{Channel, RecordOutcome};
 use crate::store::{Store, StoreOptions};
 
 /// What an import did, record by record.

@@ -14,6 +14,9 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::{AnalyticsApi, ApiContext, CallApi, IngestApi};
 use crate::config::ServeConfig;
+use crate::domain::limits::{
+    MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+};
 use crate::proto::{
     FILE_DESCRIPTOR_SET, analytics_service_server::AnalyticsServiceServer,
     call_service_server::CallServiceServer, ingest_service_server::IngestServiceServer,
@@ -27,9 +30,6 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.IngestService",
     "callscope.v1.AnalyticsService",
 ];
-
-/// Largest request accepted: a full UpsertCalls batch with transcripts.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A built server: the store is connected and migrated, the port is bound.
 pub struct Application {
@@ -50,7 +50,8 @@ impl Application {
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
-        let service = CallScope::new(store, config.sources.settings());
+        let service = CallScope::new(store, config.sources.settings())
+            .with_max_response_bytes(config.max_response_bytes);
         Ok(Self {
             config,
             listener,
@@ -125,13 +126,17 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(
                 IngestServiceServer::new(IngestApi(context.clone()))
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES),
+                    .max_decoding_message_size(MAX_INGEST_REQUEST_BYTES),
             )
             .add_service(
                 CallServiceServer::new(CallApi(context.clone()))
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES)
+                    .max_encoding_message_size(MAX_RESPONSE_BYTES),
             )
-            .add_service(AnalyticsServiceServer::new(AnalyticsApi(context)))
+            .add_service(
+                AnalyticsServiceServer::new(AnalyticsApi(context))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small answer waits for the client's
                 // delayed ACK: about 40 ms added to every unary RPC.

@@ -1,13 +1,14 @@
-//! tonic adapters: decode and validate a request, call the service, encode the
-//! answer. Logic lives in `service` and `domain`, errors map in `status`.
+//! tonic adapters: each handler converts the request (`convert`), calls one
+//! service method and converts the answer back. Logic lives in `service` and
+//! `domain`, errors map in `status`, malformed bodies are refused in `codec`.
 
+pub mod codec;
 pub mod convert;
 pub mod status;
 
 mod analytics;
 mod calls;
 mod ingest;
-mod task_numbers;
 
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;

@@ -1,14 +1,12 @@
-//! The one mapping from service errors to `tonic::Status`. Internal causes are
-//! logged here with their chain and never sent to the client.
-
-use std::time::Duration;
+//! The one mapping from service errors to `tonic::Status`. Clients see a
+//! small set of codes, each with its `google.rpc` details; internal causes
+//! were logged where they became a [`ServiceError`] and are never sent.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 use crate::domain::Violations;
 use crate::service::ServiceError;
-use crate::store::StoreError;
 
 /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` naming every bad field.
 pub fn invalid_argument(violations: &Violations) -> Status {
@@ -27,24 +25,37 @@ pub fn invalid_argument(violations: &Violations) -> Status {
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
         match err {
-            ServiceError::Invalid(v) => invalid_argument(&v),
+            ServiceError::InvalidArgument(v) => invalid_argument(&v),
             ServiceError::NotFound { what, id } => Status::with_error_details(
                 Code::NotFound,
                 format!("{what} `{id}` not found"),
                 ErrorDetails::with_resource_info(what, id, "", "no such resource for this tenant"),
             ),
-            ServiceError::Store(StoreError::Unavailable(cause)) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Status::with_error_details(
-                    Code::Unavailable,
-                    "database unavailable, retry later",
-                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-                )
-            }
-            ServiceError::Store(other) => {
-                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "internal error");
-                Status::internal("internal error")
-            }
+            ServiceError::Unavailable {
+                message,
+                retry_after,
+            } => Status::with_error_details(
+                Code::Unavailable,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
+            ServiceError::PermissionDenied(message) => Status::permission_denied(message),
+            ServiceError::ResourceExhausted {
+                message,
+                retry_after,
+            } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_retry_info(retry_after),
+            ),
+            ServiceError::Internal => Status::internal("internal error"),
         }
+    }
+}
+
+/// A request that failed validation in `convert`.
+impl From<Violations> for Status {
+    fn from(v: Violations) -> Self {
+        invalid_argument(&v)
     }
 }

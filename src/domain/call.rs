@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{MAX_CALL_MS, UnixMs, Violations};
-
-/// Longest text kept in an indexed column.
-pub const MAX_INDEXED_TEXT: usize = 256;
+use super::limits::{
+    self, MAX_CALL_MS, MAX_DECIMAL_FRACTION_DIGITS, MAX_DECIMAL_INT_DIGITS, MAX_ID_BYTES,
+    MAX_LONG_TEXT_BYTES, MAX_TAGS, MAX_TEXT_BYTES, MAX_TURNS, MAX_URL_BYTES, check_attributes,
+    check_count, check_score, check_text,
+};
+use super::{UnixMs, Violations};
 
 /// Declares an enum whose numbers are the wire numbers of the proto enum of the
 /// same name, with the proto value name as its key.
@@ -245,12 +247,78 @@ pub struct Call {
 }
 
 impl Call {
-    /// The bounds every stored call keeps, whatever door it came in by:
-    /// durations of at most 30 days (so sums over millions of calls fit in 64
-    /// bits) and indexed text of at most 256 bytes (a PostgreSQL b-tree entry
-    /// has a size limit). Field paths are relative to the call.
+    /// The bounds every stored call keeps, whatever door it came in by (typed
+    /// calls and vendor records alike): every text, list and map within its
+    /// limit of [`limits`], no NUL character, scores in range, durations of
+    /// at most 30 days. Field paths are relative to the call.
     pub fn limit_violations(&self) -> Violations {
         let mut v = Violations::new();
+        self.check_limits(&mut v, false);
+        v
+    }
+
+    /// Everything wrong with a typed call (UpsertCalls): its limits plus the
+    /// rules a client is held to and a vendor record is not (ids given,
+    /// durations not negative, amounts as decimals, ISO currency codes,
+    /// unique turn sequence numbers).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        // Lengths and NUL characters are checked with the limits below.
+        if self.external_id.trim().is_empty() {
+            v.add("external_id", "is required");
+        }
+        if self.callee.is_empty() {
+            v.add("callee", "is required");
+        }
+        for (field, value) in [
+            ("ring_ms", self.ring_ms),
+            ("talk_ms", self.talk_ms),
+            ("total_ms", self.total_ms),
+            ("billed_ms", self.billed_ms),
+            ("rounds", self.rounds.into()),
+            ("recall_count", self.recall_count.into()),
+        ] {
+            non_negative(&mut v, field, value);
+        }
+        let b = &self.billing;
+        for (field, value) in [
+            ("billing.rate", &b.rate),
+            ("billing.base_cost", &b.base_cost),
+            ("billing.cost", &b.cost),
+            ("billing.settle_rate", &b.settle_rate),
+            ("billing.settle_cost", &b.settle_cost),
+            ("billing.quote_exchange", &b.quote_exchange),
+        ] {
+            if !value.is_empty() && !is_decimal(value) {
+                v.add(
+                    field,
+                    "must be a decimal such as 0.0125 (at most 9 integer and 30 fraction digits)",
+                );
+            }
+        }
+        if !b.currency.is_empty() && !is_currency_code(&b.currency) {
+            v.add("billing.currency", "must be an ISO 4217 code such as EUR");
+        }
+        for (i, turn) in self.turns.iter().enumerate() {
+            for (field, value) in [
+                ("speak_ms", turn.speak_ms),
+                ("play_ms", turn.play_ms),
+                ("asr_latency_ms", turn.asr_latency_ms),
+            ] {
+                non_negative(&mut v, &format!("turns[{i}].{field}"), value);
+            }
+        }
+        let mut sequences: Vec<i32> = self.turns.iter().map(|t| t.sequence).collect();
+        sequences.sort_unstable();
+        if sequences.windows(2).any(|w| w[0] == w[1]) {
+            v.add("turns", "sequence numbers must be unique");
+        }
+        self.check_limits(&mut v, true);
+        v
+    }
+
+    /// `strict`: ids of tags, groups and the intent level must be given.
+    fn check_limits(&self, v: &mut Violations, strict: bool) {
         for (field, ms) in [
             ("ring_ms", self.ring_ms),
             ("talk_ms", self.talk_ms),
@@ -264,22 +332,54 @@ impl Call {
         let l = &self.location;
         let b = &self.billing;
         for (field, text) in [
+            ("external_id", &self.external_id),
             ("task_id", &self.task_id),
+            ("parent_task_id", &self.parent_task_id),
+            ("script_id", &self.script_id),
+            ("callee", &self.callee),
+            ("callee_raw", &self.callee_raw),
+            ("caller", &self.caller),
+            ("caller_raw", &self.caller_raw),
+            ("vendor_status", &self.vendor_status),
+            ("sip_code", &self.sip_code),
+            ("recall_of", &self.recall_of),
+            ("customer_name", &self.customer_name),
+            ("line_id", &self.line_id),
             ("location.province", &l.province),
             ("location.city", &l.city),
             ("location.area_code", &l.area_code),
             ("location.carrier", &l.carrier),
             ("location.region", &l.region),
             ("location.post_code", &l.post_code),
-            ("billing.bill_period", &b.bill_period),
+            ("billing.rate", &b.rate),
+            ("billing.base_cost", &b.base_cost),
             ("billing.cost", &b.cost),
             ("billing.currency", &b.currency),
+            ("billing.settle_rate", &b.settle_rate),
+            ("billing.settle_cost", &b.settle_cost),
+            ("billing.quote_exchange", &b.quote_exchange),
+            ("billing.bill_period", &b.bill_period),
         ] {
-            if text.len() > MAX_INDEXED_TEXT {
-                v.add(field, format!("is longer than {MAX_INDEXED_TEXT} bytes"));
+            check_text(v, field, text, MAX_ID_BYTES);
+        }
+        check_text(v, "hangup_cause", &self.hangup_cause, MAX_TEXT_BYTES);
+        check_text(v, "dtmf", &self.dtmf, MAX_TEXT_BYTES);
+        check_text(v, "recording_url", &self.recording_url, MAX_URL_BYTES);
+        if let Some(score) = self.score {
+            check_score(v, "score", score);
+        }
+        if let Some(level) = &self.intent_level {
+            level.check(v, "intent_level", strict);
+        }
+        check_tags(v, "tags", &self.tags, strict);
+        check_groups(v, "tag_groups", &self.tag_groups, strict);
+        check_attributes(v, "attributes", &self.attributes);
+        check_count(v, "turns", self.turns.len(), MAX_TURNS);
+        if self.turns.len() <= MAX_TURNS {
+            for (i, turn) in self.turns.iter().enumerate() {
+                turn.check(v, &format!("turns[{i}]"), strict);
             }
         }
-        v
     }
 
     /// A fingerprint of everything the record says, to tell a real change
@@ -299,6 +399,140 @@ pub struct StoredCall {
     pub call_id: String,
     pub sync_time: UnixMs,
     pub call: Call,
+}
+
+impl TagGroup {
+    /// Everything wrong with a group sent on its own (UpsertTags).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        self.check(&mut v, "", true);
+        v
+    }
+
+    fn check(&self, v: &mut Violations, path: &str, strict: bool) {
+        check_id(v, &join(path, "id"), &self.id, strict);
+        check_text(v, join(path, "name"), &self.name, MAX_ID_BYTES);
+        check_text(v, join(path, "scene_id"), &self.scene_id, MAX_ID_BYTES);
+    }
+}
+
+impl Tag {
+    /// Everything wrong with a tag sent on its own (UpsertTags).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        self.check(&mut v, "", true);
+        v
+    }
+
+    fn check(&self, v: &mut Violations, path: &str, strict: bool) {
+        check_id(v, &join(path, "id"), &self.id, strict);
+        check_text(v, join(path, "name"), &self.name, MAX_ID_BYTES);
+        check_text(v, join(path, "color"), &self.color, MAX_ID_BYTES);
+        check_text(
+            v,
+            join(path, "description"),
+            &self.description,
+            MAX_TEXT_BYTES,
+        );
+        check_groups(v, &join(path, "groups"), &self.groups, strict);
+    }
+}
+
+impl IntentLevel {
+    /// Everything wrong with a level sent on its own (UpsertIntentLevels).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        self.check(&mut v, "", true);
+        v
+    }
+
+    fn check(&self, v: &mut Violations, path: &str, strict: bool) {
+        check_id(v, &join(path, "id"), &self.id, strict);
+        for (field, text) in [
+            ("name", &self.name),
+            ("alias", &self.alias),
+            ("color", &self.color),
+        ] {
+            check_text(v, join(path, field), text, MAX_ID_BYTES);
+        }
+    }
+}
+
+impl DialogueTurn {
+    fn check(&self, v: &mut Violations, path: &str, strict: bool) {
+        let p = |field: &str| join(path, field);
+        for (field, text) in [
+            ("customer_text", &self.customer_text),
+            ("robot_text", &self.robot_text),
+        ] {
+            check_text(v, p(field), text, MAX_LONG_TEXT_BYTES);
+        }
+        check_text(v, p("node_id"), &self.node_id, MAX_ID_BYTES);
+        check_text(v, p("turn_id"), &self.turn_id, MAX_ID_BYTES);
+        check_text(v, p("node_name"), &self.node_name, MAX_TEXT_BYTES);
+        check_text(v, p("keyword"), &self.keyword, MAX_TEXT_BYTES);
+        check_score(v, p("score"), self.score);
+        check_tags(v, &p("tags"), &self.tags, strict);
+        check_attributes(v, &p("attributes"), &self.attributes);
+    }
+}
+
+impl Task {
+    /// Everything wrong with a task sent on its own (UpsertTasks).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        limits::check_required_id(&mut v, "task_id", &self.task_id);
+        for (field, text) in [
+            ("name", &self.name),
+            ("parent_task_id", &self.parent_task_id),
+            ("script_id", &self.script_id),
+        ] {
+            check_text(&mut v, field, text, MAX_ID_BYTES);
+        }
+        check_attributes(&mut v, "attributes", &self.attributes);
+        v
+    }
+}
+
+/// `path.field`, or `field` at the top.
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn check_id(v: &mut Violations, field: &str, id: &str, required: bool) {
+    if required {
+        limits::check_required_id(v, field, id);
+    } else {
+        check_text(v, field, id, MAX_ID_BYTES);
+    }
+}
+
+fn check_tags(v: &mut Violations, path: &str, tags: &[Tag], strict: bool) {
+    check_count(v, path, tags.len(), MAX_TAGS);
+    if tags.len() <= MAX_TAGS {
+        for (i, tag) in tags.iter().enumerate() {
+            tag.check(v, &format!("{path}[{i}]"), strict);
+        }
+    }
+}
+
+fn check_groups(v: &mut Violations, path: &str, groups: &[TagGroup], strict: bool) {
+    check_count(v, path, groups.len(), MAX_TAGS);
+    if groups.len() <= MAX_TAGS {
+        for (i, group) in groups.iter().enumerate() {
+            group.check(v, &format!("{path}[{i}]"), strict);
+        }
+    }
+}
+
+fn non_negative(v: &mut Violations, field: &str, value: i64) {
+    if value < 0 {
+        v.add(field, "must not be negative");
+    }
 }
 
 /// A campaign in the task catalog.
@@ -344,12 +578,6 @@ pub struct UpsertResult {
     pub outcome: UpsertOutcome,
 }
 
-/// Most integer digits of an amount: exact sums over a billion calls still
-/// fit in 64-bit integers.
-pub const MAX_DECIMAL_INT_DIGITS: usize = 9;
-/// Most fraction digits of an amount (what exact decimal sums carry).
-pub const MAX_DECIMAL_FRACTION_DIGITS: usize = 30;
-
 /// True for a plain decimal such as `0.007875`, `-1` or `12.50`, with at
 /// most 9 integer and 30 fraction digits.
 pub fn is_decimal(text: &str) -> bool {
@@ -367,9 +595,78 @@ pub fn is_decimal(text: &str) -> bool {
         })
 }
 
+/// True for an ISO 4217 code as written: three uppercase ASCII letters.
+pub fn is_currency_code(text: &str) -> bool {
+    text.len() == 3 && text.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::sample::sample_call;
+
+    #[test]
+    fn a_sample_call_is_valid() {
+        assert_eq!(sample_call().violations(), Violations::new());
+    }
+
+    #[test]
+    fn hostile_sizes_are_named() {
+        let mega = "x".repeat(1 << 20);
+        let mut call = sample_call();
+        call.recording_url = mega.clone();
+        call.hangup_cause = mega.clone();
+        call.dtmf = mega.clone();
+        call.tags[0].color = mega.clone();
+        call.score = Some(i32::MIN);
+        call.turns[1].score = i32::MAX;
+        let fields: Vec<String> = call
+            .limit_violations()
+            .0
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "hangup_cause",
+                "dtmf",
+                "recording_url",
+                "score",
+                "tags[0].color",
+                "turns[1].score",
+            ]
+        );
+
+        let mut call = sample_call();
+        call.attributes = (0..100_000)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
+        call.turns = vec![call.turns[0].clone(); 100_000];
+        call.tags = vec![call.tags[0].clone(); 10_000];
+        let v = call.limit_violations();
+        let fields: Vec<&str> = v.0.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["tags", "attributes", "turns"],
+            "one violation per list"
+        );
+    }
+
+    #[test]
+    fn typed_rules_only_for_typed_calls() {
+        let mut call = sample_call();
+        call.talk_ms = -1;
+        call.billing.currency = "euro".into();
+        call.tags[0].id = String::new();
+        call.turns[1].sequence = 1;
+        assert!(call.limit_violations().is_empty());
+        let fields: Vec<String> = call.violations().0.into_iter().map(|v| v.field).collect();
+        assert_eq!(
+            fields,
+            ["talk_ms", "billing.currency", "turns", "tags[0].id"]
+        );
+    }
 
     #[test]
     fn decimals() {

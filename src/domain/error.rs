@@ -49,6 +49,23 @@ impl Violations {
     pub fn extend(&mut self, other: Violations) {
         self.0.extend(other.0);
     }
+
+    /// Adds `other`'s violations below `prefix` (`calls[2]` + `callee` →
+    /// `calls[2].callee`), leaving out fields already named.
+    pub fn nest(&mut self, prefix: &str, other: Violations) {
+        for v in other.0 {
+            let field = if prefix.is_empty() {
+                v.field
+            } else if v.field.is_empty() || v.field.starts_with('[') {
+                format!("{prefix}{}", v.field)
+            } else {
+                format!("{prefix}.{}", v.field)
+            };
+            if !self.0.iter().any(|known| known.field == field) {
+                self.add(field, v.description);
+            }
+        }
+    }
 }
 
 impl fmt::Display for Violations {

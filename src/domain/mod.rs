@@ -4,7 +4,11 @@
 pub mod call;
 pub mod error;
 pub mod filter;
+pub mod limits;
 pub mod phone;
+#[cfg(test)]
+pub(crate) mod sample;
+pub mod size;
 pub mod stats;
 pub mod task_number;
 pub mod text;
@@ -13,6 +17,7 @@ pub use call::*;
 pub use error::{FieldViolation, Violations};
 pub use filter::*;
 pub use phone::{PhoneError, Region, normalize_international_phone, normalize_phone, phone_digits};
+pub use size::{calls_within, estimated_size};
 pub use task_number::{TaskNumber, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert};
 pub use text::{NUL_DESCRIPTION, find_nul, nul_fields, without_nul};
 
@@ -22,9 +27,7 @@ pub const DEFAULT_TENANT: &str = "default";
 /// Milliseconds since the Unix epoch, UTC. Every stored time has this precision.
 pub type UnixMs = i64;
 
-/// The longest duration a call may report (30 days): sums over millions of
-/// calls then stay far inside 64-bit integers.
-pub const MAX_CALL_MS: i64 = 30 * 24 * 3600 * 1000;
+pub use limits::MAX_CALL_MS;
 
 /// The current time in milliseconds.
 pub fn now_ms() -> UnixMs {

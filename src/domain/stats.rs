@@ -8,11 +8,7 @@ use super::{CallOutcome, Party, UnixMs};
 
 /// The zone a time series aligns to when the request names none.
 pub const DEFAULT_TIME_ZONE: &str = "Asia/Shanghai";
-/// The most buckets one time series may have.
-pub const MAX_BUCKETS: usize = 10_000;
-/// How many tags `by_tag` lists by default, and at most.
-pub const DEFAULT_TOP_TAGS: u32 = 20;
-pub const MAX_TOP_TAGS: u32 = 1000;
+use super::limits::MAX_BUCKETS;
 /// The key of calls without an intent level in `by_intent_level` (level ids
 /// are never empty, so it cannot collide), and of empty carrier or province.
 pub const NO_INTENT_LEVEL_KEY: &str = "";

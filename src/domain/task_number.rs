@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use super::{CallOutcome, Location, StoredCall, UnixMs};
-
-/// The most numbers one UpsertTaskNumbers request may carry.
-pub const MAX_NUMBERS_PER_UPLOAD: usize = 10_000;
+use super::filter::{PageScope, ScopeWriter};
+use super::limits::{
+    MAX_FILTER_VALUES, MAX_ID_BYTES, check_attributes, check_count, check_required_id, check_text,
+};
+use super::{CallOutcome, Location, StoredCall, UnixMs, Violations};
 
 /// The smartivr dial status of a number that has no call yet.
 pub const STATUS_WAITING: i32 = 0;
@@ -65,13 +66,63 @@ pub struct TaskNumberQuery {
     pub after: Option<String>,
 }
 
+impl TaskNumberEntry {
+    /// Everything wrong with a number a CRM uploads (`phone` normalised).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        if self.phone.is_empty() {
+            v.add("phone", "is required");
+        }
+        v.nest("", self.limit_violations());
+        v
+    }
+
+    /// The bounds every stored number keeps, uploaded or from a vendor list.
+    pub fn limit_violations(&self) -> Violations {
+        let mut v = Violations::new();
+        let l = &self.location;
+        for (field, text) in [
+            ("phone", &self.phone),
+            ("phone_raw", &self.phone_raw),
+            ("name", &self.name),
+            ("location.province", &l.province),
+            ("location.city", &l.city),
+            ("location.area_code", &l.area_code),
+            ("location.carrier", &l.carrier),
+            ("location.region", &l.region),
+            ("location.post_code", &l.post_code),
+        ] {
+            check_text(&mut v, field, text, MAX_ID_BYTES);
+        }
+        check_attributes(&mut v, "attributes", &self.attributes);
+        v
+    }
+}
+
 impl TaskNumberQuery {
-    /// What a page token of this listing is bound to.
-    pub fn scope(&self) -> String {
-        format!(
-            "task-numbers/{:?}/{:?}/{:?}/{:?}",
-            self.task_id, self.statuses, self.phone, self.carriers
-        )
+    /// Everything wrong with the query (paths as in ListTaskNumbersRequest).
+    pub fn violations(&self) -> Violations {
+        let mut v = Violations::new();
+        check_required_id(&mut v, "task_id", &self.task_id);
+        check_count(&mut v, "statuses", self.statuses.len(), MAX_FILTER_VALUES);
+        check_count(&mut v, "carriers", self.carriers.len(), MAX_FILTER_VALUES);
+        if self.carriers.len() <= MAX_FILTER_VALUES {
+            for (i, carrier) in self.carriers.iter().enumerate() {
+                check_text(&mut v, format!("carriers[{i}]"), carrier, MAX_ID_BYTES);
+            }
+        }
+        v
+    }
+
+    /// What a page token of this listing is bound to: the tenant and every
+    /// filter field, in the canonical encoding of [`PageScope`].
+    pub fn scope(&self, tenant: &str) -> PageScope {
+        let mut w = ScopeWriter::new(tenant, "task-numbers");
+        w.text(10, &self.task_id);
+        w.ints(11, self.statuses.iter().map(|s| i64::from(*s)));
+        w.opt_text(12, self.phone.as_deref());
+        w.texts(13, &self.carriers);
+        w.finish()
     }
 }
 

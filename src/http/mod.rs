@@ -12,9 +12,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use crate::domain::{DEFAULT_TENANT, Source};
-use crate::service::ingest::{Channel, RecordOutcome, RecordResult};
+use crate::service::error::RETRY_AFTER;
+use crate::service::ingest::{Channel, RecordOutcome};
 use crate::service::{CallScope, ServiceError};
-use crate::store::StoreError;
 
 /// How long a webhook body may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -116,117 +116,137 @@ impl Answer {
     }
 }
 
+/// Why a push was not stored.
+enum Failure {
+    /// The service refused the request or could not serve it.
+    Service(ServiceError),
+    /// The body was refused (unreadable, too slow, too large, a bad
+    /// record); a kept copy is named by `rejected_id`.
+    Refused {
+        status: StatusCode,
+        code: &'static str,
+        reason: String,
+        rejected_id: Option<String>,
+    },
+}
+
+impl From<ServiceError> for Failure {
+    fn from(err: ServiceError) -> Self {
+        Failure::Service(err)
+    }
+}
+
+/// The one mapping from service errors to HTTP: status and answer code.
+fn service_failure(err: ServiceError) -> (StatusCode, Answer) {
+    let (status, code) = match &err {
+        ServiceError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+        ServiceError::NotFound { .. } => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+        ServiceError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        ServiceError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "PERMISSION_DENIED"),
+        ServiceError::ResourceExhausted { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED")
+        }
+        ServiceError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    };
+    (status, Answer::failed(code, err.to_string(), None))
+}
+
+/// Reads, parses and stores one push; a vendor hears 200 only once it is
+/// committed.
+#[tracing::instrument(skip_all, fields(source = source.slug()))]
 async fn receive(
     state: &HookState,
     source: Source,
     body: Body,
     task_id: Option<String>,
 ) -> (StatusCode, Answer) {
+    match store_push(state, source, body, task_id.as_deref()).await {
+        Ok(answer) => (StatusCode::OK, answer),
+        Err(Failure::Service(err)) => service_failure(err),
+        Err(Failure::Refused {
+            status,
+            code,
+            reason,
+            rejected_id,
+        }) => (status, Answer::failed(code, reason, rejected_id)),
+    }
+}
+
+async fn store_push(
+    state: &HookState,
+    source: Source,
+    body: Body,
+    task_id: Option<&str>,
+) -> Result<Answer, Failure> {
+    let bytes = read_body(state, source, body).await?;
     let service = &state.service;
+    let results = service
+        .import_records(DEFAULT_TENANT, source, Channel::Http, &[&bytes], task_id)
+        .await?;
+    let Some(result) = results.into_iter().next() else {
+        tracing::error!("webhook: the import answered no result for one record");
+        return Err(ServiceError::Internal.into());
+    };
+    let outcome = match result.outcome {
+        RecordOutcome::Inserted => "INSERTED",
+        RecordOutcome::Updated => "UPDATED",
+        RecordOutcome::Unchanged => "UNCHANGED",
+        RecordOutcome::Rejected => {
+            return Err(Failure::Refused {
+                status: StatusCode::BAD_REQUEST,
+                code: "INVALID_RECORD",
+                reason: result.reason,
+                rejected_id: result.rejected_id,
+            });
+        }
+    };
+    Ok(Answer {
+        code: "OK",
+        outcome,
+        call_ids: result.call_ids,
+        error: None,
+        rejected_id: None,
+    })
+}
+
+/// The body, read within the size limit and the time limit. An oversized
+/// body is quarantined (its beginning) before it is refused.
+async fn read_body(state: &HookState, source: Source, body: Body) -> Result<Bytes, Failure> {
     // A body that trickles in is cut off: a vendor's push is one small request.
     let read = tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body, state.body_limit));
-    let Ok(read) = read.await else {
-        return (
+    let refused = |status, code, reason: String, rejected_id| Failure::Refused {
+        status,
+        code,
+        reason,
+        rejected_id,
+    };
+    match read.await {
+        Err(_) => Err(refused(
             StatusCode::REQUEST_TIMEOUT,
-            Answer::failed("BODY_TIMEOUT", "the body did not arrive in time", None),
-        );
-    };
-    let bytes = match read {
-        Ok(bytes) => bytes,
-        Err(BodyError::TooLarge { head, seen }) => {
-            let reason = format!("body larger than the {}-byte limit", state.body_limit);
-            return match service
-                .quarantine(
-                    DEFAULT_TENANT,
-                    Some(source),
-                    Channel::Http,
-                    &head,
-                    seen,
-                    &reason,
-                )
-                .await
-            {
-                Ok(id) => (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Answer::failed("BODY_TOO_LARGE", reason, Some(id)),
-                ),
-                // Not kept: make the vendor retry rather than lose it.
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook: could not quarantine an oversized body");
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Answer::failed(
-                            "UNAVAILABLE",
-                            "could not keep the record, retry later",
-                            None,
-                        ),
-                    )
-                }
-            };
-        }
-        Err(BodyError::Read(e)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Answer::failed("BAD_BODY", format!("could not read the body: {e}"), None),
-            );
-        }
-    };
-    match service
-        .import_records(
-            DEFAULT_TENANT,
-            source,
-            Channel::Http,
-            &[&bytes],
-            task_id.as_deref(),
-        )
-        .await
-    {
-        Ok(results) => match results.into_iter().next() {
-            Some(RecordResult {
-                outcome: RecordOutcome::Rejected,
-                reason,
-                rejected_id,
-                ..
-            }) => (
-                StatusCode::BAD_REQUEST,
-                Answer::failed("INVALID_RECORD", reason, rejected_id),
-            ),
-            Some(result) => (
-                StatusCode::OK,
-                Answer {
-                    code: "OK",
-                    outcome: match result.outcome {
-                        RecordOutcome::Inserted => "INSERTED",
-                        RecordOutcome::Updated => "UPDATED",
-                        _ => "UNCHANGED",
-                    },
-                    call_ids: result.call_ids,
-                    error: None,
-                    rejected_id: None,
-                },
-            ),
-            None => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Answer::failed("INTERNAL", "no result", None),
-            ),
-        },
-        Err(ServiceError::Invalid(violations)) => (
+            "BODY_TIMEOUT",
+            "the body did not arrive in time".into(),
+            None,
+        )),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(BodyError::Read(e))) => Err(refused(
             StatusCode::BAD_REQUEST,
-            Answer::failed("INVALID_REQUEST", violations.to_string(), None),
-        ),
-        Err(ServiceError::Store(StoreError::Unavailable(e))) => {
-            tracing::warn!(error = %e, "webhook: database unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Answer::failed("UNAVAILABLE", "database unavailable, retry later", None),
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "webhook failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Answer::failed("INTERNAL", "internal error", None),
-            )
+            "BAD_BODY",
+            format!("could not read the body: {e}"),
+            None,
+        )),
+        Ok(Err(BodyError::TooLarge { head, seen })) => {
+            let reason = format!("body larger than the {}-byte limit", state.body_limit);
+            let channel = Channel::Http;
+            let kept = (state.service)
+                .quarantine(DEFAULT_TENANT, Some(source), channel, &head, seen, &reason)
+                .await
+                // Not kept: make the vendor retry rather than lose it.
+                .map_err(|_| ServiceError::Unavailable {
+                    message: "could not keep the record, retry later",
+                    retry_after: RETRY_AFTER,
+                })?;
+            let status = StatusCode::PAYLOAD_TOO_LARGE;
+            Err(refused(status, "BODY_TOO_LARGE", reason, Some(kept)))
         }
     }
 }

@@ -1,16 +1,20 @@
 //! Campaign analytics operations: stats and time series for any filter, and
 //! the dialing list of a task. Validation that needs no transport lives here.
 
-use crate::domain::stats::{
-    self, BucketError, CallStats, DEFAULT_TOP_TAGS, Granularity, MAX_TOP_TAGS, TimeBucket,
-};
-use crate::domain::task_number::MAX_NUMBERS_PER_UPLOAD;
+use crate::domain::limits::{DEFAULT_TOP_TAGS, MAX_NUMBERS_PER_UPLOAD, MAX_TOP_TAGS, too_many};
+use crate::domain::stats::{self, BucketError, CallStats, Granularity, TimeBucket};
 use crate::domain::{
     self, CallFilter, Cursor, PageToken, TaskNumber, TaskNumberEntry, TaskNumberQuery,
     TaskNumberUpsert, Violations,
 };
 
 use super::{CallScope, ServiceError};
+
+/// What an upload of numbers did, and when.
+pub struct TaskNumbersUpserted {
+    pub counts: TaskNumberUpsert,
+    pub upload_time: domain::UnixMs,
+}
 
 /// A page of a dialing list with the token of the next one.
 pub struct ListedTaskNumbers {
@@ -84,20 +88,17 @@ impl CallScope {
         tenant: &str,
         task_id: &str,
         entries: &[TaskNumberEntry],
-    ) -> Result<(TaskNumberUpsert, domain::UnixMs), ServiceError> {
-        if entries.len() > MAX_NUMBERS_PER_UPLOAD {
-            return Err(Violations::one(
-                "numbers",
-                format!("at most {MAX_NUMBERS_PER_UPLOAD} numbers per request"),
-            )
-            .into());
-        }
+    ) -> Result<TaskNumbersUpserted, ServiceError> {
+        too_many("numbers", entries.len(), MAX_NUMBERS_PER_UPLOAD)?;
         let now = domain::now_ms();
-        let result = self
+        let counts = self
             .store
             .upsert_task_numbers(tenant, task_id, entries, now)
             .await?;
-        Ok((result, now))
+        Ok(TaskNumbersUpserted {
+            counts,
+            upload_time: now,
+        })
     }
 
     /// One page of a dialing list; `page_token` is checked against the query.
@@ -107,7 +108,7 @@ impl CallScope {
         mut query: TaskNumberQuery,
         page_token: &str,
     ) -> Result<ListedTaskNumbers, ServiceError> {
-        let scope = query.scope();
+        let scope = query.scope(tenant);
         if !page_token.is_empty() {
             let cursor = PageToken::decode(page_token, &scope)
                 .map_err(|e| Violations::one("page_token", e.to_string()))?;

@@ -8,19 +8,18 @@ use std::collections::HashMap;
 use jiff::tz::TimeZone;
 
 use super::{CallScope, ServiceError};
+use crate::domain::limits::{
+    MAX_ID_BYTES, MAX_RECORD_BYTES, MAX_RECORDS_PER_REQUEST, check_text, too_many,
+};
 use crate::domain::{
-    self, Cursor, PageToken, Region, RejectedRecord, Source, TaskNumberEntry, UpsertOutcome,
-    UpsertResult, Violations, page_size,
+    self, Cursor, PageToken, Region, RejectedRecord, ScopeWriter, Source, TaskNumberEntry,
+    UpsertOutcome, UpsertResult, Violations,
 };
 use crate::sources::{self, SourceConfig};
 use crate::store::IngestBatch;
 
-/// Largest vendor record accepted; a larger one is quarantined, cut short.
-pub const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
 /// How much of an oversized record the quarantine keeps.
 const QUARANTINE_KEEP_BYTES: usize = 64 * 1024;
-/// Most records in one ImportRecords request or import batch.
-pub const MAX_RECORDS_PER_REQUEST: usize = 1000;
 
 /// How a record reached us; kept with quarantined records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,19 +117,11 @@ impl CallScope {
         records: &[&[u8]],
         task_id: Option<&str>,
     ) -> Result<Vec<RecordResult>, ServiceError> {
-        if records.len() > MAX_RECORDS_PER_REQUEST {
-            return Err(Violations::one(
-                "records",
-                format!("at most {MAX_RECORDS_PER_REQUEST} records per request"),
-            )
-            .into());
-        }
-        if task_id.is_some_and(|t| t.contains('\0') || t.len() > 256) {
-            return Err(Violations::one(
-                "task_id",
-                "must be at most 256 bytes without NUL characters",
-            )
-            .into());
+        too_many("records", records.len(), MAX_RECORDS_PER_REQUEST)?;
+        let mut v = Violations::new();
+        check_text(&mut v, "task_id", task_id.unwrap_or_default(), MAX_ID_BYTES);
+        if !v.is_empty() {
+            return Err(v.into());
         }
         let Some(config) = self.sources.get(source) else {
             return Err(Violations::one(
@@ -166,14 +157,7 @@ impl CallScope {
                         } else {
                             number.task_id.clone()
                         };
-                        let entry = TaskNumberEntry {
-                            phone: number.phone,
-                            phone_raw: number.phone_raw,
-                            name: number.name,
-                            attributes: number.attributes,
-                            location: number.location,
-                            status_code: Some(number.status_code),
-                        };
+                        let entry = number_entry(&number);
                         match numbers.iter_mut().find(|(t, _)| *t == task) {
                             Some((_, list)) => list.push(entry),
                             None => numbers.push((task, vec![entry])),
@@ -251,33 +235,29 @@ impl CallScope {
         Ok(id)
     }
 
-    /// The quarantine, newest first.
+    /// The quarantine, newest first; `page_token` is checked against the
+    /// tenant and the source filter.
     pub async fn list_rejected(
         &self,
         tenant: &str,
         source: Option<Source>,
-        requested_page_size: i32,
+        page_size: u32,
         page_token: &str,
     ) -> Result<(Vec<RejectedRecord>, String), ServiceError> {
-        let mut v = Violations::new();
-        let size = page_size(requested_page_size).unwrap_or_else(|e| {
-            v.add("page_size", e);
-            0
-        });
-        let scope = format!("rejected/{source:?}");
+        let mut scope = ScopeWriter::new(tenant, "rejected");
+        scope.int(10, source.map(|s| i64::from(s.code())));
+        let scope = scope.finish();
         let after: Option<Cursor> = if page_token.is_empty() {
             None
         } else {
-            PageToken::decode(page_token, &scope)
-                .map_err(|e| v.add("page_token", e.to_string()))
-                .ok()
+            Some(
+                PageToken::decode(page_token, &scope)
+                    .map_err(|e| Violations::one("page_token", e.to_string()))?,
+            )
         };
-        if !v.is_empty() {
-            return Err(v.into());
-        }
         let (records, next) = self
             .store
-            .list_rejected(tenant, source, size, after.as_ref())
+            .list_rejected(tenant, source, page_size, after.as_ref())
             .await?;
         let token = next
             .map(|c| PageToken::encode(&c, &scope))
@@ -313,16 +293,34 @@ fn check_batch(batch: &sources::SourceBatch, task_id: Option<&str>) -> Result<()
         if let Some(field) = domain::find_nul(task) {
             return Err(format!("task {i}: `{field}` {}", domain::NUL_DESCRIPTION));
         }
+        if let Some(limit) = task.violations().0.into_iter().next() {
+            return Err(format!("task {i}: {} {}", limit.field, limit.description));
+        }
     }
     for (i, number) in batch.numbers.iter().enumerate() {
         if let Some(field) = domain::find_nul(number) {
             return Err(format!("number {i}: `{field}` {}", domain::NUL_DESCRIPTION));
+        }
+        if let Some(limit) = number_entry(number).limit_violations().0.into_iter().next() {
+            return Err(format!("number {i}: {} {}", limit.field, limit.description));
         }
     }
     if batch.calls.is_empty() && batch.tasks.is_empty() && batch.numbers.is_empty() {
         return Err("the document holds no call, task or number".into());
     }
     Ok(())
+}
+
+/// A vendor's number-list entry as a dialing-list entry.
+fn number_entry(number: &sources::NumberListEntry) -> TaskNumberEntry {
+    TaskNumberEntry {
+        phone: number.phone.clone(),
+        phone_raw: number.phone_raw.clone(),
+        name: number.name.clone(),
+        attributes: number.attributes.clone(),
+        location: number.location.clone(),
+        status_code: Some(number.status_code),
+    }
 }
 
 fn combined_outcome(results: &[&UpsertResult]) -> RecordOutcome {

@@ -5,32 +5,19 @@ pub mod ingest;
 
 pub mod analytics;
 
+pub mod error;
+
+pub use error::ServiceError;
+
+use crate::domain::limits::{
+    DEFAULT_MAX_RESPONSE_BYTES, MAX_CALLS_PER_REQUEST, MAX_CATALOG_ITEMS, MAX_ID_BYTES, clip,
+    too_many,
+};
 use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
-    Violations, call_query_scope,
+    Violations,
 };
-use crate::store::{CallPage, Store, StoreError};
-
-/// The most calls one UpsertCalls request may carry.
-pub const MAX_BATCH: usize = 1000;
-
-/// Why an operation failed, in terms a client can act on.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    /// The request is wrong; each violation names a field.
-    #[error("invalid request: {0}")]
-    Invalid(Violations),
-    #[error("{what} `{id}` not found")]
-    NotFound { what: &'static str, id: String },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<Violations> for ServiceError {
-    fn from(v: Violations) -> Self {
-        ServiceError::Invalid(v)
-    }
-}
+use crate::store::{CallPage, Store};
 
 /// A page of calls with the token of the next one.
 pub struct ListedCalls {
@@ -44,11 +31,22 @@ pub struct ListedCalls {
 pub struct CallScope {
     store: Store,
     sources: ingest::SourceSettings,
+    max_response_bytes: usize,
 }
 
 impl CallScope {
     pub fn new(store: Store, sources: ingest::SourceSettings) -> Self {
-        Self { store, sources }
+        Self {
+            store,
+            sources,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// Cuts ListCalls pages short before their estimated size passes `bytes`.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -61,31 +59,42 @@ impl CallScope {
         tenant: &str,
         calls: &[domain::Call],
     ) -> Result<Vec<UpsertResult>, ServiceError> {
-        if calls.len() > MAX_BATCH {
-            return Err(
-                Violations::one("calls", format!("at most {MAX_BATCH} calls per request")).into(),
-            );
-        }
+        too_many("calls", calls.len(), MAX_CALLS_PER_REQUEST)?;
         Ok(self
             .store
             .upsert_calls(tenant, calls, domain::now_ms())
             .await?)
     }
 
-    /// One page of calls; `page_token` is checked against the filter and order.
+    /// One page of calls; `page_token` is checked against the tenant, the
+    /// filter and the order. A page whose calls would pass the response
+    /// size limit is cut short (never below one call) and continues with a
+    /// token from its last call.
     pub async fn list_calls(
         &self,
         tenant: &str,
         mut query: CallQuery,
         page_token: &str,
     ) -> Result<ListedCalls, ServiceError> {
-        let scope = call_query_scope(&query.filter, query.order);
+        let scope = query.scope(tenant);
         if !page_token.is_empty() {
             let cursor = PageToken::decode(page_token, &scope)
                 .map_err(|e| Violations::one("page_token", e.to_string()))?;
             query.after = Some(cursor);
         }
-        let CallPage { calls, next, total } = self.store.list_calls(tenant, &query).await?;
+        let CallPage {
+            mut calls,
+            mut next,
+            total,
+        } = self.store.list_calls(tenant, &query).await?;
+        // Room for the token, the total and the message framing.
+        let budget = self.max_response_bytes.saturating_sub(1024);
+        let keep = domain::calls_within(&calls, budget);
+        if keep < calls.len() {
+            calls.truncate(keep);
+            next = calls.last().map(|last| query.order.cursor_of(last));
+            tracing::debug!(kept = keep, "page cut short by the response size limit");
+        }
         Ok(ListedCalls {
             calls,
             next_page_token: next
@@ -104,23 +113,23 @@ impl CallScope {
         if call_id.trim().is_empty() {
             return Err(Violations::one("call_id", "is required").into());
         }
-        if call_id.contains('\0') || call_id.len() > 256 {
+        let not_found = || ServiceError::NotFound {
+            what: "call",
+            // Echoed in the status: an id no call can have is cut short.
+            id: clip(&domain::without_nul(call_id), MAX_ID_BYTES),
+        };
+        if call_id.contains('\0') || call_id.len() > MAX_ID_BYTES {
             // No stored id looks like this: answer as for any unknown id.
-            return Err(ServiceError::NotFound {
-                what: "call",
-                id: domain::without_nul(call_id),
-            });
+            return Err(not_found());
         }
         self.store
             .get_call(tenant, call_id, include_progress_turns)
             .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "call",
-                id: call_id.to_owned(),
-            })
+            .ok_or_else(not_found)
     }
 
     pub async fn upsert_tasks(&self, tenant: &str, tasks: &[Task]) -> Result<(), ServiceError> {
+        too_many("tasks", tasks.len(), MAX_CATALOG_ITEMS)?;
         Ok(self.store.upsert_tasks(tenant, tasks).await?)
     }
 
@@ -130,6 +139,8 @@ impl CallScope {
         tags: &[Tag],
         groups: &[TagGroup],
     ) -> Result<(), ServiceError> {
+        too_many("tags", tags.len(), MAX_CATALOG_ITEMS)?;
+        too_many("tag_groups", groups.len(), MAX_CATALOG_ITEMS)?;
         Ok(self.store.upsert_tags(tenant, tags, groups).await?)
     }
 
@@ -138,6 +149,7 @@ impl CallScope {
         tenant: &str,
         levels: &[IntentLevel],
     ) -> Result<(), ServiceError> {
+        too_many("intent_levels", levels.len(), MAX_CATALOG_ITEMS)?;
         Ok(self.store.upsert_intent_levels(tenant, levels).await?)
     }
 }

@@ -154,7 +154,7 @@ fn currency(f: &mut Fields<'_>) -> Result<String, SourceError> {
         None => Ok("USD".to_string()),
         Some(code) => {
             let code = code.trim().to_ascii_uppercase();
-            if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+            if crate::domain::is_currency_code(&code) {
                 Ok(code)
             } else {
                 Err(f.err(

@@ -394,7 +394,7 @@ const MIN_MS: i64 = -62_135_596_800_000;
 const MAX_MS: i64 = 253_402_300_799_999;
 
 /// Longest id or other short text accepted, as for typed calls.
-pub(crate) const MAX_ID_LEN: usize = 256;
+pub(crate) use crate::domain::limits::MAX_ID_BYTES as MAX_ID_LEN;
 
 /// Checks that milliseconds are an instant callscope can store.
 pub(crate) fn check_ms(ms: i64) -> Result<UnixMs, String> {

@@ -99,3 +99,98 @@ async fn serve_binary_answers_health_and_stops_on_sigterm() {
         "{rest:?}"
     );
 }
+
+/// A request body that is not a valid protobuf message is the client's
+/// mistake: INVALID_ARGUMENT with a BadRequest, never INTERNAL. Sent raw
+/// over a real HTTP/2 connection, bypassing the generated client.
+#[tokio::test]
+async fn malformed_protobuf_bodies_are_invalid_argument() {
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::codegen::http::uri::PathAndQuery;
+    use tonic_types::StatusExt;
+
+    /// Sends bytes as they are; reads the answer as bytes.
+    #[derive(Clone, Default)]
+    struct RawCodec;
+    struct Raw;
+    impl Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+            use prost::bytes::BufMut;
+            buf.put_slice(&item);
+            Ok(())
+        }
+    }
+    impl Decoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+            use prost::bytes::Buf;
+            Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+        }
+    }
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = Vec<u8>;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+
+    let app = common::spawn_app().await;
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        // Field 1 (call_id) says 5 bytes; 2 follow.
+        (
+            "/callscope.v1.CallService/GetCall",
+            vec![0x0a, 5, b'a', b'b'],
+            "call_id",
+        ),
+        ("/callscope.v1.CallService/GetCall", vec![0xff; 16], "body"),
+        // call_id holds invalid UTF-8.
+        (
+            "/callscope.v1.CallService/GetCall",
+            vec![0x0a, 2, 0xff, 0xfe],
+            "call_id",
+        ),
+        // filter (1) → phone (2) holds invalid UTF-8.
+        (
+            "/callscope.v1.CallService/ListCalls",
+            vec![0x0a, 4, 0x12, 2, 0xff, 0xfe],
+            "filter.phone",
+        ),
+        // calls (1): a length that never ends.
+        (
+            "/callscope.v1.IngestService/UpsertCalls",
+            vec![0x0a, 0xff],
+            "calls",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary(
+                tonic::Request::new(body),
+                PathAndQuery::from_static(path),
+                RawCodec,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{path}: {status:?}"
+        );
+        let named: Vec<String> = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
+        assert_eq!(named, [field], "{path}");
+    }
+}

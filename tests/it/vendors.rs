@@ -587,3 +587,42 @@ async fn vendor_text_with_nul_is_quarantined(mut app: TestApp) {
     );
     assert!(quarantine.records[0].payload.contains("Called"));
 }
+
+/// Vendor records are held to the same limits as typed calls: one that
+/// breaks one is quarantined with the field and the limit, the rest stored.
+mod vendor_limits {
+    use super::*;
+
+    backend_tests!(a_vendor_record_over_a_limit_is_quarantined);
+
+    async fn a_vendor_record_over_a_limit_is_quarantined(mut app: TestApp) {
+        let good = fixture("laaffic/push.json");
+        let mut long: serde_json::Value = serde_json::from_str(&good).unwrap();
+        long["voiceId"] = "long-url-1".into();
+        long["recordingFileId"] = "x".repeat(3000).into();
+        let mut reason: serde_json::Value = serde_json::from_str(&good).unwrap();
+        reason["voiceId"] = "long-cause-1".into();
+        reason["terminationReason"] = "y".repeat(5000).into();
+        let answer = import(
+            &mut app,
+            Source::Laaffic,
+            vec![good, long.to_string(), reason.to_string()],
+        )
+        .await;
+        assert_eq!((answer.inserted, answer.rejected), (1, 2));
+        let reasons: Vec<&str> = answer.results[1..]
+            .iter()
+            .map(|r| r.reason.as_str())
+            .collect();
+        assert!(reasons[0].contains("recording_url"), "{reasons:?}");
+        assert!(reasons[0].contains("2048 bytes"), "{reasons:?}");
+        assert!(reasons[1].contains("hangup_cause"), "{reasons:?}");
+        let quarantine = app
+            .ingest
+            .list_rejected_records(ListRejectedRecordsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(quarantine.records.len(), 2);
+    }
+}

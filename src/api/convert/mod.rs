@@ -1,25 +1,25 @@
-//! Proto ↔ domain conversions. Proto → domain validates and gathers every bad
-//! field into [`Violations`], named by its path in the request.
+//! Proto ↔ domain conversions. Proto → domain maps each field, records what
+//! only the wire can get wrong (unknown enum numbers, bad timestamps, phone
+//! numbers that do not parse), then calls the domain type's validator; every
+//! violation is named by its path in the request. `requests` does the same
+//! for each RPC's request and response.
+
+mod requests;
+
+pub use requests::*;
 
 use std::collections::BTreeMap;
 
 use prost_types::Timestamp;
 
+use crate::domain::limits::{MAX_FILTER_VALUES, check_count};
 use crate::domain::{
-    self, CallFilter, CallOrder, CallOutcome, Gender, NUL_DESCRIPTION, Party, Region, ScoreRange,
-    Source, TagMatch, TimeField, TimeWindow, TranscriptQuery, TurnKind, UnixMs, Violations,
-    is_decimal, normalize_phone, phone_digits,
+    self, CallFilter, CallOrder, CallOutcome, Gender, Party, Region, ScoreRange, Source, TagMatch,
+    TimeField, TimeWindow, TranscriptQuery, TurnKind, UnixMs, Violations, normalize_phone,
+    phone_digits,
 };
 use crate::proto;
 
-/// Longest id, name or other short text accepted.
-const MAX_ID_LEN: usize = 256;
-/// Longest free text (a dialogue turn, an attribute value).
-const MAX_TEXT_LEN: usize = 65_536;
-/// Most score ranges in one filter.
-const MAX_SCORE_RANGES: usize = 100;
-/// Most entries in one repeated filter field.
-const MAX_FILTER_VALUES: usize = 500;
 /// Earliest and latest accepted times: years 1 and 9999.
 const MIN_SECONDS: i64 = -62_135_596_800;
 const MAX_SECONDS: i64 = 253_402_300_799;
@@ -61,53 +61,25 @@ fn enum_value<T>(
     value
 }
 
-fn short_text(text: &str, path: &str, v: &mut Violations) {
-    if text.len() > MAX_ID_LEN {
-        v.add(path, format!("is longer than {MAX_ID_LEN} bytes"));
-    } else if text.contains('\0') {
-        v.add(path, NUL_DESCRIPTION);
-    }
-}
-
-fn required_id(text: &str, path: &str, v: &mut Violations) {
-    if text.trim().is_empty() {
-        v.add(path, "is required");
-    } else {
-        short_text(text, path, v);
-    }
-}
-
-fn non_negative(value: i64, path: &str, v: &mut Violations) {
-    if value < 0 {
-        v.add(path, "must not be negative");
-    }
-}
-
-pub(crate) fn attributes(
-    map: &std::collections::HashMap<String, String>,
-    path: &str,
-    v: &mut Violations,
-) -> BTreeMap<String, String> {
-    for (key, value) in map {
-        if key.is_empty() || key.len() > MAX_ID_LEN {
-            v.add(format!("{path}[{key:?}]"), "key must be 1-256 bytes");
-        }
-        if value.len() > MAX_TEXT_LEN {
-            v.add(format!("{path}[{key:?}]"), "value is longer than 64 KiB");
-        }
-    }
+fn attributes(map: &std::collections::HashMap<String, String>) -> BTreeMap<String, String> {
     map.iter()
         .map(|(k, val)| (k.clone(), val.clone()))
         .collect()
 }
 
-pub fn tag_group_from_proto(
-    g: &proto::TagGroup,
-    path: &str,
-    v: &mut Violations,
-) -> domain::TagGroup {
-    required_id(&g.id, &format!("{path}.id"), v);
-    short_text(&g.name, &format!("{path}.name"), v);
+/// A phone number normalised, or a violation at `path`; blank stays blank
+/// (the domain validator says whether it is required).
+fn phone(text: &str, path: &str, region: Region, v: &mut Violations) -> String {
+    if text.trim().is_empty() {
+        return String::new();
+    }
+    normalize_phone(text, region).unwrap_or_else(|e| {
+        v.add(path, e.to_string());
+        String::new()
+    })
+}
+
+fn tag_group(g: &proto::TagGroup) -> domain::TagGroup {
     domain::TagGroup {
         id: g.id.trim().to_owned(),
         name: g.name.clone(),
@@ -115,36 +87,52 @@ pub fn tag_group_from_proto(
     }
 }
 
-pub fn tag_from_proto(t: &proto::Tag, path: &str, v: &mut Violations) -> domain::Tag {
-    required_id(&t.id, &format!("{path}.id"), v);
-    short_text(&t.name, &format!("{path}.name"), v);
+fn tag(t: &proto::Tag) -> domain::Tag {
     domain::Tag {
         id: t.id.trim().to_owned(),
         name: t.name.clone(),
         color: t.color.clone(),
         description: t.description.clone(),
-        groups: t
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| tag_group_from_proto(g, &format!("{path}.groups[{i}]"), v))
-            .collect(),
+        groups: t.groups.iter().map(tag_group).collect(),
     }
 }
 
-pub fn intent_level_from_proto(
-    l: &proto::IntentLevel,
-    path: &str,
-    v: &mut Violations,
-) -> domain::IntentLevel {
-    required_id(&l.id, &format!("{path}.id"), v);
-    short_text(&l.name, &format!("{path}.name"), v);
+fn intent_level(l: &proto::IntentLevel) -> domain::IntentLevel {
     domain::IntentLevel {
         id: l.id.trim().to_owned(),
         name: l.name.clone(),
         alias: l.alias.clone(),
         color: l.color.clone(),
     }
+}
+
+/// A tag group of UpsertTags, validated.
+pub fn tag_group_from_proto(
+    g: &proto::TagGroup,
+    path: &str,
+    v: &mut Violations,
+) -> domain::TagGroup {
+    let group = tag_group(g);
+    v.nest(path, group.violations());
+    group
+}
+
+/// A tag of UpsertTags, validated.
+pub fn tag_from_proto(t: &proto::Tag, path: &str, v: &mut Violations) -> domain::Tag {
+    let tag = tag(t);
+    v.nest(path, tag.violations());
+    tag
+}
+
+/// An intent level of UpsertIntentLevels, validated.
+pub fn intent_level_from_proto(
+    l: &proto::IntentLevel,
+    path: &str,
+    v: &mut Violations,
+) -> domain::IntentLevel {
+    let level = intent_level(l);
+    v.nest(path, level.violations());
+    level
 }
 
 /// A typed call from UpsertCalls, validated and normalised.
@@ -160,36 +148,6 @@ pub fn call_from_proto(
     } else {
         enum_value(c.source, &p("source"), v, Source::from_code).unwrap_or(Source::Api)
     };
-    required_id(&c.external_id, &p("external_id"), v);
-    for (field, value) in [
-        ("task_id", &c.task_id),
-        ("parent_task_id", &c.parent_task_id),
-        ("script_id", &c.script_id),
-        ("vendor_status", &c.vendor_status),
-        ("sip_code", &c.sip_code),
-        ("recall_of", &c.recall_of),
-        ("line_id", &c.line_id),
-        ("customer_name", &c.customer_name),
-    ] {
-        short_text(value, &p(field), v);
-    }
-    let callee = if c.callee.trim().is_empty() {
-        v.add(p("callee"), "is required");
-        String::new()
-    } else {
-        normalize_phone(&c.callee, region).unwrap_or_else(|e| {
-            v.add(p("callee"), e.to_string());
-            String::new()
-        })
-    };
-    let caller = if c.caller.trim().is_empty() {
-        String::new()
-    } else {
-        normalize_phone(&c.caller, region).unwrap_or_else(|e| {
-            v.add(p("caller"), e.to_string());
-            String::new()
-        })
-    };
     let call_time = match &c.call_time {
         None => {
             v.add(p("call_time"), "is required");
@@ -197,63 +155,17 @@ pub fn call_from_proto(
         }
         Some(ts) => timestamp_ms(ts, &p("call_time"), v).unwrap_or(0),
     };
-    for (field, value) in [
-        ("ring_ms", c.ring_ms),
-        ("talk_ms", c.talk_ms),
-        ("total_ms", c.total_ms),
-        ("billed_ms", c.billed_ms),
-        ("rounds", c.rounds.into()),
-        ("recall_count", c.recall_count.into()),
-    ] {
-        non_negative(value, &p(field), v);
-    }
-    let billing = c.billing.clone().unwrap_or_default();
-    for (field, value) in [
-        ("rate", &billing.rate),
-        ("base_cost", &billing.base_cost),
-        ("cost", &billing.cost),
-        ("settle_rate", &billing.settle_rate),
-        ("settle_cost", &billing.settle_cost),
-        ("quote_exchange", &billing.quote_exchange),
-    ] {
-        if !value.is_empty() && !is_decimal(value) {
-            v.add(
-                p(&format!("billing.{field}")),
-                "must be a decimal such as 0.0125 (at most 9 integer and 30 fraction digits)",
-            );
-        }
-    }
-    let currency_ok = billing.currency.is_empty()
-        || (billing.currency.len() == 3
-            && billing.currency.bytes().all(|b| b.is_ascii_uppercase()));
-    if !currency_ok {
-        v.add(
-            p("billing.currency"),
-            "must be an ISO 4217 code such as EUR",
-        );
-    }
     let location = c.location.clone().unwrap_or_default();
-    let turns = c
-        .turns
-        .iter()
-        .enumerate()
-        .map(|(i, t)| turn_from_proto(t, &p(&format!("turns[{i}]")), v))
-        .collect::<Vec<_>>();
-    let mut sequences: Vec<i32> = turns.iter().map(|t| t.sequence).collect();
-    sequences.sort_unstable();
-    if sequences.windows(2).any(|w| w[0] == w[1]) {
-        v.add(p("turns"), "sequence numbers must be unique");
-    }
-
+    let billing = c.billing.clone().unwrap_or_default();
     let call = domain::Call {
         source,
         external_id: c.external_id.trim().to_owned(),
         task_id: c.task_id.trim().to_owned(),
         parent_task_id: c.parent_task_id.clone(),
         script_id: c.script_id.clone(),
-        callee,
+        callee: phone(&c.callee, &p("callee"), region, v),
         callee_raw: c.callee.clone(),
-        caller,
+        caller: phone(&c.caller, &p("caller"), region, v),
         caller_raw: c.caller.clone(),
         submit_time: opt_timestamp(c.submit_time.as_ref(), &p("submit_time"), v),
         call_time,
@@ -276,20 +188,10 @@ pub fn call_from_proto(
             .intent_level
             .as_ref()
             .filter(|l| !(l.id.is_empty() && l.name.is_empty() && l.alias.is_empty()))
-            .map(|l| intent_level_from_proto(l, &p("intent_level"), v)),
+            .map(intent_level),
         rounds: c.rounds,
-        tags: c
-            .tags
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tag_from_proto(t, &p(&format!("tags[{i}]")), v))
-            .collect(),
-        tag_groups: c
-            .tag_groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| tag_group_from_proto(g, &p(&format!("tag_groups[{i}]")), v))
-            .collect(),
+        tags: c.tags.iter().map(tag).collect(),
+        tag_groups: c.tag_groups.iter().map(tag_group).collect(),
         recording_url: c.recording_url.clone(),
         gender: enum_value(c.gender, &p("gender"), v, Gender::from_code)
             .unwrap_or(Gender::Unspecified),
@@ -316,17 +218,18 @@ pub fn call_from_proto(
         recall_of: c.recall_of.clone(),
         customer_name: c.customer_name.clone(),
         line_id: c.line_id.clone(),
-        attributes: attributes(&c.attributes, &p("attributes"), v),
-        turns,
+        attributes: attributes(&c.attributes),
+        // Mapped only within the limit: the validator names the excess once.
+        turns: c
+            .turns
+            .iter()
+            .take(domain::limits::MAX_TURNS + 1)
+            .enumerate()
+            .map(|(i, t)| turn_from_proto(t, &p(&format!("turns[{i}]")), v))
+            .collect(),
         update_time: opt_timestamp(c.update_time.as_ref(), &p("update_time"), v),
     };
-    for limit in call.limit_violations().0 {
-        let field = p(&limit.field);
-        // A field already named (e.g. task_id by its own check) is not repeated.
-        if !v.0.iter().any(|known| known.field == field) {
-            v.add(field, limit.description);
-        }
-    }
+    v.nest(path, call.violations());
     call
 }
 
@@ -345,21 +248,6 @@ fn turn_from_proto(
     } else {
         enum_value(t.kind, &p("kind"), v, TurnKind::from_code).unwrap_or(TurnKind::RobotPrompt)
     };
-    for (field, text) in [
-        ("customer_text", &t.customer_text),
-        ("robot_text", &t.robot_text),
-    ] {
-        if text.len() > MAX_TEXT_LEN {
-            v.add(p(field), "is longer than 64 KiB");
-        }
-    }
-    for (field, value) in [
-        ("speak_ms", t.speak_ms),
-        ("play_ms", t.play_ms),
-        ("asr_latency_ms", t.asr_latency_ms),
-    ] {
-        non_negative(value, &p(field), v);
-    }
     domain::DialogueTurn {
         sequence: t.sequence,
         kind,
@@ -372,23 +260,18 @@ fn turn_from_proto(
         speak_ms: t.speak_ms,
         play_ms: t.play_ms,
         asr_latency_ms: t.asr_latency_ms,
-        tags: t
-            .tags
-            .iter()
-            .enumerate()
-            .map(|(i, tag)| tag_from_proto(tag, &p(&format!("tags[{i}]")), v))
-            .collect(),
+        tags: t.tags.iter().map(tag).collect(),
         time: opt_timestamp(t.time.as_ref(), &p("time"), v),
         after_transfer: t.after_transfer,
         turn_id: t.turn_id.clone(),
-        attributes: attributes(&t.attributes, &p("attributes"), v),
+        attributes: attributes(&t.attributes),
     }
 }
 
+/// A task of UpsertTasks, validated.
 pub fn task_from_proto(t: &proto::Task, path: &str, v: &mut Violations) -> domain::Task {
     let p = |field: &str| format!("{path}.{field}");
-    required_id(&t.task_id, &p("task_id"), v);
-    domain::Task {
+    let task = domain::Task {
         task_id: t.task_id.trim().to_owned(),
         name: t.name.clone(),
         parent_task_id: t.parent_task_id.clone(),
@@ -400,22 +283,14 @@ pub fn task_from_proto(t: &proto::Task, path: &str, v: &mut Violations) -> domai
         },
         create_time: opt_timestamp(t.create_time.as_ref(), &p("create_time"), v),
         update_time: opt_timestamp(t.update_time.as_ref(), &p("update_time"), v),
-        attributes: attributes(&t.attributes, &p("attributes"), v),
-    }
+        attributes: attributes(&t.attributes),
+    };
+    v.nest(path, task.violations());
+    task
 }
 
-fn id_list(values: &[String], path: &str, v: &mut Violations) -> Vec<String> {
-    if values.len() > MAX_FILTER_VALUES {
-        v.add(path, format!("at most {MAX_FILTER_VALUES} values"));
-    }
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| {
-            required_id(value, &format!("{path}[{i}]"), v);
-            value.trim().to_owned()
-        })
-        .collect()
+fn id_list(values: &[String]) -> Vec<String> {
+    values.iter().map(|value| value.trim().to_owned()).collect()
 }
 
 fn enum_list<T>(
@@ -424,8 +299,9 @@ fn enum_list<T>(
     v: &mut Violations,
     from: fn(i32) -> Option<T>,
 ) -> Vec<T> {
+    // Over the limit, the list is named once rather than each bad value.
     if codes.len() > MAX_FILTER_VALUES {
-        v.add(path, format!("at most {MAX_FILTER_VALUES} values"));
+        check_count(v, path, codes.len(), MAX_FILTER_VALUES);
         return Vec::new();
     }
     codes
@@ -452,45 +328,12 @@ pub fn filter_from_proto(
         return CallFilter::default();
     };
     let p = |field: &str| format!("{path}.{field}");
-
     let phone = (!f.phone.trim().is_empty()).then(|| {
         normalize_phone(&f.phone, region).unwrap_or_else(|e| {
             v.add(p("phone"), e.to_string());
             String::new()
         })
     });
-    let phone_contains = (!f.phone_contains.trim().is_empty()).then(|| {
-        let digits = phone_digits(&f.phone_contains);
-        if digits.is_empty() {
-            v.add(p("phone_contains"), "has no digits");
-        }
-        digits
-    });
-    if f.score_ranges.len() > MAX_SCORE_RANGES {
-        v.add(
-            p("score_ranges"),
-            format!("at most {MAX_SCORE_RANGES} ranges"),
-        );
-    }
-    let score_ranges = f
-        .score_ranges
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            if let (Some(min), Some(max)) = (r.min, r.max)
-                && max <= min
-            {
-                v.add(
-                    p(&format!("score_ranges[{i}]")),
-                    "max must be greater than min (min inclusive, max exclusive)",
-                );
-            }
-            ScoreRange {
-                min: r.min,
-                max: r.max,
-            }
-        })
-        .collect();
     let tag_match = match f.tag_match {
         0 | 1 => TagMatch::Any,
         2 => TagMatch::All,
@@ -515,57 +358,30 @@ pub fn filter_from_proto(
         v.add(p("end_time"), e);
         TimeWindow::default()
     });
-    for (field, value) in [
-        ("min_talk_ms", f.min_talk_ms),
-        ("max_talk_ms", f.max_talk_ms),
-    ] {
-        if let Some(value) = value {
-            non_negative(value, &p(field), v);
-        }
-    }
-    if let (Some(min), Some(max)) = (f.min_talk_ms, f.max_talk_ms)
-        && max < min
-    {
-        v.add(p("max_talk_ms"), "must not be less than min_talk_ms");
-    }
-    for (field, value) in [("min_rounds", f.min_rounds), ("max_rounds", f.max_rounds)] {
-        if let Some(value) = value {
-            non_negative(value.into(), &p(field), v);
-        }
-    }
-    if let (Some(min), Some(max)) = (f.min_rounds, f.max_rounds)
-        && max < min
-    {
-        v.add(p("max_rounds"), "must not be less than min_rounds");
-    }
-    let hangup_by = match f.hangup_by {
+    let optional_party = |code: i32, field: &str, v: &mut Violations| match code {
         0 => None,
-        code => enum_value(code, &p("hangup_by"), v, Party::from_code),
+        code => enum_value(code, &p(field), v, Party::from_code),
     };
-    let transcript_party = match f.transcript_party {
-        0 => None,
-        code => enum_value(code, &p("transcript_party"), v, Party::from_code),
-    };
+    let hangup_by = optional_party(f.hangup_by, "hangup_by", v);
+    let transcript_party = optional_party(f.transcript_party, "transcript_party", v);
     let text = f.transcript_contains.trim();
-    if text.chars().count() > 200 {
-        v.add(p("transcript_contains"), "is longer than 200 characters");
-    } else if text.contains('\0') {
-        v.add(p("transcript_contains"), NUL_DESCRIPTION);
-    }
-    let transcript = (!text.is_empty()).then(|| TranscriptQuery {
-        text: text.to_owned(),
-        party: transcript_party,
-    });
-
-    CallFilter {
-        task_ids: id_list(&f.task_ids, &p("task_ids"), v),
+    let filter = CallFilter {
+        task_ids: id_list(&f.task_ids),
         phone,
-        phone_contains,
-        score_ranges,
-        tag_ids: id_list(&f.tag_ids, &p("tag_ids"), v),
+        phone_contains: (!f.phone_contains.trim().is_empty())
+            .then(|| phone_digits(&f.phone_contains)),
+        score_ranges: f
+            .score_ranges
+            .iter()
+            .map(|r| ScoreRange {
+                min: r.min,
+                max: r.max,
+            })
+            .collect(),
+        tag_ids: id_list(&f.tag_ids),
         tag_match,
-        tag_group_ids: id_list(&f.tag_group_ids, &p("tag_group_ids"), v),
-        intent_level_ids: id_list(&f.intent_level_ids, &p("intent_level_ids"), v),
+        tag_group_ids: id_list(&f.tag_group_ids),
+        intent_level_ids: id_list(&f.intent_level_ids),
         window,
         min_talk_ms: f.min_talk_ms,
         max_talk_ms: f.max_talk_ms,
@@ -573,11 +389,16 @@ pub fn filter_from_proto(
         max_rounds: f.max_rounds,
         outcomes: enum_list(&f.outcomes, &p("outcomes"), v, CallOutcome::from_code),
         sources: enum_list(&f.sources, &p("sources"), v, Source::from_code),
-        carriers: id_list(&f.carriers, &p("carriers"), v),
-        provinces: id_list(&f.provinces, &p("provinces"), v),
+        carriers: id_list(&f.carriers),
+        provinces: id_list(&f.provinces),
         hangup_by,
-        transcript,
-    }
+        transcript: (!text.is_empty()).then(|| TranscriptQuery {
+            text: text.to_owned(),
+            party: transcript_party,
+        }),
+    };
+    v.nest(path, filter.violations());
+    filter
 }
 
 pub fn order_from_proto(code: i32, path: &str, v: &mut Violations) -> CallOrder {
@@ -701,5 +522,79 @@ pub fn call_to_proto(stored: domain::StoredCall) -> proto::Call {
         customer_name: c.customer_name,
         line_id: c.line_id,
         tag_groups: c.tag_groups.into_iter().map(tag_group_to_proto).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::domain::sample::sample_call;
+    use crate::domain::{StoredCall, estimated_size};
+
+    /// The size a call adds to a ListCallsResponse: the call and the
+    /// repeated field's tag and length prefix.
+    fn encoded(stored: &StoredCall) -> usize {
+        let len = call_to_proto(stored.clone()).encoded_len();
+        1 + prost::length_delimiter_len(len) + len
+    }
+
+    fn fields(v: Violations) -> Vec<String> {
+        v.0.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn oversized_lists_are_named_once() {
+        let filter = proto::CallFilter {
+            outcomes: vec![1; 100_000],
+            task_ids: vec!["t".into(); 100_000],
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        filter_from_proto(Some(&filter), "filter", Region::default(), &mut v);
+        assert_eq!(fields(v), ["filter.outcomes", "filter.task_ids"]);
+        let req = proto::ListTaskNumbersRequest {
+            task_id: "t".into(),
+            statuses: vec![99; 100_000],
+            ..Default::default()
+        };
+        let err = list_task_numbers_request(&req, Region::default()).unwrap_err();
+        assert_eq!(fields(err), ["statuses"]);
+        let req = proto::UpsertCallsRequest {
+            calls: vec![proto::Call::default(); 1001],
+        };
+        let err = upsert_calls_request(&req, Region::default()).unwrap_err();
+        assert_eq!(fields(err), ["calls"]);
+    }
+
+    #[test]
+    fn the_size_estimate_never_falls_below_the_encoding() {
+        let base = StoredCall {
+            call_id: "0190d7c2-6a37-7d8e-9f51-4c1b2a3d4e5f".into(),
+            sync_time: -1,
+            call: sample_call(),
+        };
+        let mut negative = base.clone();
+        negative.call.score = Some(-10_000);
+        negative.call.call_time = -62_135_596_800_000;
+        negative.call.rounds = -1;
+        let mut empty = base.clone();
+        empty.call.tags.clear();
+        empty.call.turns.clear();
+        empty.call.attributes.clear();
+        empty.call.intent_level = None;
+        let mut heavy = base.clone();
+        heavy.call.attributes = (0..200)
+            .map(|i| (format!("key-{i}"), "v".repeat(4000)))
+            .collect();
+        heavy.call.recording_url = "u".repeat(2048);
+        for stored in [&base, &negative, &empty, &heavy] {
+            let (estimate, actual) = (estimated_size(stored), encoded(stored));
+            assert!(estimate >= actual, "{estimate} < {actual}");
+        }
+        // Close for the calls that matter: the large ones.
+        let (estimate, actual) = (estimated_size(&heavy), encoded(&heavy));
+        assert!(estimate * 100 <= actual * 105, "{estimate} vs {actual}");
     }
 }
