@@ -1295,7 +1295,11 @@ crate::backend_tests!(
     versions_within_one_batch_apply_in_order,
     get_call_returns_turns_and_hides_progress,
     bad_input_is_named_and_nothing_is_stored,
-    catalogs_fill_from_records_and_upserts
+    catalogs_fill_from_records_and_upserts,
+    oversized_values_are_refused_by_field,
+    oversized_lists_and_requests_are_refused,
+    a_long_call_id_is_not_found,
+    pages_are_cut_to_fit_a_default_client,
 );
 
 /// PostgreSQL cannot store U+0000 in text: such input is refused, naming the
@@ -1361,188 +1365,178 @@ async fn nul_characters_are_refused_by_name(mut app: TestApp) {
 
 /// Hostile input: every string, list and map has a limit, each request a
 /// bounded size, scores a range; pages fit a default client's 4 MiB.
-mod hostile_input {
-    use super::*;
-    use callscope::proto::call_service_client::CallServiceClient;
+use callscope::proto::call_service_client::CallServiceClient;
 
-    backend_tests!(
-        oversized_values_are_refused_by_field,
-        oversized_lists_and_requests_are_refused,
-        a_long_call_id_is_not_found,
-        pages_are_cut_to_fit_a_default_client
+async fn oversized_values_are_refused_by_field(mut app: TestApp) {
+    let mega = "x".repeat(1 << 20);
+    let mut c = call("big-1", "13800138000", "2026-11-01T00:00:00Z");
+    c.recording_url = mega.clone();
+    c.hangup_cause = mega.clone();
+    c.dtmf = mega.clone();
+    c.score = Some(i32::MIN);
+    let mut t = tag("t1", &["g1"]);
+    t.color = mega.clone();
+    c.tags = vec![t];
+    let err = app
+        .ingest
+        .upsert_calls(proto::UpsertCallsRequest { calls: vec![c] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields = bad_fields(&err);
+    fields.sort();
+    assert_eq!(
+        fields,
+        ids(&[
+            "calls[0].dtmf",
+            "calls[0].hangup_cause",
+            "calls[0].recording_url",
+            "calls[0].score",
+            "calls[0].tags[0].color",
+        ])
+    );
+    assert!(app.external_ids(CallFilter::default()).await.is_empty());
+}
+
+async fn oversized_lists_and_requests_are_refused(mut app: TestApp) {
+    let mut c = call("many-1", "13800138000", "2026-11-01T00:00:00Z");
+    c.attributes = (0..100_000)
+        .map(|i| (format!("k{i}"), "v".to_owned()))
+        .collect();
+    c.turns = (0..100_000)
+        .map(|i| proto::DialogueTurn {
+            sequence: i,
+            ..Default::default()
+        })
+        .collect();
+    c.tags = (0..10_000).map(|i| tag(&format!("t{i}"), &[])).collect();
+    let err = app
+        .ingest
+        .upsert_calls(proto::UpsertCallsRequest { calls: vec![c] })
+        .await
+        .unwrap_err();
+    let mut fields = bad_fields(&err);
+    fields.sort();
+    assert_eq!(
+        (err.code(), fields),
+        (
+            Code::InvalidArgument,
+            ids(&["calls[0].attributes", "calls[0].tags", "calls[0].turns"])
+        )
     );
 
-    async fn oversized_values_are_refused_by_field(mut app: TestApp) {
-        let mega = "x".repeat(1 << 20);
-        let mut c = call("big-1", "13800138000", "2026-11-01T00:00:00Z");
-        c.recording_url = mega.clone();
-        c.hangup_cause = mega.clone();
-        c.dtmf = mega.clone();
-        c.score = Some(i32::MIN);
-        let mut t = tag("t1", &["g1"]);
-        t.color = mega.clone();
-        c.tags = vec![t];
-        let err = app
-            .ingest
-            .upsert_calls(proto::UpsertCallsRequest { calls: vec![c] })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument);
-        let mut fields = bad_fields(&err);
-        fields.sort();
-        assert_eq!(
-            fields,
-            ids(&[
-                "calls[0].dtmf",
-                "calls[0].hangup_cause",
-                "calls[0].recording_url",
-                "calls[0].score",
-                "calls[0].tags[0].color",
-            ])
-        );
-        assert!(app.external_ids(CallFilter::default()).await.is_empty());
-    }
+    let tasks = (0..1001)
+        .map(|i| proto::Task {
+            task_id: format!("task-{i}"),
+            ..Default::default()
+        })
+        .collect();
+    let err = app
+        .ingest
+        .upsert_tasks(proto::UpsertTasksRequest { tasks })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, ids(&["tasks"]))
+    );
+    let tags = (0..1001).map(|i| tag(&format!("t{i}"), &[])).collect();
+    let err = app
+        .ingest
+        .upsert_tags(proto::UpsertTagsRequest {
+            tags,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, ids(&["tags"]))
+    );
+    let intent_levels = (0..1001)
+        .map(|i| proto::IntentLevel {
+            id: format!("l{i}"),
+            ..Default::default()
+        })
+        .collect();
+    let err = app
+        .ingest
+        .upsert_intent_levels(proto::UpsertIntentLevelsRequest { intent_levels })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), bad_fields(&err)),
+        (Code::InvalidArgument, ids(&["intent_levels"]))
+    );
+    // At the limit, a catalog upsert is served.
+    let tasks = (0..1000)
+        .map(|i| proto::Task {
+            task_id: format!("task-{i}"),
+            ..Default::default()
+        })
+        .collect();
+    let done = app
+        .ingest
+        .upsert_tasks(proto::UpsertTasksRequest { tasks })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(done.upserted, 1000);
+}
 
-    async fn oversized_lists_and_requests_are_refused(mut app: TestApp) {
-        let mut c = call("many-1", "13800138000", "2026-11-01T00:00:00Z");
-        c.attributes = (0..100_000)
-            .map(|i| (format!("k{i}"), "v".to_owned()))
-            .collect();
-        c.turns = (0..100_000)
-            .map(|i| proto::DialogueTurn {
-                sequence: i,
-                ..Default::default()
-            })
-            .collect();
-        c.tags = (0..10_000).map(|i| tag(&format!("t{i}"), &[])).collect();
-        let err = app
-            .ingest
-            .upsert_calls(proto::UpsertCallsRequest { calls: vec![c] })
-            .await
-            .unwrap_err();
-        let mut fields = bad_fields(&err);
-        fields.sort();
-        assert_eq!(
-            (err.code(), fields),
-            (
-                Code::InvalidArgument,
-                ids(&["calls[0].attributes", "calls[0].tags", "calls[0].turns"])
-            )
-        );
+async fn a_long_call_id_is_not_found(mut app: TestApp) {
+    let err = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: "x".repeat(4000),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().len() < 400, "{}", err.message().len());
+}
 
-        let tasks = (0..1001)
-            .map(|i| proto::Task {
-                task_id: format!("task-{i}"),
+async fn pages_are_cut_to_fit_a_default_client(mut app: TestApp) {
+    // Five calls of about 1 MiB each (16 attribute values of 64 KiB).
+    let calls = (0..5)
+        .map(|i| {
+            let mut c = call(&format!("heavy-{i}"), "13800138000", "2026-11-01T00:00:00Z");
+            c.attributes = (0..16)
+                .map(|k| (format!("k{k}"), "y".repeat(64 * 1024)))
+                .collect();
+            c
+        })
+        .collect();
+    app.upsert(calls).await;
+    // A client with gRPC's default 4 MiB receive limit.
+    let mut client = CallServiceClient::new(app.channel.clone());
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_calls(ListCallsRequest {
+                page_token: token.clone(),
+                include_total: true,
                 ..Default::default()
             })
-            .collect();
-        let err = app
-            .ingest
-            .upsert_tasks(proto::UpsertTasksRequest { tasks })
             .await
-            .unwrap_err();
-        assert_eq!(
-            (err.code(), bad_fields(&err)),
-            (Code::InvalidArgument, ids(&["tasks"]))
-        );
-        let tags = (0..1001).map(|i| tag(&format!("t{i}"), &[])).collect();
-        let err = app
-            .ingest
-            .upsert_tags(proto::UpsertTagsRequest {
-                tags,
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            (err.code(), bad_fields(&err)),
-            (Code::InvalidArgument, ids(&["tags"]))
-        );
-        let intent_levels = (0..1001)
-            .map(|i| proto::IntentLevel {
-                id: format!("l{i}"),
-                ..Default::default()
-            })
-            .collect();
-        let err = app
-            .ingest
-            .upsert_intent_levels(proto::UpsertIntentLevelsRequest { intent_levels })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            (err.code(), bad_fields(&err)),
-            (Code::InvalidArgument, ids(&["intent_levels"]))
-        );
-        // At the limit, a catalog upsert is served.
-        let tasks = (0..1000)
-            .map(|i| proto::Task {
-                task_id: format!("task-{i}"),
-                ..Default::default()
-            })
-            .collect();
-        let done = app
-            .ingest
-            .upsert_tasks(proto::UpsertTasksRequest { tasks })
-            .await
-            .unwrap()
+            .expect("a page fits the default receive limit")
             .into_inner();
-        assert_eq!(done.upserted, 1000);
-    }
-
-    async fn a_long_call_id_is_not_found(mut app: TestApp) {
-        let err = app
-            .calls
-            .get_call(GetCallRequest {
-                call_id: "x".repeat(4000),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), Code::NotFound, "{err:?}");
-        assert!(err.message().len() < 400, "{}", err.message().len());
-    }
-
-    async fn pages_are_cut_to_fit_a_default_client(mut app: TestApp) {
-        // Five calls of about 1 MiB each (16 attribute values of 64 KiB).
-        let calls = (0..5)
-            .map(|i| {
-                let mut c = call(&format!("heavy-{i}"), "13800138000", "2026-11-01T00:00:00Z");
-                c.attributes = (0..16)
-                    .map(|k| (format!("k{k}"), "y".repeat(64 * 1024)))
-                    .collect();
-                c
-            })
-            .collect();
-        app.upsert(calls).await;
-        // A client with gRPC's default 4 MiB receive limit.
-        let mut client = CallServiceClient::new(app.channel.clone());
-        let mut seen = Vec::new();
-        let mut token = String::new();
-        let mut pages = 0;
-        loop {
-            let page = client
-                .list_calls(ListCallsRequest {
-                    page_token: token.clone(),
-                    include_total: true,
-                    ..Default::default()
-                })
-                .await
-                .expect("a page fits the default receive limit")
-                .into_inner();
-            pages += 1;
-            assert!(!page.calls.is_empty());
-            assert_eq!(page.total_size, 5);
-            seen.extend(page.calls.into_iter().map(|c| c.external_id));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            token = page.next_page_token;
+        pages += 1;
+        assert!(!page.calls.is_empty());
+        assert_eq!(page.total_size, 5);
+        seen.extend(page.calls.into_iter().map(|c| c.external_id));
+        if page.next_page_token.is_empty() {
+            break;
         }
-        seen.sort();
-        assert_eq!(
-            seen,
-            ids(&["heavy-0", "heavy-1", "heavy-2", "heavy-3", "heavy-4"])
-        );
-        assert!(pages >= 2, "the 5 MiB page was cut");
+        token = page.next_page_token;
     }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ids(&["heavy-0", "heavy-1", "heavy-2", "heavy-3", "heavy-4"])
+    );
+    assert!(pages >= 2, "the 5 MiB page was cut");
 }

@@ -166,12 +166,18 @@ async fn no_phone_transcript_or_payload_in_the_default_log() {
     let (status, _) = http_post(http, "/hooks/laaffic", payload.as_bytes()).await;
     assert_eq!(status, 400);
 
+    // The clients go first: graceful shutdown waits for open connections.
+    drop((ingest, calls));
     let pid = child.id().to_string();
     Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill");
-    let _ = child.wait();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(std::time::Instant::now() < deadline, "server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     log.extend(rx.try_iter());
     while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
         log.push(line);

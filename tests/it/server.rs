@@ -11,12 +11,20 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use crate::helpers::{Sharing, block_on, trial};
 
 pub fn trials() -> Vec<Trial> {
-    vec![trial(
-        "server::serve_binary_answers_health_and_stops_on_sigterm".to_owned(),
-        &[],
-        Sharing::Parallel,
-        || block_on(None, serve_binary_answers_health_and_stops_on_sigterm()),
-    )]
+    vec![
+        trial(
+            "server::serve_binary_answers_health_and_stops_on_sigterm".to_owned(),
+            &[],
+            Sharing::Parallel,
+            || block_on(None, serve_binary_answers_health_and_stops_on_sigterm()),
+        ),
+        trial(
+            "server::malformed_protobuf_bodies_are_invalid_argument".to_owned(),
+            &[],
+            Sharing::Parallel,
+            || block_on(None, malformed_protobuf_bodies_are_invalid_argument()),
+        ),
+    ]
 }
 
 async fn serve_binary_answers_health_and_stops_on_sigterm() {
@@ -103,7 +111,6 @@ async fn serve_binary_answers_health_and_stops_on_sigterm() {
 /// A request body that is not a valid protobuf message is the client's
 /// mistake: INVALID_ARGUMENT with a BadRequest, never INTERNAL. Sent raw
 /// over a real HTTP/2 connection, bypassing the generated client.
-#[tokio::test]
 async fn malformed_protobuf_bodies_are_invalid_argument() {
     use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::codegen::http::uri::PathAndQuery;
@@ -143,7 +150,7 @@ async fn malformed_protobuf_bodies_are_invalid_argument() {
         }
     }
 
-    let app = common::spawn_app().await;
+    let app = crate::helpers::spawn_app().await;
     let cases: [(&str, Vec<u8>, &str); 5] = [
         // Field 1 (call_id) says 5 bytes; 2 follow.
         (

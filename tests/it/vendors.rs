@@ -559,7 +559,8 @@ crate::backend_tests!(
     alibaba_push_answers_success_and_is_found_by_its_window,
     newer_vendor_version_wins_and_older_does_not,
     bad_records_are_quarantined_and_good_ones_stored,
-    a_partial_view_of_a_call_keeps_its_turns
+    a_partial_view_of_a_call_keeps_its_turns,
+    a_vendor_record_over_a_limit_is_quarantined,
 );
 
 /// A vendor record with U+0000 in its text is quarantined with the reason,
@@ -590,39 +591,33 @@ async fn vendor_text_with_nul_is_quarantined(mut app: TestApp) {
 
 /// Vendor records are held to the same limits as typed calls: one that
 /// breaks one is quarantined with the field and the limit, the rest stored.
-mod vendor_limits {
-    use super::*;
-
-    backend_tests!(a_vendor_record_over_a_limit_is_quarantined);
-
-    async fn a_vendor_record_over_a_limit_is_quarantined(mut app: TestApp) {
-        let good = fixture("laaffic/push.json");
-        let mut long: serde_json::Value = serde_json::from_str(&good).unwrap();
-        long["voiceId"] = "long-url-1".into();
-        long["recordingFileId"] = "x".repeat(3000).into();
-        let mut reason: serde_json::Value = serde_json::from_str(&good).unwrap();
-        reason["voiceId"] = "long-cause-1".into();
-        reason["terminationReason"] = "y".repeat(5000).into();
-        let answer = import(
-            &mut app,
-            Source::Laaffic,
-            vec![good, long.to_string(), reason.to_string()],
-        )
-        .await;
-        assert_eq!((answer.inserted, answer.rejected), (1, 2));
-        let reasons: Vec<&str> = answer.results[1..]
-            .iter()
-            .map(|r| r.reason.as_str())
-            .collect();
-        assert!(reasons[0].contains("recording_url"), "{reasons:?}");
-        assert!(reasons[0].contains("2048 bytes"), "{reasons:?}");
-        assert!(reasons[1].contains("hangup_cause"), "{reasons:?}");
-        let quarantine = app
-            .ingest
-            .list_rejected_records(ListRejectedRecordsRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(quarantine.records.len(), 2);
-    }
+async fn a_vendor_record_over_a_limit_is_quarantined(mut app: TestApp) {
+    let good = fixture("laaffic/push.json");
+    let mut long: serde_json::Value = serde_json::from_str(&good).unwrap();
+    long["voiceId"] = "long-url-1".into();
+    long["recordingFileId"] = "x".repeat(3000).into();
+    let mut reason: serde_json::Value = serde_json::from_str(&good).unwrap();
+    reason["voiceId"] = "long-cause-1".into();
+    reason["terminationReason"] = "y".repeat(5000).into();
+    let answer = import(
+        &mut app,
+        Source::Laaffic,
+        vec![good, long.to_string(), reason.to_string()],
+    )
+    .await;
+    assert_eq!((answer.inserted, answer.rejected), (1, 2));
+    let reasons: Vec<&str> = answer.results[1..]
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert!(reasons[0].contains("recording_url"), "{reasons:?}");
+    assert!(reasons[0].contains("2048 bytes"), "{reasons:?}");
+    assert!(reasons[1].contains("hangup_cause"), "{reasons:?}");
+    let quarantine = app
+        .ingest
+        .list_rejected_records(ListRejectedRecordsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(quarantine.records.len(), 2);
 }
