@@ -1,7 +1,7 @@
 //! tonic adapters: decode and validate a request, call the service, encode the
 //! answer. Logic lives in `service` and `domain`, errors map in `status`.
 
-pub mod convert;
+pub(crate) mod convert;
 pub mod status;
 
 mod analytics;

@@ -2,7 +2,7 @@
 //! uses; each backend implements it in its own module.
 
 mod analytics;
-pub mod filter_sql;
+pub(crate) mod filter_sql;
 pub(crate) mod postgres;
 mod sql_backend;
 pub(crate) mod sqlite;
