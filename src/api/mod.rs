@@ -3,7 +3,7 @@
 //! `domain`, errors map in `status`, malformed bodies are refused in `codec`.
 
 pub mod codec;
-pub mod convert;
+pub(crate) mod convert;
 pub mod status;
 
 mod analytics;

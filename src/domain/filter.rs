@@ -419,14 +419,6 @@ pub fn call_listing_scope(tenant: &str, f: &CallFilter, order: CallOrder) -> Pag
     w.finish()
 }
 
-/// The scope of a call listing of the default tenant.
-///
-/// Kept for the load benchmark (`src/bin`, moving to `benches/`); use
-/// [`call_listing_scope`] or [`CallQuery::scope`].
-pub fn call_query_scope(filter: &CallFilter, order: CallOrder) -> PageScope {
-    call_listing_scope(super::DEFAULT_TENANT, filter, order)
-}
-
 /// Opaque page tokens: the scope version, the scope, the cursor, and a
 /// checksum over all of it. A token that was altered, or is presented for
 /// another listing, filter, order or tenant, is refused instead of silently

@@ -10,8 +10,8 @@ use super::dialect::{code, json, opt_text, push_list};
 use super::filter_sql::{SELECT_CALLS, push_page, push_where};
 use super::{CallPage, CallStore, Dialect, SqlStore, StoreError};
 use crate::domain::{
-    Billing, Call, CallOrder, CallOutcome, CallQuery, Cursor, DialogueTurn, Gender, IntentLevel,
-    Location, Party, Source, StoredCall, Tag, TagGroup, TurnKind,
+    Billing, Call, CallOutcome, CallQuery, DialogueTurn, Gender, IntentLevel, Location, Party,
+    Source, StoredCall, Tag, TagGroup, TurnKind,
 };
 
 #[async_trait]
@@ -46,10 +46,7 @@ where
             .collect::<Result<Vec<_>, _>>()?;
         let next = if calls.len() > query.page_size as usize {
             calls.truncate(query.page_size as usize);
-            calls.last().map(|last| Cursor {
-                sort_key: sort_key(query.order, last),
-                call_id: last.call_id.clone(),
-            })
+            calls.last().map(|last| query.order.cursor_of(last))
         } else {
             None
         };
@@ -306,15 +303,5 @@ where
             turn_id: row.try_get("turn_id")?,
             attributes: json(row, "attributes")?,
         })
-    }
-}
-
-fn sort_key(order: CallOrder, call: &StoredCall) -> i64 {
-    match order {
-        CallOrder::CallTimeDesc | CallOrder::CallTimeAsc => call.call.call_time,
-        CallOrder::ScoreDesc | CallOrder::ScoreAsc => {
-            call.call.score.map_or(-2_147_483_649, i64::from)
-        }
-        CallOrder::TalkMsDesc | CallOrder::TalkMsAsc => call.call.talk_ms,
     }
 }

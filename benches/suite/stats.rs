@@ -1,20 +1,19 @@
-//! Benchmark of campaign analytics: generates a task of synthetic calls in a
-//! fresh SQLite file, serves it with the real server on port 0, and prints the
-//! latency of GetCallStats and GetCallTimeSeries through gRPC beside the same
-//! SQL run directly through sqlx.
-//!
-//! `cargo run --release --bin callscope-bench -- stats --calls 1000000`
+//! Campaign analytics on SQLite: one task of N synthetic calls written
+//! straight into a fresh file (the real migrations, 1000-row INSERTs, 50,000
+//! rows a transaction), served by the real server; GetCallStats and
+//! GetCallTimeSeries through gRPC beside the same SQL statements written out
+//! here and run directly through sqlx, taking turns.
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use callscope::config::ServeConfig;
+use crate::report::p50_p99;
+use crate::server::Running;
 use callscope::proto::analytics_service_client::AnalyticsServiceClient;
 use callscope::proto::{CallFilter, GetCallStatsRequest, GetCallTimeSeriesRequest, Granularity};
 
@@ -29,77 +28,59 @@ const DAYS: i64 = 30;
 const ROWS_PER_INSERT: usize = 1000;
 /// Rows per transaction.
 const ROWS_PER_TX: usize = 50_000;
+/// Untimed runs of each side before the timed ones.
+const WARM_UP: usize = 2;
 
-#[derive(Parser)]
-#[command(about = "callscope benchmarks")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+/// Latencies of one request through gRPC and of its SQL run directly.
+pub struct Timed {
+    pub request: &'static str,
+    pub grpc: Vec<Duration>,
+    pub sql: Vec<Duration>,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// GetCallStats and GetCallTimeSeries on one task of N calls.
-    Stats {
-        /// Calls in the task.
-        #[arg(long, default_value_t = 1_000_000)]
-        calls: usize,
-        /// Timed runs of each request.
-        #[arg(long, default_value_t = 20)]
-        runs: usize,
-        /// SQLite file to create (replaced if present); a temporary one by default.
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// Keep the calls already in `--db` instead of generating new ones.
-        #[arg(long, requires = "db")]
-        reuse: bool,
-    },
+/// Where the calls live: a temporary file by default; `db` replaced unless
+/// `reuse`.
+pub struct Dataset {
+    pub calls: usize,
+    pub db: Option<PathBuf>,
+    pub reuse: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let Command::Stats {
-        calls,
-        runs,
-        db,
-        reuse,
-    } = Cli::parse().command;
+pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Vec<Timed>> {
     let dir = tempfile::tempdir()?;
-    let path = db.unwrap_or_else(|| dir.path().join("bench.db"));
-    if !reuse {
+    let path = dataset
+        .db
+        .clone()
+        .unwrap_or_else(|| dir.path().join("stats.db"));
+    if !dataset.reuse {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
     let url = format!("sqlite://{}", path.display());
-
-    // Building the application creates the file and applies the migrations.
-    let app = callscope::Application::build(ServeConfig::new(url.clone(), "127.0.0.1:0".parse()?))
-        .await?;
-    let addr = app.grpc_addr();
-
-    if !reuse {
+    // The first start creates the file and applies the migrations.
+    Running::migrate(&url).await?;
+    if !dataset.reuse {
+        let calls = dataset.calls;
+        eprintln!("[stats] generating {calls} calls in one task");
         let started = Instant::now();
         generate(&url, calls).await.context("generating calls")?;
         let generation = started.elapsed();
-        println!(
-            "generated {calls} calls in {:.1} s ({:.0} calls/s)",
+        eprintln!(
+            "[stats] generated {calls} calls in {:.1} s ({:.0} calls/s)",
             generation.as_secs_f64(),
             calls as f64 / generation.as_secs_f64(),
         );
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    println!(
-        "database {} ({:.0} MiB)",
+    eprintln!(
+        "[stats] database {} ({:.0} MiB)",
         path.display(),
         size as f64 / 1_048_576.0
     );
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async {
-        rx.await.ok();
-    }));
-    let mut client = AnalyticsServiceClient::connect(format!("http://{addr}")).await?;
+    let server = Running::start(&url).await?;
+    let mut client = AnalyticsServiceClient::new(server.channel().await?);
     let direct = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(
@@ -143,8 +124,8 @@ async fn main() -> anyhow::Result<()> {
         stats.total_calls == direct_total,
         "gRPC and direct SQL disagree"
     );
-    println!(
-        "task stats: total {} answered {} rate {:.3} talk avg {} ms p50 {} ms p90 {} ms, {} tags, costs {:?}",
+    eprintln!(
+        "[stats] task stats: total {} answered {} rate {:.3} talk avg {} ms p50 {} ms p90 {} ms, {} tags",
         stats.total_calls,
         stats.answered_calls,
         stats.answer_rate,
@@ -152,16 +133,9 @@ async fn main() -> anyhow::Result<()> {
         stats.talk_ms_p50,
         stats.talk_ms_p90,
         stats.by_tag.len(),
-        stats
-            .cost_totals
-            .iter()
-            .map(|m| format!("{} {}", m.amount, m.currency))
-            .collect::<Vec<_>>()
     );
 
-    // gRPC and direct SQL alternate run by run, so both see the same state
-    // of the machine (page cache, other load).
-    let mut rows = Vec::new();
+    let mut timed = Vec::new();
     let (grpc, sql) = time_pair(
         runs,
         || {
@@ -180,7 +154,11 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
-    rows.push(("GetCallStats", grpc, sql));
+    timed.push(Timed {
+        request: "GetCallStats",
+        grpc,
+        sql,
+    });
     let (grpc, sql) = time_pair(
         runs,
         || {
@@ -199,39 +177,37 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
-    rows.push(("GetCallTimeSeries DAY 30d", grpc, sql));
+    timed.push(Timed {
+        request: "GetCallTimeSeries DAY 30d",
+        grpc,
+        sql,
+    });
+    direct.close().await;
+    server.shutdown().await?;
 
-    // The machine may be shared: say how busy it was.
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "## Analytics, SQLite ({} calls in one task, {runs} runs each)",
+        dataset.calls
+    );
     println!();
     println!(
-        "load average during the runs: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        "| request | gRPC p50 ms | gRPC p99 ms | SQL p50 ms | SQL p99 ms | gRPC ÷ SQL (p50) |"
     );
-    println!("{calls} calls in one task, {runs} runs each, milliseconds");
-    println!(
-        "{:<26} {:>10} {:>10} {:>10} {:>10} {:>8}",
-        "request", "gRPC p50", "gRPC p99", "SQL p50", "SQL p99", "ratio"
-    );
-    for (name, grpc, sql) in rows {
-        let (gp50, gp99) = (percentile(&grpc, 50), percentile(&grpc, 99));
-        let (sp50, sp99) = (percentile(&sql, 50), percentile(&sql, 99));
+    println!("|---|---|---|---|---|---|");
+    for t in &timed {
+        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
         println!(
-            "{name:<26} {gp50:>10.1} {gp99:>10.1} {sp50:>10.1} {sp99:>10.1} {:>7.2}x",
+            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
+            t.request,
             gp50 / sp50
         );
     }
-
-    let _ = tx.send(());
-    server.await??;
-    Ok(())
+    println!();
+    Ok(timed)
 }
 
-/// Runs `a` and `b` twice each to warm up, then `runs` times each, taking
-/// turns; returns each run's time.
+/// Runs `a` and `b` to warm up, then `runs` times each, taking turns (so both
+/// see the same state of the machine); returns each run's time.
 async fn time_pair<A, FA, B, FB>(
     runs: usize,
     a: A,
@@ -243,7 +219,7 @@ where
     B: Fn() -> FB,
     FB: std::future::Future<Output = anyhow::Result<()>>,
 {
-    for _ in 0..2 {
+    for _ in 0..WARM_UP {
         a().await?;
         b().await?;
     }
@@ -258,15 +234,6 @@ where
     }
     Ok((ta, tb))
 }
-
-/// Nearest-rank percentile in milliseconds.
-fn percentile(times: &[Duration], p: usize) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    let rank = (p * sorted.len()).div_ceil(100).clamp(1, sorted.len());
-    sorted[rank - 1].as_secs_f64() * 1000.0
-}
-
 /// A small deterministic generator (SplitMix64), so every run has the same data.
 struct Rng(u64);
 

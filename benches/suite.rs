@@ -1,0 +1,301 @@
+//! The benchmark suite of BENCHMARKS.md: every measure beside a baseline
+//! taken in the same run (the same work done the plain way through sqlx).
+//!
+//! `cargo bench --bench suite -- --calls 200000 --json /tmp/bench.json`
+//!
+//! On SQLite always, on PostgreSQL when `CALLSCOPE_TEST_POSTGRES_URL` (or
+//! `--postgres-url`) names a server where databases can be created. The
+//! suite talks to the server over gRPC only, and to the database directly
+//! for the baselines.
+//!
+//! A bench target's root looks for its modules beside it, hence the `#[path]`s
+//! into `benches/suite/`.
+
+#[path = "suite/backend.rs"]
+mod backend;
+#[path = "suite/data.rs"]
+mod data;
+#[path = "suite/ingest.rs"]
+mod ingest;
+#[path = "suite/listing.rs"]
+mod listing;
+#[path = "suite/report.rs"]
+mod report;
+#[path = "suite/server.rs"]
+mod server;
+#[path = "suite/stats.rs"]
+mod stats;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Parser;
+
+use backend::{Backend, Figures};
+use report::{
+    DEEP_PAGE_GOAL, INGEST_GOAL, LIST_GOAL, LIST_MS_GOAL, Measure, STATS_GOAL, STATS_MS_GOAL,
+    p50_p99, worst,
+};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    about = "callscope benchmark suite",
+    after_help = "Run it with `cargo bench --bench suite -- --calls N --json FILE`."
+)]
+pub struct Args {
+    /// Synthetic calls: ingested on each backend, and in the one task of the
+    /// analytics benchmark.
+    #[arg(long, default_value_t = 200_000)]
+    calls: u64,
+    /// Write the measures to this file as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Backends to measure, comma-separated (sqlite, postgres); by default
+    /// SQLite, and PostgreSQL when a server is given.
+    #[arg(long, value_delimiter = ',')]
+    backends: Option<Vec<String>>,
+    /// PostgreSQL server on which a fresh `callscope_bench_<random>`
+    /// database is created (and dropped afterwards).
+    #[arg(long, env = "CALLSCOPE_TEST_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Calls per UpsertCalls request (and per baseline chunk).
+    #[arg(long, default_value_t = 500)]
+    batch: u64,
+    /// Concurrent ingest streams (gRPC and baseline alike).
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
+    /// Concurrent ListCalls clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Timed ListCalls requests per client and filter.
+    #[arg(long, default_value_t = 20)]
+    requests: usize,
+    /// Timed ListCalls requests per filter from a single client.
+    #[arg(long, default_value_t = 100)]
+    single_requests: usize,
+    /// The row after which the deep page starts (row 150,000 = page 10,001
+    /// at page size 15; capped by the calls).
+    #[arg(long, default_value_t = 150_000)]
+    deep_row: u64,
+    /// Timed runs of each analytics request.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// SQLite file of the analytics benchmark (replaced if present); a
+    /// temporary one by default.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Keep the calls already in `--db` instead of generating new ones.
+    #[arg(long, requires = "db")]
+    reuse: bool,
+    /// Run only these benchmarks: storage (ingest, listings, deep pages on
+    /// each backend) or stats (analytics, SQLite).
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Passed by `cargo bench`; without it (`cargo test --benches`) nothing
+    /// is run.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Only {
+    Storage,
+    Stats,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if !args.bench {
+        println!("the suite runs under `cargo bench --bench suite -- …` (or with --bench)");
+        return Ok(());
+    }
+    if args.batch == 0 || args.batch > 1000 {
+        bail!("--batch must be 1..=1000");
+    }
+    let backends = backends(&args)?;
+
+    println!("# callscope benchmark suite");
+    println!();
+    println!("machine: {}", report::machine());
+    println!("load average at start: {}", report::load_average());
+    println!();
+
+    let mut figures = Vec::new();
+    let storage_backends = if args.only == Some(Only::Stats) {
+        &[][..]
+    } else {
+        &backends[..]
+    };
+    for backend in storage_backends {
+        let f = match backend {
+            Backend::Sqlite => backend::sqlite(&args).await?,
+            Backend::Postgres => {
+                let url = args.postgres_url.as_deref().unwrap_or_default();
+                backend::postgres(&args, url).await?
+            }
+        };
+        f.print(&args);
+        figures.push(f);
+    }
+    let timed = if backends.contains(&Backend::Sqlite) && args.only != Some(Only::Storage) {
+        let dataset = stats::Dataset {
+            calls: usize::try_from(args.calls)?,
+            db: args.db.clone(),
+            reuse: args.reuse,
+        };
+        Some(stats::run(&dataset, args.runs).await?)
+    } else {
+        None
+    };
+
+    let measures = measures(&figures, timed.as_deref(), &args);
+    println!("load average at the end: {}", report::load_average());
+    println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
+    println!();
+    report::print_summary(&measures);
+    if let Some(path) = &args.json {
+        report::write_json(path, &measures)?;
+        println!("measures written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn backends(args: &Args) -> anyhow::Result<Vec<Backend>> {
+    let Some(names) = &args.backends else {
+        let mut all = vec![Backend::Sqlite];
+        if args.postgres_url.is_some() {
+            all.push(Backend::Postgres);
+        } else {
+            eprintln!("PostgreSQL skipped: CALLSCOPE_TEST_POSTGRES_URL is not set");
+        }
+        return Ok(all);
+    };
+    names
+        .iter()
+        .map(|name| match name.as_str() {
+            "sqlite" => Ok(Backend::Sqlite),
+            "postgres" if args.postgres_url.is_some() => Ok(Backend::Postgres),
+            "postgres" => bail!("postgres needs CALLSCOPE_TEST_POSTGRES_URL or --postgres-url"),
+            other => bail!("unknown backend `{other}`: use sqlite or postgres"),
+        })
+        .collect()
+}
+
+/// The measures of the API contract, in its order. Where one name covers
+/// several cases (filters, backends, requests), the worst case stands for it
+/// and its note says which.
+fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) -> Vec<Measure> {
+    let of = |b: Backend| figures.iter().find(|f| f.backend == b);
+    // Why a measure is missing: the benchmark was left out, or its backend.
+    let not_run = |name, unit, what: &str| {
+        let why = match args.only {
+            Some(Only::Stats) if what != "stats" => "--only stats".to_owned(),
+            Some(Only::Storage) if what == "stats" => "--only storage".to_owned(),
+            _ if what == "stats" => "it runs on SQLite, which is not in --backends".to_owned(),
+            _ => format!("{what} not in this run"),
+        };
+        Measure::missing(name, unit, &format!("not measured: {why}"))
+    };
+    let mut out = Vec::new();
+    for (backend, name) in [
+        (Backend::Sqlite, "sqlite_ingest_vs_insert"),
+        (Backend::Postgres, "pg_ingest_vs_copy"),
+    ] {
+        out.push(match of(backend) {
+            Some(f) => Measure::ratio(name, f.ingest, f.baseline, "rows/s", INGEST_GOAL)
+                .with_note("baseline into tables with the real indexes"),
+            None => not_run(name, "rows/s", &backend.to_string()),
+        });
+    }
+    for (backend, name) in [
+        (Backend::Sqlite, "sqlite_list_p99_vs_sql"),
+        (Backend::Postgres, "pg_list_p99_vs_sql"),
+    ] {
+        let cases = of(backend).map(|f| {
+            listing::FILTERS
+                .iter()
+                .zip(&f.listings)
+                .map(|(filter, l)| {
+                    Measure::ratio(name, l.grpc.1, l.sql_tags.1, "ms", LIST_GOAL).with_note(
+                        format!("p99 at {} clients, worst filter: {filter}", args.clients),
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        out.push(
+            cases
+                .and_then(worst)
+                .unwrap_or_else(|| not_run(name, "ms", &backend.to_string())),
+        );
+    }
+    let name = "pg_list_p99_ms";
+    let cases = of(Backend::Postgres).map(|f| {
+        listing::FILTERS
+            .iter()
+            .zip(&f.listings)
+            .map(|(filter, l)| {
+                Measure::absolute(name, l.grpc_one_client.1, "ms", LIST_MS_GOAL)
+                    .with_note(format!("p99 at 1 client, worst filter: {filter}"))
+            })
+            .collect::<Vec<_>>()
+    });
+    out.push(
+        cases
+            .and_then(worst)
+            .unwrap_or_else(|| not_run(name, "ms", "PostgreSQL")),
+    );
+    let name = "deep_page_vs_first";
+    let cases: Vec<Measure> = figures
+        .iter()
+        .map(|f| {
+            Measure::ratio(name, f.deep.0, f.page1.0, "ms", DEEP_PAGE_GOAL).with_note(format!(
+                "p50 of page {} against page 1, worst backend: {}",
+                f.deep_page, f.backend
+            ))
+        })
+        .collect();
+    out.push(worst(cases).unwrap_or_else(|| not_run(name, "ms", "no backend")));
+    match timed {
+        Some(timed) => {
+            let ratios = timed
+                .iter()
+                .map(|t| {
+                    let (grpc, sql) = (p50_p99(&t.grpc).0, p50_p99(&t.sql).0);
+                    Measure::ratio("stats_vs_sql", grpc, sql, "ms", STATS_GOAL)
+                        .with_note(format!("p50, SQLite, worst request: {}", t.request))
+                })
+                .collect();
+            out.extend(worst(ratios));
+            let p99s = timed
+                .iter()
+                .map(|t| {
+                    Measure::absolute("stats_ms", p50_p99(&t.grpc).1, "ms", STATS_MS_GOAL)
+                        .with_note(format!("p99, SQLite, worst request: {}", t.request))
+                })
+                .collect();
+            out.extend(worst(p99s));
+        }
+        None => {
+            out.push(not_run("stats_vs_sql", "ms", "stats"));
+            out.push(not_run("stats_ms", "ms", "stats"));
+        }
+    }
+    out.push(Measure::missing(
+        "export_vs_copy_to",
+        "rows/s",
+        "not built yet: ExportCalls does not exist",
+    ));
+    out.push(Measure::missing(
+        "watch_event_p99_ms",
+        "ms",
+        "not built yet: WatchCalls does not exist",
+    ));
+    out
+}

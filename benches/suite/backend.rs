@@ -1,0 +1,266 @@
+//! Ingest, listings and deep pages on one backend, in one run: baselines
+//! first, then the server ingests the same calls and answers the listings.
+
+use std::fmt;
+use std::path::Path;
+
+use sqlx::Executor;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+use crate::Args;
+use crate::ingest::{self, Indexes};
+use crate::listing::{self, Direct, FILTERS};
+use crate::report::p50_p99;
+use crate::server::{POOL, PgDatabase, Running};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// p50 and p99, milliseconds.
+pub type Latency = (f64, f64);
+
+/// One filter's listing latencies.
+pub struct Listing {
+    /// ListCalls at `clients` concurrent clients.
+    pub grpc: Latency,
+    /// The listing statement alone, direct, as many clients.
+    pub sql: Latency,
+    /// The listing statement and the two tag statements, direct: the same
+    /// rows ListCalls answers, tags included (the baseline).
+    pub sql_tags: Latency,
+    /// ListCalls from one client.
+    pub grpc_one_client: Latency,
+}
+
+pub struct Figures {
+    pub backend: Backend,
+    pub calls: u64,
+    /// UpsertCalls rows/s.
+    pub ingest: f64,
+    /// The plain bulk load into tables with the real indexes, rows/s.
+    pub baseline: f64,
+    /// The same into tables without indexes (diagnostic), rows/s.
+    pub baseline_unindexed: f64,
+    pub listings: Vec<Listing>,
+    pub page1: Latency,
+    pub deep: Latency,
+    pub deep_page: u64,
+}
+
+pub async fn sqlite(args: &Args) -> anyhow::Result<Figures> {
+    let dir = tempfile::tempdir()?;
+    sqlite_in(dir.path(), args).await
+}
+
+async fn sqlite_in(dir: &Path, args: &Args) -> anyhow::Result<Figures> {
+    // The indexed baseline writes into the real tables of a file of its own.
+    let baseline_url = format!("sqlite://{}", dir.join("baseline.db").display());
+    Running::migrate(&baseline_url).await?;
+    let baseline = ingest::sqlite_insert(&baseline_url, args, Indexes::All).await?;
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    Running::migrate(&url).await?;
+    let baseline_unindexed = ingest::sqlite_insert(&url, args, Indexes::None).await?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(POOL)
+        .connect_with(url.parse::<SqliteConnectOptions>()?.read_only(true))
+        .await?;
+    measure(
+        Backend::Sqlite,
+        &url,
+        Direct::Sqlite(pool),
+        (baseline, baseline_unindexed),
+        args,
+    )
+    .await
+}
+
+pub async fn postgres(args: &Args, server_url: &str) -> anyhow::Result<Figures> {
+    let database = PgDatabase::create(server_url).await?;
+    let result = postgres_on(&database.url, args).await;
+    database.drop_now().await?;
+    result
+}
+
+async fn postgres_on(url: &str, args: &Args) -> anyhow::Result<Figures> {
+    // The baseline tables copy the definitions of the migrated ones.
+    Running::migrate(url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL)
+        .connect(url)
+        .await?;
+    let baseline_unindexed = ingest::pg_copy(url, &pool, args, Indexes::None).await?;
+    let baseline = ingest::pg_copy(url, &pool, args, Indexes::All).await?;
+    measure(
+        Backend::Postgres,
+        url,
+        Direct::Pg(pool),
+        (baseline, baseline_unindexed),
+        args,
+    )
+    .await
+}
+
+async fn measure(
+    backend: Backend,
+    url: &str,
+    direct: Direct,
+    (baseline, baseline_unindexed): (f64, f64),
+    args: &Args,
+) -> anyhow::Result<Figures> {
+    let server = Running::start(url).await?;
+    eprintln!(
+        "[{backend}] ingesting {} calls through UpsertCalls",
+        args.calls
+    );
+    let ingest = ingest::grpc(&server, args).await?;
+    eprintln!("[{backend}] ingest: {ingest:.0} rows/s");
+    if let Direct::Pg(pool) = &direct {
+        // What autovacuum does after a bulk load, done now so the planner
+        // does not guess.
+        pool.execute("ANALYZE").await?;
+    }
+
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(server.channel().await?);
+    }
+    listing::check_same_rows(&channels[0], &direct, args.calls).await?;
+    let mut listings = Vec::new();
+    for (which, name) in FILTERS.iter().enumerate() {
+        let (clients, requests, calls) = (args.clients, args.requests, args.calls);
+        // One untimed round warms caches and connections for both sides.
+        listing::grpc(&channels, clients, 1, calls, which).await?;
+        listing::direct(&direct, clients, 1, calls, which, true).await?;
+        let grpc = p50_p99(&listing::grpc(&channels, clients, requests, calls, which).await?);
+        let sql = p50_p99(&listing::direct(&direct, clients, requests, calls, which, false).await?);
+        let sql_tags =
+            p50_p99(&listing::direct(&direct, clients, requests, calls, which, true).await?);
+        let one = listing::grpc(&channels, 1, args.single_requests, calls, which).await?;
+        let grpc_one_client = p50_p99(&one);
+        eprintln!(
+            "[{backend}] {name}: {:.2}/{:.2} ms, direct {:.2}/{:.2} ms, with tag statements \
+             {:.2}/{:.2} ms; one client {:.2}/{:.2} ms",
+            grpc.0,
+            grpc.1,
+            sql.0,
+            sql.1,
+            sql_tags.0,
+            sql_tags.1,
+            grpc_one_client.0,
+            grpc_one_client.1
+        );
+        listings.push(Listing {
+            grpc,
+            sql,
+            sql_tags,
+            grpc_one_client,
+        });
+    }
+
+    let deep_row = args.deep_row.min(args.calls.saturating_sub(16)).max(1);
+    let token = listing::token_after(&channels[0], deep_row).await?;
+    let deep_page = deep_row / 15 + 1;
+    listing::time_page(&channels[0], "", 10).await?;
+    listing::time_page(&channels[0], &token, 10).await?;
+    let page1 = p50_p99(&listing::time_page(&channels[0], "", 200).await?);
+    let deep = p50_p99(&listing::time_page(&channels[0], &token, 200).await?);
+    eprintln!("[{backend}] page 1 {page1:?} ms, page {deep_page} {deep:?} ms");
+    server.shutdown().await?;
+    Ok(Figures {
+        backend,
+        calls: args.calls,
+        ingest,
+        baseline,
+        baseline_unindexed,
+        listings,
+        page1,
+        deep,
+        deep_page,
+    })
+}
+
+impl Figures {
+    /// The detailed table of this backend (markdown).
+    pub fn print(&self, args: &Args) {
+        let baseline = match self.backend {
+            Backend::Sqlite => {
+                "multi-row INSERT (one per batch and table) in one transaction, 1 stream \
+                 (SQLite has no COPY)"
+            }
+            Backend::Postgres => "COPY FROM STDIN (as many streams, one transaction per batch)",
+        };
+        let met = |ok: bool| if ok { "met" } else { "MISSED" };
+        println!("## {} ({} calls)", self.backend, self.calls);
+        println!();
+        println!("| measure | callscope | baseline | ratio | target |");
+        println!("|---|---|---|---|---|");
+        let ratio = self.ingest / self.baseline;
+        println!(
+            "| ingest rows/s (UpsertCalls, {}/batch, {} streams) vs {baseline} into tables with \
+             the real indexes | {:.0} | {:.0} | {ratio:.2} of baseline | >= 0.5 {} |",
+            args.batch,
+            args.streams,
+            self.ingest,
+            self.baseline,
+            met(ratio >= 0.5)
+        );
+        println!(
+            "| (diagnostic) same baseline into tables without indexes | | {:.0} | ingest {:.2} \
+             of it | |",
+            self.baseline_unindexed,
+            self.ingest / self.baseline_unindexed
+        );
+        for (name, l) in FILTERS.iter().zip(&self.listings) {
+            let ratio = l.grpc.1 / l.sql_tags.1;
+            println!(
+                "| ListCalls {name}: p50 / p99 ms ({} clients) vs the listing SQL + the store's 2 \
+                 tag statements direct | {:.2} / {:.2} | {:.2} / {:.2} | p99 {ratio:.2}x | p99 <= \
+                 1.5x {} |",
+                args.clients,
+                l.grpc.0,
+                l.grpc.1,
+                l.sql_tags.0,
+                l.sql_tags.1,
+                met(ratio <= 1.5)
+            );
+            println!(
+                "| (diagnostic) same, vs the listing SQL alone direct | | {:.2} / {:.2} | p99 \
+                 {:.2}x | |",
+                l.sql.0,
+                l.sql.1,
+                l.grpc.1 / l.sql.1
+            );
+            println!(
+                "| ListCalls {name}: p50 / p99 ms (1 client) | {:.2} / {:.2} | | | p99 < 10 ms {} |",
+                l.grpc_one_client.0,
+                l.grpc_one_client.1,
+                met(l.grpc_one_client.1 < 10.0)
+            );
+        }
+        let ratio = self.deep.0 / self.page1.0;
+        println!(
+            "| page {} vs page 1: p50 / p99 ms (1 client) | {:.2} / {:.2} | {:.2} / {:.2} | p50 \
+             {ratio:.2}x | <= 1.5x {} |",
+            self.deep_page,
+            self.deep.0,
+            self.deep.1,
+            self.page1.0,
+            self.page1.1,
+            met(ratio <= 1.5)
+        );
+        println!();
+    }
+}

@@ -1,0 +1,399 @@
+//! Listings: ListCalls over gRPC for five filters beside the same listing
+//! written out in SQL here (the statement the store runs, and the two
+//! statements that fetch a page's tags), run directly through sqlx at the
+//! same concurrency; and page 1 against a deep page of one listing.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{Database, Encode, Postgres, QueryBuilder, Row, Sqlite, Type};
+use tonic::transport::Channel;
+
+use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
+use callscope::proto::{self, call_service_client::CallServiceClient};
+
+pub const FILTERS: &[&str] = &[
+    "task + 7-day window",
+    "phone",
+    "score ranges + tags",
+    "tag group + intent level",
+    "transcript text",
+];
+
+/// Calls per page, as the CRM asks for them.
+const PAGE: usize = 15;
+/// `TURN_KIND_PROGRESS`: interim recognition turns, left out of text search.
+const TURN_KIND_PROGRESS: i64 = 3;
+
+/// The `which`-th filter, varied by request number `k` where it makes sense.
+pub fn filter(which: usize, k: u64, total: u64) -> proto::CallFilter {
+    match which {
+        0 => {
+            let day = (k % 80) as i64;
+            proto::CallFilter {
+                task_ids: vec![format!("task-{:02}", k % TASKS)],
+                start_time: Some(ts(START_MS + day * DAY_MS)),
+                end_time: Some(ts(START_MS + (day + 7) * DAY_MS)),
+                ..Default::default()
+            }
+        }
+        1 => proto::CallFilter {
+            phone: phone(mix(k) % total),
+            ..Default::default()
+        },
+        2 => proto::CallFilter {
+            score_ranges: vec![
+                proto::ScoreRange {
+                    min: Some(100),
+                    max: Some(200),
+                },
+                proto::ScoreRange {
+                    min: Some(400),
+                    max: None,
+                },
+            ],
+            tag_ids: vec![format!("t{:02}", k % 50), format!("t{:02}", (k + 17) % 50)],
+            ..Default::default()
+        },
+        3 => proto::CallFilter {
+            tag_group_ids: vec![format!("g{}", k % TAG_GROUPS as u64)],
+            intent_level_ids: vec!["A".to_owned()],
+            ..Default::default()
+        },
+        _ => proto::CallFilter {
+            transcript_contains: "微信".to_owned(),
+            ..Default::default()
+        },
+    }
+}
+
+/// The start of the store's listing statement: calls with the name of their
+/// intent level.
+const SELECT_CALLS: &str = "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
+     FROM calls c LEFT JOIN intent_levels il \
+     ON il.tenant_id = c.tenant_id AND il.intent_level_id = c.intent_level_id";
+
+/// Completes [`SELECT_CALLS`] for `filter(which, k, total)` and the first
+/// page (15 calls and one more, to know whether a next page exists), as the
+/// store writes it.
+fn push_listing<DB>(qb: &mut QueryBuilder<DB>, which: usize, k: u64, total: u64)
+where
+    DB: Database,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    qb.push(" WHERE c.tenant_id = ")
+        .push_bind(TENANT.to_owned());
+    match which {
+        0 => {
+            let day = (k % 80) as i64;
+            qb.push(" AND c.task_id IN (")
+                .push_bind(format!("task-{:02}", k % TASKS))
+                .push(") AND c.call_time >= ")
+                .push_bind(START_MS + day * DAY_MS)
+                .push(" AND c.call_time < ")
+                .push_bind(START_MS + (day + 7) * DAY_MS);
+        }
+        1 => {
+            let phone = phone(mix(k) % total);
+            qb.push(" AND c.call_id IN (SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+                .push_bind(TENANT.to_owned())
+                .push(" AND p.callee = ")
+                .push_bind(phone.clone())
+                .push(" UNION ALL SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+                .push_bind(TENANT.to_owned())
+                .push(" AND p.caller = ")
+                .push_bind(phone)
+                .push(")");
+        }
+        2 => {
+            let mut tags = vec![format!("t{:02}", k % 50), format!("t{:02}", (k + 17) % 50)];
+            tags.sort();
+            tags.dedup();
+            qb.push(" AND ((c.score IS NOT NULL AND c.score >= ")
+                .push_bind(100_i64)
+                .push(" AND c.score < ")
+                .push_bind(200_i64)
+                .push(") OR (c.score IS NOT NULL AND c.score >= ")
+                .push_bind(400_i64)
+                .push(
+                    ")) AND EXISTS (SELECT 1 FROM call_tags t \
+                       WHERE t.tenant_id = c.tenant_id AND t.call_id = c.call_id AND t.tag_id IN (",
+                );
+            let mut list = qb.separated(", ");
+            for tag in tags {
+                list.push_bind(tag);
+            }
+            qb.push("))");
+        }
+        3 => {
+            qb.push(
+                " AND EXISTS (SELECT 1 FROM call_tag_groups g \
+                 WHERE g.tenant_id = c.tenant_id AND g.call_id = c.call_id AND g.group_id IN (",
+            )
+            .push_bind(format!("g{}", k % TAG_GROUPS as u64))
+            .push(")) AND c.intent_level_id IN (")
+            .push_bind("A".to_owned())
+            .push(")");
+        }
+        _ => {
+            let pattern = "%微信%".to_owned();
+            qb.push(
+                " AND EXISTS (SELECT 1 FROM dialogue_turns d \
+                 WHERE d.tenant_id = c.tenant_id AND d.call_id = c.call_id AND d.kind <> ",
+            )
+            .push_bind(TURN_KIND_PROGRESS)
+            .push(" AND (d.customer_text LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR d.robot_text LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\'))");
+        }
+    }
+    qb.push(" ORDER BY c.call_time DESC, c.call_id DESC LIMIT ")
+        .push_bind(PAGE as i64 + 1);
+}
+
+/// The store's statements for the tags (with their groups) and the hit tag
+/// groups of a page, each completed by the page's call ids.
+const TAG_STATEMENTS: [(&str, &str); 2] = [
+    (
+        "SELECT ct.call_id, ct.tag_id, t.name, t.color, t.description, \
+         g.group_id, g.name AS group_name, g.scene_id \
+         FROM call_tags ct \
+         LEFT JOIN tags t ON t.tenant_id = ct.tenant_id AND t.tag_id = ct.tag_id \
+         LEFT JOIN tag_group_members m ON m.tenant_id = ct.tenant_id AND m.tag_id = ct.tag_id \
+         LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
+         WHERE ct.tenant_id = ",
+        " AND ct.call_id IN (",
+    ),
+    (
+        "SELECT cg.call_id, cg.group_id, g.name, g.scene_id FROM call_tag_groups cg \
+         LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
+         WHERE cg.tenant_id = ",
+        " AND cg.call_id IN (",
+    ),
+];
+const TAG_ORDER: [&str; 2] = [
+    ") ORDER BY ct.call_id, ct.position, g.group_id",
+    ") ORDER BY cg.call_id, cg.group_id",
+];
+
+fn tag_statement<DB>(which: usize, ids: &[String]) -> QueryBuilder<DB>
+where
+    DB: Database,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    let (head, list_start) = TAG_STATEMENTS[which];
+    let mut qb = QueryBuilder::<DB>::new(head);
+    qb.push_bind(TENANT.to_owned()).push(list_start);
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.clone());
+    }
+    qb.push(TAG_ORDER[which]);
+    qb
+}
+
+/// A pool for the direct baseline, sized like the server's.
+#[derive(Clone)]
+pub enum Direct {
+    Pg(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl Direct {
+    /// The listing SQL of the first page of `filter(which, k, total)`, rows
+    /// fetched but not decoded; with `tags`, also the two statements that
+    /// fetch the tags and tag groups of the page, as the store does. Answers
+    /// the page's call ids.
+    pub async fn list(
+        &self,
+        which: usize,
+        k: u64,
+        total: u64,
+        tags: bool,
+    ) -> anyhow::Result<Vec<String>> {
+        match self {
+            Direct::Pg(pool) => {
+                let mut qb = QueryBuilder::<Postgres>::new(SELECT_CALLS);
+                push_listing(&mut qb, which, k, total);
+                let rows = qb.build().fetch_all(pool).await?;
+                let ids = rows
+                    .iter()
+                    .take(PAGE)
+                    .map(|r| r.try_get::<String, _>("call_id"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if tags && !ids.is_empty() {
+                    for statement in 0..TAG_STATEMENTS.len() {
+                        let mut qb = tag_statement::<Postgres>(statement, &ids);
+                        qb.build().fetch_all(pool).await?;
+                    }
+                }
+                Ok(ids)
+            }
+            Direct::Sqlite(pool) => {
+                let mut qb = QueryBuilder::<Sqlite>::new(SELECT_CALLS);
+                push_listing(&mut qb, which, k, total);
+                let rows = qb.build().fetch_all(pool).await?;
+                let ids = rows
+                    .iter()
+                    .take(PAGE)
+                    .map(|r| r.try_get::<String, _>("call_id"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if tags && !ids.is_empty() {
+                    for statement in 0..TAG_STATEMENTS.len() {
+                        let mut qb = tag_statement::<Sqlite>(statement, &ids);
+                        qb.build().fetch_all(pool).await?;
+                    }
+                }
+                Ok(ids)
+            }
+        }
+    }
+}
+
+fn client(channel: &Channel) -> CallServiceClient<Channel> {
+    CallServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20)
+}
+
+/// Checks that the SQL written here selects what the server answers, for a
+/// few requests of every filter.
+pub async fn check_same_rows(channel: &Channel, direct: &Direct, total: u64) -> anyhow::Result<()> {
+    let mut client = client(channel);
+    for (which, name) in FILTERS.iter().enumerate() {
+        for k in 0..3 {
+            let page = client
+                .list_calls(proto::ListCallsRequest {
+                    filter: Some(filter(which, k, total)),
+                    page_size: PAGE as i32,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let grpc: Vec<String> = page.calls.into_iter().map(|c| c.call_id).collect();
+            let sql = direct.list(which, k, total, false).await?;
+            ensure!(
+                grpc == sql,
+                "filter `{name}` #{k}: the server's page ({} calls) is not the bench SQL's ({} calls)",
+                grpc.len(),
+                sql.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// ListCalls of filter `which` from `clients` concurrent clients, `requests`
+/// each; every request's latency.
+pub async fn grpc(
+    channels: &[Channel],
+    clients: usize,
+    requests: usize,
+    total: u64,
+    which: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = client(&channels[c % channels.len()]);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(requests);
+            for r in 0..requests {
+                let k = (c * requests + r) as u64;
+                let request = proto::ListCallsRequest {
+                    filter: Some(filter(which, k, total)),
+                    ..Default::default()
+                };
+                let started = Instant::now();
+                client.list_calls(request).await?;
+                latencies.push(started.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+/// The same requests as [`grpc`], as SQL run directly.
+pub async fn direct(
+    direct: &Direct,
+    clients: usize,
+    requests: usize,
+    total: u64,
+    which: usize,
+    tags: bool,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let direct = direct.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(requests);
+            for r in 0..requests {
+                let k = (c * requests + r) as u64;
+                let started = Instant::now();
+                direct.list(which, k, total, tags).await?;
+                latencies.push(started.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+/// The page token after the first `row` calls of the default listing, got
+/// the way a client gets it: by paging there (1000 calls a page; the token
+/// does not depend on the page size).
+pub async fn token_after(channel: &Channel, row: u64) -> anyhow::Result<String> {
+    let mut client = client(channel);
+    let (mut token, mut left) = (String::new(), row);
+    while left > 0 {
+        let size = left.min(1000);
+        let page = client
+            .list_calls(proto::ListCallsRequest {
+                page_token: token,
+                page_size: size as i32,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        if page.calls.len() as u64 != size || page.next_page_token.is_empty() {
+            bail!("the listing ended before row {row}");
+        }
+        token = page.next_page_token;
+        left -= size;
+    }
+    Ok(token)
+}
+
+/// Times `n` sequential ListCalls of a page of 15 of the whole listing from
+/// `token`.
+pub async fn time_page(channel: &Channel, token: &str, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut client = client(channel);
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let page = client
+            .list_calls(proto::ListCallsRequest {
+                page_token: token.to_owned(),
+                page_size: PAGE as i32,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        latencies.push(started.elapsed());
+        if page.calls.len() != PAGE {
+            bail!("a page of {} calls, expected {PAGE}", page.calls.len());
+        }
+    }
+    Ok(latencies)
+}
