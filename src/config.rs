@@ -139,6 +139,9 @@ pub struct ServeConfig {
     /// turns NOT_SERVING when a ping fails or takes longer than this.
     #[arg(long, env = "CALLSCOPE_HEALTH_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub health_interval_ms: u64,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 impl ServeConfig {
@@ -155,6 +158,7 @@ impl ServeConfig {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 256,
             health_interval_ms: 2_000,
+            tls: crate::tls::TlsFlags::default(),
         }
     }
 
@@ -183,6 +187,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("health_interval_ms", &self.health_interval_ms)
+            .field("tls", &self.tls)
             .finish()
     }
 }
