@@ -146,6 +146,9 @@ pub struct ServeConfig {
     /// fits clients with gRPC's default 4 MiB receive limit.
     #[arg(long, env = "CALLSCOPE_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES, value_parser = parse_response_bytes)]
     pub max_response_bytes: usize,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsFlags,
 }
 
 fn parse_response_bytes(text: &str) -> Result<usize, String> {
@@ -172,6 +175,7 @@ impl ServeConfig {
             max_concurrent_requests: 256,
             health_interval_ms: 2_000,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            tls: crate::tls::TlsFlags::default(),
         }
     }
 
@@ -201,6 +205,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("health_interval_ms", &self.health_interval_ms)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("tls", &self.tls)
             .finish()
     }
 }

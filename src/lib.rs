@@ -14,5 +14,6 @@ pub mod server;
 pub mod service;
 pub mod sources;
 pub mod store;
+pub mod tls;
 
 pub use server::Application;

@@ -37,10 +37,12 @@ pub struct Application {
     listener: TcpListener,
     http_listener: TcpListener,
     service: CallScope,
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let tls = crate::tls::Tls::load(&config.tls)?;
         let store = Store::connect(&config.store_options())
             .await
             .with_context(|| format!("opening {}", crate::store::redact(&config.database_url)))?;
@@ -57,6 +59,7 @@ impl Application {
             listener,
             http_listener,
             service,
+            tls,
         })
     }
 
@@ -94,11 +97,18 @@ impl Application {
         let http_addr = self.http_addr();
         let addr = self.grpc_addr();
         let hooks = crate::http::router(self.service.clone(), self.config.http_body_limit);
-        let http = tokio::spawn(
-            axum::serve(self.http_listener, hooks)
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        );
+        let http = match &self.tls {
+            None => tokio::spawn(
+                axum::serve(self.http_listener, hooks)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+            Some(tls) => tokio::spawn(
+                axum::serve(tls.http_listener(self.http_listener), hooks)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+        };
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
@@ -117,8 +127,14 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        tracing::info!(%addr, %http_addr, config = ?self.config, "callscope listening");
-        let result = Server::builder()
+        tracing::info!(%addr, %http_addr, tls = self.tls.is_some(), config = ?self.config, "callscope listening");
+        let server = match &self.tls {
+            Some(tls) => Server::builder()
+                .tls_config(tls.grpc())
+                .context("gRPC TLS configuration")?,
+            None => Server::builder(),
+        };
+        let result = server
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .concurrency_limit_per_connection(self.config.max_concurrent_requests)
             .add_service(health_service)

@@ -17,6 +17,7 @@ mod outage;
 mod readme;
 mod row_security;
 mod server;
+mod tls;
 mod vendors;
 
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         readme::trials(),
         row_security::trials(),
         server::trials(),
+        tls::trials(),
         vendors::trials(),
     ]
     .into_iter()

@@ -43,7 +43,7 @@ pub fn trials() -> Vec<Trial> {
 
 /// Prerequisite: initdb, pg_ctl and postgres, and as root a `postgres` user
 /// to run them as (initdb refuses root).
-fn postgres_binaries() -> Result<(), String> {
+pub fn postgres_binaries() -> Result<(), String> {
     let bin = PgInstance::find_bindir().ok_or(
         "no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin; \
          set CALLSCOPE_PG_BINDIR",
