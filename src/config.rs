@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use jiff::tz::TimeZone;
 
+use crate::auth::AuthMode;
 use crate::domain::{Region, Source};
 use crate::store::StoreOptions;
 
@@ -28,6 +29,57 @@ pub enum Command {
     Serve(ServeConfig),
     /// Import vendor export files (JSON arrays or NDJSON) into the database.
     Import(ImportConfig),
+    /// Create, list and revoke API keys (for `serve --auth keys`).
+    Keys(KeysConfig),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysConfig {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+
+    /// Where keys are stored, as for `serve`.
+    #[arg(
+        long,
+        global = true,
+        env = "CALLSCOPE_DATABASE_URL",
+        default_value = "sqlite://callscope.db"
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once, alone on the last line.
+    Create {
+        /// The tenant the key acts for: 1-64 of A-Z a-z 0-9 . _ -
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: String,
+        /// read (calls, analytics, catalogs), ingest (IngestService, webhooks)
+        /// or admin (everything).
+        #[arg(long, value_parser = crate::domain::key::Role::parse)]
+        role: crate::domain::key::Role,
+        /// A note saying what the key is for.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys, one a line: id, tenant, role, name, created, last used,
+    /// revoked.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key by its id; servers refuse it within seconds.
+    Revoke {
+        /// The key's id (the first column of `keys list`).
+        key_id: String,
+    },
+}
+
+fn parse_tenant(text: &str) -> Result<String, String> {
+    crate::domain::key::validate_tenant(text)?;
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +191,12 @@ pub struct ServeConfig {
     /// turns NOT_SERVING when a ping fails or takes longer than this.
     #[arg(long, env = "CALLSCOPE_HEALTH_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub health_interval_ms: u64,
+
+    /// How requests are authenticated: `none` (every request acts for the
+    /// tenant `default`; only loopback addresses may be served) or `keys`
+    /// (API keys from `callscope keys create`).
+    #[arg(long, env = "CALLSCOPE_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
 }
 
 impl ServeConfig {
@@ -155,6 +213,7 @@ impl ServeConfig {
             request_timeout_ms: 30_000,
             max_concurrent_requests: 256,
             health_interval_ms: 2_000,
+            auth: AuthMode::None,
         }
     }
 
@@ -183,6 +242,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("health_interval_ms", &self.health_interval_ms)
+            .field("auth", &self.auth)
             .finish()
     }
 }

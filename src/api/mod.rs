@@ -1,6 +1,7 @@
 //! tonic adapters: decode and validate a request, call the service, encode the
 //! answer. Logic lives in `service` and `domain`, errors map in `status`.
 
+pub mod auth;
 pub mod convert;
 pub mod status;
 
@@ -13,6 +14,7 @@ pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use ingest::IngestApi;
 
+use crate::domain::key::Identity;
 use crate::domain::{DEFAULT_TENANT, Region};
 use crate::service::CallScope;
 
@@ -24,9 +26,13 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    /// The tenant a request acts for. One tenant until API keys arrive; every
-    /// store call is already scoped by it.
-    fn tenant<T>(&self, _request: &tonic::Request<T>) -> &'static str {
-        DEFAULT_TENANT
+    /// The tenant a request acts for: its key's, put there by the
+    /// authentication layer (`auth`); `default` with `--auth none`. Every
+    /// store call is scoped by it.
+    fn tenant<T>(&self, request: &tonic::Request<T>) -> &'static str {
+        request
+            .extensions()
+            .get::<Identity>()
+            .map_or(DEFAULT_TENANT, |identity| identity.tenant)
     }
 }

@@ -4,6 +4,7 @@
 pub mod call;
 pub mod error;
 pub mod filter;
+pub mod key;
 pub mod phone;
 pub mod stats;
 pub mod task_number;

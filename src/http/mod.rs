@@ -2,17 +2,21 @@
 //! as ImportRecords. A vendor is told "stored" only after the commit, because
 //! vendors retry on anything but success.
 
-use axum::Router;
+pub mod auth;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::domain::{DEFAULT_TENANT, Source};
+use crate::domain::Source;
+use crate::domain::key::Identity;
 use crate::service::ingest::{Channel, RecordOutcome, RecordResult};
+use crate::service::keys::Authenticator;
 use crate::service::{CallScope, ServiceError};
 use crate::store::StoreError;
 
@@ -25,19 +29,25 @@ struct HookState {
     body_limit: usize,
 }
 
-/// The webhook routes: `POST /hooks/{laaffic,alibaba-lvms,smartivr}`, and
+/// The webhook routes: `POST /hooks/{laaffic,alibaba-lvms,smartivr}`, each
+/// also with the API key as one more path segment, behind `auth`; and
 /// `GET /healthz`.
-pub fn router(service: CallScope, body_limit: usize) -> Router {
+pub fn router(service: CallScope, body_limit: usize, auth: Authenticator) -> Router {
     let state = HookState {
         service,
         body_limit,
     };
-    Router::new()
+    // `{*key}` takes the rest of the path, `/` included, so any trick there
+    // reaches the key check (and its 401) instead of a 404.
+    let hooks = Router::new()
         .route("/hooks/laaffic", post(laaffic))
+        .route("/hooks/laaffic/{*key}", post(laaffic))
         .route("/hooks/alibaba-lvms", post(alibaba_lvms))
+        .route("/hooks/alibaba-lvms/{*key}", post(alibaba_lvms))
         .route("/hooks/smartivr", post(smartivr))
-        .route("/healthz", get(healthz))
-        .with_state(state)
+        .route("/hooks/smartivr/{*key}", post(smartivr))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require_key));
+    hooks.route("/healthz", get(healthz)).with_state(state)
 }
 
 /// `?task_id=` names the task of number-list entries that carry none.
@@ -46,24 +56,40 @@ struct HookParams {
     task_id: Option<String>,
 }
 
-async fn laaffic(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::Laaffic, body, None).await;
+async fn laaffic(
+    State(state): State<HookState>,
+    Extension(identity): Extension<Identity>,
+    body: Body,
+) -> Response {
+    let (status, answer) = receive(&state, identity.tenant, Source::Laaffic, body, None).await;
     (status, axum::Json(answer.plain())).into_response()
 }
 
 async fn smartivr(
     State(state): State<HookState>,
+    Extension(identity): Extension<Identity>,
     Query(params): Query<HookParams>,
     body: Body,
 ) -> Response {
-    let (status, answer) = receive(&state, Source::Smartivr, body, params.task_id).await;
+    let (status, answer) = receive(
+        &state,
+        identity.tenant,
+        Source::Smartivr,
+        body,
+        params.task_id,
+    )
+    .await;
     (status, axum::Json(answer.plain())).into_response()
 }
 
 /// Alibaba's gateway expects an `lvms_result_d_t_o` (`count`, `success`,
 /// `code`, `message`).
-async fn alibaba_lvms(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::AlibabaLvms, body, None).await;
+async fn alibaba_lvms(
+    State(state): State<HookState>,
+    Extension(identity): Extension<Identity>,
+    body: Body,
+) -> Response {
+    let (status, answer) = receive(&state, identity.tenant, Source::AlibabaLvms, body, None).await;
     let result = json!({
         "lvms_result_d_t_o": {
             "count": answer.call_ids.len(),
@@ -118,6 +144,7 @@ impl Answer {
 
 async fn receive(
     state: &HookState,
+    tenant: &str,
     source: Source,
     body: Body,
     task_id: Option<String>,
@@ -136,14 +163,7 @@ async fn receive(
         Err(BodyError::TooLarge { head, seen }) => {
             let reason = format!("body larger than the {}-byte limit", state.body_limit);
             return match service
-                .quarantine(
-                    DEFAULT_TENANT,
-                    Some(source),
-                    Channel::Http,
-                    &head,
-                    seen,
-                    &reason,
-                )
+                .quarantine(tenant, Some(source), Channel::Http, &head, seen, &reason)
                 .await
             {
                 Ok(id) => (
@@ -172,13 +192,7 @@ async fn receive(
         }
     };
     match service
-        .import_records(
-            DEFAULT_TENANT,
-            source,
-            Channel::Http,
-            &[&bytes],
-            task_id.as_deref(),
-        )
+        .import_records(tenant, source, Channel::Http, &[&bytes], task_id.as_deref())
         .await
     {
         Ok(results) => match results.into_iter().next() {

@@ -4,6 +4,7 @@
 pub mod ingest;
 
 pub mod analytics;
+pub mod keys;
 
 use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,

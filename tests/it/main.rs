@@ -10,6 +10,7 @@
 //! reason, never as passed; under `CI=true` it fails instead.
 
 mod analytics;
+mod auth;
 mod calls;
 mod helpers;
 mod outage;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let trials: Vec<Trial> = [
         analytics::trials(),
+        auth::trials(),
         calls::trials(),
         outage::trials(),
         readme::trials(),
