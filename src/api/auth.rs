@@ -129,8 +129,12 @@ where
                         path = request.uri().path(),
                         "permission denied"
                     );
+                    let needs = match needed {
+                        Role::Admin => "`admin`".to_owned(),
+                        other => format!("`{other}` or `admin`"),
+                    };
                     Ok(Status::permission_denied(format!(
-                        "an API key with role `{}` may not call this method: it needs role `{needed}` or `admin`",
+                        "an API key with role `{}` may not call this method: it needs role {needs}",
                         identity.role
                     ))
                     .into_http())

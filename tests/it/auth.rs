@@ -27,6 +27,12 @@ pub fn trials() -> Vec<Trial> {
         || block_on(None, cli_creates_lists_and_revokes_keys()),
     ));
     trials.push(trial(
+        "auth::serve_binary_logs_key_ids_never_keys".to_owned(),
+        &[],
+        Sharing::Parallel,
+        || block_on(None, serve_binary_logs_key_ids_never_keys()),
+    ));
+    trials.push(trial(
         "auth::none_refuses_a_non_loopback_address".to_owned(),
         &[],
         Sharing::Parallel,
@@ -216,16 +222,20 @@ async fn missing_garbage_and_revoked_keys_are_unauthenticated(mut app: TestApp) 
         );
     }
 
-    // A header past the HTTP/2 header-list limit (16 KiB): refused cleanly
-    // and at once, and the server goes on serving.
-    let huge = format!("Bearer {}", "a".repeat(1024 * 1024));
-    let answer = tokio::time::timeout(
-        Duration::from_secs(10),
-        app.calls.list_calls(with_auth(list(), &huge)),
-    )
-    .await
-    .expect("a huge header is answered, not left hanging");
-    assert!(answer.is_err(), "a huge header is refused");
+    // Headers past hyper's HTTP/2 header-list limit (16 KiB) never reach the
+    // layer: 20 KiB is answered HTTP 431 (UNKNOWN to a gRPC client), 1 MiB
+    // ends the connection with GOAWAY ENHANCE_YOUR_CALM (RESOURCE_EXHAUSTED).
+    // Either way at once, and the server goes on serving.
+    for size in [20 * 1024, 1024 * 1024] {
+        let value = format!("Bearer {}", "a".repeat(size));
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            app.calls.list_calls(with_auth(list(), &value)),
+        )
+        .await
+        .expect("a huge header is answered, not left hanging");
+        assert!(answer.is_err(), "a {size}-byte header is refused");
+    }
     app.calls
         .list_calls(bearer(list(), &key))
         .await
@@ -439,6 +449,16 @@ async fn webhooks_need_an_ingest_key(mut app: TestApp) {
         assert!(body.contains("UNAUTHENTICATED"), "{body}");
         assert!(!body.contains(&ingest[20..]), "never echoes a key: {body}");
     }
+    // A header past hyper's limit: a clean 431, not a hang.
+    let huge = format!("Authorization: Bearer {}\r\n", "a".repeat(1024 * 1024));
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        post(&app, "/hooks/laaffic", &huge, push.as_bytes()),
+    )
+    .await
+    .expect("a huge header is answered, not left hanging");
+    assert_eq!(status, 431);
+
     let quarantine = app
         .ingest
         .list_rejected_records(bearer(ListRejectedRecordsRequest::default(), &admin))
@@ -485,20 +505,7 @@ async fn webhooks_need_an_ingest_key(mut app: TestApp) {
 async fn cli_creates_lists_and_revokes_keys() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("keys.db").display());
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callscope"))
-            .arg("keys")
-            .args(args)
-            .args(["--database-url", &url])
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("run callscope keys");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).to_string(),
-            String::from_utf8_lossy(&output.stderr).to_string(),
-        )
-    };
+    let run = |args: &[&str]| keys_cli(&url, args);
 
     let (ok, out, err) = run(&[
         "create", "--tenant", "acme", "--role", "read", "--name", "crm",
@@ -592,4 +599,133 @@ async fn none_refuses_a_non_loopback_address() {
     callscope::Application::build(config)
         .await
         .expect("--auth keys may listen anywhere");
+}
+
+/// Runs `callscope keys …` against `url`: (success, stdout, stderr).
+fn keys_cli(url: &str, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callscope"))
+        .arg("keys")
+        .args(args)
+        .args(["--database-url", url])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run callscope keys");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+async fn serve_binary_logs_key_ids_never_keys() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    let (ok, out, err) = keys_cli(&url, &["create", "--tenant", "acme", "--role", "admin"]);
+    assert!(ok, "{err}");
+    let key = out.lines().last().unwrap().to_owned();
+    let key_id = key[4..20].to_owned();
+    let wrong = format!("{}_{}", &key[..20], "e".repeat(64));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
+        .args(["serve", "--auth", "keys", "--grpc-addr", "127.0.0.1:0"])
+        .args(["--http-addr", "127.0.0.1:0", "--database-url", &url])
+        .env("RUST_LOG", "info,callscope=debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start callscope");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let listening = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server log line");
+        lines.push(line.clone());
+        if line.contains("callscope listening") {
+            break line;
+        }
+    };
+    let field = |name: &str| {
+        listening
+            .split(name)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("address in the log line")
+            .to_owned()
+    };
+    let (addr, http_addr) = (field(" addr="), field("http_addr="));
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut calls = callscope::proto::call_service_client::CallServiceClient::new(channel);
+    calls
+        .list_calls(bearer(ListCallsRequest::default(), &key))
+        .await
+        .expect("a good key");
+    let refused = calls
+        .list_calls(bearer(ListCallsRequest::default(), &wrong))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let push = fixture("laaffic/push.json");
+    let (status, body) = crate::helpers::http_post(
+        http_addr.parse().unwrap(),
+        &format!("/hooks/laaffic/{wrong}"),
+        push.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = crate::helpers::http_post(
+        http_addr.parse().unwrap(),
+        &format!("/hooks/laaffic/{key}"),
+        push.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "server did not stop");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The reader thread ends with the pipe.
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        lines.push(line);
+    }
+    let log = lines.join("\n");
+    assert!(
+        !log.contains(&key[20..]),
+        "a key's secret in the log:\n{log}"
+    );
+    assert!(
+        !log.contains(&wrong[20..]),
+        "a presented secret in the log:\n{log}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("unauthenticated") && l.contains(&key_id)),
+        "refusals are logged with the key id:\n{log}"
+    );
 }
