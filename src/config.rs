@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use jiff::tz::TimeZone;
 
+use crate::auth::AuthMode;
 use crate::domain::limits::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES};
 use crate::domain::{Region, Source};
 use crate::store::StoreOptions;
@@ -29,6 +30,57 @@ pub enum Command {
     Serve(ServeConfig),
     /// Import vendor export files (JSON arrays or NDJSON) into the database.
     Import(ImportConfig),
+    /// Create, list and revoke API keys (for `serve --auth keys`).
+    Keys(KeysConfig),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeysConfig {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+
+    /// Where keys are stored, as for `serve`.
+    #[arg(
+        long,
+        global = true,
+        env = "CALLSCOPE_DATABASE_URL",
+        default_value = "sqlite://callscope.db"
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once, alone on the last line.
+    Create {
+        /// The tenant the key acts for: 1-64 of A-Z a-z 0-9 . _ -
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: String,
+        /// read (calls, analytics, catalogs), ingest (IngestService, webhooks)
+        /// or admin (everything).
+        #[arg(long, value_parser = crate::domain::key::Role::parse)]
+        role: crate::domain::key::Role,
+        /// A note saying what the key is for.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List keys, one a line: id, tenant, role, name, created, last used,
+    /// revoked.
+    List {
+        /// Only this tenant's keys.
+        #[arg(long, value_parser = parse_tenant)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key by its id; servers refuse it within seconds.
+    Revoke {
+        /// The key's id (the first column of `keys list`).
+        key_id: String,
+    },
+}
+
+fn parse_tenant(text: &str) -> Result<String, String> {
+    crate::domain::key::validate_tenant(text)?;
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Clone, Args)]
@@ -141,6 +193,11 @@ pub struct ServeConfig {
     #[arg(long, env = "CALLSCOPE_HEALTH_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub health_interval_ms: u64,
 
+    /// How requests are authenticated: `none` (every request acts for the
+    /// tenant `default`; only loopback addresses may be served) or `keys`
+    /// (API keys from `callscope keys create`).
+    #[arg(long, env = "CALLSCOPE_AUTH", value_enum, default_value_t = AuthMode::None)]
+    pub auth: AuthMode,
     /// Largest ListCalls page, in bytes (estimated): a page that would pass
     /// it is cut short and continues with its `next_page_token`. The default
     /// fits clients with gRPC's default 4 MiB receive limit.
@@ -176,6 +233,7 @@ impl ServeConfig {
             health_interval_ms: 2_000,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             tls: crate::tls::TlsFlags::default(),
+            auth: AuthMode::None,
         }
     }
 
@@ -206,6 +264,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("health_interval_ms", &self.health_interval_ms)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("tls", &self.tls)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -220,7 +279,7 @@ mod tests {
         let argv = ["callscope", "serve"].iter().chain(args);
         match Cli::try_parse_from(argv)?.command {
             Command::Serve(config) => Ok(config),
-            Command::Import(_) => unreachable!("parsed serve"),
+            _ => unreachable!("parsed serve"),
         }
     }
 

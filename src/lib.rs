@@ -5,6 +5,7 @@
 //! [`domain`] (plain types and rules) → [`store`] (SQL). [`server`] wires them.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod http;

@@ -27,5 +27,6 @@ async fn main() -> anyhow::Result<()> {
             println!("{summary}");
             Ok(())
         }
+        Command::Keys(config) => callscope::auth::run_keys(&config, &mut std::io::stdout()).await,
     }
 }

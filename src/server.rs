@@ -12,6 +12,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::auth::AuthLayer;
 use crate::api::{AnalyticsApi, ApiContext, CallApi, IngestApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
@@ -42,6 +43,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        crate::auth::check_exposure(
+            config.auth,
+            &[
+                ("--grpc-addr", config.grpc_addr),
+                ("--http-addr", config.http_addr),
+            ],
+        )?;
         let tls = crate::tls::Tls::load(&config.tls)?;
         let store = Store::connect(&config.store_options())
             .await
@@ -96,7 +104,12 @@ impl Application {
         };
         let http_addr = self.http_addr();
         let addr = self.grpc_addr();
-        let hooks = crate::http::router(self.service.clone(), self.config.http_body_limit);
+        let auth = self.config.auth.authenticator(self.service.store());
+        let hooks = crate::http::router(
+            self.service.clone(),
+            self.config.http_body_limit,
+            auth.clone(),
+        );
         let http = match &self.tls {
             None => tokio::spawn(
                 axum::serve(self.http_listener, hooks)
@@ -137,6 +150,9 @@ impl Application {
         let result = server
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .concurrency_limit_per_connection(self.config.max_concurrent_requests)
+            // Keys and roles for every route, health and reflection included
+            // (the layer lets those two through without a key).
+            .layer(AuthLayer::new(auth))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

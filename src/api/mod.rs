@@ -2,6 +2,7 @@
 //! service method and converts the answer back. Logic lives in `service` and
 //! `domain`, errors map in `status`, malformed bodies are refused in `codec`.
 
+pub mod auth;
 pub mod codec;
 pub(crate) mod convert;
 pub mod status;
@@ -14,6 +15,7 @@ pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use ingest::IngestApi;
 
+use crate::domain::key::Identity;
 use crate::domain::{DEFAULT_TENANT, Region};
 use crate::service::CallScope;
 
@@ -25,9 +27,13 @@ pub struct ApiContext {
 }
 
 impl ApiContext {
-    /// The tenant a request acts for. One tenant until API keys arrive; every
-    /// store call is already scoped by it.
-    fn tenant<T>(&self, _request: &tonic::Request<T>) -> &'static str {
-        DEFAULT_TENANT
+    /// The tenant a request acts for: its key's, put there by the
+    /// authentication layer (`auth`); `default` with `--auth none`. Every
+    /// store call is scoped by it.
+    fn tenant<T>(&self, request: &tonic::Request<T>) -> &'static str {
+        request
+            .extensions()
+            .get::<Identity>()
+            .map_or(DEFAULT_TENANT, |identity| identity.tenant)
     }
 }

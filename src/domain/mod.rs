@@ -4,6 +4,7 @@
 pub mod call;
 pub mod error;
 pub mod filter;
+pub mod key;
 pub mod limits;
 pub mod phone;
 #[cfg(test)]

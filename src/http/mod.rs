@@ -2,18 +2,22 @@
 //! as ImportRecords. A vendor is told "stored" only after the commit, because
 //! vendors retry on anything but success.
 
-use axum::Router;
+pub mod auth;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
-use crate::domain::{DEFAULT_TENANT, Source};
+use crate::domain::Source;
+use crate::domain::key::Identity;
 use crate::service::error::RETRY_AFTER;
 use crate::service::ingest::{Channel, RecordOutcome};
+use crate::service::keys::Authenticator;
 use crate::service::{CallScope, ServiceError};
 
 /// How long a webhook body may take to arrive.
@@ -25,19 +29,25 @@ struct HookState {
     body_limit: usize,
 }
 
-/// The webhook routes: `POST /hooks/{laaffic,alibaba-lvms,smartivr}`, and
+/// The webhook routes: `POST /hooks/{laaffic,alibaba-lvms,smartivr}`, each
+/// also with the API key as one more path segment, behind `auth`; and
 /// `GET /healthz`.
-pub fn router(service: CallScope, body_limit: usize) -> Router {
+pub fn router(service: CallScope, body_limit: usize, auth: Authenticator) -> Router {
     let state = HookState {
         service,
         body_limit,
     };
-    Router::new()
+    // `{*key}` takes the rest of the path, `/` included, so any trick there
+    // reaches the key check (and its 401) instead of a 404.
+    let hooks = Router::new()
         .route("/hooks/laaffic", post(laaffic))
+        .route("/hooks/laaffic/{*key}", post(laaffic))
         .route("/hooks/alibaba-lvms", post(alibaba_lvms))
+        .route("/hooks/alibaba-lvms/{*key}", post(alibaba_lvms))
         .route("/hooks/smartivr", post(smartivr))
-        .route("/healthz", get(healthz))
-        .with_state(state)
+        .route("/hooks/smartivr/{*key}", post(smartivr))
+        .route_layer(middleware::from_fn_with_state(auth, auth::require_key));
+    hooks.route("/healthz", get(healthz)).with_state(state)
 }
 
 /// `?task_id=` names the task of number-list entries that carry none.
@@ -46,24 +56,34 @@ struct HookParams {
     task_id: Option<String>,
 }
 
-async fn laaffic(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::Laaffic, body, None).await;
+async fn laaffic(
+    State(state): State<HookState>,
+    Extension(identity): Extension<Identity>,
+    body: Body,
+) -> Response {
+    let (status, answer) = receive(&state, identity.tenant, Source::Laaffic, body, None).await;
     (status, axum::Json(answer.plain())).into_response()
 }
 
 async fn smartivr(
     State(state): State<HookState>,
+    Extension(identity): Extension<Identity>,
     Query(params): Query<HookParams>,
     body: Body,
 ) -> Response {
-    let (status, answer) = receive(&state, Source::Smartivr, body, params.task_id).await;
+    let tenant = identity.tenant;
+    let (status, answer) = receive(&state, tenant, Source::Smartivr, body, params.task_id).await;
     (status, axum::Json(answer.plain())).into_response()
 }
 
 /// Alibaba's gateway expects an `lvms_result_d_t_o` (`count`, `success`,
 /// `code`, `message`).
-async fn alibaba_lvms(State(state): State<HookState>, body: Body) -> Response {
-    let (status, answer) = receive(&state, Source::AlibabaLvms, body, None).await;
+async fn alibaba_lvms(
+    State(state): State<HookState>,
+    Extension(identity): Extension<Identity>,
+    body: Body,
+) -> Response {
+    let (status, answer) = receive(&state, identity.tenant, Source::AlibabaLvms, body, None).await;
     let result = json!({
         "lvms_result_d_t_o": {
             "count": answer.call_ids.len(),
@@ -156,11 +176,12 @@ fn service_failure(err: ServiceError) -> (StatusCode, Answer) {
 #[tracing::instrument(skip_all, fields(source = source.slug()))]
 async fn receive(
     state: &HookState,
+    tenant: &str,
     source: Source,
     body: Body,
     task_id: Option<String>,
 ) -> (StatusCode, Answer) {
-    match store_push(state, source, body, task_id.as_deref()).await {
+    match store_push(state, tenant, source, body, task_id.as_deref()).await {
         Ok(answer) => (StatusCode::OK, answer),
         Err(Failure::Service(err)) => service_failure(err),
         Err(Failure::Refused {
@@ -174,14 +195,15 @@ async fn receive(
 
 async fn store_push(
     state: &HookState,
+    tenant: &str,
     source: Source,
     body: Body,
     task_id: Option<&str>,
 ) -> Result<Answer, Failure> {
-    let bytes = read_body(state, source, body).await?;
+    let bytes = read_body(state, tenant, source, body).await?;
     let service = &state.service;
     let results = service
-        .import_records(DEFAULT_TENANT, source, Channel::Http, &[&bytes], task_id)
+        .import_records(tenant, source, Channel::Http, &[&bytes], task_id)
         .await?;
     let Some(result) = results.into_iter().next() else {
         tracing::error!("webhook: the import answered no result for one record");
@@ -211,7 +233,12 @@ async fn store_push(
 
 /// The body, read within the size limit and the time limit. An oversized
 /// body is quarantined (its beginning) before it is refused.
-async fn read_body(state: &HookState, source: Source, body: Body) -> Result<Bytes, Failure> {
+async fn read_body(
+    state: &HookState,
+    tenant: &str,
+    source: Source,
+    body: Body,
+) -> Result<Bytes, Failure> {
     // A body that trickles in is cut off: a vendor's push is one small request.
     let read = tokio::time::timeout(BODY_READ_TIMEOUT, read_limited(body, state.body_limit));
     let refused = |status, code, reason: String, rejected_id| Failure::Refused {
@@ -238,7 +265,7 @@ async fn read_body(state: &HookState, source: Source, body: Body) -> Result<Byte
             let reason = format!("body larger than the {}-byte limit", state.body_limit);
             let channel = Channel::Http;
             let kept = (state.service)
-                .quarantine(DEFAULT_TENANT, Some(source), channel, &head, seen, &reason)
+                .quarantine(tenant, Some(source), channel, &head, seen, &reason)
                 .await
                 // Not kept: make the vendor retry rather than lose it.
                 .map_err(|_| ServiceError::Unavailable {

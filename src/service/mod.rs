@@ -4,6 +4,7 @@
 pub mod ingest;
 
 pub mod analytics;
+pub mod keys;
 
 pub mod error;
 

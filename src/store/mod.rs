@@ -4,7 +4,7 @@
 //!
 //! Files by what they are about: `calls_write` (upserts and vendor batches),
 //! `calls_read` (listings and one call), `catalogs` (tasks, tags, intent
-//! levels), `quarantine` (rejected records), `task_numbers` (dialing lists),
+//! levels), `quarantine` (rejected records), `keys` (API keys), `task_numbers` (dialing lists),
 //! `stats` (campaign figures), `filter_sql` (a filter as a `WHERE` clause),
 //! `sqlite` and `postgres` (connecting), `dialect` (what differs between them).
 
@@ -14,6 +14,7 @@ mod catalogs;
 mod dialect;
 mod error;
 mod filter_sql;
+mod keys;
 mod postgres;
 mod quarantine;
 mod sqlite;
@@ -30,6 +31,7 @@ pub use dialect::{Dialect, SqlStore};
 pub use error::StoreError;
 pub use task_numbers::TaskNumberPage;
 
+use crate::domain::key::StoredKey;
 use crate::domain::stats::{BucketSums, CallStats};
 use crate::domain::{
     Call, CallFilter, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag,
@@ -186,6 +188,31 @@ pub trait StatsStore {
     ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError>;
 }
 
+/// API keys. Not scoped by tenant: a key is read before its tenant is known.
+#[async_trait]
+pub trait KeyStore {
+    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+
+    /// The key with this id, revoked or not.
+    async fn get_key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Every key, or a tenant's, by tenant then creation time.
+    async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Marks a key revoked (keeping the first revocation time); `false` when
+    /// there is no such key.
+    async fn revoke_key(&self, key_id: &str, now: UnixMs) -> Result<bool, StoreError>;
+
+    /// Sets `last_used_time` to `now` unless it is already at or after
+    /// `not_since`, so replicas write it at most once per interval.
+    async fn touch_key(
+        &self,
+        key_id: &str,
+        now: UnixMs,
+        not_since: UnixMs,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything a storage backend offers.
 #[async_trait]
 pub trait Backend:
@@ -195,6 +222,7 @@ pub trait Backend:
     + QuarantineStore
     + TaskNumberStore
     + StatsStore
+    + KeyStore
     + Send
     + Sync
 {

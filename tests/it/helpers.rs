@@ -41,18 +41,13 @@ pub enum Backend {
     Postgres,
 }
 
-/// Starts a server on a fresh SQLite database in a temporary directory.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
-}
-
-/// A server on a fresh database of `backend`. PostgreSQL needs
-/// `CALLSCOPE_TEST_POSTGRES_URL` (an admin URL); the trials that call this
-/// list [`postgres_url`] among their prerequisites, so they never get here
-/// without it.
-pub async fn spawn_app_on(backend: Backend) -> TestApp {
+/// A server on a fresh database of `backend`, its configuration adjusted by
+/// `adjust` first. PostgreSQL needs `CALLSCOPE_TEST_POSTGRES_URL` (an admin
+/// URL); the trials that call this list [`postgres_url`] among their
+/// prerequisites, so they never get here without it.
+pub async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     match backend {
-        Backend::Sqlite => spawn_app().await,
+        Backend::Sqlite => spawn_app_with(adjust).await,
         Backend::Postgres => {
             let admin_url = postgres_admin_url()
                 .unwrap_or_else(|why| panic!("the PostgreSQL variant cannot run: {why}"));
@@ -79,7 +74,11 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
             .await
             .expect("create test database");
             let url = app_role_url(&admin_url, &database);
-            let mut app = spawn_app_with(|c| c.database_url = url).await;
+            let mut app = spawn_app_with(|c| {
+                adjust(c);
+                c.database_url = url;
+            })
+            .await;
             app.drop_database = Some((admin_url, database));
             app
         }
@@ -101,6 +100,8 @@ pub fn app_role_url(admin_url: &str, database: &str) -> String {
 }
 
 /// Like [`spawn_app`], letting the test adjust the configuration first.
+/// A server on a fresh SQLite database in a temporary directory, its
+/// configuration adjusted by `adjust` first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}", dir.path().join("callscope.db").display());
@@ -450,6 +451,21 @@ where
     F: FnOnce(TestApp) -> Fut + Copy + Send + 'static,
     Fut: Future<Output = ()>,
 {
+    backend_trials_with(module, name, needs, |_| {}, test)
+}
+
+/// [`backend_trials`] on servers whose configuration `adjust` changes first.
+pub fn backend_trials_with<F, Fut>(
+    module: &str,
+    name: &str,
+    needs: &[Prerequisite],
+    adjust: fn(&mut ServeConfig),
+    test: F,
+) -> Vec<Trial>
+where
+    F: FnOnce(TestApp) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ()>,
+{
     let mut postgres_needs = needs.to_vec();
     postgres_needs.push(postgres_url);
     [
@@ -462,7 +478,11 @@ where
             format!("{module}::{label}::{name}"),
             &needs,
             Sharing::Parallel,
-            move || block_on(None, async move { test(spawn_app_on(backend).await).await }),
+            move || {
+                block_on(None, async move {
+                    test(spawn_app_on_with(backend, adjust).await).await
+                })
+            },
         )
     })
     .collect()
@@ -470,9 +490,26 @@ where
 
 /// `pub fn trials()` for a module of `async fn(TestApp)` tests: each runs
 /// once per backend (see [`backend_trials`]). `needs: [..];` adds
-/// prerequisites beyond PostgreSQL's.
+/// prerequisites beyond PostgreSQL's; `config: f;` adjusts every server's
+/// configuration with `f: fn(&mut ServeConfig)`.
 #[macro_export]
 macro_rules! backend_tests {
+    (config: $adjust:expr; $($name:ident),* $(,)?) => {
+        pub fn trials() -> Vec<libtest_mimic::Trial> {
+            let module = module_path!().rsplit("::").next().unwrap_or_default();
+            let mut trials = Vec::new();
+            $(
+                trials.extend($crate::helpers::backend_trials_with(
+                    module,
+                    stringify!($name),
+                    &[],
+                    $adjust,
+                    $name,
+                ));
+            )*
+            trials
+        }
+    };
     (needs: [$($need:path),* $(,)?]; $($name:ident),* $(,)?) => {
         pub fn trials() -> Vec<libtest_mimic::Trial> {
             let module = module_path!().rsplit("::").next().unwrap_or_default();

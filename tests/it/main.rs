@@ -10,6 +10,7 @@
 //! reason, never as passed; under `CI=true` it fails instead.
 
 mod analytics;
+mod auth;
 mod calls;
 mod helpers;
 mod logs;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let trials: Vec<Trial> = [
         analytics::trials(),
+        auth::trials(),
         calls::trials(),
         logs::trials(),
         outage::trials(),

@@ -5,7 +5,9 @@
 use libtest_mimic::Trial;
 use sqlx::{Connection, PgConnection, Row};
 
-use crate::helpers::{Backend, Sharing, block_on, call, postgres_url, spawn_app_on, tag, trial};
+use crate::helpers::{
+    Backend, Sharing, block_on, call, postgres_url, spawn_app_on_with, tag, trial,
+};
 use callscope::proto::UpsertCallsRequest;
 
 pub fn trials() -> Vec<Trial> {
@@ -37,7 +39,7 @@ async fn count(conn: &mut PgConnection, table: &str, tenant: Option<&str>) -> i6
 }
 
 async fn a_query_without_its_tenant_sees_nothing() {
-    let mut app = spawn_app_on(Backend::Postgres).await;
+    let mut app = spawn_app_on_with(Backend::Postgres, |_| {}).await;
     let mut first = call("rls-1", "13800138000", "2026-11-20T08:00:00Z");
     first.tags = vec![tag("price", &["interested"])];
     app.ingest

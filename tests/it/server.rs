@@ -150,7 +150,7 @@ async fn malformed_protobuf_bodies_are_invalid_argument() {
         }
     }
 
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::helpers::spawn_app_with(|_| {}).await;
     let cases: [(&str, Vec<u8>, &str); 5] = [
         // Field 1 (call_id) says 5 bytes; 2 follow.
         (
