@@ -12,11 +12,12 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::api::{AnalyticsApi, ApiContext, CallApi, IngestApi};
+use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi};
 use crate::config::ServeConfig;
 use crate::proto::{
-    FILE_DESCRIPTOR_SET, analytics_service_server::AnalyticsServiceServer,
-    call_service_server::CallServiceServer, ingest_service_server::IngestServiceServer,
+    FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
+    analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
+    ingest_service_server::IngestServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -26,6 +27,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.CallService",
     "callscope.v1.IngestService",
     "callscope.v1.AnalyticsService",
+    "callscope.v1.AdminService",
 ];
 
 /// Largest request accepted: a full UpsertCalls batch with transcripts.
@@ -50,7 +52,8 @@ impl Application {
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
-        let service = CallScope::new(store, config.sources.settings());
+        let service = CallScope::new(store, config.sources.settings())
+            .with_quarantine_limits(config.quarantine_limits());
         Ok(Self {
             config,
             listener,
@@ -107,6 +110,15 @@ impl Application {
             Duration::from_millis(self.config.health_interval_ms),
         ));
 
+        let policy = self.config.retention_policy();
+        let retention = policy.is_active().then(|| {
+            tokio::spawn(crate::retention::run(
+                self.service.store().clone(),
+                policy,
+                stop_rx.clone(),
+            ))
+        });
+
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -131,7 +143,8 @@ impl Application {
                 CallServiceServer::new(CallApi(context.clone()))
                     .max_encoding_message_size(MAX_MESSAGE_BYTES),
             )
-            .add_service(AnalyticsServiceServer::new(AnalyticsApi(context)))
+            .add_service(AnalyticsServiceServer::new(AnalyticsApi(context.clone())))
+            .add_service(AdminServiceServer::new(AdminApi(context)))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small answer waits for the client's
                 // delayed ACK: about 40 ms added to every unary RPC.
@@ -140,6 +153,10 @@ impl Application {
             )
             .await;
         watchdog.abort();
+        if let Some(retention) = retention {
+            // It stops on the same signal; a purge batch in flight rolls back.
+            retention.abort();
+        }
         match http.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "http listener failed"),

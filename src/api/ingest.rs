@@ -102,6 +102,10 @@ impl IngestService for IngestApi {
                     response.unchanged += 1;
                     RecordOutcome::Unchanged
                 }
+                UpsertOutcome::Erased => {
+                    response.erased += 1;
+                    RecordOutcome::Erased
+                }
             };
             response.call_ids.push(result.call_id);
             response.outcomes.push(outcome.into());
@@ -147,6 +151,10 @@ impl IngestService for IngestApi {
                 ImportOutcome::Rejected => {
                     response.rejected += 1;
                     RecordOutcome::Rejected
+                }
+                ImportOutcome::Erased => {
+                    response.erased += 1;
+                    RecordOutcome::Erased
                 }
             };
             response.results.push(ImportRecordResult {

@@ -4,11 +4,13 @@
 pub mod convert;
 pub mod status;
 
+mod admin;
 mod analytics;
 mod calls;
 mod ingest;
 mod task_numbers;
 
+pub use admin::AdminApi;
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use ingest::IngestApi;

@@ -198,6 +198,8 @@ async fn receive(
                     outcome: match result.outcome {
                         RecordOutcome::Inserted => "INSERTED",
                         RecordOutcome::Updated => "UPDATED",
+                        // Answered 200 all the same: a vendor must not retry it.
+                        RecordOutcome::Erased => "ERASED",
                         _ => "UNCHANGED",
                     },
                     call_ids: result.call_ids,

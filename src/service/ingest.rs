@@ -47,6 +47,9 @@ pub enum RecordOutcome {
     Updated,
     Unchanged,
     Rejected,
+    /// Every call of the record was erased (AdminService.ErasePhone) and is
+    /// not stored again.
+    Erased,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +208,7 @@ impl CallScope {
             );
         }
         let stored = self.store.ingest(tenant, &batch, now).await?;
+        self.enforce_quarantine_caps(tenant, &batch.rejected).await;
         Ok(parsed
             .into_iter()
             .map(|p| match p {
@@ -248,6 +252,7 @@ impl CallScope {
             ..Default::default()
         };
         self.store.ingest(tenant, &batch, domain::now_ms()).await?;
+        self.enforce_quarantine_caps(tenant, &batch.rejected).await;
         Ok(id)
     }
 
@@ -330,6 +335,8 @@ fn combined_outcome(results: &[&UpsertResult]) -> RecordOutcome {
         RecordOutcome::Inserted
     } else if results.iter().any(|r| r.outcome == UpsertOutcome::Updated) {
         RecordOutcome::Updated
+    } else if !results.is_empty() && results.iter().all(|r| r.outcome == UpsertOutcome::Erased) {
+        RecordOutcome::Erased
     } else {
         RecordOutcome::Unchanged
     }

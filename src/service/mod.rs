@@ -5,6 +5,8 @@ pub mod ingest;
 
 pub mod analytics;
 
+pub mod admin;
+
 use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
     Violations, call_query_scope,
@@ -44,11 +46,22 @@ pub struct ListedCalls {
 pub struct CallScope {
     store: Store,
     sources: ingest::SourceSettings,
+    quarantine_limits: domain::erasure::QuarantineLimits,
 }
 
 impl CallScope {
     pub fn new(store: Store, sources: ingest::SourceSettings) -> Self {
-        Self { store, sources }
+        Self {
+            store,
+            sources,
+            quarantine_limits: Default::default(),
+        }
+    }
+
+    /// The same service with other caps on the quarantine.
+    pub fn with_quarantine_limits(mut self, limits: domain::erasure::QuarantineLimits) -> Self {
+        self.quarantine_limits = limits;
+        self
     }
 
     pub fn store(&self) -> &Store {
