@@ -9,6 +9,7 @@
 //! PostgreSQL binaries of the outage test) is reported as `ignored` with the
 //! reason, never as passed; under `CI=true` it fails instead.
 
+mod admin;
 mod analytics;
 mod calls;
 mod helpers;
@@ -24,6 +25,7 @@ use libtest_mimic::{Arguments, Trial};
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let trials: Vec<Trial> = [
+        admin::trials(),
         analytics::trials(),
         calls::trials(),
         outage::trials(),
