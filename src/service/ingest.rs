@@ -219,7 +219,12 @@ impl CallScope {
                         .collect();
                     RecordResult {
                         outcome: combined_outcome(&results),
-                        call_ids: results.iter().map(|r| r.call_id.clone()).collect(),
+                        // Erased calls are not stored: they have no id.
+                        call_ids: results
+                            .iter()
+                            .filter(|r| r.outcome != UpsertOutcome::Erased)
+                            .map(|r| r.call_id.clone())
+                            .collect(),
                         reason: String::new(),
                         rejected_id: None,
                     }

@@ -47,6 +47,21 @@ where
         Ok(())
     }
 
+    /// Takes the tenant's erasure lock (see [`Dialect::ERASURE_LOCK`]) for
+    /// the rest of the transaction: shared to write calls, exclusive to erase.
+    pub(super) async fn erasure_lock(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        exclusive: bool,
+    ) -> Result<(), StoreError> {
+        if let Some((shared, sole)) = DB::ERASURE_LOCK {
+            let mut qb = QueryBuilder::<DB>::new(if exclusive { sole } else { shared });
+            qb.push_bind(tenant.to_owned()).push("))");
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Deletes calls by id with their child rows, `DELETE_BATCH` at a time.
     async fn delete_calls_by_id(
         tx: &mut Transaction<'static, DB>,
@@ -54,7 +69,9 @@ where
         ids: &[String],
     ) -> Result<(), StoreError> {
         for chunk in ids.chunks(DELETE_BATCH) {
-            for table in CHILD_TABLES.iter().chain(&["calls"]) {
+            // The calls first: their row locks wait for a concurrent writer
+            // of the same call, whose child rows the next statements then see.
+            for table in ["calls"].iter().chain(CHILD_TABLES) {
                 let mut qb =
                     QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
                 qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
@@ -132,6 +149,11 @@ where
         validate_only: bool,
         now: UnixMs,
     ) -> Result<ErasureCounts, StoreError> {
+        if !validate_only {
+            // Waits for the writers of calls in flight, and holds new ones
+            // back until the tombstones are committed.
+            Self::erasure_lock(tx, tenant, true).await?;
+        }
         let calls = Self::calls_of_phone(tx, tenant, &phone.phone).await?;
         let rejected = Self::rejected_of_phone(tx, tenant, phone).await?;
         let task_numbers: i64 = if validate_only {

@@ -261,6 +261,8 @@ where
         calls: &[(&Call, WriteMode)],
         now: UnixMs,
     ) -> Result<Vec<UpsertResult>, StoreError> {
+        // Before the tombstones are read: an erasure in flight finishes first.
+        Self::erasure_lock(tx, tenant, false).await?;
         let mut results: Vec<Option<UpsertResult>> = vec![None; calls.len()];
         let mut pending: Vec<usize> = (0..calls.len()).collect();
         while !pending.is_empty() {

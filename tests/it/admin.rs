@@ -251,6 +251,7 @@ async fn erased_vendor_calls_stay_erased_through_every_door(mut app: TestApp) {
     let (status, body) = app.post("/hooks/laaffic", push.as_bytes()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"outcome\":\"ERASED\""), "{body}");
+    assert!(body.contains("\"call_ids\":[]"), "{body}");
     let answer = import(&mut app, Source::Laaffic, vec![push.clone()]).await;
     assert_eq!(
         answer.results[0].outcome,
@@ -258,6 +259,7 @@ async fn erased_vendor_calls_stay_erased_through_every_door(mut app: TestApp) {
         "{answer:?}"
     );
     assert_eq!((answer.erased, answer.inserted), (1, 0));
+    assert!(answer.results[0].call_ids.is_empty(), "{answer:?}");
     let found = app
         .external_ids(CallFilter {
             phone: "+63123456788".into(),
@@ -357,6 +359,43 @@ async fn empty_filters_and_bad_numbers_are_refused(app: TestApp) {
             .expect_err("bad phone");
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(bad_fields(&status), vec!["phone"]);
+    }
+}
+
+async fn erasing_while_a_call_is_written_leaves_no_call_behind(mut app: TestApp) {
+    for round in 0..5 {
+        let phone = format!("+86138001380{round:02}");
+        let external_id = format!("race-{round}");
+        let mut writer = app.ingest.clone();
+        let writes = async {
+            for n in 0..20 {
+                let mut c = call(&external_id, &phone, "2026-11-20T08:00:00Z");
+                c.update_time = Some(prost_types::Timestamp {
+                    seconds: 1_800_000_000 + n,
+                    nanos: 0,
+                });
+                c.turns = vec![turn(1, &format!("version {n}"))];
+                writer
+                    .upsert_calls(proto::UpsertCallsRequest { calls: vec![c] })
+                    .await
+                    .expect("upsert");
+            }
+        };
+        let erasure = async {
+            tokio::time::sleep(Duration::from_millis(5 + 3 * round as u64)).await;
+            erase(&app, &phone, false).await
+        };
+        let ((), counts) = tokio::join!(writes, erasure);
+        let left = app
+            .external_ids(CallFilter {
+                phone: phone.clone(),
+                ..Default::default()
+            })
+            .await;
+        if counts.calls > 0 {
+            // The erasure found the call: every later write was refused.
+            assert!(left.is_empty(), "round {round}: {left:?} revived");
+        }
     }
 }
 
@@ -488,6 +527,7 @@ crate::backend_tests!(
     erased_vendor_calls_stay_erased_through_every_door,
     delete_calls_deletes_exactly_what_list_calls_selects,
     empty_filters_and_bad_numbers_are_refused,
+    erasing_while_a_call_is_written_leaves_no_call_behind,
     retention_purges_old_calls_and_old_quarantine,
     quarantine_caps_drop_the_oldest_first,
 );
