@@ -64,7 +64,7 @@ impl CallScope {
             filter = ?loggable(filter),
             validate_only,
             deleted_calls = deleted,
-            "calls deleted"
+            "delete calls"
         );
         Ok(deleted)
     }
@@ -93,7 +93,7 @@ impl CallScope {
             calls = counts.calls,
             task_numbers = counts.task_numbers,
             rejected_records = counts.rejected_records,
-            "phone number erased"
+            "erase phone"
         );
         Ok(counts)
     }
