@@ -193,6 +193,33 @@ pub struct ServeConfig {
     #[arg(long, env = "CALLSCOPE_HEALTH_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub health_interval_ms: u64,
 
+    /// Delete calls whose call_time is older than this many days (checked at
+    /// start, then every retention interval). Off when not set.
+    #[arg(long, env = "CALLSCOPE_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_days: Option<u32>,
+
+    /// Delete quarantined records received more than this many days ago;
+    /// 0 keeps them until the caps drop them.
+    #[arg(
+        long,
+        env = "CALLSCOPE_QUARANTINE_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub quarantine_retention_days: u32,
+
+    /// How often the retention purge runs, in milliseconds.
+    #[arg(long, env = "CALLSCOPE_RETENTION_INTERVAL_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_interval_ms: u64,
+
+    /// Most quarantined records kept per tenant and source; the oldest are
+    /// dropped first.
+    #[arg(long, env = "CALLSCOPE_QUARANTINE_MAX_ROWS", default_value_t = 10_000)]
+    pub quarantine_max_rows: u64,
+
+    /// Most payload bytes the quarantine keeps per tenant and source; the
+    /// oldest records are dropped first.
+    #[arg(long, env = "CALLSCOPE_QUARANTINE_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub quarantine_max_bytes: u64,
     /// How requests are authenticated: `none` (every request acts for the
     /// tenant `default`; only loopback addresses may be served) or `keys`
     /// (API keys from `callscope keys create`).
@@ -234,6 +261,29 @@ impl ServeConfig {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             tls: crate::tls::TlsFlags::default(),
             auth: AuthMode::None,
+            retention_days: None,
+            quarantine_retention_days: 30,
+            retention_interval_ms: 3_600_000,
+            quarantine_max_rows: 10_000,
+            quarantine_max_bytes: 256 * 1024 * 1024,
+        }
+    }
+
+    /// The quarantine's caps per tenant and source.
+    pub fn quarantine_limits(&self) -> crate::domain::erasure::QuarantineLimits {
+        crate::domain::erasure::QuarantineLimits {
+            max_rows: self.quarantine_max_rows,
+            max_bytes: self.quarantine_max_bytes,
+        }
+    }
+
+    /// What the retention purge removes, and how often it looks.
+    pub fn retention_policy(&self) -> crate::retention::RetentionPolicy {
+        crate::retention::RetentionPolicy {
+            call_days: self.retention_days,
+            quarantine_days: (self.quarantine_retention_days > 0)
+                .then_some(self.quarantine_retention_days),
+            interval: Duration::from_millis(self.retention_interval_ms),
         }
     }
 
@@ -265,6 +315,11 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("tls", &self.tls)
             .field("auth", &self.auth)
+            .field("retention_days", &self.retention_days)
+            .field("quarantine_retention_days", &self.quarantine_retention_days)
+            .field("retention_interval_ms", &self.retention_interval_ms)
+            .field("quarantine_max_rows", &self.quarantine_max_rows)
+            .field("quarantine_max_bytes", &self.quarantine_max_bytes)
             .finish()
     }
 }

@@ -21,6 +21,8 @@ pub struct ImportSummary {
     pub updated: u64,
     pub unchanged: u64,
     pub rejected: u64,
+    /// Records whose calls were erased (not stored again).
+    pub erased: u64,
 }
 
 impl std::fmt::Display for ImportSummary {
@@ -29,7 +31,11 @@ impl std::fmt::Display for ImportSummary {
             f,
             "inserted {}, updated {}, unchanged {}, rejected {}",
             self.inserted, self.updated, self.unchanged, self.rejected
-        )
+        )?;
+        if self.erased > 0 {
+            write!(f, ", erased {}", self.erased)?;
+        }
+        Ok(())
     }
 }
 
@@ -75,6 +81,7 @@ pub async fn run_import(config: &ImportConfig) -> anyhow::Result<ImportSummary> 
                     RecordOutcome::Updated => summary.updated += 1,
                     RecordOutcome::Unchanged => summary.unchanged += 1,
                     RecordOutcome::Rejected => summary.rejected += 1,
+                    RecordOutcome::Erased => summary.erased += 1,
                 }
             }
             progress.inc(chunk.len() as u64);

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod proto;
+pub mod retention;
 pub mod server;
 pub mod service;
 pub mod sources;

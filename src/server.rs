@@ -13,14 +13,15 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
-use crate::api::{AnalyticsApi, ApiContext, CallApi, IngestApi};
+use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
     MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
 };
 use crate::proto::{
-    FILE_DESCRIPTOR_SET, analytics_service_server::AnalyticsServiceServer,
-    call_service_server::CallServiceServer, ingest_service_server::IngestServiceServer,
+    FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
+    analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
+    ingest_service_server::IngestServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -30,6 +31,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.CallService",
     "callscope.v1.IngestService",
     "callscope.v1.AnalyticsService",
+    "callscope.v1.AdminService",
 ];
 
 /// A built server: the store is connected and migrated, the port is bound.
@@ -61,7 +63,8 @@ impl Application {
             .await
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
         let service = CallScope::new(store, config.sources.settings())
-            .with_max_response_bytes(config.max_response_bytes);
+            .with_max_response_bytes(config.max_response_bytes)
+            .with_quarantine_limits(config.quarantine_limits());
         Ok(Self {
             config,
             listener,
@@ -131,6 +134,15 @@ impl Application {
             Duration::from_millis(self.config.health_interval_ms),
         ));
 
+        let policy = self.config.retention_policy();
+        let retention = policy.is_active().then(|| {
+            tokio::spawn(crate::retention::run(
+                self.service.store().clone(),
+                policy,
+                stop_rx.clone(),
+            ))
+        });
+
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -166,7 +178,11 @@ impl Application {
                     .max_encoding_message_size(MAX_RESPONSE_BYTES),
             )
             .add_service(
-                AnalyticsServiceServer::new(AnalyticsApi(context))
+                AnalyticsServiceServer::new(AnalyticsApi(context.clone()))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
+            .add_service(
+                AdminServiceServer::new(AdminApi(context))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .serve_with_incoming_shutdown(
@@ -177,6 +193,10 @@ impl Application {
             )
             .await;
         watchdog.abort();
+        if let Some(retention) = retention {
+            // It stops on the same signal; a purge batch in flight rolls back.
+            retention.abort();
+        }
         match http.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "http listener failed"),

@@ -7,10 +7,12 @@ pub mod codec;
 pub(crate) mod convert;
 pub mod status;
 
+mod admin;
 mod analytics;
 mod calls;
 mod ingest;
 
+pub use admin::AdminApi;
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use ingest::IngestApi;

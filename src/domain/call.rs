@@ -569,6 +569,9 @@ pub enum UpsertOutcome {
     Updated,
     /// The same content as stored, or older than what is stored.
     Unchanged,
+    /// The call was erased (AdminService.ErasePhone) and is not stored
+    /// again; the result carries no call id.
+    Erased,
 }
 
 /// The result of storing one call.

@@ -213,6 +213,8 @@ async fn store_push(
         RecordOutcome::Inserted => "INSERTED",
         RecordOutcome::Updated => "UPDATED",
         RecordOutcome::Unchanged => "UNCHANGED",
+        // Answered 200 all the same: a vendor must not retry an erased call.
+        RecordOutcome::Erased => "ERASED",
         RecordOutcome::Rejected => {
             return Err(Failure::Refused {
                 status: StatusCode::BAD_REQUEST,

@@ -46,6 +46,9 @@ pub enum RecordOutcome {
     Updated,
     Unchanged,
     Rejected,
+    /// Every call of the record was erased (AdminService.ErasePhone) and is
+    /// not stored again.
+    Erased,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +192,7 @@ impl CallScope {
             );
         }
         let stored = self.store.ingest(tenant, &batch, now).await?;
+        self.enforce_quarantine_caps(tenant, &batch.rejected).await;
         Ok(parsed
             .into_iter()
             .map(|p| match p {
@@ -199,7 +203,12 @@ impl CallScope {
                         .collect();
                     RecordResult {
                         outcome: combined_outcome(&results),
-                        call_ids: results.iter().map(|r| r.call_id.clone()).collect(),
+                        // Erased calls are not stored: they have no id.
+                        call_ids: results
+                            .iter()
+                            .filter(|r| r.outcome != UpsertOutcome::Erased)
+                            .map(|r| r.call_id.clone())
+                            .collect(),
                         reason: String::new(),
                         rejected_id: None,
                     }
@@ -232,6 +241,7 @@ impl CallScope {
             ..Default::default()
         };
         self.store.ingest(tenant, &batch, domain::now_ms()).await?;
+        self.enforce_quarantine_caps(tenant, &batch.rejected).await;
         Ok(id)
     }
 
@@ -328,6 +338,8 @@ fn combined_outcome(results: &[&UpsertResult]) -> RecordOutcome {
         RecordOutcome::Inserted
     } else if results.iter().any(|r| r.outcome == UpsertOutcome::Updated) {
         RecordOutcome::Updated
+    } else if !results.is_empty() && results.iter().all(|r| r.outcome == UpsertOutcome::Erased) {
+        RecordOutcome::Erased
     } else {
         RecordOutcome::Unchanged
     }

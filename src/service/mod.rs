@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod analytics;
 pub mod keys;
 
+pub mod admin;
 pub mod error;
 
 pub use error::ServiceError;
@@ -33,6 +34,7 @@ pub struct CallScope {
     store: Store,
     sources: ingest::SourceSettings,
     max_response_bytes: usize,
+    quarantine_limits: domain::erasure::QuarantineLimits,
 }
 
 impl CallScope {
@@ -41,12 +43,19 @@ impl CallScope {
             store,
             sources,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            quarantine_limits: Default::default(),
         }
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.
     pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The same service with other caps on the quarantine.
+    pub fn with_quarantine_limits(mut self, limits: domain::erasure::QuarantineLimits) -> Self {
+        self.quarantine_limits = limits;
         self
     }
 

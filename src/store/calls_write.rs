@@ -113,13 +113,23 @@ fn plan_round(
     calls: &[(&Call, WriteMode)],
     round: &[usize],
     existing: &HashMap<CallKey, Existing>,
+    erased: &HashSet<CallKey>,
     results: &mut [Option<UpsertResult>],
 ) -> Vec<PlannedWrite> {
     let mut writes = Vec::new();
     for &index in round {
         let (call, mode) = calls[index];
+        let key = call_key(call);
+        // An erased call is never stored again, whatever door it comes by.
+        if erased.contains(&key) {
+            results[index] = Some(UpsertResult {
+                call_id: String::new(),
+                outcome: UpsertOutcome::Erased,
+            });
+            continue;
+        }
         let hash = call.content_hash();
-        match existing.get(&call_key(call)) {
+        match existing.get(&key) {
             None => writes.push(PlannedWrite {
                 index,
                 call_id: uuid::Uuid::now_v7().to_string(),
@@ -171,6 +181,7 @@ where
         now: UnixMs,
     ) -> Result<Vec<UpsertResult>, StoreError> {
         let mut tx = self.begin(tenant).await?;
+        Self::register_tenant(&mut tx, tenant).await?;
         let batch: Vec<(&Call, WriteMode)> =
             calls.iter().map(|c| (c, WriteMode::Replace)).collect();
         let results = Self::write_calls(&mut tx, tenant, &batch, now).await?;
@@ -192,12 +203,14 @@ where
         // is kept even if storing the good ones fails.
         if !batch.rejected.is_empty() {
             let mut tx = self.begin(tenant).await?;
+            Self::register_tenant(&mut tx, tenant).await?;
             for record in &batch.rejected {
                 Self::insert_rejected(&mut tx, tenant, record).await?;
             }
             tx.commit().await?;
         }
         let mut tx = self.begin(tenant).await?;
+        Self::register_tenant(&mut tx, tenant).await?;
         for task in &batch.tasks {
             Self::upsert_task(&mut tx, tenant, task).await?;
         }
@@ -248,6 +261,8 @@ where
         calls: &[(&Call, WriteMode)],
         now: UnixMs,
     ) -> Result<Vec<UpsertResult>, StoreError> {
+        // Before the tombstones are read: an erasure in flight finishes first.
+        Self::erasure_lock(tx, tenant, false).await?;
         let mut results: Vec<Option<UpsertResult>> = vec![None; calls.len()];
         let mut pending: Vec<usize> = (0..calls.len()).collect();
         while !pending.is_empty() {
@@ -256,7 +271,8 @@ where
                 .iter()
                 .partition(|&&i| seen.insert(call_key(calls[i].0)));
             let existing = Self::look_up_existing(tx, tenant, calls, &round).await?;
-            let writes = plan_round(calls, &round, &existing, &mut results);
+            let erased = Self::look_up_erased(tx, tenant, calls, &round).await?;
+            let writes = plan_round(calls, &round, &existing, &erased, &mut results);
             let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
             let stored = Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
             Self::replace_children(tx, tenant, calls, &stored).await?;
@@ -322,6 +338,45 @@ where
             }
         }
         Ok(existing)
+    }
+
+    /// The keys of a round's calls that were erased (tombstones of
+    /// ErasePhone): one look-up per source and chunk, like
+    /// [`Self::look_up_existing`].
+    async fn look_up_erased(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        calls: &[(&Call, WriteMode)],
+        round: &[usize],
+    ) -> Result<HashSet<CallKey>, StoreError> {
+        let mut erased = HashSet::new();
+        let mut by_source: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+        for &i in round {
+            let call = calls[i].0;
+            by_source
+                .entry(call.source.code())
+                .or_default()
+                .push(call.external_id.as_str());
+        }
+        for (source, ids) in by_source {
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut qb = QueryBuilder::<DB>::new(
+                    "SELECT external_id FROM erased_calls WHERE tenant_id = ",
+                );
+                qb.push_bind(tenant.to_owned())
+                    .push(" AND source = ")
+                    .push_bind(i64::from(source))
+                    .push(" AND external_id IN (");
+                let mut list = qb.separated(", ");
+                for id in chunk {
+                    list.push_bind((*id).to_owned());
+                }
+                qb.push(")");
+                let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut **tx).await?;
+                erased.extend(found.into_iter().map(|id| (source, id)));
+            }
+        }
+        Ok(erased)
     }
 
     /// Inserts or updates the planned rows; answers the id each key got, for

@@ -30,6 +30,12 @@ pub trait Dialect: Database {
     /// (`callscope.tenant`), which row-level security then enforces: a
     /// statement that forgot its tenant predicate sees nothing.
     const DECLARES_TENANT: bool;
+    /// Statements taking a tenant's erasure lock for the rest of the
+    /// transaction, `(shared, exclusive)`, each completed by the bound tenant
+    /// and `)`: writers of calls take it shared, ErasePhone exclusive, so a
+    /// call being written while its number is erased cannot slip past the
+    /// tombstones. `None` where one writer at a time is the rule anyway.
+    const ERASURE_LOCK: Option<(&'static str, &'static str)>;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -44,6 +50,8 @@ impl Dialect for sqlx::Sqlite {
     const SUMS_COSTS_IN_SQL: bool = true;
     // One file, one tenant scope: every statement carries its predicate.
     const DECLARES_TENANT: bool = false;
+    // BEGIN IMMEDIATE already serialises every write transaction.
+    const ERASURE_LOCK: Option<(&'static str, &'static str)> = None;
 }
 
 impl Dialect for sqlx::Postgres {
@@ -54,6 +62,13 @@ impl Dialect for sqlx::Postgres {
     // PostgreSQL distinct costs are added exactly in Rust.
     const SUMS_COSTS_IN_SQL: bool = false;
     const DECLARES_TENANT: bool = true;
+    // Transaction-scoped advisory locks in a key space of their own (the
+    // two-integer form, class 7001): shared ones do not block each other, so
+    // concurrent ingest is unaffected until an erasure comes.
+    const ERASURE_LOCK: Option<(&'static str, &'static str)> = Some((
+        "SELECT pg_advisory_xact_lock_shared(7001, hashtext(",
+        "SELECT pg_advisory_xact_lock(7001, hashtext(",
+    ));
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads

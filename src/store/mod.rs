@@ -6,8 +6,10 @@
 //! `calls_read` (listings and one call), `catalogs` (tasks, tags, intent
 //! levels), `quarantine` (rejected records), `keys` (API keys), `task_numbers` (dialing lists),
 //! `stats` (campaign figures), `filter_sql` (a filter as a `WHERE` clause),
-//! `sqlite` and `postgres` (connecting), `dialect` (what differs between them).
+//! `sqlite` and `postgres` (connecting), `dialect` (what differs between them),
+//! `admin` (deleting, erasing, retention and the quarantine's caps).
 
+mod admin;
 mod calls_read;
 mod calls_write;
 mod catalogs;
@@ -31,6 +33,7 @@ pub use dialect::{Dialect, SqlStore};
 pub use error::StoreError;
 pub use task_numbers::TaskNumberPage;
 
+use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};
 use crate::domain::key::StoredKey;
 use crate::domain::stats::{BucketSums, CallStats};
 use crate::domain::{
@@ -213,6 +216,62 @@ pub trait KeyStore {
     ) -> Result<(), StoreError>;
 }
 
+/// Removing data: by filter, by phone number (with tombstones), by age, and
+/// past the quarantine's caps.
+#[async_trait]
+pub trait AdminStore {
+    /// Deletes the calls `filter` selects with their child rows, in one
+    /// transaction; with `validate_only` only counts them.
+    async fn delete_calls(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        validate_only: bool,
+    ) -> Result<i64, StoreError>;
+
+    /// Removes the number from calls (leaving a tombstone per call), dialing
+    /// lists and quarantined payloads, in one transaction; with
+    /// `validate_only` only counts.
+    async fn erase_phone(
+        &self,
+        tenant: &str,
+        phone: &PhoneNotations,
+        validate_only: bool,
+        now: UnixMs,
+    ) -> Result<ErasureCounts, StoreError>;
+
+    /// Every tenant that has stored calls or quarantined records.
+    async fn tenants(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes the tenant's calls with `call_time < cutoff`, `batch` calls
+    /// per transaction; answers how many.
+    async fn purge_calls_before(
+        &self,
+        tenant: &str,
+        cutoff: UnixMs,
+        batch: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes the tenant's quarantined records received before `cutoff`,
+    /// `batch` per transaction; answers how many.
+    async fn purge_rejected_before(
+        &self,
+        tenant: &str,
+        cutoff: UnixMs,
+        batch: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Drops a source's oldest quarantined records until `limits` hold,
+    /// never one of `keep`; answers what was dropped.
+    async fn trim_quarantine(
+        &self,
+        tenant: &str,
+        source: Option<Source>,
+        limits: QuarantineLimits,
+        keep: &[String],
+    ) -> Result<QuarantineTrim, StoreError>;
+}
+
 /// Everything a storage backend offers.
 #[async_trait]
 pub trait Backend:
@@ -223,6 +282,7 @@ pub trait Backend:
     + TaskNumberStore
     + StatsStore
     + KeyStore
+    + AdminStore
     + Send
     + Sync
 {

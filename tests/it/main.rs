@@ -9,6 +9,7 @@
 //! PostgreSQL binaries of the outage test) is reported as `ignored` with the
 //! reason, never as passed; under `CI=true` it fails instead.
 
+mod admin;
 mod analytics;
 mod auth;
 mod calls;
@@ -28,6 +29,7 @@ use libtest_mimic::{Arguments, Trial};
 fn main() -> ExitCode {
     let args = Arguments::from_args();
     let trials: Vec<Trial> = [
+        admin::trials(),
         analytics::trials(),
         auth::trials(),
         calls::trials(),

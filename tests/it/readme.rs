@@ -96,6 +96,10 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "\"externalId\": \"3001\"",
         "\"code\":\"INVALID_RECORD\"",
         "\"channel\": \"http\"",
+        "\"calls\": \"1\"",
+        "RECORD_OUTCOME_ERASED",
+        "\"deletedCalls\": \"1\"",
+        "\"field\":\"filter\"",
     ] {
         assert!(
             all.contains(expected),
@@ -123,6 +127,7 @@ async fn grpcurl_lists_and_describes_through_reflection(app: TestApp) {
     };
     let list = run(&[&addr, "list"]).await;
     for service in [
+        "callscope.v1.AdminService",
         "callscope.v1.AnalyticsService",
         "callscope.v1.CallService",
         "callscope.v1.IngestService",

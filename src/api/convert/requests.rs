@@ -83,6 +83,10 @@ pub fn upsert_calls_response(results: Vec<UpsertResult>) -> proto::UpsertCallsRe
                 response.unchanged += 1;
                 proto::RecordOutcome::Unchanged
             }
+            UpsertOutcome::Erased => {
+                response.erased += 1;
+                proto::RecordOutcome::Erased
+            }
         };
         response.call_ids.push(result.call_id);
         response.outcomes.push(outcome.into());
@@ -127,6 +131,10 @@ pub fn import_records_response(results: Vec<RecordResult>) -> proto::ImportRecor
             ImportOutcome::Rejected => {
                 response.rejected += 1;
                 proto::RecordOutcome::Rejected
+            }
+            ImportOutcome::Erased => {
+                response.erased += 1;
+                proto::RecordOutcome::Erased
             }
         };
         response.results.push(proto::ImportRecordResult {
