@@ -415,6 +415,12 @@ async fn execute(database_url: &str, statement: &str) {
         let mut conn = sqlx::PgConnection::connect(database_url)
             .await
             .expect("connect postgres");
+        // The test servers' role is subject to row-level security: declare
+        // the tenant the rows belong to, for this session.
+        sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
+            .execute(&mut conn)
+            .await
+            .expect("declare tenant");
         sqlx::Executor::execute(&mut conn, statement)
             .await
             .expect("execute");

@@ -14,6 +14,7 @@ mod analytics;
 mod auth;
 mod calls;
 mod helpers;
+mod isolation;
 mod logs;
 mod outage;
 mod readme;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         analytics::trials(),
         auth::trials(),
         calls::trials(),
+        isolation::trials(),
         logs::trials(),
         outage::trials(),
         readme::trials(),
