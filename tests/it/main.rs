@@ -17,6 +17,7 @@ mod helpers;
 mod isolation;
 mod logs;
 mod outage;
+mod pg_cluster;
 mod readme;
 mod row_security;
 mod server;

@@ -11,8 +11,6 @@
 //! latencies.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,6 +24,7 @@ use tonic_health::pb::{
 };
 
 use crate::helpers::{self, Sharing, block_on, trial};
+use crate::pg_cluster::{PgInstance, postgres_binaries};
 
 pub fn trials() -> Vec<Trial> {
     vec![trial(
@@ -41,228 +40,12 @@ pub fn trials() -> Vec<Trial> {
     )]
 }
 
-/// Prerequisite: initdb, pg_ctl and postgres, and as root a `postgres` user
-/// to run them as (initdb refuses root).
-pub fn postgres_binaries() -> Result<(), String> {
-    let bin = PgInstance::find_bindir().ok_or(
-        "no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin; \
-         set CALLSCOPE_PG_BINDIR",
-    )?;
-    for tool in ["initdb", "pg_ctl", "postgres"] {
-        if !bin.join(tool).exists() {
-            return Err(format!(
-                "{} is missing (set CALLSCOPE_PG_BINDIR to the PostgreSQL binaries)",
-                bin.join(tool).display()
-            ));
-        }
-    }
-    if is_root() {
-        let user = Command::new("id").args(["-u", "postgres"]).output();
-        if !user.is_ok_and(|o| o.status.success()) {
-            return Err("running as root and there is no `postgres` user to run initdb as".into());
-        }
-    }
-    Ok(())
-}
-
 /// The deadline every RPC of the test carries.
 const DEADLINE: Duration = Duration::from_secs(3);
 /// What an answer may take beyond its deadline before we call it a hang.
 const SLACK: Duration = Duration::from_millis(500);
 const WRITERS: usize = 4;
 const CALLS_PER_BATCH: usize = 20;
-
-/// A throwaway PostgreSQL instance; stopped (immediately) when dropped.
-struct PgInstance {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Run the PostgreSQL tools as this user (initdb refuses root).
-    run_as: Option<String>,
-}
-
-impl PgInstance {
-    /// The directory of initdb/pg_ctl: `CALLSCOPE_PG_BINDIR`, else the newest
-    /// `/usr/lib/postgresql/*/bin`.
-    fn find_bindir() -> Option<PathBuf> {
-        if let Ok(dir) = std::env::var("CALLSCOPE_PG_BINDIR") {
-            return Some(PathBuf::from(dir));
-        }
-        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let version = e.file_name().to_str()?.parse().ok()?;
-                let bin = e.path().join("bin");
-                bin.join("pg_ctl").exists().then_some((version, bin))
-            })
-            .collect();
-        versions.sort();
-        versions.pop().map(|(_, bin)| bin)
-    }
-
-    fn init() -> Result<Self, String> {
-        let bin = Self::find_bindir().ok_or("no PostgreSQL binaries (initdb, pg_ctl) found")?;
-        for tool in ["initdb", "pg_ctl", "postgres"] {
-            if !bin.join(tool).exists() {
-                return Err(format!("{} is missing", bin.join(tool).display()));
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("callscope-outage-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let run_as = is_root().then(|| "postgres".to_owned());
-        if let Some(user) = &run_as {
-            let status = Command::new("chown")
-                .arg(format!("{user}:"))
-                .arg(dir.path())
-                .status()
-                .map_err(|e| format!("chown: {e}"))?;
-            if !status.success() {
-                return Err(format!("chown {user} {} failed", dir.path().display()));
-            }
-        }
-        let instance = Self {
-            bin,
-            dir,
-            port: 0,
-            run_as,
-        };
-        let data = instance.data_dir();
-        instance.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C",
-            ],
-        )?;
-        Ok(instance)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
-        let program = self.bin.join(tool);
-        let mut command = match &self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(&program);
-                c
-            }
-            None => Command::new(&program),
-        };
-        let output = command
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .map_err(|e| format!("{tool}: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{tool} {args:?} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    }
-
-    /// Starts the instance on a port that is free now: asks the kernel for
-    /// one (port 0), releases it and lets PostgreSQL bind it; tries again
-    /// with another if something took it in between.
-    fn start_on_free_port(&mut self) {
-        for attempt in 1..=5 {
-            self.port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            match self.try_start() {
-                Ok(()) => return,
-                Err(e) if attempt < 5 && e.contains("could not bind") => {
-                    eprintln!("port {} was taken, trying another: {e}", self.port);
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-    }
-
-    /// Starts the instance again on its port (after [`Self::stop`]).
-    fn start(&self) {
-        self.try_start().unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    fn try_start(&self) -> Result<(), String> {
-        let dir = self.dir.path().to_str().unwrap();
-        let options = format!("-k {dir} -p {} -c listen_addresses=127.0.0.1", self.port);
-        let log = self.dir.path().join("postgres.log");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data_dir().to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &options,
-                "-w",
-                "-t",
-                "30",
-                "start",
-            ],
-        )
-        .map_err(|e| format!("{e}\n{}", read_log(&log)))
-    }
-
-    fn stop(&self, mode: &str) -> Result<(), String> {
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data_dir().to_str().unwrap(),
-                "-m",
-                mode,
-                "-w",
-                "-t",
-                "30",
-                "stop",
-            ],
-        )
-    }
-}
-
-impl Drop for PgInstance {
-    fn drop(&mut self) {
-        let _ = self.stop("immediate");
-    }
-}
-
-fn read_log(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
 
 /// One answered RPC: which phase it was sent in, its code and how long it took.
 #[derive(Debug, Clone)]

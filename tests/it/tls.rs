@@ -27,6 +27,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use libtest_mimic::Trial;
 
 use crate::helpers::{Sharing, block_on, trial};
+use crate::pg_cluster::PgInstance;
 
 /// The TLS tests: certificates made at test time, ports chosen by the OS.
 pub fn trials() -> Vec<Trial> {
@@ -84,7 +85,7 @@ pub fn trials() -> Vec<Trial> {
         ),
         trial(
             "tls::postgres::postgres_over_tls_with_sslmode_require_and_verify_full".to_owned(),
-            &[crate::outage::postgres_binaries],
+            &[crate::pg_cluster::postgres_binaries],
             Sharing::Alone,
             || {
                 block_on(
@@ -696,180 +697,6 @@ fn serve_binary_takes_tls_flags_from_the_environment() {
 // ---------------------------------------------------------------------------
 // PostgreSQL over TLS
 
-/// A throwaway PostgreSQL cluster with `ssl=on`, listening on 127.0.0.1 only
-/// (after `tests/outage.rs`); stopped when dropped.
-struct PgInstance {
-    bin: PathBuf,
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Run the PostgreSQL tools as this user (initdb refuses root).
-    run_as: Option<String>,
-}
-
-impl PgInstance {
-    fn find_bindir() -> Option<PathBuf> {
-        if let Ok(dir) = std::env::var("CALLSCOPE_PG_BINDIR") {
-            return Some(PathBuf::from(dir));
-        }
-        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let version = e.file_name().to_str()?.parse().ok()?;
-                let bin = e.path().join("bin");
-                bin.join("pg_ctl").exists().then_some((version, bin))
-            })
-            .collect();
-        versions.sort();
-        versions.pop().map(|(_, bin)| bin)
-    }
-
-    fn init() -> Result<Self, String> {
-        let bin = Self::find_bindir().ok_or("no PostgreSQL binaries (initdb, pg_ctl) found")?;
-        for tool in ["initdb", "pg_ctl", "postgres"] {
-            if !bin.join(tool).exists() {
-                return Err(format!("{} is missing", bin.join(tool).display()));
-            }
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("callscope-tls-")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let run_as = is_root().then(|| "postgres".to_owned());
-        if let Some(user) = &run_as {
-            chown(user, dir.path())?;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let instance = Self {
-            bin,
-            dir,
-            port,
-            run_as,
-        };
-        let data = instance.data_dir();
-        let data = data.to_str().ok_or("temporary path is not UTF-8")?;
-        instance.run(
-            "initdb",
-            &[
-                "-D",
-                data,
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale",
-                "C",
-            ],
-        )?;
-        Ok(instance)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// The server's URL with these query parameters.
-    fn url(&self, query: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/postgres?{query}",
-            self.port
-        )
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
-        let program = self.bin.join(tool);
-        let mut command = match &self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(&program);
-                c
-            }
-            None => Command::new(&program),
-        };
-        let output = command
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .map_err(|e| format!("{tool}: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{tool} {args:?} failed: {}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    }
-
-    /// Puts the certificate and key in the data directory (mode 0600, owned
-    /// by the server's user) and starts with `ssl=on`.
-    fn start_with_ssl(&self, server: &Leaf) -> Result<(), String> {
-        use std::os::unix::fs::PermissionsExt;
-        let data = self.data_dir();
-        let mut files = Vec::new();
-        for (name, text) in [("server.crt", &server.cert), ("server.key", &server.key)] {
-            let path = data.join(name);
-            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if let Some(user) = &self.run_as {
-                chown(user, &path)?;
-            }
-            files.push(path.display().to_string());
-        }
-        let socket_dir = self.dir.path().display();
-        let options = format!(
-            "-k {socket_dir} -p {} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
-            self.port, files[0], files[1]
-        );
-        let log = self.dir.path().join("postgres.log");
-        let data = data.display().to_string();
-        let log_path = log.display().to_string();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D", &data, "-l", &log_path, "-o", &options, "-w", "-t", "30", "start",
-            ],
-        )
-        .map_err(|e| format!("{e}\n{}", std::fs::read_to_string(&log).unwrap_or_default()))
-    }
-}
-
-impl Drop for PgInstance {
-    fn drop(&mut self) {
-        let data = self.data_dir().display().to_string();
-        let _ = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
-    }
-}
-
-fn chown(user: &str, path: &Path) -> Result<(), String> {
-    let status = Command::new("chown")
-        .arg(format!("{user}:"))
-        .arg(path)
-        .status()
-        .map_err(|e| format!("chown: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("chown {user} {} failed", path.display()))
-    }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// Whether a connection made with `url` is encrypted, as the server sees it.
 async fn connection_is_encrypted(url: &str) -> bool {
     use sqlx::Connection;
@@ -903,20 +730,29 @@ async fn start_on(database_url: String) -> anyhow::Result<(Channel, oneshot::Sen
 
 async fn postgres_over_tls_with_sslmode_require_and_verify_full() {
     // The trial's prerequisite checked the binaries: a failure here is real.
-    let instance = PgInstance::init().expect("a PostgreSQL cluster of its own");
+    let mut instance = PgInstance::init().expect("a PostgreSQL cluster of its own");
     let ca = Ca::new("postgres test ca");
-    instance
-        .start_with_ssl(&ca.server())
-        .unwrap_or_else(|e| panic!("start PostgreSQL with ssl=on: {e}"));
+    let server = ca.server();
+    let cert = instance
+        .install_private_file("server.crt", &server.cert)
+        .expect("certificate");
+    let key = instance
+        .install_private_file("server.key", &server.key)
+        .expect("key");
+    instance.start_on_free_port_with(&format!(
+        "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        cert.display(),
+        key.display()
+    ));
     let dir = tempfile::tempdir().expect("temp dir");
     let ca_file = write(dir.path(), "ca.pem", &ca.pem());
     let wrong_ca_file = write(dir.path(), "wrong-ca.pem", &Ca::new("wrong ca").pem());
 
     // sslmode=require: encrypted, and callscope starts and serves on it.
-    let require = instance.url("sslmode=require");
+    let require = format!("{}?sslmode=require", instance.url());
     assert!(connection_is_encrypted(&require).await, "{require}");
     assert!(
-        !connection_is_encrypted(&instance.url("sslmode=disable")).await,
+        !connection_is_encrypted(&format!("{}?sslmode=disable", instance.url())).await,
         "pg_stat_ssl tells plaintext apart"
     );
     let (channel, stop) = start_on(require).await.expect("start on sslmode=require");
@@ -927,10 +763,11 @@ async fn postgres_over_tls_with_sslmode_require_and_verify_full() {
     let _ = stop.send(());
 
     // verify-full with the CA that signed the server's certificate.
-    let verify_full = instance.url(&format!(
-        "sslmode=verify-full&sslrootcert={}",
+    let verify_full = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        instance.url(),
         ca_file.display()
-    ));
+    );
     assert!(connection_is_encrypted(&verify_full).await, "{verify_full}");
     let (channel, stop) = start_on(verify_full)
         .await
@@ -939,10 +776,11 @@ async fn postgres_over_tls_with_sslmode_require_and_verify_full() {
     let _ = stop.send(());
 
     // verify-full with a CA that did not sign it: a clear error at start.
-    let wrong = instance.url(&format!(
-        "sslmode=verify-full&sslrootcert={}",
+    let wrong = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        instance.url(),
         wrong_ca_file.display()
-    ));
+    );
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(2 * STEP, start_on(wrong))
         .await
