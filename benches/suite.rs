@@ -21,6 +21,8 @@ mod ingest;
 mod listing;
 #[path = "suite/report.rs"]
 mod report;
+#[path = "suite/security.rs"]
+mod security;
 #[path = "suite/server.rs"]
 mod server;
 #[path = "suite/stats.rs"]
@@ -155,7 +157,19 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let measures = measures(&figures, timed.as_deref(), &args);
+    let secure = if args.only == Some(Only::Stats) {
+        Vec::new()
+    } else {
+        let pg = backends
+            .contains(&Backend::Postgres)
+            .then_some(args.postgres_url.as_deref())
+            .flatten();
+        security::run(&args, backends.contains(&Backend::Sqlite), pg).await
+    };
+    let mut measures = measures(&figures, timed.as_deref(), &args);
+    // The security measures go before the two that are not built yet.
+    let at = measures.len() - 2;
+    measures.splice(at..at, secure);
     println!("load average at the end: {}", report::load_average());
     println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
     println!();

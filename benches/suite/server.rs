@@ -19,8 +19,18 @@ pub struct Running {
 impl Running {
     /// Builds the application on `url` (applying the migrations) and serves it.
     pub async fn start(url: &str) -> anyhow::Result<Self> {
+        Self::start_with(url, |_| {}).await
+    }
+
+    /// Like [`Running::start`], the configuration adjusted by `adjust` first
+    /// (`--auth keys`, for one).
+    pub async fn start_with(
+        url: &str,
+        adjust: impl FnOnce(&mut ServeConfig),
+    ) -> anyhow::Result<Self> {
         let mut config = ServeConfig::new(url, "127.0.0.1:0".parse()?);
         config.db_max_connections = POOL;
+        adjust(&mut config);
         let app = callscope::Application::build(config).await?;
         let addr = app.grpc_addr();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
