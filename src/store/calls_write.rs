@@ -103,6 +103,22 @@ type Stored = (usize, String, UpsertOutcome);
 
 type CallKey = (i32, String);
 
+/// The external ids of a round's calls, by source: one look-up per source.
+fn keys_by_source<'a>(
+    calls: &[(&'a Call, WriteMode)],
+    round: &[usize],
+) -> BTreeMap<i32, Vec<&'a str>> {
+    let mut by_source: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for &i in round {
+        let call = calls[i].0;
+        by_source
+            .entry(call.source.code())
+            .or_default()
+            .push(call.external_id.as_str());
+    }
+    by_source
+}
+
 fn call_key(call: &Call) -> CallKey {
     (call.source.code(), call.external_id.clone())
 }
@@ -292,6 +308,31 @@ where
             .ok_or_else(|| StoreError::Corrupt("a call of the batch got no result".into()))
     }
 
+    /// `SELECT {columns} FROM {table}` for the rows of one source and these
+    /// external ids. `source = ? AND external_id IN (…)` walks the unique
+    /// key, where a row-value IN list would make SQLite scan every call of
+    /// the tenant.
+    fn select_by_keys(
+        columns: &str,
+        table: &str,
+        tenant: &str,
+        source: i32,
+        external_ids: &[&str],
+    ) -> QueryBuilder<DB> {
+        let mut qb =
+            QueryBuilder::<DB>::new(format!("SELECT {columns} FROM {table} WHERE tenant_id = "));
+        qb.push_bind(tenant.to_owned())
+            .push(" AND source = ")
+            .push_bind(i64::from(source))
+            .push(" AND external_id IN (");
+        let mut list = qb.separated(", ");
+        for id in external_ids {
+            list.push_bind((*id).to_owned());
+        }
+        qb.push(")");
+        qb
+    }
+
     /// The stored versions of a round's calls, by key.
     async fn look_up_existing(
         tx: &mut Transaction<'static, DB>,
@@ -300,31 +341,15 @@ where
         round: &[usize],
     ) -> Result<HashMap<CallKey, Existing>, StoreError> {
         let mut existing: HashMap<CallKey, Existing> = HashMap::new();
-        // One look-up per source and chunk: `source = ? AND external_id IN
-        // (…)` walks the unique key, where a row-value IN list would make
-        // SQLite scan every call of the tenant.
-        let mut by_source: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-        for &i in round {
-            let call = calls[i].0;
-            by_source
-                .entry(call.source.code())
-                .or_default()
-                .push(call.external_id.as_str());
-        }
-        for (source, ids) in by_source {
+        for (source, ids) in keys_by_source(calls, round) {
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let mut qb = QueryBuilder::<DB>::new(
-                    "SELECT source, external_id, call_id, update_time, content_hash FROM calls WHERE tenant_id = ",
+                let mut qb = Self::select_by_keys(
+                    "external_id, call_id, update_time, content_hash",
+                    "calls",
+                    tenant,
+                    source,
+                    chunk,
                 );
-                qb.push_bind(tenant.to_owned())
-                    .push(" AND source = ")
-                    .push_bind(i64::from(source))
-                    .push(" AND external_id IN (");
-                let mut list = qb.separated(", ");
-                for id in chunk {
-                    list.push_bind((*id).to_owned());
-                }
-                qb.push(")");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     existing.insert(
                         (source, row.try_get("external_id")?),
@@ -350,28 +375,10 @@ where
         round: &[usize],
     ) -> Result<HashSet<CallKey>, StoreError> {
         let mut erased = HashSet::new();
-        let mut by_source: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-        for &i in round {
-            let call = calls[i].0;
-            by_source
-                .entry(call.source.code())
-                .or_default()
-                .push(call.external_id.as_str());
-        }
-        for (source, ids) in by_source {
+        for (source, ids) in keys_by_source(calls, round) {
             for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let mut qb = QueryBuilder::<DB>::new(
-                    "SELECT external_id FROM erased_calls WHERE tenant_id = ",
-                );
-                qb.push_bind(tenant.to_owned())
-                    .push(" AND source = ")
-                    .push_bind(i64::from(source))
-                    .push(" AND external_id IN (");
-                let mut list = qb.separated(", ");
-                for id in chunk {
-                    list.push_bind((*id).to_owned());
-                }
-                qb.push(")");
+                let mut qb =
+                    Self::select_by_keys("external_id", "erased_calls", tenant, source, chunk);
                 let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut **tx).await?;
                 erased.extend(found.into_iter().map(|id| (source, id)));
             }
