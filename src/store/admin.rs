@@ -7,7 +7,6 @@ use sqlx::{
 };
 
 use super::calls_write::ROWS_PER_STATEMENT;
-use super::dialect::push_list;
 use super::filter_sql::push_where;
 use super::{AdminStore, Dialect, SqlStore, StoreError};
 use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};
@@ -72,12 +71,7 @@ where
             // The calls first: their row locks wait for a concurrent writer
             // of the same call, whose child rows the next statements then see.
             for table in ["calls"].iter().chain(CHILD_TABLES) {
-                let mut qb =
-                    QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
-                qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
-                push_list(&mut qb, chunk);
-                qb.push(")");
-                qb.build().execute(&mut **tx).await?;
+                Self::delete_by_ids(tx, table, "call_id", tenant, chunk, DELETE_BATCH).await?;
             }
         }
         Ok(())
@@ -196,13 +190,15 @@ where
         }
         let ids: Vec<String> = calls.into_iter().map(|(id, _, _)| id).collect();
         Self::delete_calls_by_id(tx, tenant, &ids).await?;
-        for chunk in rejected.chunks(DELETE_BATCH) {
-            let mut qb = QueryBuilder::<DB>::new("DELETE FROM rejected_records WHERE tenant_id = ");
-            qb.push_bind(tenant.to_owned()).push(" AND record_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(")");
-            qb.build().execute(&mut **tx).await?;
-        }
+        Self::delete_by_ids(
+            tx,
+            "rejected_records",
+            "record_id",
+            tenant,
+            &rejected,
+            DELETE_BATCH,
+        )
+        .await?;
         Ok(counts)
     }
 }
@@ -410,13 +406,15 @@ where
             trim.bytes += size as u64;
             drop.push(id);
         }
-        for chunk in drop.chunks(DELETE_BATCH) {
-            let mut qb = QueryBuilder::<DB>::new("DELETE FROM rejected_records WHERE tenant_id = ");
-            qb.push_bind(tenant.to_owned()).push(" AND record_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(")");
-            qb.build().execute(&mut *tx).await?;
-        }
+        Self::delete_by_ids(
+            &mut tx,
+            "rejected_records",
+            "record_id",
+            tenant,
+            &drop,
+            DELETE_BATCH,
+        )
+        .await?;
         tx.commit().await?;
         Ok(trim)
     }

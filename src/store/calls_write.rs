@@ -538,14 +538,7 @@ where
             ("call_tag_groups", &clear_tags),
             ("dialogue_turns", &clear_turns),
         ] {
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-                let mut qb =
-                    QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
-                qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
-                push_list(&mut qb, chunk);
-                qb.push(")");
-                qb.build().execute(&mut **tx).await?;
-            }
+            Self::delete_by_ids(tx, table, "call_id", tenant, ids, ROWS_PER_STATEMENT).await?;
         }
 
         // Tags a partial view kept follow their call's (possibly new) task.

@@ -125,6 +125,27 @@ where
         Ok(rows)
     }
 
+    /// Deletes the tenant's rows of `table` whose `id_column` is one of `ids`,
+    /// one statement per `chunk` ids.
+    pub(super) async fn delete_by_ids(
+        tx: &mut Transaction<'static, DB>,
+        table: &str,
+        id_column: &str,
+        tenant: &str,
+        ids: &[String],
+        chunk: usize,
+    ) -> Result<(), StoreError> {
+        for part in ids.chunks(chunk) {
+            let mut qb = QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
+            qb.push_bind(tenant.to_owned())
+                .push(format_args!(" AND {id_column} IN ("));
+            push_list(&mut qb, part);
+            qb.push(")");
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Sets `callscope.tenant` for the rest of the transaction, where the
     /// backend enforces it.
     async fn declare_tenant(
