@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/callscope/v1/ingest_service.proto",
     "proto/callscope/v1/analytics_service.proto",
     "proto/callscope/v1/admin_service.proto",
+    "proto/callscope/v1/events.proto",
     "proto/google/rpc/error_details.proto",
 ];
 
