@@ -22,16 +22,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=migrations");
     let file_descriptors = protox::compile(PROTOS, ["proto"])?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("callscope_descriptor.bin"),
-        file_descriptors.encode_to_vec(),
-    )?;
+    let descriptor_bytes = file_descriptors.encode_to_vec();
+    std::fs::write(out_dir.join("callscope_descriptor.bin"), &descriptor_bytes)?;
     tonic_prost_build::configure()
+        // pbjson's well-known types carry serde impls that follow the proto3
+        // JSON mapping (RFC 3339 timestamps, durations as "1.5s").
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
         // prost's codec answers INTERNAL for a malformed body; ours,
         // INVALID_ARGUMENT.
         .codec_path("crate::api::codec::ValidatingCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(file_descriptors)?;
+    // serde impls for every callscope message, in the proto3 JSON mapping
+    // (lowerCamelCase names, enums by name, 64-bit integers as strings):
+    // the JSON API, outgoing webhooks and exports all speak it.
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_bytes)?
+        .build(&[".callscope"])?;
     Ok(())
 }

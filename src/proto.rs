@@ -5,6 +5,7 @@
 pub mod callscope {
     pub mod v1 {
         tonic::include_proto!("callscope.v1");
+        include!(concat!(env!("OUT_DIR"), "/callscope.v1.serde.rs"));
     }
 }
 

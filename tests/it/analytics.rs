@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;

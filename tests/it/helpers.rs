@@ -14,7 +14,7 @@ use callscope::proto::{
     self, analytics_service_client::AnalyticsServiceClient, call_service_client::CallServiceClient,
     ingest_service_client::IngestServiceClient,
 };
-use prost_types::Timestamp;
+use pbjson_types::Timestamp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
