@@ -12,6 +12,7 @@
 mod admin;
 mod analytics;
 mod auth;
+mod bounded_work;
 mod calls;
 mod helpers;
 mod isolation;
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         admin::trials(),
         analytics::trials(),
         auth::trials(),
+        bounded_work::trials(),
         calls::trials(),
         isolation::trials(),
         logs::trials(),
