@@ -28,6 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // pbjson's well-known types carry serde impls that follow the proto3
         // JSON mapping (RFC 3339 timestamps, durations as "1.5s").
         .compile_well_known_types(true)
+        .extern_path(".google.protobuf.Timestamp", "crate::proto::Timestamp")
         .extern_path(".google.protobuf", "::pbjson_types")
         // prost's codec answers INTERNAL for a malformed body; ours,
         // INVALID_ARGUMENT.

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use pbjson_types::Timestamp;
+use callscope::proto::Timestamp;
 use sha2::{Digest, Sha256};
 
 use callscope::proto;

@@ -101,11 +101,11 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Vec<Timed>> {
     };
     let series_request = GetCallTimeSeriesRequest {
         filter: Some(CallFilter {
-            start_time: Some(pbjson_types::Timestamp {
+            start_time: Some(callscope::proto::Timestamp {
                 seconds: START_MS / 1000,
                 nanos: 0,
             }),
-            end_time: Some(pbjson_types::Timestamp {
+            end_time: Some(callscope::proto::Timestamp {
                 seconds: (START_MS + DAYS * DAY_MS) / 1000,
                 nanos: 0,
             }),

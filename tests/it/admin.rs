@@ -370,7 +370,7 @@ async fn erasing_while_a_call_is_written_leaves_no_call_behind(mut app: TestApp)
         let writes = async {
             for n in 0..20 {
                 let mut c = call(&external_id, &phone, "2026-11-20T08:00:00Z");
-                c.update_time = Some(pbjson_types::Timestamp {
+                c.update_time = Some(callscope::proto::Timestamp {
                     seconds: 1_800_000_000 + n,
                     nanos: 0,
                 });
@@ -437,9 +437,9 @@ async fn second_server(app: &TestApp, adjust: impl FnOnce(&mut ServeConfig)) -> 
     .await
 }
 
-fn days_ago(days: i64) -> pbjson_types::Timestamp {
+fn days_ago(days: i64) -> callscope::proto::Timestamp {
     let now = jiff::Timestamp::now().as_second();
-    pbjson_types::Timestamp {
+    callscope::proto::Timestamp {
         seconds: now - days * 86_400,
         nanos: 0,
     }

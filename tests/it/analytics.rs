@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use pbjson_types::Timestamp;
+use callscope::proto::Timestamp;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;

@@ -10,11 +10,11 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use libtest_mimic::{Failed, Trial};
 
 use callscope::config::ServeConfig;
+use callscope::proto::Timestamp;
 use callscope::proto::{
     self, analytics_service_client::AnalyticsServiceClient, call_service_client::CallServiceClient,
     ingest_service_client::IngestServiceClient,
 };
-use pbjson_types::Timestamp;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;

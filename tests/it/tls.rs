@@ -287,7 +287,7 @@ fn call(external_id: &str) -> proto::Call {
         source: proto::Source::Api as i32,
         external_id: external_id.to_owned(),
         callee: "+8613800000001".to_owned(),
-        call_time: Some(pbjson_types::Timestamp {
+        call_time: Some(callscope::proto::Timestamp {
             seconds: 1_795_000_000,
             nanos: 0,
         }),

@@ -10,7 +10,7 @@ pub use requests::*;
 
 use std::collections::BTreeMap;
 
-use pbjson_types::Timestamp;
+use crate::proto::Timestamp;
 
 use crate::domain::limits::{MAX_FILTER_VALUES, check_count};
 use crate::domain::{

@@ -11,6 +11,9 @@ pub mod callscope {
 
 pub use callscope::v1::*;
 
+mod timestamp;
+pub use timestamp::Timestamp;
+
 /// `proto/` compiled: callscope's services and the `google.rpc` error details.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/callscope_descriptor.bin"));
