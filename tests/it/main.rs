@@ -19,6 +19,7 @@ mod logs;
 mod outage;
 mod pg_cluster;
 mod readme;
+mod readside;
 mod row_security;
 mod server;
 mod tls;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         logs::trials(),
         outage::trials(),
         readme::trials(),
+        readside::trials(),
         row_security::trials(),
         server::trials(),
         tls::trials(),

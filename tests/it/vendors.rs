@@ -35,6 +35,7 @@ async fn smartivr_record_info_comes_back_with_its_turns(mut app: TestApp) {
         .get_call(GetCallRequest {
             call_id: call_id.clone(),
             include_progress_turns: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -89,6 +90,7 @@ async fn smartivr_record_info_comes_back_with_its_turns(mut app: TestApp) {
         .get_call(GetCallRequest {
             call_id: call_id.clone(),
             include_progress_turns: true,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -445,6 +447,7 @@ async fn a_partial_view_of_a_call_keeps_its_turns(mut app: TestApp) {
         .get_call(GetCallRequest {
             call_id,
             include_progress_turns: true,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -4,8 +4,10 @@
 //! violation is named by its path in the request. `requests` does the same
 //! for each RPC's request and response.
 
+mod catalog;
 mod requests;
 
+pub use catalog::*;
 pub use requests::*;
 
 use std::collections::BTreeMap;
@@ -396,6 +398,16 @@ pub fn filter_from_proto(
             text: text.to_owned(),
             party: transcript_party,
         }),
+        external_ids: id_list(&f.external_ids),
+        exclude_tag_ids: id_list(&f.exclude_tag_ids),
+        exclude_intent_level_ids: id_list(&f.exclude_intent_level_ids),
+        exclude_outcomes: enum_list(
+            &f.exclude_outcomes,
+            &p("exclude_outcomes"),
+            v,
+            CallOutcome::from_code,
+        ),
+        attributes: attributes(&f.attributes),
     };
     v.nest(path, filter.violations());
     filter
@@ -417,7 +429,7 @@ pub fn order_from_proto(code: i32, path: &str, v: &mut Violations) -> CallOrder 
     }
 }
 
-fn tag_group_to_proto(g: domain::TagGroup) -> proto::TagGroup {
+pub(crate) fn tag_group_to_proto(g: domain::TagGroup) -> proto::TagGroup {
     proto::TagGroup {
         id: g.id,
         name: g.name,
@@ -425,7 +437,7 @@ fn tag_group_to_proto(g: domain::TagGroup) -> proto::TagGroup {
     }
 }
 
-fn tag_to_proto(t: domain::Tag) -> proto::Tag {
+pub(crate) fn tag_to_proto(t: domain::Tag) -> proto::Tag {
     proto::Tag {
         id: t.id,
         name: t.name,
