@@ -12,6 +12,10 @@ UPDATE calls SET alt_id = COALESCE(json_extract(attributes, '$.record_id'), '')
 CREATE INDEX calls_by_external_id ON calls (tenant_id, external_id);
 CREATE INDEX calls_by_alt_id ON calls (tenant_id, alt_id) WHERE alt_id <> '';
 
+-- Data-quality flags of the call (`Call.quality_flags`), stored `,a,b,` so a
+-- filter matches `,a,` whole; '' when none.
+ALTER TABLE calls ADD COLUMN quality_flags TEXT NOT NULL DEFAULT '';
+
 -- Where a call's tag (or tag group) row comes from, as bits: 1 the call's own
 -- tags, 2 a tag of one of its dialogue turns. A new version that carries only
 -- one of the two parts replaces that part's bit and keeps the other's.

@@ -244,6 +244,19 @@ pub struct Call {
     pub attributes: BTreeMap<String, String>,
     pub turns: Vec<DialogueTurn>,
     pub update_time: Option<UnixMs>,
+    /// Data-quality findings about the vendor's record ([`quality_flag`]),
+    /// set by the adapters; never sent by clients.
+    pub quality_flags: Vec<String>,
+}
+
+/// The names of the data-quality flags a call may carry (`Call.quality_flags`).
+pub mod quality_flag {
+    /// The vendor's status says the call was not connected, but its own
+    /// timings say it was (an answer time and talk time): the timings
+    /// decided the outcome, the status is kept in `vendor_status`.
+    pub const STATUS_CONTRADICTS_TIMINGS: &str = "status_contradicts_timings";
+    /// Every flag, for validating filters.
+    pub const ALL: &[&str] = &[STATUS_CONTRADICTS_TIMINGS];
 }
 
 impl Call {

@@ -103,6 +103,8 @@ pub struct CallFilter {
     pub exclude_outcomes: Vec<CallOutcome>,
     /// Every pair must equal the call's attribute.
     pub attributes: BTreeMap<String, String>,
+    /// Calls with any of these data-quality flags.
+    pub quality_flags: Vec<String>,
 }
 
 /// Order of a call listing; ties are broken by `call_id` in the same direction.
@@ -167,6 +169,25 @@ impl CallFilter {
             MAX_FILTER_VALUES,
         );
         check_attributes(&mut v, "attributes", &self.attributes);
+        check_count(
+            &mut v,
+            "quality_flags",
+            self.quality_flags.len(),
+            MAX_FILTER_VALUES,
+        );
+        for (i, flag) in self
+            .quality_flags
+            .iter()
+            .enumerate()
+            .take(MAX_FILTER_VALUES)
+        {
+            if !super::quality_flag::ALL.contains(&flag.as_str()) {
+                v.add(
+                    format!("quality_flags[{i}]"),
+                    format!("must be one of {}", super::quality_flag::ALL.join(", ")),
+                );
+            }
+        }
         if let Some(phone) = &self.phone {
             check_text(&mut v, "phone", phone, MAX_ID_BYTES);
         }
@@ -456,6 +477,7 @@ pub fn call_listing_scope(tenant: &str, f: &CallFilter, order: CallOrder) -> Pag
             })
             .collect(),
     );
+    w.texts(37, &f.quality_flags);
     w.finish()
 }
 

@@ -42,6 +42,8 @@ pub struct TaskNumber {
     pub phone: String,
     /// As uploaded or listed by the vendor; empty when known only from calls.
     pub phone_raw: String,
+    /// What a vendor's number list said (0-12), beside the derived status.
+    pub vendor_status_code: Option<i32>,
     /// The smartivr code 0-12.
     pub status_code: i32,
     pub attempts: i64,

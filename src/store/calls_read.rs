@@ -14,6 +14,15 @@ use crate::domain::{
     Source, StoredCall, Tag, TagGroup, TurnKind,
 };
 
+/// `,a,b,` (the stored form, so a filter can match `,a,`) → `[a, b]`.
+fn split_flags(stored: &str) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[async_trait]
 impl<DB> CallStore for SqlStore<DB>
 where
@@ -306,6 +315,7 @@ where
             attributes,
             turns: Vec::new(),
             update_time: row.try_get("update_time")?,
+            quality_flags: split_flags(&row.try_get::<String, _>("quality_flags")?),
         };
         Ok(StoredCall {
             call_id: row.try_get("call_id")?,

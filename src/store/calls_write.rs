@@ -66,6 +66,7 @@ const CALL_COLUMNS: &[&str] = &[
     "attributes",
     "update_time",
     "alt_id",
+    "quality_flags",
 ];
 
 /// Rows per multi-row statement: well below the bound-parameter limits of
@@ -296,14 +297,16 @@ where
             .collect();
         let mut written = Self::write_calls(&mut tx, tenant, &calls, now).await?;
         let history_calls = written.split_off(batch.calls.len());
+        let mut numbers = Vec::with_capacity(batch.numbers.len());
         for (task_id, entries) in &batch.numbers {
-            Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
+            numbers.push(Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?);
         }
         tx.commit().await?;
         self.after_write().await;
         Ok(IngestResults {
             calls: written,
             history_calls,
+            numbers,
         })
     }
 }
@@ -731,6 +734,13 @@ where
         text(qb, &attributes);
         opt(qb, c.update_time);
         text(qb, c.alt_id());
+        // Stored as `,a,b,` so that a filter matches `,a,` whole.
+        let flags = if c.quality_flags.is_empty() {
+            String::new()
+        } else {
+            format!(",{},", c.quality_flags.join(","))
+        };
+        text(qb, &flags);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::Dialect;
+use crate::domain::carrier::carrier_spellings;
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
 /// The start of a call listing: calls (`c`) with the name of their intent
@@ -117,7 +118,14 @@ where
     }
     push_in_codes(qb, "c.outcome", f.outcomes.iter().map(|o| o.code()));
     push_in_codes(qb, "c.source", f.sources.iter().map(|s| s.code()));
-    push_in(qb, "c.carrier", f.carriers.iter().cloned());
+    // A carrier given by code, Chinese or English name matches every
+    // spelling vendors store for it.
+    let carriers: Vec<String> = f
+        .carriers
+        .iter()
+        .flat_map(|c| carrier_spellings(c))
+        .collect();
+    push_in(qb, "c.carrier", carriers.into_iter());
     push_in(qb, "c.province", f.provinces.iter().cloned());
     if let Some(party) = f.hangup_by {
         qb.push(" AND c.hangup_by = ")
@@ -199,6 +207,19 @@ where
         let mut list = qb.separated(", ");
         for outcome in &f.exclude_outcomes {
             list.push_bind(i64::from(outcome.code()));
+        }
+        qb.push(")");
+    }
+    if !f.quality_flags.is_empty() {
+        // Stored `,a,b,`: `,a,` matches one flag whole.
+        qb.push(" AND (");
+        for (i, flag) in f.quality_flags.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("c.quality_flags LIKE ")
+                .push_bind(format!("%,{},%", escape_like(flag)))
+                .push(" ESCAPE '\\'");
         }
         qb.push(")");
     }

@@ -60,6 +60,8 @@ pub struct IngestBatch {
 pub struct IngestResults {
     pub calls: Vec<UpsertResult>,
     pub history_calls: Vec<UpsertResult>,
+    /// What each entry of `IngestBatch::numbers` stored, in order.
+    pub numbers: Vec<TaskNumberUpsert>,
 }
 
 /// A page of calls and what it takes to continue.

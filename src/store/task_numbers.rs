@@ -11,6 +11,7 @@ use sqlx::{
 
 use super::dialect::{json, opt_text, push_list, to_json};
 use super::{Dialect, SqlStore, StoreError, TaskNumberStore};
+use crate::domain::carrier::carrier_spellings;
 use crate::domain::task_number::{STATUS_WAITING, status_code_of};
 use crate::domain::{
     CallOutcome, Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery,
@@ -88,6 +89,7 @@ where
         let mut qb = QueryBuilder::<DB>::new("SELECT * FROM (SELECT n.phone, ");
         qb.push(
             "COALESCE(tn.name, '') AS name, COALESCE(tn.phone_raw, '') AS phone_raw, \
+                 tn.status_code AS vendor_status_code, \
                  COALESCE(tn.attributes, '{}') AS attributes, ",
         );
         for field in LOCATION_FIELDS {
@@ -134,8 +136,13 @@ where
             qb.push(")");
         }
         if !q.carriers.is_empty() {
+            let carriers: Vec<String> = q
+                .carriers
+                .iter()
+                .flat_map(|c| carrier_spellings(c))
+                .collect();
             qb.push(" AND x.carrier IN (");
-            push_list(&mut qb, &q.carriers);
+            push_list(&mut qb, &carriers);
             qb.push(")");
         }
         qb.push(" ORDER BY x.phone LIMIT ")
@@ -160,6 +167,9 @@ where
             numbers.push(TaskNumber {
                 phone: row.try_get("phone")?,
                 phone_raw: row.try_get("phone_raw")?,
+                vendor_status_code: row
+                    .try_get::<Option<i64>, _>("vendor_status_code")?
+                    .and_then(|c| i32::try_from(c).ok()),
                 status_code: row.try_get::<i64, _>("status_code")? as i32,
                 attempts: row.try_get("attempts")?,
                 last_call_time: row.try_get("last_call_time")?,

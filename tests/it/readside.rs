@@ -985,7 +985,279 @@ async fn catalog_lists_tasks_with_their_progress(mut app: TestApp) {
     assert!(got.iter().any(|l| l.3 == "#000"), "{got:?}");
 }
 
+/// A smartivr number-list entry: the request's explicit task beats the
+/// task its call history infers; the vendor's own status (11, blacklisted)
+/// comes back beside the status derived from the latest call; the raw
+/// number text is kept.
+async fn vendor_number_lists_keep_their_fields(mut app: TestApp) {
+    const INFERRED: &str = "772dd881-dcf7-42ee-a32b-b40a0ee5afb7";
+    let entry = fixture("smartivr/number_entry.json");
+    let mut value: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    value["number"] = "186-5168-3344".into();
+    value["status"] = 11.into();
+    let entry = value.to_string();
+    let import = async |app: &mut TestApp, task_id: &str| {
+        app.ingest
+            .import_records(ImportRecordsRequest {
+                source: Source::Smartivr as i32,
+                records: vec![entry.clone()],
+                task_id: task_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let numbers = async |app: &mut TestApp, task_id: &str| {
+        app.calls
+            .list_task_numbers(proto::ListTaskNumbersRequest {
+                task_id: task_id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .numbers
+    };
+    let answer = import(&mut app, "explicit-task").await;
+    assert_eq!(answer.rejected, 0, "{answer:?}");
+    assert_eq!(
+        answer.inserted, 1,
+        "new number and history calls: {answer:?}"
+    );
+    let listed = numbers(&mut app, "explicit-task").await;
+    assert_eq!(listed.len(), 1, "the entry went to the explicit task");
+    let n = &listed[0];
+    assert_eq!(n.phone, "+8618651683344");
+    assert_eq!(n.phone_raw, "186-5168-3344");
+    assert_eq!(n.vendor_status_code, Some(11));
+    // No call of ours in this task: the list's status stands.
+    assert_eq!(n.status_code, 11);
+    // The inferred task knows the number from its history calls only.
+    let inferred = numbers(&mut app, INFERRED).await;
+    assert_eq!(inferred.len(), 1);
+    assert_eq!(inferred[0].vendor_status_code, None);
+    assert_eq!(inferred[0].phone_raw, "");
+    assert_eq!(inferred[0].status_code, 1, "derived from the answered call");
+
+    // Without an explicit task the history's task is used: there the
+    // vendor's 11 is kept beside the derived 1. The history calls are
+    // known already; the record still stored a number: INSERTED, not
+    // UNCHANGED.
+    let answer = import(&mut app, "").await;
+    assert_eq!(answer.inserted, 1, "{answer:?}");
+    assert_eq!(answer.unchanged, 0, "{answer:?}");
+    // Sent again: the number is written again (UPDATED).
+    let answer = import(&mut app, "").await;
+    assert_eq!(answer.updated, 1, "{answer:?}");
+    let inferred = numbers(&mut app, INFERRED).await;
+    assert_eq!(inferred.len(), 1);
+    assert_eq!(inferred[0].status_code, 1);
+    assert_eq!(inferred[0].status, proto::NumberStatus::Answered as i32);
+    assert_eq!(inferred[0].vendor_status_code, Some(11));
+    assert_eq!(inferred[0].phone_raw, "186-5168-3344");
+    // The statuses filter uses the derived status.
+    let blacklisted = app
+        .calls
+        .list_task_numbers(proto::ListTaskNumbersRequest {
+            task_id: INFERRED.into(),
+            statuses: vec![proto::NumberStatus::Blacklisted as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(blacklisted.numbers.is_empty());
+}
+
+/// A call's tag groups come back in the order they were first named: the
+/// call's own groups as sent, then the groups only its tags name.
+async fn tag_groups_keep_first_seen_order(mut app: TestApp) {
+    let mut c = call("ordered", "13800138000", "2026-11-01T00:00:00Z");
+    c.tag_groups = ["z", "a", "m"]
+        .iter()
+        .map(|id| proto::TagGroup {
+            id: id.to_string(),
+            ..Default::default()
+        })
+        .collect();
+    c.tags = vec![tag("t1", &["b", "a"]), tag("t2", &["0"])];
+    let stored = app.upsert(vec![c]).await;
+    let got = app
+        .calls
+        .get_call(GetCallRequest {
+            call_id: stored.call_ids[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let groups: Vec<&str> = got.tag_groups.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(groups, vec!["z", "a", "m", "b", "0"]);
+}
+
+/// A `carriers` filter accepts the canonical code, a Chinese name (either
+/// script, with or without the vendor's pinyin gloss) or an English name, in
+/// ListCalls, GetCallStats and ListTaskNumbers; each call says its code and
+/// keeps the vendor's text.
+async fn carriers_match_by_code_or_any_name(mut app: TestApp) {
+    let carriers = [
+        ("k1", "联通", "lt"),
+        ("k2", "聯(lián)通", "lt"),
+        ("k3", "China Unicom", "lt"),
+        ("k4", "电信", "dx"),
+        ("k5", "移動", "yd"),
+        ("k6", "Vodafone", ""),
+        ("k7", "", ""),
+    ];
+    let calls = carriers
+        .iter()
+        .enumerate()
+        .map(|(i, (id, carrier, _))| {
+            let mut c = call(id, &format!("1380013800{i}"), "2026-11-01T00:00:00Z");
+            c.task_id = "carriers".into();
+            c.location = Some(proto::Location {
+                carrier: carrier.to_string(),
+                ..Default::default()
+            });
+            c
+        })
+        .collect();
+    app.upsert(calls).await;
+    let sorted = |list: Vec<String>| {
+        let mut list = list;
+        list.sort();
+        list
+    };
+    for (value, want) in [
+        ("lt", vec!["k1", "k2", "k3"]),
+        ("联通", vec!["k1", "k2", "k3"]),
+        ("Unicom", vec!["k1", "k2", "k3"]),
+        ("中國聯通", vec!["k1", "k2", "k3"]),
+        ("dx", vec!["k4"]),
+        ("China Telecom", vec!["k4"]),
+        ("China Mobile", vec!["k5"]),
+        ("yd", vec!["k5"]),
+        ("Vodafone", vec!["k6"]),
+        ("unknown", vec![]),
+    ] {
+        let filter = CallFilter {
+            carriers: ids(&[value]),
+            ..Default::default()
+        };
+        assert_eq!(
+            sorted(app.external_ids(filter.clone()).await),
+            ids(&want),
+            "ListCalls {value}"
+        );
+        let stats = app
+            .analytics
+            .get_call_stats(GetCallStatsRequest {
+                filter: Some(filter),
+                top_tags: 0,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stats.total_calls, want.len() as i64, "stats {value}");
+        let numbers = app
+            .calls
+            .list_task_numbers(proto::ListTaskNumbersRequest {
+                task_id: "carriers".into(),
+                carriers: ids(&[value]),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .numbers;
+        assert_eq!(numbers.len(), want.len(), "ListTaskNumbers {value}");
+    }
+    let page = app
+        .calls
+        .list_calls(proto::ListCallsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for (id, carrier, code) in carriers {
+        let c = page.calls.iter().find(|c| c.external_id == id).unwrap();
+        let location = c.location.as_ref().unwrap();
+        assert_eq!(location.carrier, carrier, "{id} keeps the vendor's text");
+        assert_eq!(location.carrier_code, code, "{id}");
+    }
+}
+
+/// The LAAFFIC sample's busy status beside its own answer time and talk
+/// time: stored answered, the raw status kept, flagged, found by the flag,
+/// and counted as answered in the statistics.
+async fn a_status_against_its_own_timings_is_flagged(mut app: TestApp) {
+    let answer = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: Source::Laaffic as i32,
+            records: vec![fixture("laaffic/push.json")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.inserted, 1, "{answer:?}");
+    let mut typed = call("plain", "13800138000", "2026-11-01T00:00:00Z");
+    typed.outcome = CallOutcome::Busy as i32;
+    app.upsert(vec![typed]).await;
+
+    let flagged = CallFilter {
+        quality_flags: ids(&["status_contradicts_timings"]),
+        ..Default::default()
+    };
+    let page = app
+        .calls
+        .list_calls(proto::ListCallsRequest {
+            filter: Some(flagged.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.calls.len(), 1);
+    let c = &page.calls[0];
+    assert_eq!(c.source, Source::Laaffic as i32);
+    assert_eq!(c.outcome, CallOutcome::Answered as i32);
+    assert_eq!(c.vendor_status, "10");
+    assert_eq!(c.quality_flags, vec!["status_contradicts_timings"]);
+    assert_eq!(c.talk_ms, 13_000);
+
+    let stats = app
+        .analytics
+        .get_call_stats(GetCallStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((stats.total_calls, stats.answered_calls), (2, 1));
+    assert_eq!(stats.talk_ms_total, 13_000);
+
+    let err = app
+        .calls
+        .list_calls(proto::ListCallsRequest {
+            filter: Some(CallFilter {
+                quality_flags: ids(&["no_such_flag"]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(bad_fields(&err), vec!["filter.quality_flags[0]"]);
+}
+
 crate::backend_tests!(
+    a_status_against_its_own_timings_is_flagged,
+    carriers_match_by_code_or_any_name,
+    vendor_number_lists_keep_their_fields,
+    tag_groups_keep_first_seen_order,
     exclusions_attributes_and_ids_match_the_model,
     a_call_is_found_by_the_vendors_ids,
     bad_read_side_filters_name_their_field,

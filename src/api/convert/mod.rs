@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use pbjson_types::Timestamp;
 
+use crate::domain::carrier::carrier_code;
 use crate::domain::limits::{MAX_FILTER_VALUES, check_count};
 use crate::domain::{
     self, CallFilter, CallOrder, CallOutcome, Gender, Party, Region, ScoreRange, Source, TagMatch,
@@ -230,6 +231,8 @@ pub fn call_from_proto(
             .map(|(i, t)| turn_from_proto(t, &p(&format!("turns[{i}]")), v))
             .collect(),
         update_time: opt_timestamp(c.update_time.as_ref(), &p("update_time"), v),
+        // Output only: findings of callscope's adapters about vendor records.
+        quality_flags: Vec::new(),
     };
     v.nest(path, call.violations());
     call
@@ -408,6 +411,7 @@ pub fn filter_from_proto(
             CallOutcome::from_code,
         ),
         attributes: attributes(&f.attributes),
+        quality_flags: id_list(&f.quality_flags),
     };
     v.nest(path, filter.violations());
     filter
@@ -488,6 +492,9 @@ pub fn call_to_proto(stored: domain::StoredCall) -> proto::Call {
             province: c.location.province,
             city: c.location.city,
             area_code: c.location.area_code,
+            carrier_code: carrier_code(&c.location.carrier)
+                .unwrap_or_default()
+                .to_owned(),
             carrier: c.location.carrier,
             region: c.location.region,
             post_code: c.location.post_code,
@@ -529,6 +536,7 @@ pub fn call_to_proto(stored: domain::StoredCall) -> proto::Call {
             })
             .collect(),
         update_time: c.update_time.map(to_timestamp),
+        quality_flags: c.quality_flags,
         sync_time: Some(to_timestamp(stored.sync_time)),
         caller_raw: c.caller_raw,
         customer_name: c.customer_name,

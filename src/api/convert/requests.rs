@@ -388,6 +388,9 @@ fn number_to_proto(n: TaskNumber) -> proto::TaskNumber {
             province: l.province,
             city: l.city,
             area_code: l.area_code,
+            carrier_code: crate::domain::carrier::carrier_code(&l.carrier)
+                .unwrap_or_default()
+                .to_owned(),
             carrier: l.carrier,
             region: l.region,
             post_code: l.post_code,
@@ -396,6 +399,7 @@ fn number_to_proto(n: TaskNumber) -> proto::TaskNumber {
         attributes: n.attributes.into_iter().collect(),
         call_history: n.call_history.into_iter().map(call_to_proto).collect(),
         phone_raw: n.phone_raw,
+        vendor_status_code: n.vendor_status_code,
     }
 }
 
