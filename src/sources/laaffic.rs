@@ -329,12 +329,24 @@ mod tests {
             (50, CallOutcome::Answered),
             (60, CallOutcome::Other),
         ] {
+            // Without the sample's answer time the status alone decides.
+            let c = &run(&edited(PUSH, |m| {
+                drop(m.insert("callStatus".into(), status.to_string().into()));
+                drop(m.remove("answerTime"));
+            }))
+            .unwrap()
+            .calls[0];
+            assert_eq!(c.outcome, outcome, "{status}");
+            assert!(c.quality_flags.is_empty(), "{status}");
+            // With it (and talk time), the timings win over any status.
             let c = &run(&edited(PUSH, |m| {
                 drop(m.insert("callStatus".into(), status.to_string().into()))
             }))
             .unwrap()
             .calls[0];
-            assert_eq!(c.outcome, outcome, "{status}");
+            assert_eq!(c.outcome, CallOutcome::Answered, "{status} with timings");
+            let flagged = outcome != CallOutcome::Answered;
+            assert_eq!(!c.quality_flags.is_empty(), flagged, "{status}");
         }
         for (answered, sip, termination, outcome) in [
             (true, "200", "0", CallOutcome::Answered),

@@ -12,6 +12,7 @@ use sqlx::{
 use super::catalogs::Catalog;
 use super::dialect::{push_list, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
+use crate::domain::limits::MAX_ATTRIBUTES;
 use crate::domain::{Call, DialogueTurn, Task, UnixMs, UpsertOutcome, UpsertResult};
 
 /// The columns of `calls` written from a [`Call`], in bind order.
@@ -356,12 +357,97 @@ where
             for (index, call_id, outcome) in stored {
                 results[index] = Some(UpsertResult { call_id, outcome });
             }
+            // A dialing list's history of a stored call fills what the call
+            // lacks, never more.
+            let known: Vec<(usize, String)> = round
+                .iter()
+                .filter(|&&i| calls[i].1 == WriteMode::InsertOnly)
+                .filter_map(|&i| match &results[i] {
+                    Some(r) if r.outcome == UpsertOutcome::Unchanged && !r.call_id.is_empty() => {
+                        Some((i, r.call_id.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (index, call_id) in known {
+                if Self::fill_from_history(tx, tenant, &call_id, calls[index].0, now).await?
+                    && let Some(result) = results[index].as_mut()
+                {
+                    result.outcome = UpsertOutcome::Updated;
+                }
+            }
             pending = later;
         }
         results
             .into_iter()
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| StoreError::Corrupt("a call of the batch got no result".into()))
+    }
+
+    /// Fills the fields a stored call lacks from a dialing list's history
+    /// view of it (`hangup_code` → `sip_code`, the status, the hang-up cause,
+    /// the recording, and attributes under names the call does not have
+    /// yet, such as `call_status`). A field the call has is never
+    /// overwritten. Answers whether anything changed.
+    async fn fill_from_history(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        call_id: &str,
+        history: &Call,
+        now: UnixMs,
+    ) -> Result<bool, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT sip_code, vendor_status, hangup_cause, recording_url, attributes \
+             FROM calls WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned())
+            .push(" AND call_id = ")
+            .push_bind(call_id.to_owned());
+        let Some(row) = qb.build().fetch_optional(&mut **tx).await? else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        let mut fill = |column: &str, new: &str| -> Result<String, StoreError> {
+            let old: String = row.try_get(column)?;
+            Ok(if old.is_empty() && !new.is_empty() {
+                changed = true;
+                new.to_owned()
+            } else {
+                old
+            })
+        };
+        let sip_code = fill("sip_code", &history.sip_code)?;
+        let vendor_status = fill("vendor_status", &history.vendor_status)?;
+        let hangup_cause = fill("hangup_cause", &history.hangup_cause)?;
+        let recording_url = fill("recording_url", &history.recording_url)?;
+        let mut attributes: BTreeMap<String, String> = super::dialect::json(&row, "attributes")?;
+        for (key, value) in &history.attributes {
+            if !attributes.contains_key(key) && attributes.len() < MAX_ATTRIBUTES {
+                attributes.insert(key.clone(), value.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(false);
+        }
+        let mut qb = QueryBuilder::<DB>::new("UPDATE calls SET sip_code = ");
+        qb.push_bind(sip_code)
+            .push(", vendor_status = ")
+            .push_bind(vendor_status)
+            .push(", hangup_cause = ")
+            .push_bind(hangup_cause)
+            .push(", recording_url = ")
+            .push_bind(recording_url)
+            .push(", attributes = ")
+            .push_bind(to_json(&attributes)?)
+            .push(", sync_time = ")
+            .push_bind(now)
+            .push(" WHERE tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND call_id = ")
+            .push_bind(call_id.to_owned());
+        qb.build().execute(&mut **tx).await?;
+        Ok(true)
     }
 
     /// `SELECT {columns} FROM {table}` for the rows of one source and these

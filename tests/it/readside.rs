@@ -1253,7 +1253,70 @@ async fn a_status_against_its_own_timings_is_flagged(mut app: TestApp) {
     assert_eq!(bad_fields(&err), vec!["filter.quality_flags[0]"]);
 }
 
+/// A number list's call history of a call stored from its full record
+/// fills what the record lacks (the SIP code, `call_status`), and changes
+/// nothing the record has.
+async fn call_history_fills_what_a_stored_call_lacks(mut app: TestApp) {
+    const CALLID: &str = "90a48ed3-a5f6-4904-b1f3-a9ec883b069f";
+    let mut record: serde_json::Value =
+        serde_json::from_str(&fixture("smartivr/call_record.json")).unwrap();
+    record["callid"] = CALLID.into();
+    let answer = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: Source::Smartivr as i32,
+            records: vec![record.to_string()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.inserted, 1, "{answer:?}");
+    let get = async |app: &mut TestApp| {
+        app.calls
+            .get_call(GetCallRequest {
+                source: Source::Smartivr as i32,
+                external_id: CALLID.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let before = get(&mut app).await;
+    assert_eq!(before.sip_code, "");
+    assert!(!before.attributes.contains_key("call_status"));
+
+    let answer = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: Source::Smartivr as i32,
+            records: vec![fixture("smartivr/number_entry.json")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.rejected, 0, "{answer:?}");
+    let after = get(&mut app).await;
+    assert_eq!(after.call_id, before.call_id);
+    assert_eq!(after.sip_code, "200", "hangup_code of the history");
+    assert_eq!(after.attributes["call_status"], "answer");
+    // What the record had stays the record's.
+    assert_eq!(after.vendor_status, before.vendor_status);
+    assert_eq!(after.hangup_cause, before.hangup_cause);
+    assert_eq!(after.recording_url, before.recording_url);
+    assert_eq!(after.task_id, before.task_id);
+    assert_eq!(after.talk_ms, before.talk_ms);
+    assert_eq!(
+        after.attributes["record_id"],
+        before.attributes["record_id"]
+    );
+    assert!(after.sync_time.unwrap().seconds >= before.sync_time.unwrap().seconds);
+}
+
 crate::backend_tests!(
+    call_history_fills_what_a_stored_call_lacks,
     a_status_against_its_own_timings_is_flagged,
     carriers_match_by_code_or_any_name,
     vendor_number_lists_keep_their_fields,
