@@ -44,7 +44,11 @@ fn models() -> Vec<Model> {
             if i % 6 != 5 {
                 attributes.insert("crm_id".to_owned(), format!("crm{}", i % 4));
             }
-            let campaign = if i.is_multiple_of(3) { "spring" } else { "autumn" };
+            let campaign = if i.is_multiple_of(3) {
+                "spring"
+            } else {
+                "autumn"
+            };
             attributes.insert("campaign".to_owned(), campaign.to_owned());
             Model {
                 id: format!("m{i:02}"),
