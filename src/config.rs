@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use jiff::tz::TimeZone;
 
 use crate::auth::AuthMode;
-use crate::domain::limits::{DEFAULT_MAX_RESPONSE_BYTES, MAX_RESPONSE_BYTES};
+use crate::domain::limits::{DEFAULT_MAX_RESPONSE_BYTES, MAX_EXACT_TOTAL, MAX_RESPONSE_BYTES};
 use crate::domain::{Region, Source};
 use crate::store::StoreOptions;
 
@@ -230,6 +230,11 @@ pub struct ServeConfig {
     /// fits clients with gRPC's default 4 MiB receive limit.
     #[arg(long, env = "CALLSCOPE_MAX_RESPONSE_BYTES", default_value_t = DEFAULT_MAX_RESPONSE_BYTES, value_parser = parse_response_bytes)]
     pub max_response_bytes: usize,
+    /// Matching calls that ListCalls' `include_total` counts exactly; past
+    /// it, `total_size` is this bound and `total_size_capped` is set, so a
+    /// count never costs more than a bounded scan.
+    #[arg(long, env = "CALLSCOPE_EXACT_TOTAL_LIMIT", default_value_t = MAX_EXACT_TOTAL, value_parser = clap::value_parser!(i64).range(1..=10_000_000))]
+    pub exact_total_limit: i64,
 
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
@@ -259,6 +264,7 @@ impl ServeConfig {
             max_concurrent_requests: 256,
             health_interval_ms: 2_000,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            exact_total_limit: MAX_EXACT_TOTAL,
             tls: crate::tls::TlsFlags::default(),
             auth: AuthMode::None,
             retention_days: None,
@@ -313,6 +319,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("health_interval_ms", &self.health_interval_ms)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("exact_total_limit", &self.exact_total_limit)
             .field("tls", &self.tls)
             .field("auth", &self.auth)
             .field("retention_days", &self.retention_days)

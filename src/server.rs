@@ -65,6 +65,7 @@ impl Application {
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
         let service = CallScope::new(store, config.sources.settings())
             .with_max_response_bytes(config.max_response_bytes)
+            .with_exact_total_limit(config.exact_total_limit)
             .with_quarantine_limits(config.quarantine_limits());
         Ok(Self {
             config,

@@ -300,6 +300,9 @@ pub struct CallQuery {
     pub page_size: u32,
     pub after: Option<Cursor>,
     pub include_total: bool,
+    /// Matching calls counted exactly for `include_total`; beyond it the
+    /// total is this bound, flagged as capped.
+    pub total_limit: i64,
 }
 
 impl CallQuery {

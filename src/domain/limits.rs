@@ -60,6 +60,10 @@ pub const MAX_SCORE_RANGES: usize = 100;
 /// Characters of `CallFilter.transcript_contains`.
 pub const MAX_TRANSCRIPT_QUERY_CHARS: usize = 200;
 /// Page sizes: the default when none is asked, and the most served.
+/// Calls `include_total` counts exactly by default (`serve
+/// --exact-total-limit`); beyond it the total is this bound, flagged, so that
+/// counting never costs more than a bounded scan.
+pub const MAX_EXACT_TOTAL: i64 = 10_000;
 pub const DEFAULT_PAGE_SIZE: u32 = 15;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Tags in `by_tag`, by default and at most.

@@ -29,6 +29,38 @@ pub struct TaskNumberEntry {
     pub status_code: Option<i32>,
 }
 
+impl TaskNumberEntry {
+    /// Applies a later entry for the same phone, as an upload of it would
+    /// update the stored number: the raw text is replaced, a given name,
+    /// location field or attribute set replaces the old one, an empty one
+    /// keeps it, and a status replaces the old status when there is one.
+    pub fn absorb(&mut self, later: &TaskNumberEntry) {
+        self.phone_raw.clone_from(&later.phone_raw);
+        if !later.name.is_empty() {
+            self.name.clone_from(&later.name);
+        }
+        if !later.attributes.is_empty() {
+            self.attributes.clone_from(&later.attributes);
+        }
+        let (mine, theirs) = (&mut self.location, &later.location);
+        for (slot, value) in [
+            (&mut mine.province, &theirs.province),
+            (&mut mine.city, &theirs.city),
+            (&mut mine.area_code, &theirs.area_code),
+            (&mut mine.carrier, &theirs.carrier),
+            (&mut mine.region, &theirs.region),
+            (&mut mine.post_code, &theirs.post_code),
+        ] {
+            if !value.is_empty() {
+                slot.clone_from(value);
+            }
+        }
+        if later.status_code.is_some() {
+            self.status_code = later.status_code;
+        }
+    }
+}
+
 /// How many numbers an upload added and how many it changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TaskNumberUpsert {

@@ -38,6 +38,8 @@ pub struct ListedCalls {
     pub calls: Vec<StoredCall>,
     pub next_page_token: String,
     pub total: Option<i64>,
+    /// More calls match than `total`, the counting bound.
+    pub total_capped: bool,
 }
 
 /// The service: a store plus the rules that sit above it.
@@ -46,6 +48,7 @@ pub struct CallScope {
     store: Store,
     sources: ingest::SourceSettings,
     max_response_bytes: usize,
+    exact_total_limit: i64,
     quarantine_limits: domain::erasure::QuarantineLimits,
 }
 
@@ -55,6 +58,7 @@ impl CallScope {
             store,
             sources,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            exact_total_limit: domain::limits::MAX_EXACT_TOTAL,
             quarantine_limits: Default::default(),
         }
     }
@@ -62,6 +66,13 @@ impl CallScope {
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.
     pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Counts `include_total` exactly up to `limit` calls; beyond it the
+    /// total is `limit`, flagged as capped.
+    pub fn with_exact_total_limit(mut self, limit: i64) -> Self {
+        self.exact_total_limit = limit;
         self
     }
 
@@ -99,6 +110,7 @@ impl CallScope {
         page_token: &str,
     ) -> Result<ListedCalls, ServiceError> {
         let scope = query.scope(tenant);
+        query.total_limit = self.exact_total_limit;
         if !page_token.is_empty() {
             let cursor = PageToken::decode(page_token, &scope)
                 .map_err(|e| Violations::one("page_token", e.to_string()))?;
@@ -108,6 +120,7 @@ impl CallScope {
             mut calls,
             mut next,
             total,
+            total_capped,
         } = self.store.list_calls(tenant, &query).await?;
         // Room for the token, the total and the message framing.
         let budget = self.max_response_bytes.saturating_sub(1024);
@@ -123,6 +136,7 @@ impl CallScope {
                 .map(|c| PageToken::encode(&c, &scope))
                 .unwrap_or_default(),
             total,
+            total_capped,
         })
     }
 

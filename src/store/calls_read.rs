@@ -60,20 +60,33 @@ where
             None
         };
         Self::attach_tags(&mut tx, tenant, &mut calls).await?;
-        let total = if query.include_total {
-            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM calls c");
+        let (total, total_capped) = if query.include_total {
+            // Count one past the bound: enough to know the total is capped,
+            // and never a scan of every match of a broad filter.
+            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1 FROM calls c");
             push_where(&mut count, tenant, &query.filter);
-            Some(
-                count
-                    .build_query_scalar::<i64>()
-                    .fetch_one(&mut *tx)
-                    .await?,
+            count
+                .push(" LIMIT ")
+                .push_bind(query.total_limit.saturating_add(1))
+                .push(") capped");
+            let counted = count
+                .build_query_scalar::<i64>()
+                .fetch_one(&mut *tx)
+                .await?;
+            (
+                Some(counted.min(query.total_limit)),
+                counted > query.total_limit,
             )
         } else {
-            None
+            (None, false)
         };
         tx.commit().await?;
-        Ok(CallPage { calls, next, total })
+        Ok(CallPage {
+            calls,
+            next,
+            total,
+            total_capped,
+        })
     }
 
     async fn get_call(

@@ -70,7 +70,10 @@ pub struct CallPage {
     pub calls: Vec<StoredCall>,
     /// The sort key of the last call, when another page follows.
     pub next: Option<Cursor>,
+    /// The matching calls, counted up to the query's `total_limit`.
     pub total: Option<i64>,
+    /// More calls match than `total` says: it is the counting bound.
+    pub total_capped: bool,
 }
 
 /// Connection settings common to every backend.

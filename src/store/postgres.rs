@@ -1,5 +1,5 @@
-//! Connecting to PostgreSQL: one pool for reads and writes, with settings
-//! that keep a statement inside a request and plans fresh.
+//! Connecting to PostgreSQL: one pool for reads and writes, with a statement
+//! timeout that keeps a statement inside a request.
 
 use std::str::FromStr;
 
@@ -17,12 +17,6 @@ pub(super) async fn connect(options: &StoreOptions) -> Result<SqlStore<Postgres>
         .options([
             // A statement never outlives a request: a stuck query is cut off.
             ("statement_timeout", "30s"),
-            // Plan every execution with its parameters and the table's
-            // current size. A generic plan cached while `calls` was empty (a
-            // fresh database, before any ANALYZE) kept a sequential scan for
-            // the look-up by external id: ingest fell tenfold by 80k calls
-            // with autovacuum off.
-            ("plan_cache_mode", "force_custom_plan"),
         ]);
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections.max(2))

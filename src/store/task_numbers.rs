@@ -33,6 +33,9 @@ const LOCATION_FIELDS: [&str; 6] = [
     "region",
     "post_code",
 ];
+/// Numbers per upsert statement: 14 bound values each, well under both
+/// backends' limit on parameters.
+const NUMBERS_PER_STATEMENT: usize = 1000;
 /// A number's dial status: from its latest call `lc` in the task, else what
 /// its list entry `tn` said, else waiting. One definition for the listing and
 /// the task's progress.
@@ -212,7 +215,9 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     /// Upserts numbers of a task inside a caller's transaction (an
-    /// upload, or a vendor number list with the calls it came with).
+    /// upload, or a vendor number list with the calls it came with): one
+    /// look-up and one multi-row upsert per chunk of numbers, not two
+    /// statements per number.
     pub(super) async fn write_task_numbers(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
@@ -220,6 +225,12 @@ where
         entries: &[TaskNumberEntry],
         now: UnixMs,
     ) -> Result<TaskNumberUpsert, StoreError> {
+        // One statement cannot upsert a row twice (PostgreSQL refuses it), so
+        // a phone given twice is folded first, by the rules the upsert
+        // applies; the repeat still counts as an update, as it did when each
+        // entry was written on its own.
+        let mut folded: Vec<TaskNumberEntry> = Vec::with_capacity(entries.len());
+        let mut position: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
         let mut result = TaskNumberUpsert::default();
         // A dialing list names its task: the catalog lists it.
         if !task_id.is_empty() {
@@ -231,28 +242,42 @@ where
             qb.build().execute(&mut **tx).await?;
         }
         for e in entries {
+            if let Some(&i) = position.get(e.phone.as_str()) {
+                folded[i].absorb(e);
+                result.updated += 1;
+            } else {
+                position.insert(&e.phone, folded.len());
+                folded.push(e.clone());
+            }
+        }
+        for chunk in folded.chunks(NUMBERS_PER_STATEMENT) {
+            let phones: Vec<String> = chunk.iter().map(|e| e.phone.clone()).collect();
             let mut look_up =
                 QueryBuilder::<DB>::new("SELECT COUNT(*) FROM task_numbers WHERE tenant_id = ");
             look_up
                 .push_bind(tenant.to_owned())
                 .push(" AND task_id = ")
                 .push_bind(task_id.to_owned())
-                .push(" AND phone = ")
-                .push_bind(e.phone.clone());
-            let exists: i64 = look_up.build_query_scalar().fetch_one(&mut **tx).await?;
-            let attributes = to_json(&e.attributes)?;
+                .push(" AND phone IN (");
+            push_list(&mut look_up, &phones);
+            look_up.push(")");
+            let existing: i64 = look_up.build_query_scalar().fetch_one(&mut **tx).await?;
+            let rows = chunk
+                .iter()
+                .map(|e| Ok((e, to_json(&e.attributes)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO task_numbers (tenant_id, task_id, phone, phone_raw, name, attributes, \
                  province, city, area_code, carrier, region, post_code, status_code, upload_time) ",
             );
-            qb.push_values([e], |mut row, e| {
+            qb.push_values(rows, |mut row, (e, attributes)| {
                 let l = &e.location;
                 row.push_bind(tenant.to_owned())
                     .push_bind(task_id.to_owned())
                     .push_bind(e.phone.clone())
                     .push_bind(e.phone_raw.clone())
                     .push_bind(e.name.clone())
-                    .push_bind(attributes.clone());
+                    .push_bind(attributes);
                 for text in [
                     &l.province,
                     &l.city,
@@ -279,14 +304,14 @@ where
                  upload_time = excluded.upload_time",
             );
             qb.build().execute(&mut **tx).await?;
-            if exists > 0 {
-                result.updated += 1;
-            } else {
-                result.inserted += 1;
-            }
+            let existing = u32::try_from(existing).unwrap_or(u32::MAX);
+            let total = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+            result.updated += existing;
+            result.inserted += total.saturating_sub(existing);
         }
         Ok(result)
     }
+
     /// `SELECT {column} AS phone FROM {table}` narrowed to the task, the
     /// phone filter and the page cursor.
     fn push_number_source(

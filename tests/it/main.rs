@@ -12,6 +12,7 @@
 mod admin;
 mod analytics;
 mod auth;
+mod bounded_work;
 mod calls;
 mod helpers;
 mod isolation;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         admin::trials(),
         analytics::trials(),
         auth::trials(),
+        bounded_work::trials(),
         calls::trials(),
         isolation::trials(),
         logs::trials(),

@@ -278,6 +278,7 @@ pub fn list_calls_request(
         page_size,
         after: None,
         include_total: req.include_total,
+        total_limit: crate::domain::limits::MAX_EXACT_TOTAL,
     })
 }
 
@@ -330,6 +331,7 @@ pub fn list_calls_response(page: ListedCalls) -> proto::ListCallsResponse {
         calls: page.calls.into_iter().map(call_to_proto).collect(),
         next_page_token: page.next_page_token,
         total_size: page.total.unwrap_or(0),
+        total_size_capped: page.total_capped,
     }
 }
 
