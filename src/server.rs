@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
-use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi};
+use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
     MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
@@ -21,7 +21,7 @@ use crate::domain::limits::{
 use crate::proto::{
     FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
     analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
-    ingest_service_server::IngestServiceServer,
+    catalog_service_server::CatalogServiceServer, ingest_service_server::IngestServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -32,6 +32,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.IngestService",
     "callscope.v1.AnalyticsService",
     "callscope.v1.AdminService",
+    "callscope.v1.CatalogService",
 ];
 
 /// A built server: the store is connected and migrated, the port is bound.
@@ -181,6 +182,11 @@ impl Application {
             .add_service(
                 AnalyticsServiceServer::new(AnalyticsApi(context.clone()))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
+            .add_service(
+                CatalogServiceServer::new(CatalogApi(context.clone()))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES)
+                    .max_encoding_message_size(MAX_RESPONSE_BYTES),
             )
             .add_service(
                 AdminServiceServer::new(AdminApi(context))

@@ -44,6 +44,8 @@ pub const LIST_MS_GOAL: Goal = Goal::ValueBelow(10.0);
 pub const DEEP_PAGE_GOAL: Goal = Goal::RatioAtMost(1.5);
 pub const STATS_GOAL: Goal = Goal::RatioAtMost(1.3);
 pub const STATS_MS_GOAL: Goal = Goal::ValueBelow(500.0);
+/// GetTask with its progress on a task of 1M calls and 300k numbers.
+pub const TASK_PROGRESS_MS_GOAL: Goal = Goal::ValueBelow(50.0);
 
 /// One line of the JSON file.
 #[derive(Clone, Debug)]

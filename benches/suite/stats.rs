@@ -15,7 +15,12 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use crate::report::p50_p99;
 use crate::server::Running;
 use callscope::proto::analytics_service_client::AnalyticsServiceClient;
-use callscope::proto::{CallFilter, GetCallStatsRequest, GetCallTimeSeriesRequest, Granularity};
+use callscope::proto::call_service_client::CallServiceClient;
+use callscope::proto::catalog_service_client::CatalogServiceClient;
+use callscope::proto::{
+    CallFilter, GetCallStatsRequest, GetCallTimeSeriesRequest, GetTaskRequest, Granularity,
+    ListCallsRequest,
+};
 
 const TENANT: &str = "default";
 const TASK: &str = "bench-task";
@@ -46,7 +51,14 @@ pub struct Dataset {
     pub reuse: bool,
 }
 
-pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Vec<Timed>> {
+/// The analytics timings, and the read-side look-ups on the same calls
+/// (GetTask with its progress, ListCalls by one vendor id).
+pub struct Analytics {
+    pub stats: Vec<Timed>,
+    pub lookups: Vec<Timed>,
+}
+
+pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
     let dir = tempfile::tempdir()?;
     let path = dataset
         .db
@@ -182,6 +194,7 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Vec<Timed>> {
         grpc,
         sql,
     });
+    let lookups = time_lookups(&server, &direct, dataset.calls, runs).await?;
     direct.close().await;
     server.shutdown().await?;
 
@@ -203,7 +216,145 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Vec<Timed>> {
         );
     }
     println!();
+    println!("## Read-side look-ups, SQLite (same calls, {runs} runs each)");
+    println!();
+    println!(
+        "| request | gRPC p50 ms | gRPC p99 ms | SQL p50 ms | SQL p99 ms | gRPC ÷ SQL (p50) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for t in &lookups {
+        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
+        println!(
+            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
+            t.request,
+            gp50 / sp50
+        );
+    }
+    println!();
+    Ok(Analytics {
+        stats: timed,
+        lookups,
+    })
+}
+
+/// GetTask (the task's progress: its calls, numbers by status, levels)
+/// against the call figures of the task read directly, and ListCalls by one
+/// `external_ids` value against the plain index probe.
+async fn time_lookups(
+    server: &Running,
+    direct: &SqlitePool,
+    calls: usize,
+    runs: usize,
+) -> anyhow::Result<Vec<Timed>> {
+    let channel = server.channel().await?;
+    let catalog = CatalogServiceClient::new(channel.clone());
+    let listing = CallServiceClient::new(channel);
+    let task = catalog
+        .clone()
+        .get_task(GetTaskRequest {
+            task_id: TASK.into(),
+        })
+        .await?
+        .into_inner();
+    let progress = task.progress.unwrap_or_default();
+    anyhow::ensure!(
+        progress.calls_total == calls as i64,
+        "GetTask counts {} calls of {calls}",
+        progress.calls_total
+    );
+    eprintln!(
+        "[lookups] task progress: {} calls, {} answered, {} numbers",
+        progress.calls_total, progress.calls_answered, progress.numbers_total
+    );
+    let mut timed = Vec::new();
+    let (grpc, sql) = time_pair(
+        runs,
+        || {
+            let mut c = catalog.clone();
+            async move {
+                c.get_task(GetTaskRequest {
+                    task_id: TASK.into(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+            }
+        },
+        || {
+            let pool = direct.clone();
+            async move { direct_task_calls(&pool).await }
+        },
+    )
+    .await?;
+    timed.push(Timed {
+        request: "GetTask progress",
+        grpc,
+        sql,
+    });
+    // An id in the middle of the table; the generated external id is the call id.
+    let wanted = format!("{:010}", calls / 2);
+    let (grpc, sql) = time_pair(
+        runs,
+        || {
+            let mut c = listing.clone();
+            let id = wanted.clone();
+            async move {
+                let page = c
+                    .list_calls(ListCallsRequest {
+                        filter: Some(CallFilter {
+                            external_ids: vec![id],
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner();
+                anyhow::ensure!(page.calls.len() == 1, "the id finds its call");
+                Ok(())
+            }
+        },
+        || {
+            let pool = direct.clone();
+            let id = wanted.clone();
+            async move {
+                sqlx::query("SELECT * FROM calls WHERE tenant_id = ? AND external_id = ?")
+                    .bind(TENANT)
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    timed.push(Timed {
+        request: "ListCalls external_ids (1 id)",
+        grpc,
+        sql,
+    });
     Ok(timed)
+}
+
+/// The call side of a task's progress, the plain way: totals and first and
+/// last call time, and calls by intent level.
+async fn direct_task_calls(pool: &SqlitePool) -> anyhow::Result<()> {
+    sqlx::query(
+        "SELECT COUNT(*), SUM(CASE WHEN outcome = 1 THEN 1 ELSE 0 END), MIN(call_time), \
+         MAX(call_time) FROM calls WHERE tenant_id = ? AND task_id = ?",
+    )
+    .bind(TENANT)
+    .bind(TASK)
+    .fetch_one(pool)
+    .await?;
+    sqlx::query(
+        "SELECT intent_level_id, COUNT(*) FROM calls WHERE tenant_id = ? AND task_id = ? \
+         GROUP BY intent_level_id",
+    )
+    .bind(TENANT)
+    .bind(TASK)
+    .fetch_all(pool)
+    .await?;
+    Ok(())
 }
 
 /// Runs `a` and `b` to warm up, then `runs` times each, taking turns (so both
@@ -303,6 +454,13 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
         .await?;
 
     let mut tx = pool.begin().await?;
+    // The task in the catalog, as the write path would have put it there.
+    sqlx::query("INSERT INTO tasks (tenant_id, task_id, name) VALUES (?, ?, ?)")
+        .bind(TENANT)
+        .bind(TASK)
+        .bind("bench task")
+        .execute(&mut *tx)
+        .await?;
     for level in LEVELS {
         sqlx::query(
             "INSERT INTO intent_levels (tenant_id, intent_level_id, name) VALUES (?, ?, ?)",

@@ -34,8 +34,9 @@ impl CallService for CallApi {
         request: Request<GetCallRequest>,
     ) -> Result<Response<proto::Call>, Status> {
         let (tenant, req) = (self.0.tenant(&request), request.get_ref());
+        let call_ref = convert::get_call_request(req)?;
         let call = (self.0.service)
-            .get_call(tenant, req.call_id.trim(), req.include_progress_turns)
+            .get_call_by(tenant, call_ref, req.include_progress_turns)
             .await?;
         Ok(Response::new(convert::call_to_proto(call)))
     }

@@ -10,11 +10,13 @@ pub mod status;
 mod admin;
 mod analytics;
 mod calls;
+mod catalog;
 mod ingest;
 
 pub use admin::AdminApi;
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
+pub use catalog::CatalogApi;
 pub use ingest::IngestApi;
 
 use crate::domain::key::Identity;

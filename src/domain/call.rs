@@ -244,9 +244,32 @@ pub struct Call {
     pub attributes: BTreeMap<String, String>,
     pub turns: Vec<DialogueTurn>,
     pub update_time: Option<UnixMs>,
+    /// Data-quality findings about the vendor's record ([`quality_flag`]),
+    /// set by the adapters; never sent by clients.
+    pub quality_flags: Vec<String>,
+}
+
+/// The names of the data-quality flags a call may carry (`Call.quality_flags`).
+pub mod quality_flag {
+    /// The vendor's status says the call was not connected, but its own
+    /// timings say it was (an answer time and talk time): the timings
+    /// decided the outcome, the status is kept in `vendor_status`.
+    pub const STATUS_CONTRADICTS_TIMINGS: &str = "status_contradicts_timings";
+    /// Every flag, for validating filters.
+    pub const ALL: &[&str] = &[STATUS_CONTRADICTS_TIMINGS];
 }
 
 impl Call {
+    /// The vendor's second id of the call, by which `CallFilter.external_ids`
+    /// also finds it: smartivr's record `id` (its `callid` is the external
+    /// id). Empty for other sources.
+    pub fn alt_id(&self) -> &str {
+        match self.source {
+            Source::Smartivr => self.attributes.get("record_id").map_or("", String::as_str),
+            _ => "",
+        }
+    }
+
     /// The bounds every stored call keeps, whatever door it came in by (typed
     /// calls and vendor records alike): every text, list and map within its
     /// limit of [`limits`], no NUL character, scores in range, durations of
@@ -546,6 +569,37 @@ pub struct Task {
     pub create_time: Option<UnixMs>,
     pub update_time: Option<UnixMs>,
     pub attributes: BTreeMap<String, String>,
+}
+
+/// A task's vendor fields with a typed place in the catalog, read from the
+/// attributes a vendor's task record left (smartivr `info.task`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskVendorFields {
+    /// The run state as the vendor names it (`start_str`).
+    pub status: String,
+    /// Calls at once (`maximumcall`); 0 when not given or not a number.
+    pub concurrency: i32,
+    /// The number it dials from (`_origination_caller_id_number`).
+    pub caller: String,
+    /// The script group's name (`group_str`).
+    pub script_group: String,
+}
+
+impl Task {
+    /// The vendor fields of a smartivr task; empty for any other source, whose
+    /// attributes may use these names for something else.
+    pub fn vendor_fields(&self) -> TaskVendorFields {
+        if self.source != Some(Source::Smartivr) {
+            return TaskVendorFields::default();
+        }
+        let get = |key: &str| self.attributes.get(key).cloned().unwrap_or_default();
+        TaskVendorFields {
+            status: get("start_str"),
+            concurrency: get("maximumcall").trim().parse().unwrap_or(0),
+            caller: get("_origination_caller_id_number"),
+            script_group: get("group_str"),
+        }
+    }
 }
 
 /// A vendor record that could not be stored, kept as it arrived.

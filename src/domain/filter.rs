@@ -1,13 +1,16 @@
 //! Which calls a query wants, in what order, and the opaque page tokens that
 //! continue a listing where the previous page ended (keyset pagination).
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::limits::{
     DEFAULT_PAGE_SIZE, MAX_FILTER_VALUES, MAX_ID_BYTES, MAX_PAGE_SIZE, MAX_PAGE_TOKEN_BYTES,
-    MAX_SCORE_RANGES, MAX_TRANSCRIPT_QUERY_CHARS, check_count, check_required_id, check_text,
+    MAX_SCORE_RANGES, MAX_TRANSCRIPT_QUERY_CHARS, check_attributes, check_count, check_required_id,
+    check_text,
 };
 use super::text::NUL_DESCRIPTION;
 use super::{CallOutcome, Party, Source, StoredCall, UnixMs, Violations};
@@ -91,6 +94,17 @@ pub struct CallFilter {
     pub provinces: Vec<String>,
     pub hangup_by: Option<Party>,
     pub transcript: Option<TranscriptQuery>,
+    /// The vendor's id: `external_id`, or the vendor's second id (smartivr's
+    /// record id).
+    pub external_ids: Vec<String>,
+    /// Calls with any of these are left out.
+    pub exclude_tag_ids: Vec<String>,
+    pub exclude_intent_level_ids: Vec<String>,
+    pub exclude_outcomes: Vec<CallOutcome>,
+    /// Every pair must equal the call's attribute.
+    pub attributes: BTreeMap<String, String>,
+    /// Calls with any of these data-quality flags.
+    pub quality_flags: Vec<String>,
 }
 
 /// Order of a call listing; ties are broken by `call_id` in the same direction.
@@ -135,6 +149,9 @@ impl CallFilter {
             ("intent_level_ids", &self.intent_level_ids),
             ("carriers", &self.carriers),
             ("provinces", &self.provinces),
+            ("external_ids", &self.external_ids),
+            ("exclude_tag_ids", &self.exclude_tag_ids),
+            ("exclude_intent_level_ids", &self.exclude_intent_level_ids),
         ] {
             check_count(&mut v, field, ids.len(), MAX_FILTER_VALUES);
             if ids.len() <= MAX_FILTER_VALUES {
@@ -145,6 +162,32 @@ impl CallFilter {
         }
         check_count(&mut v, "outcomes", self.outcomes.len(), MAX_FILTER_VALUES);
         check_count(&mut v, "sources", self.sources.len(), MAX_FILTER_VALUES);
+        check_count(
+            &mut v,
+            "exclude_outcomes",
+            self.exclude_outcomes.len(),
+            MAX_FILTER_VALUES,
+        );
+        check_attributes(&mut v, "attributes", &self.attributes);
+        check_count(
+            &mut v,
+            "quality_flags",
+            self.quality_flags.len(),
+            MAX_FILTER_VALUES,
+        );
+        for (i, flag) in self
+            .quality_flags
+            .iter()
+            .enumerate()
+            .take(MAX_FILTER_VALUES)
+        {
+            if !super::quality_flag::ALL.contains(&flag.as_str()) {
+                v.add(
+                    format!("quality_flags[{i}]"),
+                    format!("must be one of {}", super::quality_flag::ALL.join(", ")),
+                );
+            }
+        }
         if let Some(phone) = &self.phone {
             check_text(&mut v, "phone", phone, MAX_ID_BYTES);
         }
@@ -419,6 +462,25 @@ pub fn call_listing_scope(tenant: &str, f: &CallFilter, order: CallOrder) -> Pag
         w.text(30, &t.text);
         w.int(31, t.party.map(|p| i64::from(p.code())));
     }
+    // Tags of fields 23 and later are the proto field number plus 9.
+    w.texts(32, &f.external_ids);
+    w.texts(33, &f.exclude_tag_ids);
+    w.texts(34, &f.exclude_intent_level_ids);
+    w.ints(35, f.exclude_outcomes.iter().map(|o| i64::from(o.code())));
+    w.set(
+        36,
+        f.attributes
+            .iter()
+            .map(|(key, value)| {
+                let mut item = Vec::with_capacity(8 + key.len() + value.len());
+                item.extend_from_slice(&(key.len() as u64).to_be_bytes());
+                item.extend_from_slice(key.as_bytes());
+                item.extend_from_slice(value.as_bytes());
+                item
+            })
+            .collect(),
+    );
+    w.texts(37, &f.quality_flags);
     w.finish()
 }
 

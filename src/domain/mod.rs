@@ -2,6 +2,7 @@
 //! checks that keep bad input out. Imports neither tonic, prost nor sqlx.
 
 pub mod call;
+pub mod carrier;
 pub mod erasure;
 pub mod error;
 pub mod filter;

@@ -93,5 +93,6 @@ pub fn sample_call() -> Call {
             })
             .collect(),
         update_time: Some(1_700_000_070_000),
+        quality_flags: Vec::new(),
     }
 }

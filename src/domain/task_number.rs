@@ -72,6 +72,10 @@ pub struct TaskNumberUpsert {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskNumber {
     pub phone: String,
+    /// As uploaded or listed by the vendor; empty when known only from calls.
+    pub phone_raw: String,
+    /// What a vendor's number list said (0-12), beside the derived status.
+    pub vendor_status_code: Option<i32>,
     /// The smartivr code 0-12.
     pub status_code: i32,
     pub attempts: i64,
@@ -190,5 +194,27 @@ mod tests {
             assert!((1..=MAX_STATUS_CODE).contains(&code), "{outcome:?}");
         }
         assert_eq!(status_code_of(CallOutcome::Busy), 8);
+    }
+}
+
+/// How far a task has got: its dialing list by status and its calls.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskProgress {
+    /// Numbers uploaded, imported or called in the task.
+    pub numbers_total: i64,
+    /// (smartivr status code 0-12, numbers), derived as ListTaskNumbers does.
+    pub numbers_by_status: Vec<(i32, i64)>,
+    pub calls_total: i64,
+    pub calls_answered: i64,
+    /// Calls by intent level id ([`crate::domain::stats::NO_INTENT_LEVEL_KEY`]
+    /// for none), most first.
+    pub calls_by_intent_level: Vec<crate::domain::stats::CountEntry>,
+    pub first_call_time: Option<UnixMs>,
+    pub last_call_time: Option<UnixMs>,
+}
+
+impl TaskProgress {
+    pub fn answer_rate(&self) -> f64 {
+        crate::domain::stats::ratio(self.calls_answered, self.calls_total)
     }
 }

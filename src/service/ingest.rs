@@ -13,7 +13,7 @@ use crate::domain::limits::{
 };
 use crate::domain::{
     self, Cursor, PageToken, Region, RejectedRecord, ScopeWriter, Source, TaskNumberEntry,
-    UpsertOutcome, UpsertResult, Violations,
+    TaskNumberUpsert, UpsertOutcome, UpsertResult, Violations,
 };
 use crate::sources::{self, SourceConfig};
 use crate::store::IngestBatch;
@@ -101,6 +101,8 @@ enum Parsed {
     Stored {
         calls: std::ops::Range<usize>,
         history: std::ops::Range<usize>,
+        /// The record's groups of dialing-list numbers in `batch.numbers`.
+        numbers: std::ops::Range<usize>,
     },
     Rejected {
         id: String,
@@ -151,14 +153,17 @@ impl CallScope {
                 Ok(record) => {
                     let calls_start = batch.calls.len();
                     let history_start = batch.history_calls.len();
+                    let numbers_start = batch.numbers.len();
                     batch.calls.extend(record.calls);
                     batch.tasks.extend(record.tasks);
                     let mut numbers: Vec<(String, Vec<TaskNumberEntry>)> = Vec::new();
                     for number in record.numbers {
-                        let task = if number.task_id.is_empty() {
-                            task_id.unwrap_or_default().to_owned()
-                        } else {
-                            number.task_id.clone()
+                        // The request's task beats the one inferred from
+                        // the entry's call history: the caller asked for
+                        // that task's list.
+                        let task = match task_id.filter(|t| !t.is_empty()) {
+                            Some(explicit) => explicit.to_owned(),
+                            None => number.task_id.clone(),
                         };
                         let entry = number_entry(&number);
                         match numbers.iter_mut().find(|(t, _)| *t == task) {
@@ -171,6 +176,7 @@ impl CallScope {
                     parsed.push(Parsed::Stored {
                         calls: calls_start..batch.calls.len(),
                         history: history_start..batch.history_calls.len(),
+                        numbers: numbers_start..batch.numbers.len(),
                     });
                 }
                 Err(reason) => {
@@ -196,13 +202,17 @@ impl CallScope {
         Ok(parsed
             .into_iter()
             .map(|p| match p {
-                Parsed::Stored { calls, history } => {
+                Parsed::Stored {
+                    calls,
+                    history,
+                    numbers,
+                } => {
                     let results: Vec<&UpsertResult> = stored.calls[calls]
                         .iter()
                         .chain(&stored.history_calls[history])
                         .collect();
                     RecordResult {
-                        outcome: combined_outcome(&results),
+                        outcome: combined_outcome(&results, &stored.numbers[numbers]),
                         // Erased calls are not stored: they have no id.
                         call_ids: results
                             .iter()
@@ -333,10 +343,15 @@ fn number_entry(number: &sources::NumberListEntry) -> TaskNumberEntry {
     }
 }
 
-fn combined_outcome(results: &[&UpsertResult]) -> RecordOutcome {
-    if results.iter().any(|r| r.outcome == UpsertOutcome::Inserted) {
+/// What storing one record did: its calls' outcomes, and the dialing-list
+/// numbers it stored (a number-list record may hold no call at all; each
+/// number it lists is written, so a known one counts as updated).
+fn combined_outcome(results: &[&UpsertResult], numbers: &[TaskNumberUpsert]) -> RecordOutcome {
+    let numbers_inserted = numbers.iter().any(|n| n.inserted > 0);
+    let numbers_updated = numbers.iter().any(|n| n.updated > 0);
+    if numbers_inserted || results.iter().any(|r| r.outcome == UpsertOutcome::Inserted) {
         RecordOutcome::Inserted
-    } else if results.iter().any(|r| r.outcome == UpsertOutcome::Updated) {
+    } else if numbers_updated || results.iter().any(|r| r.outcome == UpsertOutcome::Updated) {
         RecordOutcome::Updated
     } else if !results.is_empty() && results.iter().all(|r| r.outcome == UpsertOutcome::Erased) {
         RecordOutcome::Erased

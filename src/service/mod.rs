@@ -7,6 +7,7 @@ pub mod analytics;
 pub mod keys;
 
 pub mod admin;
+pub mod catalog;
 pub mod error;
 
 pub use error::ServiceError;
@@ -20,6 +21,17 @@ use crate::domain::{
     Violations,
 };
 use crate::store::{CallPage, Store};
+
+/// How a request names one call: by our id, or by the vendor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallRef<'a> {
+    Id(&'a str),
+    /// The vendor's id of the call (for smartivr also its record id).
+    External {
+        source: domain::Source,
+        external_id: &'a str,
+    },
+}
 
 /// A page of calls with the token of the next one.
 pub struct ListedCalls {
@@ -148,6 +160,44 @@ impl CallScope {
         }
         self.store
             .get_call(tenant, call_id, include_progress_turns)
+            .await?
+            .ok_or_else(not_found)
+    }
+
+    /// One call named by our id or by the vendor's; NOT_FOUND when the
+    /// tenant has no such call.
+    pub async fn get_call_by(
+        &self,
+        tenant: &str,
+        call: CallRef<'_>,
+        include_progress_turns: bool,
+    ) -> Result<StoredCall, ServiceError> {
+        let (source, external_id) = match call {
+            CallRef::Id(call_id) => {
+                return self.get_call(tenant, call_id, include_progress_turns).await;
+            }
+            CallRef::External {
+                source,
+                external_id,
+            } => (source, external_id),
+        };
+        let not_found = || ServiceError::NotFound {
+            what: "call",
+            id: format!(
+                "{}/{}",
+                source.key(),
+                clip(&domain::without_nul(external_id), MAX_ID_BYTES)
+            ),
+        };
+        if external_id.contains('\0') || external_id.len() > MAX_ID_BYTES {
+            return Err(not_found());
+        }
+        let Some(call_id) = self.store.find_call_id(tenant, source, external_id).await? else {
+            return Err(not_found());
+        };
+        // Deleted between the two reads: as unknown.
+        self.store
+            .get_call(tenant, &call_id, include_progress_turns)
             .await?
             .ok_or_else(not_found)
     }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{Fields, SourceBatch, SourceConfig, SourceError, blank_call, clip, json_kind, span_ms};
 use crate::domain::{
     Billing, CallOutcome, IntentLevel, Source, is_decimal, normalize_international_phone,
+    quality_flag,
 };
 
 /// Parses one push body.
@@ -96,6 +97,15 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
             termination.as_deref(),
         ),
     };
+    // The vendor's own sample says `callStatus` 10 (busy) beside an answer
+    // time and 13 s of talk: when the status contradicts the record's
+    // timings, the timings decide, so answered talk counts in answer rates;
+    // the status stays in `vendor_status` and the call is flagged.
+    if call.outcome != CallOutcome::Answered && call.answer_time.is_some() && call.talk_ms > 0 {
+        call.outcome = CallOutcome::Answered;
+        call.quality_flags
+            .push(quality_flag::STATUS_CONTRADICTS_TIMINGS.to_owned());
+    }
     call.attributes = f.rest();
     Ok(SourceBatch {
         calls: vec![call],
@@ -245,7 +255,9 @@ mod tests {
             }
         );
         assert_eq!(c.vendor_status, "10");
-        assert_eq!(c.outcome, CallOutcome::Busy);
+        // Busy by its status, answered by its own timings: the timings win.
+        assert_eq!(c.outcome, CallOutcome::Answered);
+        assert_eq!(c.quality_flags, vec!["status_contradicts_timings"]);
         assert_eq!(c.hangup_cause, "Called hang up");
         assert_eq!(c.sip_code, "200");
         assert_eq!(c.dtmf, "0");
@@ -317,12 +329,24 @@ mod tests {
             (50, CallOutcome::Answered),
             (60, CallOutcome::Other),
         ] {
+            // Without the sample's answer time the status alone decides.
+            let c = &run(&edited(PUSH, |m| {
+                drop(m.insert("callStatus".into(), status.to_string().into()));
+                drop(m.remove("answerTime"));
+            }))
+            .unwrap()
+            .calls[0];
+            assert_eq!(c.outcome, outcome, "{status}");
+            assert!(c.quality_flags.is_empty(), "{status}");
+            // With it (and talk time), the timings win over any status.
             let c = &run(&edited(PUSH, |m| {
                 drop(m.insert("callStatus".into(), status.to_string().into()))
             }))
             .unwrap()
             .calls[0];
-            assert_eq!(c.outcome, outcome, "{status}");
+            assert_eq!(c.outcome, CallOutcome::Answered, "{status} with timings");
+            let flagged = outcome != CallOutcome::Answered;
+            assert_eq!(!c.quality_flags.is_empty(), flagged, "{status}");
         }
         for (answered, sip, termination, outcome) in [
             (true, "200", "0", CallOutcome::Answered),

@@ -500,6 +500,7 @@ pub(crate) fn blank_call(source: Source, external_id: String, call_time: UnixMs)
         attributes: BTreeMap::new(),
         turns: Vec::new(),
         update_time: None,
+        quality_flags: Vec::new(),
     }
 }
 

@@ -463,9 +463,9 @@ fn turn(
         sequence,
         kind,
         customer_text: question,
-        robot_text: answer_content
-            .or_else(|| answer_text.clone())
-            .unwrap_or_default(),
+        // `answer_text` names the script node (`转人工节点`), it is not
+        // speech: shown or searched as what the robot said, it would mislead.
+        robot_text: answer_content.unwrap_or_default(),
         node_id: f.string("answer_id")?.unwrap_or_default(),
         node_name: answer_text.unwrap_or_default(),
         keyword: f.string("keyword")?.unwrap_or_default(),
@@ -877,6 +877,18 @@ mod tests {
         assert_eq!(t.attributes["_origination_caller_id_number"], "300708");
         assert!(t.attributes["group"].contains("電銷系統(tǒng)測(cè)試"));
         assert!(t.attributes["progress_bar"].contains("percent"));
+    }
+
+    #[test]
+    fn a_node_name_is_never_taken_for_speech() {
+        let json = edited(INFO, |v| {
+            v["records"][0]["answer_content"] = Value::Null;
+            v["records"][0]["answer_text"] = "转人工节点".into();
+        });
+        let batch = run(&json).unwrap();
+        let turn = &batch.calls[0].turns[0];
+        assert_eq!(turn.robot_text, "");
+        assert_eq!(turn.node_name, "转人工节点");
     }
 
     #[test]

@@ -14,6 +14,15 @@ use crate::domain::{
     Source, StoredCall, Tag, TagGroup, TurnKind,
 };
 
+/// `,a,b,` (the stored form, so a filter can match `,a,`) → `[a, b]`.
+fn split_flags(stored: &str) -> Vec<String> {
+    stored
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[async_trait]
 impl<DB> CallStore for SqlStore<DB>
 where
@@ -119,6 +128,35 @@ where
         tx.commit().await?;
         Ok(Some(call))
     }
+
+    async fn find_call_id(
+        &self,
+        tenant: &str,
+        source: Source,
+        external_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        // The vendor's key first; for smartivr, its record id next.
+        let mut qb = QueryBuilder::<DB>::new("SELECT call_id FROM calls WHERE tenant_id = ");
+        qb.push_bind(tenant.to_owned())
+            .push(" AND source = ")
+            .push_bind(i64::from(source.code()))
+            .push(" AND external_id = ")
+            .push_bind(external_id.to_owned());
+        let mut tx = self.read(tenant).await?;
+        let mut found: Option<String> = qb.build_query_scalar().fetch_optional(&mut *tx).await?;
+        if found.is_none() {
+            let mut qb = QueryBuilder::<DB>::new("SELECT call_id FROM calls WHERE tenant_id = ");
+            qb.push_bind(tenant.to_owned())
+                .push(" AND alt_id <> '' AND alt_id = ")
+                .push_bind(external_id.to_owned())
+                .push(" AND source = ")
+                .push_bind(i64::from(source.code()))
+                .push(" ORDER BY call_id LIMIT 1");
+            found = qb.build_query_scalar().fetch_optional(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(found)
+    }
 }
 
 impl<DB> SqlStore<DB>
@@ -164,7 +202,7 @@ where
         );
         qb.push_bind(tenant.to_owned()).push(" AND ct.call_id IN (");
         push_list(&mut qb, &ids);
-        qb.push(") ORDER BY ct.call_id, ct.position, g.group_id");
+        qb.push(") ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id");
         let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
         for row in qb.build().fetch_all(&mut *conn).await? {
             let call_id: String = row.try_get("call_id")?;
@@ -197,7 +235,8 @@ where
         );
         qb.push_bind(tenant.to_owned()).push(" AND cg.call_id IN (");
         push_list(&mut qb, &ids);
-        qb.push(") ORDER BY cg.call_id, cg.group_id");
+        // First named first, as the vendor listed them.
+        qb.push(") ORDER BY cg.call_id, cg.position, cg.group_id");
         let mut groups: HashMap<String, Vec<TagGroup>> = HashMap::new();
         for row in qb.build().fetch_all(&mut *conn).await? {
             groups
@@ -289,6 +328,7 @@ where
             attributes,
             turns: Vec::new(),
             update_time: row.try_get("update_time")?,
+            quality_flags: split_flags(&row.try_get::<String, _>("quality_flags")?),
         };
         Ok(StoredCall {
             call_id: row.try_get("call_id")?,

@@ -12,6 +12,7 @@ use sqlx::{
 use super::catalogs::Catalog;
 use super::dialect::{push_list, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
+use crate::domain::limits::MAX_ATTRIBUTES;
 use crate::domain::{Call, DialogueTurn, Task, UnixMs, UpsertOutcome, UpsertResult};
 
 /// The columns of `calls` written from a [`Call`], in bind order.
@@ -65,11 +66,65 @@ const CALL_COLUMNS: &[&str] = &[
     "line_id",
     "attributes",
     "update_time",
+    "alt_id",
+    "quality_flags",
 ];
 
 /// Rows per multi-row statement: well below the bound-parameter limits of
 /// SQLite (32,766) and PostgreSQL (65,535) at ~55 parameters a call.
 pub(super) const ROWS_PER_STATEMENT: usize = 200;
+
+/// `origin` bits of a `call_tags` / `call_tag_groups` row: the call's own
+/// tags (and groups), the tags of its dialogue turns.
+const TAG_FROM_CALL: i64 = 1;
+const TAG_FROM_TURN: i64 = 2;
+/// Turn tags sort after the call's own tags.
+const TURN_TAG_POSITIONS: i64 = 1_000_000;
+
+/// One row of `call_tags` or `call_tag_groups`.
+struct TagRow<'a> {
+    call_id: &'a str,
+    task_id: &'a str,
+    id: String,
+    position: i64,
+    origin: i64,
+}
+
+/// The tag (or group) rows of one call: one per id, first-seen position,
+/// the origins of every mention.
+struct TagRows<'a> {
+    call_id: &'a str,
+    task_id: &'a str,
+    rows: Vec<TagRow<'a>>,
+    index: HashMap<String, usize>,
+}
+
+impl<'a> TagRows<'a> {
+    fn new(call_id: &'a str, task_id: &'a str) -> Self {
+        Self {
+            call_id,
+            task_id,
+            rows: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, id: &str, origin: i64, base: i64) {
+        match self.index.get(id) {
+            Some(&i) => self.rows[i].origin |= origin,
+            None => {
+                self.index.insert(id.to_owned(), self.rows.len());
+                self.rows.push(TagRow {
+                    call_id: self.call_id,
+                    task_id: self.task_id,
+                    id: id.to_owned(),
+                    position: base + self.rows.len() as i64,
+                    origin,
+                });
+            }
+        }
+    }
+}
 
 /// How a new version of a call is written over a stored one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,14 +298,16 @@ where
             .collect();
         let mut written = Self::write_calls(&mut tx, tenant, &calls, now).await?;
         let history_calls = written.split_off(batch.calls.len());
+        let mut numbers = Vec::with_capacity(batch.numbers.len());
         for (task_id, entries) in &batch.numbers {
-            Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
+            numbers.push(Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?);
         }
         tx.commit().await?;
         self.after_write().await;
         Ok(IngestResults {
             calls: written,
             history_calls,
+            numbers,
         })
     }
 }
@@ -300,12 +357,97 @@ where
             for (index, call_id, outcome) in stored {
                 results[index] = Some(UpsertResult { call_id, outcome });
             }
+            // A dialing list's history of a stored call fills what the call
+            // lacks, never more.
+            let known: Vec<(usize, String)> = round
+                .iter()
+                .filter(|&&i| calls[i].1 == WriteMode::InsertOnly)
+                .filter_map(|&i| match &results[i] {
+                    Some(r) if r.outcome == UpsertOutcome::Unchanged && !r.call_id.is_empty() => {
+                        Some((i, r.call_id.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (index, call_id) in known {
+                if Self::fill_from_history(tx, tenant, &call_id, calls[index].0, now).await?
+                    && let Some(result) = results[index].as_mut()
+                {
+                    result.outcome = UpsertOutcome::Updated;
+                }
+            }
             pending = later;
         }
         results
             .into_iter()
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| StoreError::Corrupt("a call of the batch got no result".into()))
+    }
+
+    /// Fills the fields a stored call lacks from a dialing list's history
+    /// view of it (`hangup_code` → `sip_code`, the status, the hang-up cause,
+    /// the recording, and attributes under names the call does not have
+    /// yet, such as `call_status`). A field the call has is never
+    /// overwritten. Answers whether anything changed.
+    async fn fill_from_history(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        call_id: &str,
+        history: &Call,
+        now: UnixMs,
+    ) -> Result<bool, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT sip_code, vendor_status, hangup_cause, recording_url, attributes \
+             FROM calls WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned())
+            .push(" AND call_id = ")
+            .push_bind(call_id.to_owned());
+        let Some(row) = qb.build().fetch_optional(&mut **tx).await? else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        let mut fill = |column: &str, new: &str| -> Result<String, StoreError> {
+            let old: String = row.try_get(column)?;
+            Ok(if old.is_empty() && !new.is_empty() {
+                changed = true;
+                new.to_owned()
+            } else {
+                old
+            })
+        };
+        let sip_code = fill("sip_code", &history.sip_code)?;
+        let vendor_status = fill("vendor_status", &history.vendor_status)?;
+        let hangup_cause = fill("hangup_cause", &history.hangup_cause)?;
+        let recording_url = fill("recording_url", &history.recording_url)?;
+        let mut attributes: BTreeMap<String, String> = super::dialect::json(&row, "attributes")?;
+        for (key, value) in &history.attributes {
+            if !attributes.contains_key(key) && attributes.len() < MAX_ATTRIBUTES {
+                attributes.insert(key.clone(), value.clone());
+                changed = true;
+            }
+        }
+        if !changed {
+            return Ok(false);
+        }
+        let mut qb = QueryBuilder::<DB>::new("UPDATE calls SET sip_code = ");
+        qb.push_bind(sip_code)
+            .push(", vendor_status = ")
+            .push_bind(vendor_status)
+            .push(", hangup_cause = ")
+            .push_bind(hangup_cause)
+            .push(", recording_url = ")
+            .push_bind(recording_url)
+            .push(", attributes = ")
+            .push_bind(to_json(&attributes)?)
+            .push(", sync_time = ")
+            .push_bind(now)
+            .push(" WHERE tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND call_id = ")
+            .push_bind(call_id.to_owned());
+        qb.build().execute(&mut **tx).await?;
+        Ok(true)
     }
 
     /// `SELECT {columns} FROM {table}` for the rows of one source and these
@@ -442,6 +584,12 @@ where
                         qb.push(
                             ", update_time = COALESCE(excluded.update_time, calls.update_time)",
                         );
+                    } else if *column == "alt_id" {
+                        // A view without the vendor's second id keeps it findable.
+                        qb.push(
+                            ", alt_id = CASE WHEN excluded.alt_id <> '' \
+                             THEN excluded.alt_id ELSE calls.alt_id END",
+                        );
                     } else {
                         qb.push(format_args!(", {column} = excluded.{column}"));
                     }
@@ -511,44 +659,79 @@ where
 
     /// A new version replaces the child rows it carries. A partial view of a
     /// record (a list row without turns, a brief record without tags) keeps the
-    /// parts it does not carry.
+    /// parts it does not carry. Tag rows know which part they came from
+    /// (`origin`: the call's own tags, its turns' tags, or both), so a view
+    /// that carries only one part replaces only that part's tag rows.
     async fn replace_children(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
         calls: &[(&Call, WriteMode)],
         stored: &[Stored],
     ) -> Result<(), StoreError> {
-        let mut clear_tags = Vec::new();
+        let mut clear_all_tags = Vec::new();
+        let mut clear_own_tags = Vec::new();
+        let mut clear_turn_tags = Vec::new();
         let mut clear_turns = Vec::new();
+        let mut kept_tags = Vec::new();
         for (index, call_id, outcome) in stored {
             let (call, mode) = calls[*index];
             if *outcome != UpsertOutcome::Updated {
                 continue;
             }
             let keep = mode == WriteMode::KeepMissingParts;
-            if !keep || !call.tags.is_empty() || !call.tag_groups.is_empty() {
-                clear_tags.push(call_id.clone());
+            let own = !keep || !call.tags.is_empty() || !call.tag_groups.is_empty();
+            let turns = !keep || !call.turns.is_empty();
+            match (own, turns) {
+                (true, true) => clear_all_tags.push(call_id.clone()),
+                (true, false) => clear_own_tags.push(call_id.clone()),
+                (false, true) => clear_turn_tags.push(call_id.clone()),
+                (false, false) => {}
             }
-            if !keep || !call.turns.is_empty() {
+            if turns {
                 clear_turns.push(call_id.clone());
+            }
+            if !(own && turns) {
+                kept_tags.push(call_id.clone());
             }
         }
         for (table, ids) in [
-            ("call_tags", &clear_tags),
-            ("call_tag_groups", &clear_tags),
+            ("call_tags", &clear_all_tags),
+            ("call_tag_groups", &clear_all_tags),
             ("dialogue_turns", &clear_turns),
         ] {
             Self::delete_by_ids(tx, table, "call_id", tenant, ids, ROWS_PER_STATEMENT).await?;
         }
+        // One part replaced: its rows go, rows of both parts keep the other.
+        for (ids, gone, stays) in [
+            (&clear_own_tags, TAG_FROM_CALL, TAG_FROM_TURN),
+            (&clear_turn_tags, TAG_FROM_TURN, TAG_FROM_CALL),
+        ] {
+            for table in ["call_tags", "call_tag_groups"] {
+                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb =
+                        QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
+                    qb.push_bind(tenant.to_owned())
+                        .push(" AND origin = ")
+                        .push_bind(gone)
+                        .push(" AND call_id IN (");
+                    push_list(&mut qb, chunk);
+                    qb.push(")");
+                    qb.build().execute(&mut **tx).await?;
+                    let mut qb = QueryBuilder::<DB>::new(format!("UPDATE {table} SET origin = "));
+                    qb.push_bind(stays)
+                        .push(" WHERE tenant_id = ")
+                        .push_bind(tenant.to_owned())
+                        .push(" AND origin = ")
+                        .push_bind(TAG_FROM_CALL | TAG_FROM_TURN)
+                        .push(" AND call_id IN (");
+                    push_list(&mut qb, chunk);
+                    qb.push(")");
+                    qb.build().execute(&mut **tx).await?;
+                }
+            }
+        }
 
         // Tags a partial view kept follow their call's (possibly new) task.
-        let kept_tags: Vec<String> = stored
-            .iter()
-            .filter(|(_, id, outcome)| {
-                *outcome == UpsertOutcome::Updated && !clear_tags.contains(id)
-            })
-            .map(|(_, id, _)| id.clone())
-            .collect();
         for chunk in kept_tags.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
                 "UPDATE call_tags SET task_id = (SELECT c.task_id FROM calls c \
@@ -636,6 +819,14 @@ where
         text(qb, &c.line_id);
         text(qb, &attributes);
         opt(qb, c.update_time);
+        text(qb, c.alt_id());
+        // Stored as `,a,b,` so that a filter matches `,a,` whole.
+        let flags = if c.quality_flags.is_empty() {
+            String::new()
+        } else {
+            format!(",{},", c.quality_flags.join(","))
+        };
+        text(qb, &flags);
         Ok(())
     }
 
@@ -647,36 +838,39 @@ where
         tenant: &str,
         calls: &[(&str, &Call)],
     ) -> Result<(), StoreError> {
-        let mut tag_rows: Vec<(&str, &str, &str, i64)> = Vec::new();
-        let mut group_rows: Vec<(&str, &str)> = Vec::new();
+        let mut tag_rows: Vec<TagRow> = Vec::new();
+        let mut group_rows: Vec<TagRow> = Vec::new();
         let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
         let mut catalog = Catalog::default();
         for &(call_id, call) in calls {
-            let mut seen_tags = HashSet::new();
-            let mut seen_groups = HashSet::new();
-            for (position, tag) in call.tags.iter().enumerate() {
-                if seen_tags.insert(tag.id.as_str()) {
-                    tag_rows.push((call_id, &tag.id, &call.task_id, position as i64));
-                }
+            let mut tags = TagRows::new(call_id, &call.task_id);
+            let mut groups = TagRows::new(call_id, &call.task_id);
+            // The call's own groups first, in the order the vendor named
+            // them, then those only its tags name.
+            for group in &call.tag_groups {
+                groups.add(&group.id, TAG_FROM_CALL, 0);
+                catalog.add_group(group);
+            }
+            for tag in &call.tags {
+                tags.add(&tag.id, TAG_FROM_CALL, 0);
                 for group in &tag.groups {
-                    if seen_groups.insert(group.id.as_str()) {
-                        group_rows.push((call_id, &group.id));
-                    }
+                    groups.add(&group.id, TAG_FROM_CALL, 0);
                 }
                 catalog.add_tag(tag);
             }
-            for group in &call.tag_groups {
-                if seen_groups.insert(group.id.as_str()) {
-                    group_rows.push((call_id, &group.id));
-                }
-                catalog.add_group(group);
-            }
+            // A turn's tags are tags of its call too, after the call's own.
             for turn in &call.turns {
                 turn_rows.push((call_id, turn));
                 for tag in &turn.tags {
+                    tags.add(&tag.id, TAG_FROM_TURN, TURN_TAG_POSITIONS);
+                    for group in &tag.groups {
+                        groups.add(&group.id, TAG_FROM_TURN, TURN_TAG_POSITIONS);
+                    }
                     catalog.add_tag(tag);
                 }
             }
+            tag_rows.extend(tags.rows);
+            group_rows.extend(groups.rows);
             if let Some(level) = &call.intent_level {
                 catalog.add_level(level);
             }
@@ -696,28 +890,43 @@ where
 
         for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position) ",
+                "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position, origin) ",
             );
-            qb.push_values(chunk, |mut row, (call_id, tag_id, task_id, position)| {
+            qb.push_values(chunk, |mut row, r| {
                 row.push_bind(tenant.to_owned())
-                    .push_bind((*call_id).to_owned())
-                    .push_bind((*tag_id).to_owned())
-                    .push_bind((*task_id).to_owned())
-                    .push_bind(*position);
+                    .push_bind(r.call_id.to_owned())
+                    .push_bind(r.id.clone())
+                    .push_bind(r.task_id.to_owned())
+                    .push_bind(r.position)
+                    .push_bind(r.origin);
             });
-            qb.push(" ON CONFLICT DO NOTHING");
+            // A row of the part a partial view kept meets the same tag in
+            // the part it carries: the row is now of both.
+            qb.push(
+                " ON CONFLICT (tenant_id, call_id, tag_id) DO UPDATE SET \
+                 origin = call_tags.origin | excluded.origin, \
+                 position = CASE WHEN excluded.position < call_tags.position \
+                 THEN excluded.position ELSE call_tags.position END",
+            );
             qb.build().execute(&mut **tx).await?;
         }
         for chunk in group_rows.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_tag_groups (tenant_id, call_id, group_id) ",
+                "INSERT INTO call_tag_groups (tenant_id, call_id, group_id, position, origin) ",
             );
-            qb.push_values(chunk, |mut row, (call_id, group_id)| {
+            qb.push_values(chunk, |mut row, r| {
                 row.push_bind(tenant.to_owned())
-                    .push_bind((*call_id).to_owned())
-                    .push_bind((*group_id).to_owned());
+                    .push_bind(r.call_id.to_owned())
+                    .push_bind(r.id.clone())
+                    .push_bind(r.position)
+                    .push_bind(r.origin);
             });
-            qb.push(" ON CONFLICT DO NOTHING");
+            qb.push(
+                " ON CONFLICT (tenant_id, call_id, group_id) DO UPDATE SET \
+                 origin = call_tag_groups.origin | excluded.origin, \
+                 position = CASE WHEN excluded.position < call_tag_groups.position \
+                 THEN excluded.position ELSE call_tag_groups.position END",
+            );
             qb.build().execute(&mut **tx).await?;
         }
         for chunk in turn_rows.chunks(ROWS_PER_STATEMENT / 2) {

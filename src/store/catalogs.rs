@@ -5,12 +5,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Transaction, Type};
+use sqlx::{
+    ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
+};
 
 use super::calls_write::ROWS_PER_STATEMENT;
-use super::dialect::to_json;
-use super::{CatalogStore, Dialect, SqlStore, StoreError};
-use crate::domain::{IntentLevel, Tag, TagGroup, Task};
+use super::dialect::{json, to_json};
+use super::task_numbers::push_number_status;
+use super::{CatalogStore, Dialect, SqlStore, StoreError, TaskPage};
+use crate::domain::stats::{self, CountEntry, NO_INTENT_LEVEL_KEY};
+use crate::domain::task_number::TaskProgress;
+use crate::domain::{CallOutcome, IntentLevel, Source, Tag, TagGroup, Task};
 
 /// Catalog entries named by a batch, merged by id: a later non-empty field
 /// wins, an empty one never erases.
@@ -267,5 +272,289 @@ where
         Self::write_catalog(catalog, &mut tx, tenant).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn list_tasks(
+        &self,
+        tenant: &str,
+        name_contains: Option<&str>,
+        page_size: u32,
+        after: Option<&str>,
+    ) -> Result<TaskPage, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new("SELECT * FROM tasks WHERE tenant_id = ");
+        qb.push_bind(tenant.to_owned());
+        if let Some(text) = name_contains {
+            // Lower-cased on both sides: ASCII letters match in any case on
+            // both backends.
+            qb.push(" AND LOWER(name) LIKE ")
+                .push_bind(contains_pattern(text))
+                .push(" ESCAPE '\\'");
+        }
+        if let Some(after) = after {
+            qb.push(" AND task_id > ").push_bind(after.to_owned());
+        }
+        qb.push(" ORDER BY task_id LIMIT ")
+            .push_bind(i64::from(page_size) + 1);
+        let rows = self.read_all(tenant, &mut qb).await?;
+        let mut tasks = rows
+            .iter()
+            .map(Self::row_to_task)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if tasks.len() > page_size as usize {
+            tasks.truncate(page_size as usize);
+            tasks.last().map(|t| t.task_id.clone())
+        } else {
+            None
+        };
+        Ok(TaskPage { tasks, next })
+    }
+
+    async fn get_task(&self, tenant: &str, task_id: &str) -> Result<Option<Task>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new("SELECT * FROM tasks WHERE tenant_id = ");
+        qb.push_bind(tenant.to_owned())
+            .push(" AND task_id = ")
+            .push_bind(task_id.to_owned());
+        let rows = self.read_all(tenant, &mut qb).await?;
+        rows.first().map(Self::row_to_task).transpose()
+    }
+
+    async fn task_progress(&self, tenant: &str, task_id: &str) -> Result<TaskProgress, StoreError> {
+        let mut progress = TaskProgress::default();
+        // Independent reads on separate reader connections at once.
+        let (totals, levels, numbers) = tokio::join!(
+            async {
+                let mut p = TaskProgress::default();
+                self.task_call_totals(tenant, task_id, &mut p)
+                    .await
+                    .map(|()| p)
+            },
+            self.task_levels(tenant, task_id),
+            self.task_numbers_by_status(tenant, task_id),
+        );
+        let totals = totals?;
+        progress.calls_total = totals.calls_total;
+        progress.calls_answered = totals.calls_answered;
+        progress.first_call_time = totals.first_call_time;
+        progress.last_call_time = totals.last_call_time;
+        progress.calls_by_intent_level = levels?;
+        progress.numbers_by_status = numbers?;
+        progress.numbers_total = progress.numbers_by_status.iter().map(|(_, n)| n).sum();
+        Ok(progress)
+    }
+
+    async fn list_tags(&self, tenant: &str) -> Result<(Vec<Tag>, Vec<TagGroup>), StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT t.tag_id, t.name, t.color, t.description, g.group_id, \
+             g.name AS group_name, g.scene_id FROM tags t \
+             LEFT JOIN tag_group_members m ON m.tenant_id = t.tenant_id AND m.tag_id = t.tag_id \
+             LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
+             WHERE t.tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned())
+            .push(" ORDER BY t.tag_id, g.group_id");
+        let mut tags: Vec<Tag> = Vec::new();
+        for row in self.read_all(tenant, &mut qb).await? {
+            let tag_id: String = row.try_get("tag_id")?;
+            if tags.last().is_none_or(|t| t.id != tag_id) {
+                tags.push(Tag {
+                    id: tag_id,
+                    name: row.try_get("name")?,
+                    color: row.try_get("color")?,
+                    description: row.try_get("description")?,
+                    groups: Vec::new(),
+                });
+            }
+            if let Some(group_id) = row.try_get::<Option<String>, _>("group_id")?
+                && let Some(tag) = tags.last_mut()
+            {
+                tag.groups.push(TagGroup {
+                    id: group_id,
+                    name: super::dialect::opt_text(&row, "group_name")?,
+                    scene_id: super::dialect::opt_text(&row, "scene_id")?,
+                });
+            }
+        }
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT group_id, name, scene_id FROM tag_groups WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned()).push(" ORDER BY group_id");
+        let groups = self
+            .read_all(tenant, &mut qb)
+            .await?
+            .iter()
+            .map(|row| -> Result<TagGroup, StoreError> {
+                Ok(TagGroup {
+                    id: row.try_get("group_id")?,
+                    name: row.try_get("name")?,
+                    scene_id: row.try_get("scene_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((tags, groups))
+    }
+
+    async fn list_intent_levels(&self, tenant: &str) -> Result<Vec<IntentLevel>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT intent_level_id, name, alias, color FROM intent_levels WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned())
+            .push(" ORDER BY intent_level_id");
+        self.read_all(tenant, &mut qb)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(IntentLevel {
+                    id: row.try_get("intent_level_id")?,
+                    name: row.try_get("name")?,
+                    alias: row.try_get("alias")?,
+                    color: row.try_get("color")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `LIKE` pattern of a text searched anywhere, matched literally under
+/// `ESCAPE '\\'`.
+fn contains_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for ch in text.to_lowercase().chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    fn row_to_task(row: &DB::Row) -> Result<Task, StoreError> {
+        let source: Option<i64> = row.try_get("source")?;
+        Ok(Task {
+            task_id: row.try_get("task_id")?,
+            name: row.try_get("name")?,
+            parent_task_id: row.try_get("parent_task_id")?,
+            script_id: row.try_get("script_id")?,
+            source: source.and_then(|c| i32::try_from(c).ok().and_then(Source::from_code)),
+            create_time: row.try_get("create_time")?,
+            update_time: row.try_get("update_time")?,
+            attributes: json(row, "attributes")?,
+        })
+    }
+
+    /// The task's calls: totals and first and last call time, from the
+    /// task's talk index alone (tenant, task, outcome, talk, call time).
+    async fn task_call_totals(
+        &self,
+        tenant: &str,
+        task_id: &str,
+        progress: &mut TaskProgress,
+    ) -> Result<(), StoreError> {
+        let answered = CallOutcome::Answered.code();
+        let mut qb = QueryBuilder::<DB>::new(format!(
+            "SELECT COUNT(*) AS n, \
+             CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN 1 ELSE 0 END), 0) AS BIGINT) AS answered, \
+             MIN(c.call_time) AS first_time, MAX(c.call_time) AS last_time \
+             FROM calls c WHERE c.tenant_id = "
+        ));
+        qb.push_bind(tenant.to_owned())
+            .push(" AND c.task_id = ")
+            .push_bind(task_id.to_owned());
+        let rows = self.read_all(tenant, &mut qb).await?;
+        if let Some(row) = rows.first() {
+            progress.calls_total = row.try_get("n")?;
+            progress.calls_answered = row.try_get("answered")?;
+            progress.first_call_time = row.try_get("first_time")?;
+            progress.last_call_time = row.try_get("last_time")?;
+        }
+        Ok(())
+    }
+
+    /// The task's calls by intent level, with the level's name.
+    async fn task_levels(
+        &self,
+        tenant: &str,
+        task_id: &str,
+    ) -> Result<Vec<CountEntry>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT COALESCE(g.intent_level_id, '') AS level, COALESCE(il.name, '') AS name, g.n FROM \
+             (SELECT c.intent_level_id, COUNT(*) AS n FROM calls c WHERE c.tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned())
+            .push(" AND c.task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(" GROUP BY c.intent_level_id) g LEFT JOIN intent_levels il ON il.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND il.intent_level_id = g.intent_level_id");
+        let mut entries = Vec::new();
+        for row in self.read_all(tenant, &mut qb).await? {
+            let key: String = row.try_get("level")?;
+            let name = if key == NO_INTENT_LEVEL_KEY {
+                "none".to_owned()
+            } else {
+                row.try_get("name")?
+            };
+            entries.push(CountEntry {
+                key,
+                name,
+                count: row.try_get("n")?,
+            });
+        }
+        stats::sort_breakdown(&mut entries);
+        Ok(entries)
+    }
+
+    /// The task's numbers (uploaded, listed by the vendor, or called) by
+    /// dial status, derived as ListTaskNumbers derives it.
+    async fn task_numbers_by_status(
+        &self,
+        tenant: &str,
+        task_id: &str,
+    ) -> Result<Vec<(i32, i64)>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new("SELECT x.status_code, COUNT(*) AS n FROM (SELECT ");
+        push_number_status(&mut qb);
+        qb.push(" AS status_code FROM (SELECT phone FROM task_numbers WHERE tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(" UNION SELECT callee FROM calls WHERE tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND tn.task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(" AND tn.phone = n.phone LEFT JOIN calls lc ON lc.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND lc.call_id = (SELECT l.call_id FROM calls l WHERE l.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND l.task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(
+                " AND l.callee = n.phone ORDER BY l.call_time DESC, l.call_id DESC LIMIT 1)) x \
+                 GROUP BY x.status_code ORDER BY x.status_code",
+            );
+        let mut counts = Vec::new();
+        for row in self.read_all(tenant, &mut qb).await? {
+            let status: i64 = row.try_get("status_code")?;
+            counts.push((status as i32, row.try_get::<i64, _>("n")?));
+        }
+        Ok(counts)
     }
 }

@@ -39,6 +39,10 @@ pub trait Dialect: Database {
     /// call being written while its number is erased cannot slip past the
     /// tombstones. `None` where one writer at a time is the rule anyway.
     const ERASURE_LOCK: Option<(&'static str, &'static str)>;
+    /// ` AND <the call's attribute named by the first bound value equals the
+    /// second>`, in three pieces around the two binds. Attributes are a JSON
+    /// object in a text column on both backends.
+    const ATTRIBUTE_EQUALS: [&'static str; 3];
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -56,6 +60,11 @@ impl Dialect for sqlx::Sqlite {
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)] = &[];
     // BEGIN IMMEDIATE already serialises every write transaction.
     const ERASURE_LOCK: Option<(&'static str, &'static str)> = None;
+    const ATTRIBUTE_EQUALS: [&'static str; 3] = [
+        " AND EXISTS (SELECT 1 FROM json_each(c.attributes) j WHERE j.key = ",
+        " AND j.type = 'text' AND j.value = ",
+        ")",
+    ];
 }
 
 impl Dialect for sqlx::Postgres {
@@ -83,6 +92,11 @@ impl Dialect for sqlx::Postgres {
         "SELECT pg_advisory_xact_lock_shared(7001, hashtext(",
         "SELECT pg_advisory_xact_lock(7001, hashtext(",
     ));
+    const ATTRIBUTE_EQUALS: [&'static str; 3] = [
+        " AND (c.attributes::jsonb ->> CAST(",
+        " AS TEXT)) = CAST(",
+        " AS TEXT)",
+    ];
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads

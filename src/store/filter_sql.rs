@@ -3,6 +3,8 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
+use super::Dialect;
+use crate::domain::carrier::carrier_spellings;
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
 /// The start of a call listing: calls (`c`) with the name of their intent
@@ -14,7 +16,7 @@ pub const SELECT_CALLS: &str = "SELECT c.*, il.name AS il_name, il.alias AS il_a
 /// Appends ` WHERE c.tenant_id = ? AND …` for `filter`.
 pub fn push_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, f: &CallFilter)
 where
-    DB: Database,
+    DB: Dialect,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
@@ -116,7 +118,14 @@ where
     }
     push_in_codes(qb, "c.outcome", f.outcomes.iter().map(|o| o.code()));
     push_in_codes(qb, "c.source", f.sources.iter().map(|s| s.code()));
-    push_in(qb, "c.carrier", f.carriers.iter().cloned());
+    // A carrier given by code, Chinese or English name matches every
+    // spelling vendors store for it.
+    let carriers: Vec<String> = f
+        .carriers
+        .iter()
+        .flat_map(|c| carrier_spellings(c))
+        .collect();
+    push_in(qb, "c.carrier", carriers.into_iter());
     push_in(qb, "c.province", f.provinces.iter().cloned());
     if let Some(party) = f.hangup_by {
         qb.push(" AND c.hangup_by = ")
@@ -151,6 +160,76 @@ where
             }
         }
         qb.push(")");
+    }
+    push_read_side(qb, tenant, f);
+}
+
+/// The filter fields of the read side: the vendor's ids, the exclusions and
+/// the attributes.
+fn push_read_side<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, f: &CallFilter)
+where
+    DB: Dialect,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+{
+    if !f.external_ids.is_empty() {
+        // Two index probes per id, as for `phone`: the vendor's id, or its
+        // second id (smartivr's record id), whatever the source.
+        qb.push(" AND c.call_id IN (SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+            .push_bind(tenant.to_owned());
+        push_in(qb, "p.external_id", f.external_ids.iter().cloned());
+        qb.push(" UNION ALL SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND p.alt_id <> ''");
+        push_in(qb, "p.alt_id", f.external_ids.iter().cloned());
+        qb.push(")");
+    }
+    if !f.exclude_tag_ids.is_empty() {
+        // Tags of the call's turns are rows of `call_tags` too.
+        qb.push(
+            " AND NOT EXISTS (SELECT 1 FROM call_tags x \
+             WHERE x.tenant_id = c.tenant_id AND x.call_id = c.call_id",
+        );
+        push_in(qb, "x.tag_id", f.exclude_tag_ids.iter().cloned());
+        qb.push(")");
+    }
+    if !f.exclude_intent_level_ids.is_empty() {
+        // A call without a level has none of the excluded ones: it stays.
+        qb.push(" AND (c.intent_level_id IS NULL OR c.intent_level_id NOT IN (");
+        let mut list = qb.separated(", ");
+        for id in &f.exclude_intent_level_ids {
+            list.push_bind(id.clone());
+        }
+        qb.push("))");
+    }
+    if !f.exclude_outcomes.is_empty() {
+        qb.push(" AND c.outcome NOT IN (");
+        let mut list = qb.separated(", ");
+        for outcome in &f.exclude_outcomes {
+            list.push_bind(i64::from(outcome.code()));
+        }
+        qb.push(")");
+    }
+    if !f.quality_flags.is_empty() {
+        // Stored `,a,b,`: `,a,` matches one flag whole.
+        qb.push(" AND (");
+        for (i, flag) in f.quality_flags.iter().enumerate() {
+            if i > 0 {
+                qb.push(" OR ");
+            }
+            qb.push("c.quality_flags LIKE ")
+                .push_bind(format!("%,{},%", escape_like(flag)))
+                .push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
+    for (key, value) in &f.attributes {
+        let [before_key, before_value, after] = DB::ATTRIBUTE_EQUALS;
+        qb.push(before_key)
+            .push_bind(key.clone())
+            .push(before_value)
+            .push_bind(value.clone())
+            .push(after);
     }
 }
 

@@ -36,6 +36,7 @@ pub use task_numbers::TaskNumberPage;
 use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};
 use crate::domain::key::StoredKey;
 use crate::domain::stats::{BucketSums, CallStats};
+use crate::domain::task_number::TaskProgress;
 use crate::domain::{
     Call, CallFilter, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag,
     TagGroup, Task, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert, UnixMs, UpsertResult,
@@ -59,6 +60,8 @@ pub struct IngestBatch {
 pub struct IngestResults {
     pub calls: Vec<UpsertResult>,
     pub history_calls: Vec<UpsertResult>,
+    /// What each entry of `IngestBatch::numbers` stored, in order.
+    pub numbers: Vec<TaskNumberUpsert>,
 }
 
 /// A page of calls and what it takes to continue.
@@ -116,6 +119,15 @@ pub trait CallStore {
         call_id: &str,
         include_progress_turns: bool,
     ) -> Result<Option<StoredCall>, StoreError>;
+
+    /// The `call_id` of the call with this vendor id: its `external_id`, or
+    /// its second id (smartivr's record id); `None` when the tenant has none.
+    async fn find_call_id(
+        &self,
+        tenant: &str,
+        source: Source,
+        external_id: &str,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// The tenant's catalogs: tasks, tags with their groups, intent levels. A
@@ -136,6 +148,35 @@ pub trait CatalogStore {
         tenant: &str,
         levels: &[IntentLevel],
     ) -> Result<(), StoreError>;
+
+    /// One page of tasks by `task_id`, after `after`; `name_contains`
+    /// narrows by name.
+    async fn list_tasks(
+        &self,
+        tenant: &str,
+        name_contains: Option<&str>,
+        page_size: u32,
+        after: Option<&str>,
+    ) -> Result<TaskPage, StoreError>;
+
+    /// The task with this id; `None` when the tenant has none.
+    async fn get_task(&self, tenant: &str, task_id: &str) -> Result<Option<Task>, StoreError>;
+
+    /// How far the task has got (zeros for a task without numbers or calls).
+    async fn task_progress(&self, tenant: &str, task_id: &str) -> Result<TaskProgress, StoreError>;
+
+    /// Every tag with its groups, and every group, by id.
+    async fn list_tags(&self, tenant: &str) -> Result<(Vec<Tag>, Vec<TagGroup>), StoreError>;
+
+    /// Every intent level, by id.
+    async fn list_intent_levels(&self, tenant: &str) -> Result<Vec<IntentLevel>, StoreError>;
+}
+
+/// A page of tasks and the `task_id` the next one starts after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    pub next: Option<String>,
 }
 
 /// Vendor records that were refused, kept with their reason.

@@ -11,6 +11,7 @@ use sqlx::{
 
 use super::dialect::{json, opt_text, push_list, to_json};
 use super::{Dialect, SqlStore, StoreError, TaskNumberStore};
+use crate::domain::carrier::carrier_spellings;
 use crate::domain::task_number::{STATUS_WAITING, status_code_of};
 use crate::domain::{
     CallOutcome, Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery,
@@ -35,6 +36,25 @@ const LOCATION_FIELDS: [&str; 6] = [
 /// Numbers per upsert statement: 14 bound values each, well under both
 /// backends' limit on parameters.
 const NUMBERS_PER_STATEMENT: usize = 1000;
+/// A number's dial status: from its latest call `lc` in the task, else what
+/// its list entry `tn` said, else waiting. One definition for the listing and
+/// the task's progress.
+pub(super) fn push_number_status<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>) {
+    qb.push("CASE WHEN lc.outcome IS NULL THEN COALESCE(tn.status_code, ")
+        .push(STATUS_WAITING)
+        .push(") ELSE CASE lc.outcome");
+    for outcome in CallOutcome::ALL {
+        qb.push(format_args!(
+            " WHEN {} THEN {}",
+            outcome.code(),
+            status_code_of(*outcome)
+        ));
+    }
+    qb.push(format_args!(
+        " ELSE {} END END",
+        status_code_of(CallOutcome::Unspecified)
+    ));
+}
 
 #[async_trait]
 impl<DB> TaskNumberStore for SqlStore<DB>
@@ -70,27 +90,20 @@ where
         q: &TaskNumberQuery,
     ) -> Result<TaskNumberPage, StoreError> {
         let mut qb = QueryBuilder::<DB>::new("SELECT * FROM (SELECT n.phone, ");
-        qb.push("COALESCE(tn.name, '') AS name, COALESCE(tn.attributes, '{}') AS attributes, ");
+        qb.push(
+            "COALESCE(tn.name, '') AS name, COALESCE(tn.phone_raw, '') AS phone_raw, \
+                 tn.status_code AS vendor_status_code, \
+                 COALESCE(tn.attributes, '{}') AS attributes, ",
+        );
         for field in LOCATION_FIELDS {
             // The upload's location wins; the latest call fills what it lacks.
             qb.push(format_args!(
                 "COALESCE(NULLIF(tn.{field}, ''), lc.{field}, '') AS {field}, "
             ));
         }
-        qb.push("lc.call_time AS last_call_time, CASE WHEN lc.outcome IS NULL THEN COALESCE(tn.status_code, ")
-            .push(STATUS_WAITING)
-            .push(") ELSE CASE lc.outcome");
-        for outcome in CallOutcome::ALL {
-            qb.push(format_args!(
-                " WHEN {} THEN {}",
-                outcome.code(),
-                status_code_of(*outcome)
-            ));
-        }
-        qb.push(format_args!(
-            " ELSE {} END END AS status_code, ",
-            status_code_of(CallOutcome::Unspecified)
-        ));
+        qb.push("lc.call_time AS last_call_time, ");
+        push_number_status(&mut qb);
+        qb.push(" AS status_code, ");
         qb.push("(SELECT COUNT(*) FROM calls a WHERE a.tenant_id = ")
             .push_bind(tenant.to_owned())
             .push(" AND a.task_id = ")
@@ -126,8 +139,13 @@ where
             qb.push(")");
         }
         if !q.carriers.is_empty() {
+            let carriers: Vec<String> = q
+                .carriers
+                .iter()
+                .flat_map(|c| carrier_spellings(c))
+                .collect();
             qb.push(" AND x.carrier IN (");
-            push_list(&mut qb, &q.carriers);
+            push_list(&mut qb, &carriers);
             qb.push(")");
         }
         qb.push(" ORDER BY x.phone LIMIT ")
@@ -151,6 +169,10 @@ where
             let attributes: BTreeMap<String, String> = json(row, "attributes")?;
             numbers.push(TaskNumber {
                 phone: row.try_get("phone")?,
+                phone_raw: row.try_get("phone_raw")?,
+                vendor_status_code: row
+                    .try_get::<Option<i64>, _>("vendor_status_code")?
+                    .and_then(|c| i32::try_from(c).ok()),
                 status_code: row.try_get::<i64, _>("status_code")? as i32,
                 attempts: row.try_get("attempts")?,
                 last_call_time: row.try_get("last_call_time")?,
@@ -210,6 +232,15 @@ where
         let mut folded: Vec<TaskNumberEntry> = Vec::with_capacity(entries.len());
         let mut position: HashMap<&str, usize> = HashMap::with_capacity(entries.len());
         let mut result = TaskNumberUpsert::default();
+        // A dialing list names its task: the catalog lists it.
+        if !task_id.is_empty() {
+            let mut qb = QueryBuilder::<DB>::new("INSERT INTO tasks (tenant_id, task_id) VALUES (");
+            qb.push_bind(tenant.to_owned())
+                .push(", ")
+                .push_bind(task_id.to_owned())
+                .push(") ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut **tx).await?;
+        }
         for e in entries {
             if let Some(&i) = position.get(e.phone.as_str()) {
                 folded[i].absorb(e);

@@ -882,6 +882,7 @@ async fn get_call_returns_turns_and_hides_progress(mut app: TestApp) {
         .get_call(GetCallRequest {
             call_id: id.clone(),
             include_progress_turns: false,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -897,6 +898,7 @@ async fn get_call_returns_turns_and_hides_progress(mut app: TestApp) {
         .get_call(GetCallRequest {
             call_id: id,
             include_progress_turns: true,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -20,6 +20,7 @@ mod logs;
 mod outage;
 mod pg_cluster;
 mod readme;
+mod readside;
 mod row_security;
 mod server;
 mod tls;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         logs::trials(),
         outage::trials(),
         readme::trials(),
+        readside::trials(),
         row_security::trials(),
         server::trials(),
         tls::trials(),

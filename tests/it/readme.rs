@@ -100,6 +100,10 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "RECORD_OUTCOME_ERASED",
         "\"deletedCalls\": \"1\"",
         "\"field\":\"filter\"",
+        "\"callsTotal\": \"2\"",
+        "\"scriptId\": \"297\"",
+        "\"intentLevels\"",
+        "\"tagGroups\"",
     ] {
         assert!(
             all.contains(expected),
@@ -130,6 +134,7 @@ async fn grpcurl_lists_and_describes_through_reflection(app: TestApp) {
         "callscope.v1.AdminService",
         "callscope.v1.AnalyticsService",
         "callscope.v1.CallService",
+        "callscope.v1.CatalogService",
         "callscope.v1.IngestService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1alpha.ServerReflection",

@@ -4,14 +4,17 @@
 //! violation is named by its path in the request. `requests` does the same
 //! for each RPC's request and response.
 
+mod catalog;
 mod requests;
 
+pub use catalog::*;
 pub use requests::*;
 
 use std::collections::BTreeMap;
 
 use crate::proto::Timestamp;
 
+use crate::domain::carrier::carrier_code;
 use crate::domain::limits::{MAX_FILTER_VALUES, check_count};
 use crate::domain::{
     self, CallFilter, CallOrder, CallOutcome, Gender, Party, Region, ScoreRange, Source, TagMatch,
@@ -228,6 +231,8 @@ pub fn call_from_proto(
             .map(|(i, t)| turn_from_proto(t, &p(&format!("turns[{i}]")), v))
             .collect(),
         update_time: opt_timestamp(c.update_time.as_ref(), &p("update_time"), v),
+        // Output only: findings of callscope's adapters about vendor records.
+        quality_flags: Vec::new(),
     };
     v.nest(path, call.violations());
     call
@@ -396,6 +401,17 @@ pub fn filter_from_proto(
             text: text.to_owned(),
             party: transcript_party,
         }),
+        external_ids: id_list(&f.external_ids),
+        exclude_tag_ids: id_list(&f.exclude_tag_ids),
+        exclude_intent_level_ids: id_list(&f.exclude_intent_level_ids),
+        exclude_outcomes: enum_list(
+            &f.exclude_outcomes,
+            &p("exclude_outcomes"),
+            v,
+            CallOutcome::from_code,
+        ),
+        attributes: attributes(&f.attributes),
+        quality_flags: id_list(&f.quality_flags),
     };
     v.nest(path, filter.violations());
     filter
@@ -417,7 +433,7 @@ pub fn order_from_proto(code: i32, path: &str, v: &mut Violations) -> CallOrder 
     }
 }
 
-fn tag_group_to_proto(g: domain::TagGroup) -> proto::TagGroup {
+pub(crate) fn tag_group_to_proto(g: domain::TagGroup) -> proto::TagGroup {
     proto::TagGroup {
         id: g.id,
         name: g.name,
@@ -425,7 +441,7 @@ fn tag_group_to_proto(g: domain::TagGroup) -> proto::TagGroup {
     }
 }
 
-fn tag_to_proto(t: domain::Tag) -> proto::Tag {
+pub(crate) fn tag_to_proto(t: domain::Tag) -> proto::Tag {
     proto::Tag {
         id: t.id,
         name: t.name,
@@ -476,6 +492,9 @@ pub fn call_to_proto(stored: domain::StoredCall) -> proto::Call {
             province: c.location.province,
             city: c.location.city,
             area_code: c.location.area_code,
+            carrier_code: carrier_code(&c.location.carrier)
+                .unwrap_or_default()
+                .to_owned(),
             carrier: c.location.carrier,
             region: c.location.region,
             post_code: c.location.post_code,
@@ -517,6 +536,7 @@ pub fn call_to_proto(stored: domain::StoredCall) -> proto::Call {
             })
             .collect(),
         update_time: c.update_time.map(to_timestamp),
+        quality_flags: c.quality_flags,
         sync_time: Some(to_timestamp(stored.sync_time)),
         caller_raw: c.caller_raw,
         customer_name: c.customer_name,

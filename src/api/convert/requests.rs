@@ -14,7 +14,7 @@ use crate::domain::{
 use crate::proto;
 use crate::service::analytics::{ListedTaskNumbers, top_tags};
 use crate::service::ingest::{RecordOutcome as ImportOutcome, RecordResult};
-use crate::service::{ListedCalls, analytics::TaskNumbersUpserted};
+use crate::service::{CallRef, ListedCalls, analytics::TaskNumbersUpserted};
 
 use super::{
     attributes, call_from_proto, call_to_proto, filter_from_proto, intent_level_from_proto,
@@ -282,6 +282,50 @@ pub fn list_calls_request(
     })
 }
 
+/// GetCall: which call, by `call_id` or by `source` + `external_id`.
+pub fn get_call_request(req: &proto::GetCallRequest) -> Result<CallRef<'_>, Violations> {
+    let call_id = req.call_id.trim();
+    let external_id = req.external_id.trim();
+    let by_vendor = !external_id.is_empty() || req.source != 0;
+    match (call_id.is_empty(), by_vendor) {
+        (false, false) => Ok(CallRef::Id(call_id)),
+        (false, true) => Err(Violations::one(
+            "call_id",
+            "give either call_id or source + external_id, not both",
+        )),
+        (true, false) => Err(Violations::one(
+            "call_id",
+            "is required (or source + external_id)",
+        )),
+        (true, true) => {
+            let mut v = Violations::new();
+            let source = match req.source {
+                0 => {
+                    v.add(
+                        "source",
+                        "is required with external_id (SOURCE_API for calls sent with UpsertCalls)",
+                    );
+                    None
+                }
+                code => Source::from_code(code).or_else(|| {
+                    v.add("source", format!("unknown enum value {code}"));
+                    None
+                }),
+            };
+            if external_id.is_empty() {
+                v.add("external_id", "is required with source");
+            }
+            match source {
+                Some(source) if v.is_empty() => Ok(CallRef::External {
+                    source,
+                    external_id,
+                }),
+                _ => Err(v),
+            }
+        }
+    }
+}
+
 pub fn list_calls_response(page: ListedCalls) -> proto::ListCallsResponse {
     proto::ListCallsResponse {
         calls: page.calls.into_iter().map(call_to_proto).collect(),
@@ -346,6 +390,9 @@ fn number_to_proto(n: TaskNumber) -> proto::TaskNumber {
             province: l.province,
             city: l.city,
             area_code: l.area_code,
+            carrier_code: crate::domain::carrier::carrier_code(&l.carrier)
+                .unwrap_or_default()
+                .to_owned(),
             carrier: l.carrier,
             region: l.region,
             post_code: l.post_code,
@@ -353,6 +400,8 @@ fn number_to_proto(n: TaskNumber) -> proto::TaskNumber {
         name: n.name,
         attributes: n.attributes.into_iter().collect(),
         call_history: n.call_history.into_iter().map(call_to_proto).collect(),
+        phone_raw: n.phone_raw,
+        vendor_status_code: n.vendor_status_code,
     }
 }
 
