@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
-use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi};
+use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi, SyncApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
     MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
@@ -21,7 +21,7 @@ use crate::domain::limits::{
 use crate::proto::{
     FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
     analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
-    ingest_service_server::IngestServiceServer,
+    ingest_service_server::IngestServiceServer, sync_service_server::SyncServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -32,6 +32,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.IngestService",
     "callscope.v1.AnalyticsService",
     "callscope.v1.AdminService",
+    "callscope.v1.SyncService",
 ];
 
 /// A built server: the store is connected and migrated, the port is bound.
@@ -64,7 +65,8 @@ impl Application {
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
         let service = CallScope::new(store, config.sources.settings())
             .with_max_response_bytes(config.max_response_bytes)
-            .with_quarantine_limits(config.quarantine_limits());
+            .with_quarantine_limits(config.quarantine_limits())
+            .with_sync(config.sync.settings());
         Ok(Self {
             config,
             listener,
@@ -143,6 +145,13 @@ impl Application {
             ))
         });
 
+        // Sources with an interval are pulled by themselves; the lease keeps
+        // replicas from pulling one source twice.
+        let scheduler = tokio::spawn(crate::sync::scheduler::run(
+            self.service.clone(),
+            stop_rx.clone(),
+        ));
+
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -182,7 +191,11 @@ impl Application {
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .add_service(
-                AdminServiceServer::new(AdminApi(context))
+                AdminServiceServer::new(AdminApi(context.clone()))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
+            .add_service(
+                SyncServiceServer::new(SyncApi(context))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .serve_with_incoming_shutdown(
@@ -193,6 +206,8 @@ impl Application {
             )
             .await;
         watchdog.abort();
+        // A run in flight stops here; its last committed page is its checkpoint.
+        scheduler.abort();
         if let Some(retention) = retention {
             // It stops on the same signal; a purge batch in flight rolls back.
             retention.abort();

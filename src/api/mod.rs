@@ -11,11 +11,13 @@ mod admin;
 mod analytics;
 mod calls;
 mod ingest;
+mod sync;
 
 pub use admin::AdminApi;
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use ingest::IngestApi;
+pub use sync::SyncApi;
 
 use crate::domain::key::Identity;
 use crate::domain::{DEFAULT_TENANT, Region};

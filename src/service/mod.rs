@@ -8,6 +8,7 @@ pub mod keys;
 
 pub mod admin;
 pub mod error;
+pub mod sync;
 
 pub use error::ServiceError;
 
@@ -35,6 +36,8 @@ pub struct CallScope {
     sources: ingest::SourceSettings,
     max_response_bytes: usize,
     quarantine_limits: domain::erasure::QuarantineLimits,
+    /// The pull's settings and per-source rate limiters (SyncService).
+    sync: std::sync::Arc<sync::SyncRuntime>,
 }
 
 impl CallScope {
@@ -44,7 +47,19 @@ impl CallScope {
             sources,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             quarantine_limits: Default::default(),
+            sync: Default::default(),
         }
+    }
+
+    /// The same service pulling vendor sources with these settings.
+    pub fn with_sync(mut self, settings: crate::sync::SyncSettings) -> Self {
+        self.sync = std::sync::Arc::new(sync::SyncRuntime::new(settings));
+        self
+    }
+
+    /// The pull's settings.
+    pub fn sync_settings(&self) -> &crate::sync::SyncSettings {
+        &self.sync.settings
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.

@@ -21,6 +21,8 @@ mod pg_cluster;
 mod readme;
 mod row_security;
 mod server;
+mod smartivr_standin;
+mod sync;
 mod tls;
 mod vendors;
 
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         readme::trials(),
         row_security::trials(),
         server::trials(),
+        sync::trials(),
         tls::trials(),
         vendors::trials(),
     ]
