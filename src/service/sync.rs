@@ -917,3 +917,50 @@ fn already_exists(name: &str) -> ServiceError {
         id: name.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_pages_are_read_or_refused_by_kind() {
+        let page = ListPage::parse(br#"{"data": [{"callid": "c1"}], "total": 16, "last_page": 2}"#)
+            .ok()
+            .unwrap();
+        assert_eq!((page.rows.len(), page.total, page.last_page), (1, 16, 2));
+        let empty = ListPage::parse(br#"{"data": []}"#).ok().unwrap();
+        assert_eq!((empty.rows.len(), empty.last_page), (0, 0));
+        for (bytes, vendor) in [
+            (&b"<html>502</html>"[..], false),
+            (br#"[1, 2]"#, false),
+            (br#"{"data": {"x": 1}, "last_page": 1}"#, false),
+            (br#"{"data": [{}], "last_page": -1}"#, false),
+            (br#"{"data": [{}]}"#, false),
+            (br#"{"code": 500, "message": "busy"}"#, true),
+        ] {
+            match ListPage::parse(bytes) {
+                Ok(_) => panic!("accepted {}", String::from_utf8_lossy(bytes)),
+                Err(PageError::Vendor(_)) => assert!(vendor),
+                Err(PageError::Malformed(_)) => assert!(!vendor),
+            }
+        }
+    }
+
+    #[test]
+    fn details_take_the_rows_missing_fields_and_keep_their_own() {
+        let detail = br#"{"records": [], "info": {"record": {"callid": "c1", "score": 7}}}"#;
+        let row = serde_json::json!({"callid": "c1", "score": 5, "tags": [{"id": "t"}]});
+        let merged: Value = serde_json::from_slice(&merge_detail(detail, &row).unwrap()).unwrap();
+        assert_eq!(merged["info"]["record"]["score"], 7);
+        assert_eq!(merged["info"]["record"]["tags"][0]["id"], "t");
+        assert!(merge_detail(br#"{"records": []}"#, &row).is_err());
+        assert!(merge_detail(b"not json", &row).is_err());
+    }
+
+    #[test]
+    fn windows_are_local_vendor_times() {
+        let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        // 2019-05-08T11:02:58Z is 19:02:58 in Shanghai.
+        assert_eq!(local_time(1_557_313_378_000, &tz), "2019-05-08 19:02:58");
+    }
+}

@@ -475,9 +475,12 @@ async fn two_servers_share_a_source_and_pull_each_page_once(mut app: TestApp) {
     other.stop().await;
 }
 
-/// `callscope serve` as a child process on `database_url`; answers it and
-/// its gRPC address (from the `callscope listening addr=…` log line).
-fn serve_child(database_url: &str) -> (std::process::Child, String) {
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// `callscope serve` as a child process on `database_url` at the default
+/// log level; answers it, its gRPC address (from the `callscope listening
+/// addr=…` log line) and its log lines so far.
+fn serve_child(database_url: &str) -> (std::process::Child, String, Log) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
@@ -496,7 +499,7 @@ fn serve_child(database_url: &str) -> (std::process::Child, String) {
             "--database-url",
             database_url,
         ])
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -504,8 +507,11 @@ fn serve_child(database_url: &str) -> (std::process::Child, String) {
         .expect("start callscope");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
+    let log: Log = Default::default();
+    let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            lines.lock().unwrap().push(line.clone());
             let _ = tx.send(line);
         }
     });
@@ -519,7 +525,7 @@ fn serve_child(database_url: &str) -> (std::process::Child, String) {
     };
     // Keep draining the log so the child never blocks on a full pipe.
     std::thread::spawn(move || while rx.recv().is_ok() {});
-    (child, addr)
+    (child, addr, log)
 }
 
 async fn connect(addr: &str) -> SyncServiceClient<Channel> {
@@ -535,7 +541,7 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page(mut app: TestA
     let vendor = Vendor::start().await;
     let start = shanghai_now() - jiff::SignedDuration::from_hours(3);
     let ids = vendor.add_calls("task-k", 60, start);
-    let (mut child, addr) = serve_child(&app.database_url);
+    let (mut child, addr, first_log) = serve_child(&app.database_url);
     let mut client = connect(&addr).await;
     create(&mut client, source(&vendor, "crashy", &["task-k"]))
         .await
@@ -567,7 +573,7 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page(mut app: TestA
 
     // A new process takes over once the dead one's lease (1 s) expires.
     vendor.lock().slow_from_page = None;
-    let (mut child, addr) = serve_child(&app.database_url);
+    let (mut child, addr, log) = serve_child(&app.database_url);
     let mut client = connect(&addr).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let resumed = run(&mut client, "crashy").await.expect("resumed run");
@@ -589,6 +595,19 @@ async fn a_run_killed_midway_resumes_from_its_last_committed_page(mut app: TestA
     assert_eq!(task_calls(&mut app, "task-k").await, ids);
     let _ = child.kill();
     let _ = child.wait();
+    // The vendor's token never reaches the log at the default level.
+    let lines: Vec<String> = [first_log, log]
+        .iter()
+        .flat_map(|l| l.lock().unwrap().clone())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("sync run finished")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("smartivr-token")),
+        "{lines:?}"
+    );
 }
 
 /// Fast retries, small limits and a quick scheduler for these tests.
