@@ -300,9 +300,9 @@ pub trait SyncStore {
     /// Removes a source and its checkpoints; `false` when there was none.
     async fn delete_sync_source(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
 
-    /// Takes the source's lease for `owner` until `until` when it is free,
-    /// expired or `owner`'s already, and marks the run's start; `false`
-    /// when another owner holds it.
+    /// Takes the source's lease for `owner` until `until` when it is free
+    /// or expired, and marks the run's start; `false` when a run holds it
+    /// (another replica's, or another of this one).
     async fn acquire_sync_lease(
         &self,
         tenant: &str,

@@ -273,10 +273,10 @@ where
             .push_bind(tenant.to_owned())
             .push(" AND name = ")
             .push_bind(name.to_owned())
+            // Not even its own owner's: two runs of one source in one process
+            // (RunSync and the scheduler) would pull every page twice.
             .push(" AND (lease_owner IS NULL OR lease_expires IS NULL OR lease_expires < ")
             .push_bind(now)
-            .push(" OR lease_owner = ")
-            .push_bind(owner.to_owned())
             .push(") RETURNING name");
         let taken = !qb.build().fetch_all(&mut *tx).await?.is_empty();
         tx.commit().await?;

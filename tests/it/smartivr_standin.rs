@@ -155,6 +155,17 @@ impl Vendor {
         call.updated_at = updated_at.to_owned();
     }
 
+    /// A call's row as the list page shows it (what a customer forwarding
+    /// smartivr's records would push).
+    pub fn row_json(&self, callid: &str) -> Value {
+        let state = self.lock();
+        row(state
+            .calls
+            .iter()
+            .find(|c| c.callid == callid)
+            .expect("known call"))
+    }
+
     /// List pages served for `task`, by page.
     pub fn list_hits(&self, task: &str) -> BTreeMap<i64, u32> {
         self.lock()

@@ -477,6 +477,53 @@ async fn two_servers_share_a_source_and_pull_each_page_once(mut app: TestApp) {
 
 type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
 
+async fn pushed_and_pulled_copies_merge_and_a_forgotten_task_stops_alone(mut app: TestApp) {
+    let vendor = Vendor::start().await;
+    let start = shanghai_now() - jiff::SignedDuration::from_hours(3);
+    let a = vendor.add_calls("task-a", 5, start);
+    let b = vendor.add_calls("task-b", 3, start);
+    // A forwarded (pushed) copy of one call arrives first, without turns.
+    let (status, body) = app
+        .post(
+            "/hooks/smartivr",
+            vendor.row_json(&a[2]).to_string().as_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // A gap: the vendor has calls no webhook delivered.
+    let mut client = sync_client(&app);
+    create(
+        &mut client,
+        source(&vendor, "two-tasks", &["task-a", "task-b"]),
+    )
+    .await
+    .expect("create");
+    // The vendor forgets task-a after the source was created.
+    vendor.lock().tasks.remove("task-a");
+    let err = run(&mut client, "two-tasks").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("task `task-a`"), "{}", err.message());
+    assert!(err.message().contains("HTTP 404"), "{}", err.message());
+    // task-b was pulled all the same.
+    assert_eq!(task_calls(&mut app, "task-b").await, b);
+    let state = listed(&mut client).await[0].state.clone().unwrap();
+    assert!(state.last_error.contains("task-a"), "{}", state.last_error);
+    assert!(state.last_success_time.is_none());
+
+    // Back again: the pushed copy is completed, not duplicated.
+    vendor.lock().tasks.insert("task-a".into());
+    let again = run(&mut client, "two-tasks").await.expect("run");
+    assert_eq!((again.inserted, again.updated), (4, 0), "{again:?}");
+    assert_eq!(
+        again.details_fetched, 4,
+        "the pushed copy is as new as the vendor's"
+    );
+    assert_eq!(task_calls(&mut app, "task-a").await, a);
+    assert_eq!((again.vendor_total, again.held), (8, 8));
+    let state = listed(&mut client).await[0].state.clone().unwrap();
+    assert!(state.last_error.is_empty() && state.last_success_time.is_some());
+}
+
 /// `callscope serve` as a child process on `database_url` at the default
 /// log level; answers it, its gRPC address (from the `callscope listening
 /// addr=…` log line) and its log lines so far.
@@ -629,4 +676,5 @@ crate::backend_tests!(
     a_scheduled_source_runs_by_itself,
     two_servers_share_a_source_and_pull_each_page_once,
     a_run_killed_midway_resumes_from_its_last_committed_page,
+    pushed_and_pulled_copies_merge_and_a_forgotten_task_stops_alone,
 );
