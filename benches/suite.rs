@@ -27,6 +27,13 @@ mod security;
 mod server;
 #[path = "suite/stats.rs"]
 mod stats;
+#[path = "suite/sync.rs"]
+mod sync;
+// The stand-in smartivr of the integration tests (the sync benchmark pulls
+// from it); not every helper of it is used here.
+#[allow(dead_code)]
+#[path = "../tests/it/smartivr_standin.rs"]
+mod smartivr_standin;
 
 use std::path::PathBuf;
 
@@ -103,6 +110,8 @@ pub struct Args {
 enum Only {
     Storage,
     Stats,
+    /// Pulling from a stand-in smartivr (SyncService), SQLite.
+    Sync,
 }
 
 #[tokio::main]
@@ -122,6 +131,15 @@ async fn main() -> anyhow::Result<()> {
         bail!("--batch must be 1..=1000");
     }
     let backends = backends(&args)?;
+    if args.only == Some(Only::Sync) {
+        let measures = sync::run(usize::try_from(args.calls)?).await?;
+        println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
+        report::print_summary(&measures);
+        if let Some(path) = &args.json {
+            report::write_json(path, &measures)?;
+        }
+        return Ok(());
+    }
 
     println!("# callscope benchmark suite");
     println!();

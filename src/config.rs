@@ -24,6 +24,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server and the vendor webhooks.
@@ -238,6 +240,76 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
+
+    #[command(flatten)]
+    pub sync: SyncFlags,
+}
+
+/// How sources are pulled from vendor query APIs (SyncService).
+#[derive(Debug, Clone, Args)]
+pub struct SyncFlags {
+    /// How long a replica's lease on a source lasts without renewal, in
+    /// milliseconds: a crashed replica's source is taken over after this.
+    #[arg(long, env = "CALLSCOPE_SYNC_LEASE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(300..))]
+    pub sync_lease_ms: u64,
+    /// Vendor requests per second, per source.
+    #[arg(long, env = "CALLSCOPE_SYNC_RATE_LIMIT", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sync_rate_limit: u32,
+    /// `record_info` requests in flight at once, per run.
+    #[arg(long, env = "CALLSCOPE_SYNC_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub sync_concurrency: u32,
+    /// Most list pages one task may take in one window.
+    #[arg(long, env = "CALLSCOPE_SYNC_MAX_PAGES", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sync_max_pages: u32,
+    /// Largest vendor answer read, in bytes.
+    #[arg(long, env = "CALLSCOPE_SYNC_MAX_PAGE_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub sync_max_page_bytes: usize,
+    /// Longest one vendor request may take, in milliseconds.
+    #[arg(long, env = "CALLSCOPE_SYNC_REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_request_timeout_ms: u64,
+    /// Retries one run may make in all (5xx, 429, timeouts).
+    #[arg(long, env = "CALLSCOPE_SYNC_RETRY_BUDGET", default_value_t = 50)]
+    pub sync_retry_budget: u32,
+    /// First retry wait, in milliseconds (doubled each retry, with jitter).
+    #[arg(long, env = "CALLSCOPE_SYNC_BACKOFF_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub sync_backoff_ms: u64,
+    /// How often the scheduler looks for due sources, in milliseconds; 0
+    /// turns scheduled pulls off on this replica.
+    #[arg(long, env = "CALLSCOPE_SYNC_SCHEDULER_MS", default_value_t = 1_000)]
+    pub sync_scheduler_ms: u64,
+}
+
+impl Default for SyncFlags {
+    fn default() -> Self {
+        Self {
+            sync_lease_ms: 60_000,
+            sync_rate_limit: 50,
+            sync_concurrency: 8,
+            sync_max_pages: 10_000,
+            sync_max_page_bytes: 50 * 1024 * 1024,
+            sync_request_timeout_ms: 10_000,
+            sync_retry_budget: 50,
+            sync_backoff_ms: 200,
+            sync_scheduler_ms: 1_000,
+        }
+    }
+}
+
+impl SyncFlags {
+    pub fn settings(&self) -> crate::sync::SyncSettings {
+        crate::sync::SyncSettings {
+            lease: Duration::from_millis(self.sync_lease_ms),
+            max_pages: self.sync_max_pages,
+            max_page_bytes: self.sync_max_page_bytes,
+            concurrency: self.sync_concurrency as usize,
+            rate_per_second: self.sync_rate_limit,
+            request_timeout: Duration::from_millis(self.sync_request_timeout_ms),
+            retry_budget: self.sync_retry_budget,
+            base_backoff: Duration::from_millis(self.sync_backoff_ms),
+            scheduler_tick: Duration::from_millis(self.sync_scheduler_ms),
+            ..crate::sync::SyncSettings::default()
+        }
+    }
 }
 
 fn parse_response_bytes(text: &str) -> Result<usize, String> {
@@ -272,6 +344,7 @@ impl ServeConfig {
             retention_interval_ms: 3_600_000,
             quarantine_max_rows: 10_000,
             quarantine_max_bytes: 256 * 1024 * 1024,
+            sync: SyncFlags::default(),
         }
     }
 
@@ -327,6 +400,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention_interval_ms", &self.retention_interval_ms)
             .field("quarantine_max_rows", &self.quarantine_max_rows)
             .field("quarantine_max_bytes", &self.quarantine_max_bytes)
+            .field("sync", &self.sync)
             .finish()
     }
 }

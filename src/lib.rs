@@ -16,6 +16,7 @@ pub mod server;
 pub mod service;
 pub mod sources;
 pub mod store;
+pub mod sync;
 pub mod tls;
 
 pub use server::Application;

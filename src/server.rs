@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
-use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi};
+use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi, SyncApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
     MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
@@ -22,6 +22,7 @@ use crate::proto::{
     FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
     analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
     catalog_service_server::CatalogServiceServer, ingest_service_server::IngestServiceServer,
+    sync_service_server::SyncServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -33,6 +34,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.AnalyticsService",
     "callscope.v1.AdminService",
     "callscope.v1.CatalogService",
+    "callscope.v1.SyncService",
 ];
 
 /// A built server: the store is connected and migrated, the port is bound.
@@ -66,7 +68,8 @@ impl Application {
         let service = CallScope::new(store, config.sources.settings())
             .with_max_response_bytes(config.max_response_bytes)
             .with_exact_total_limit(config.exact_total_limit)
-            .with_quarantine_limits(config.quarantine_limits());
+            .with_quarantine_limits(config.quarantine_limits())
+            .with_sync(config.sync.settings());
         Ok(Self {
             config,
             listener,
@@ -145,6 +148,13 @@ impl Application {
             ))
         });
 
+        // Sources with an interval are pulled by themselves; the lease keeps
+        // replicas from pulling one source twice.
+        let scheduler = tokio::spawn(crate::sync::scheduler::run(
+            self.service.clone(),
+            stop_rx.clone(),
+        ));
+
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -189,7 +199,11 @@ impl Application {
                     .max_encoding_message_size(MAX_RESPONSE_BYTES),
             )
             .add_service(
-                AdminServiceServer::new(AdminApi(context))
+                AdminServiceServer::new(AdminApi(context.clone()))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
+            .add_service(
+                SyncServiceServer::new(SyncApi(context.clone()))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .serve_with_incoming_shutdown(
@@ -200,6 +214,8 @@ impl Application {
             )
             .await;
         watchdog.abort();
+        // A run in flight stops here; its last committed page is its checkpoint.
+        scheduler.abort();
         if let Some(retention) = retention {
             // It stops on the same signal; a purge batch in flight rolls back.
             retention.abort();

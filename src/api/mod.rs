@@ -12,12 +12,14 @@ mod analytics;
 mod calls;
 mod catalog;
 mod ingest;
+mod sync;
 
 pub use admin::AdminApi;
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use catalog::CatalogApi;
 pub use ingest::IngestApi;
+pub use sync::SyncApi;
 
 use crate::domain::key::Identity;
 use crate::domain::{DEFAULT_TENANT, Region};

@@ -49,6 +49,14 @@ impl From<ServiceError> for Status {
                 ErrorDetails::with_retry_info(retry_after),
             ),
             ServiceError::Internal => Status::internal("internal error"),
+            ServiceError::AlreadyExists { what, id } => Status::with_error_details(
+                Code::AlreadyExists,
+                format!("{what} `{id}` already exists"),
+                ErrorDetails::with_resource_info(what, id, "", "the name is taken"),
+            ),
+            ServiceError::Aborted(message) => Status::aborted(message),
+            ServiceError::FailedPrecondition(message) => Status::failed_precondition(message),
+            ServiceError::VendorUnavailable(message) => Status::unavailable(message),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod phone;
 pub(crate) mod sample;
 pub mod size;
 pub mod stats;
+pub mod sync;
 pub mod task_number;
 pub mod text;
 

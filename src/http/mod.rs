@@ -167,6 +167,10 @@ fn service_failure(err: ServiceError) -> (StatusCode, Answer) {
             (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED")
         }
         ServiceError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        ServiceError::AlreadyExists { .. } => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
+        ServiceError::Aborted(_) => (StatusCode::CONFLICT, "ABORTED"),
+        ServiceError::FailedPrecondition(_) => (StatusCode::BAD_REQUEST, "FAILED_PRECONDITION"),
+        ServiceError::VendorUnavailable(_) => (StatusCode::BAD_GATEWAY, "UNAVAILABLE"),
     };
     (status, Answer::failed(code, err.to_string(), None))
 }

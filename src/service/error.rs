@@ -37,6 +37,20 @@ pub enum ServiceError {
     /// A fault of ours; the cause was logged where it was converted.
     #[error("internal error")]
     Internal,
+    /// The resource exists already (a name taken). `id` is safe to echo.
+    #[error("{what} `{id}` already exists")]
+    AlreadyExists { what: &'static str, id: String },
+    /// Someone else is doing this right now (another replica holds a lease).
+    #[error("{0}")]
+    Aborted(String),
+    /// The operation cannot go on in this state (a vendor limit was hit, a
+    /// vendor refused); the message names why.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A vendor we pull from cannot be reached or keeps failing; the message
+    /// names the request (never its credentials).
+    #[error("{0}")]
+    VendorUnavailable(String),
 }
 
 impl From<Violations> for ServiceError {

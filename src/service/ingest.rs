@@ -16,7 +16,7 @@ use crate::domain::{
     TaskNumberUpsert, UpsertOutcome, UpsertResult, Violations,
 };
 use crate::sources::{self, SourceConfig};
-use crate::store::IngestBatch;
+use crate::store::{IngestBatch, IngestResults};
 
 /// How much of an oversized record the quarantine keeps.
 const QUARANTINE_KEEP_BYTES: usize = 64 * 1024;
@@ -27,6 +27,8 @@ pub enum Channel {
     Grpc,
     Http,
     Import,
+    /// Pulled from a vendor's query API (SyncService).
+    Sync,
 }
 
 impl Channel {
@@ -35,6 +37,7 @@ impl Channel {
             Channel::Grpc => "grpc",
             Channel::Http => "http",
             Channel::Import => "import",
+            Channel::Sync => "sync",
         }
     }
 }
@@ -88,6 +91,13 @@ impl SourceSettings {
     fn get(&self, source: Source) -> Option<&SourceConfig> {
         self.configs.get(&source)
     }
+
+    /// How smartivr's records are read (its zone names the pull's windows).
+    pub fn smartivr(&self) -> SourceConfig {
+        self.get(Source::Smartivr)
+            .cloned()
+            .unwrap_or_else(|| SourceConfig::for_source(Source::Smartivr))
+    }
 }
 
 impl Default for SourceSettings {
@@ -110,6 +120,64 @@ enum Parsed {
     },
 }
 
+/// Vendor records parsed for one transaction, and how to read its results.
+pub(crate) struct Prepared {
+    pub batch: IngestBatch,
+    parsed: Vec<Parsed>,
+}
+
+impl Prepared {
+    /// Prefixes each rejected record's reason with where it came from
+    /// (`labels[i]` for record `i`: the vendor URL of a pulled record), in
+    /// the quarantine and in the results alike.
+    pub(crate) fn label_rejections(&mut self, labels: &[String]) {
+        for (parsed, label) in self.parsed.iter_mut().zip(labels) {
+            if let Parsed::Rejected { id, reason } = parsed {
+                *reason = format!("{label}: {reason}");
+                if let Some(record) = self.batch.rejected.iter_mut().find(|r| r.id == *id) {
+                    record.reason = domain::without_nul(reason);
+                }
+            }
+        }
+    }
+
+    /// Each record's outcome, in order, from what the store did.
+    pub(crate) fn results(self, stored: IngestResults) -> Vec<RecordResult> {
+        self.parsed
+            .into_iter()
+            .map(|p| match p {
+                Parsed::Stored {
+                    calls,
+                    history,
+                    numbers,
+                } => {
+                    let results: Vec<&UpsertResult> = stored.calls[calls]
+                        .iter()
+                        .chain(&stored.history_calls[history])
+                        .collect();
+                    RecordResult {
+                        outcome: combined_outcome(&results, &stored.numbers[numbers]),
+                        // Erased calls are not stored: they have no id.
+                        call_ids: results
+                            .iter()
+                            .filter(|r| r.outcome != UpsertOutcome::Erased)
+                            .map(|r| r.call_id.clone())
+                            .collect(),
+                        reason: String::new(),
+                        rejected_id: None,
+                    }
+                }
+                Parsed::Rejected { id, reason } => RecordResult {
+                    outcome: RecordOutcome::Rejected,
+                    call_ids: Vec::new(),
+                    reason,
+                    rejected_id: Some(id),
+                },
+            })
+            .collect()
+    }
+}
+
 impl CallScope {
     /// Parses and stores vendor records, each exactly as the vendor sent it.
     /// Good records are stored even when others are rejected; rejected ones
@@ -122,6 +190,24 @@ impl CallScope {
         records: &[&[u8]],
         task_id: Option<&str>,
     ) -> Result<Vec<RecordResult>, ServiceError> {
+        let prepared = self.prepare_records(source, channel, records, task_id)?;
+        let now = domain::now_ms();
+        let stored = self.store.ingest(tenant, &prepared.batch, now).await?;
+        self.enforce_quarantine_caps(tenant, &prepared.batch.rejected)
+            .await;
+        Ok(prepared.results(stored))
+    }
+
+    /// Parses vendor records into what one transaction stores: the calls,
+    /// tasks and numbers of the good ones, the quarantine entries of the
+    /// others.
+    pub(crate) fn prepare_records(
+        &self,
+        source: Source,
+        channel: Channel,
+        records: &[&[u8]],
+        task_id: Option<&str>,
+    ) -> Result<Prepared, ServiceError> {
         too_many("records", records.len(), MAX_RECORDS_PER_REQUEST)?;
         let mut v = Violations::new();
         check_text(&mut v, "task_id", task_id.unwrap_or_default(), MAX_ID_BYTES);
@@ -197,40 +283,7 @@ impl CallScope {
                 "vendor records quarantined"
             );
         }
-        let stored = self.store.ingest(tenant, &batch, now).await?;
-        self.enforce_quarantine_caps(tenant, &batch.rejected).await;
-        Ok(parsed
-            .into_iter()
-            .map(|p| match p {
-                Parsed::Stored {
-                    calls,
-                    history,
-                    numbers,
-                } => {
-                    let results: Vec<&UpsertResult> = stored.calls[calls]
-                        .iter()
-                        .chain(&stored.history_calls[history])
-                        .collect();
-                    RecordResult {
-                        outcome: combined_outcome(&results, &stored.numbers[numbers]),
-                        // Erased calls are not stored: they have no id.
-                        call_ids: results
-                            .iter()
-                            .filter(|r| r.outcome != UpsertOutcome::Erased)
-                            .map(|r| r.call_id.clone())
-                            .collect(),
-                        reason: String::new(),
-                        rejected_id: None,
-                    }
-                }
-                Parsed::Rejected { id, reason } => RecordResult {
-                    outcome: RecordOutcome::Rejected,
-                    call_ids: Vec::new(),
-                    reason,
-                    rejected_id: Some(id),
-                },
-            })
-            .collect())
+        Ok(Prepared { batch, parsed })
     }
 
     /// Keeps a payload that never reached an adapter (too large, unreadable)
@@ -360,7 +413,7 @@ fn combined_outcome(results: &[&UpsertResult], numbers: &[TaskNumberUpsert]) -> 
     }
 }
 
-fn quarantined(
+pub(crate) fn quarantined(
     source: Option<Source>,
     channel: Channel,
     payload: &[u8],

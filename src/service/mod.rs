@@ -9,6 +9,7 @@ pub mod keys;
 pub mod admin;
 pub mod catalog;
 pub mod error;
+pub mod sync;
 
 pub use error::ServiceError;
 
@@ -50,6 +51,8 @@ pub struct CallScope {
     max_response_bytes: usize,
     exact_total_limit: i64,
     quarantine_limits: domain::erasure::QuarantineLimits,
+    /// The pull's settings and per-source rate limiters (SyncService).
+    sync: std::sync::Arc<sync::SyncRuntime>,
 }
 
 impl CallScope {
@@ -60,7 +63,19 @@ impl CallScope {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             exact_total_limit: domain::limits::MAX_EXACT_TOTAL,
             quarantine_limits: Default::default(),
+            sync: Default::default(),
         }
+    }
+
+    /// The same service pulling vendor sources with these settings.
+    pub fn with_sync(mut self, settings: crate::sync::SyncSettings) -> Self {
+        self.sync = std::sync::Arc::new(sync::SyncRuntime::new(settings));
+        self
+    }
+
+    /// The pull's settings.
+    pub fn sync_settings(&self) -> &crate::sync::SyncSettings {
+        &self.sync.settings
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.

@@ -282,8 +282,37 @@ where
         }
         let mut tx = self.begin(tenant).await?;
         Self::register_tenant(&mut tx, tenant).await?;
+        let results = Self::ingest_in(&mut tx, tenant, batch, now).await?;
+        tx.commit().await?;
+        self.after_write().await;
+        Ok(results)
+    }
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'v> i64: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> Option<i64>: Encode<'v, DB>,
+    for<'v> Option<String>: Encode<'v, DB>,
+{
+    /// Everything of an [`IngestBatch`] but its rejected records, inside the
+    /// caller's transaction (a sync page commits its checkpoint with it).
+    pub(super) async fn ingest_in(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        batch: &IngestBatch,
+        now: UnixMs,
+    ) -> Result<IngestResults, StoreError> {
         for task in &batch.tasks {
-            Self::upsert_task(&mut tx, tenant, task).await?;
+            Self::upsert_task(tx, tenant, task).await?;
         }
         let calls: Vec<(&Call, WriteMode)> = batch
             .calls
@@ -296,14 +325,12 @@ where
                     .map(|c| (c, WriteMode::InsertOnly)),
             )
             .collect();
-        let mut written = Self::write_calls(&mut tx, tenant, &calls, now).await?;
+        let mut written = Self::write_calls(tx, tenant, &calls, now).await?;
         let history_calls = written.split_off(batch.calls.len());
         let mut numbers = Vec::with_capacity(batch.numbers.len());
         for (task_id, entries) in &batch.numbers {
-            numbers.push(Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?);
+            numbers.push(Self::write_task_numbers(tx, tenant, task_id, entries, now).await?);
         }
-        tx.commit().await?;
-        self.after_write().await;
         Ok(IngestResults {
             calls: written,
             history_calls,

@@ -7,7 +7,8 @@
 //! levels), `quarantine` (rejected records), `keys` (API keys), `task_numbers` (dialing lists),
 //! `stats` (campaign figures), `filter_sql` (a filter as a `WHERE` clause),
 //! `sqlite` and `postgres` (connecting), `dialect` (what differs between them),
-//! `admin` (deleting, erasing, retention and the quarantine's caps).
+//! `admin` (deleting, erasing, retention and the quarantine's caps), `sync`
+//! (pull sources, their leases and checkpoints).
 
 mod admin;
 mod calls_read;
@@ -21,8 +22,10 @@ mod postgres;
 mod quarantine;
 mod sqlite;
 mod stats;
+mod sync;
 mod task_numbers;
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +40,7 @@ use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, Qu
 use crate::domain::key::StoredKey;
 use crate::domain::stats::{BucketSums, CallStats};
 use crate::domain::task_number::TaskProgress;
+use crate::domain::sync::{StoredSyncSource, SyncCheckpoint, SyncRunReport, SyncSourceSpec};
 use crate::domain::{
     Call, CallFilter, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag,
     TagGroup, Task, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert, UnixMs, UpsertResult,
@@ -316,6 +320,105 @@ pub trait AdminStore {
     ) -> Result<QuarantineTrim, StoreError>;
 }
 
+/// Sources pulled from vendor query APIs: their configuration, state, lease
+/// (one replica pulls a source at a time) and per-task checkpoints.
+#[async_trait]
+pub trait SyncStore {
+    /// Stores a new source; `false` when the tenant has one of that name.
+    async fn create_sync_source(
+        &self,
+        tenant: &str,
+        spec: &SyncSourceSpec,
+        now: UnixMs,
+    ) -> Result<bool, StoreError>;
+
+    /// The tenant's sources by name, with state and checkpoints.
+    async fn list_sync_sources(&self, tenant: &str) -> Result<Vec<StoredSyncSource>, StoreError>;
+
+    async fn get_sync_source(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<StoredSyncSource>, StoreError>;
+
+    /// Removes a source and its checkpoints; `false` when there was none.
+    async fn delete_sync_source(&self, tenant: &str, name: &str) -> Result<bool, StoreError>;
+
+    /// Takes the source's lease for `owner` until `until` when it is free
+    /// or expired, and marks the run's start; `false` when a run holds it
+    /// (another replica's, or another of this one).
+    async fn acquire_sync_lease(
+        &self,
+        tenant: &str,
+        name: &str,
+        owner: &str,
+        now: UnixMs,
+        until: UnixMs,
+    ) -> Result<bool, StoreError>;
+
+    /// Extends `owner`'s lease; `false` when it is no longer `owner`'s.
+    async fn renew_sync_lease(
+        &self,
+        tenant: &str,
+        name: &str,
+        owner: &str,
+        until: UnixMs,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a pulled page (rejected records included) and the checkpoint
+    /// that moves past it, in one transaction, only while `owner` holds the
+    /// lease (extended to `lease_until`); `None` when it does not.
+    #[allow(clippy::too_many_arguments)]
+    async fn ingest_sync_page(
+        &self,
+        tenant: &str,
+        name: &str,
+        owner: &str,
+        lease_until: UnixMs,
+        batch: &IngestBatch,
+        checkpoint: &SyncCheckpoint,
+        now: UnixMs,
+    ) -> Result<Option<IngestResults>, StoreError>;
+
+    /// Stores a checkpoint alone, under the lease; `false` without it.
+    async fn save_sync_checkpoint(
+        &self,
+        tenant: &str,
+        name: &str,
+        owner: &str,
+        lease_until: UnixMs,
+        checkpoint: &SyncCheckpoint,
+    ) -> Result<bool, StoreError>;
+
+    /// The stored `update_time` of each of these calls that is stored.
+    async fn stored_versions(
+        &self,
+        tenant: &str,
+        source: Source,
+        external_ids: &[String],
+    ) -> Result<HashMap<String, Option<UnixMs>>, StoreError>;
+
+    /// Calls of a source's task with `start <= call_time <= end`.
+    async fn count_task_calls(
+        &self,
+        tenant: &str,
+        source: Source,
+        task_id: &str,
+        start: UnixMs,
+        end: UnixMs,
+    ) -> Result<i64, StoreError>;
+
+    /// Adds a run's figures to the source's state and lets go of `owner`'s
+    /// lease.
+    async fn finish_sync_run(
+        &self,
+        tenant: &str,
+        name: &str,
+        owner: &str,
+        report: &SyncRunReport,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything a storage backend offers.
 #[async_trait]
 pub trait Backend:
@@ -327,6 +430,7 @@ pub trait Backend:
     + StatsStore
     + KeyStore
     + AdminStore
+    + SyncStore
     + Send
     + Sync
 {

@@ -23,6 +23,8 @@ mod readme;
 mod readside;
 mod row_security;
 mod server;
+mod smartivr_standin;
+mod sync;
 mod tls;
 mod vendors;
 
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         readside::trials(),
         row_security::trials(),
         server::trials(),
+        sync::trials(),
         tls::trials(),
         vendors::trials(),
     ]

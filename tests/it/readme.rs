@@ -51,11 +51,21 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         .parent()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
+    // The smartivr account of "Pulling from smartivr": a stand-in with 20
+    // calls of one task, two hours old.
+    let vendor = crate::smartivr_standin::Vendor::start().await;
+    vendor.add_calls(
+        "1bcecc13-e873-4910-913c-d9246a891280",
+        20,
+        crate::smartivr_standin::shanghai_now() - jiff::SignedDuration::from_hours(2),
+    );
+    let vendor_addr = vendor.addr.to_string();
     let mut outputs = Vec::new();
     for block in &blocks {
         let script = block
             .replace("127.0.0.1:50051", &app.addr.to_string())
-            .replace("127.0.0.1:8080", &app.http_addr.to_string());
+            .replace("127.0.0.1:8080", &app.http_addr.to_string())
+            .replace("127.0.0.1:9090", &vendor_addr);
         let out = tokio::process::Command::new("bash")
             .arg("-euo")
             .arg("pipefail")
@@ -104,6 +114,15 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "\"scriptId\": \"297\"",
         "\"intentLevels\"",
         "\"tagGroups\"",
+        "\"headerNames\": [",
+        "\"inserted\": \"20\"",
+        "\"pages\": \"4\"",
+        "\"vendorRequests\": \"24\"",
+        "\"detailsFetched\": \"20\"",
+        "\"vendorTotal\": \"20\"",
+        "\"held\": \"20\"",
+        "\"callsSynced\": \"20\"",
+        "sync source `no-such-source` not found",
     ] {
         assert!(
             all.contains(expected),
