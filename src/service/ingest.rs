@@ -193,7 +193,7 @@ impl CallScope {
         }
         let stored = self.store.ingest(tenant, &batch, now).await?;
         self.enforce_quarantine_caps(tenant, &batch.rejected).await;
-        Ok(parsed
+        let results: Vec<RecordResult> = parsed
             .into_iter()
             .map(|p| match p {
                 Parsed::Stored { calls, history } => {
@@ -220,7 +220,19 @@ impl CallScope {
                     rejected_id: Some(id),
                 },
             })
-            .collect())
+            .collect();
+        for outcome in [
+            RecordOutcome::Inserted,
+            RecordOutcome::Updated,
+            RecordOutcome::Unchanged,
+            RecordOutcome::Rejected,
+            RecordOutcome::Erased,
+        ] {
+            let count = results.iter().filter(|r| r.outcome == outcome).count();
+            (self.metrics()).ingest_records(source.slug(), outcome.label(), count as u64);
+        }
+        (self.metrics()).quarantined(source.slug(), batch.rejected.len() as u64);
+        Ok(results)
     }
 
     /// Keeps a payload that never reached an adapter (too large, unreadable)
@@ -242,6 +254,8 @@ impl CallScope {
         };
         self.store.ingest(tenant, &batch, domain::now_ms()).await?;
         self.enforce_quarantine_caps(tenant, &batch.rejected).await;
+        let slug = source.map_or("unknown", Source::slug);
+        self.metrics().quarantined(slug, 1);
         Ok(id)
     }
 
@@ -330,6 +344,29 @@ fn number_entry(number: &sources::NumberListEntry) -> TaskNumberEntry {
         attributes: number.attributes.clone(),
         location: number.location.clone(),
         status_code: Some(number.status_code),
+    }
+}
+
+impl RecordOutcome {
+    /// The `outcome` label of `callscope_ingest_records_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordOutcome::Inserted => "inserted",
+            RecordOutcome::Updated => "updated",
+            RecordOutcome::Unchanged => "unchanged",
+            RecordOutcome::Rejected => "rejected",
+            RecordOutcome::Erased => "erased",
+        }
+    }
+}
+
+/// The `outcome` label of a typed upsert's result.
+pub fn upsert_outcome_label(outcome: UpsertOutcome) -> &'static str {
+    match outcome {
+        UpsertOutcome::Inserted => "inserted",
+        UpsertOutcome::Updated => "updated",
+        UpsertOutcome::Unchanged => "unchanged",
+        UpsertOutcome::Erased => "erased",
     }
 }
 

@@ -38,6 +38,8 @@ pub struct CallScope {
     max_response_bytes: usize,
     exact_total_limit: i64,
     quarantine_limits: domain::erasure::QuarantineLimits,
+    /// This server's metrics registry (`GET /metrics`).
+    metrics: crate::metrics::Metrics,
 }
 
 impl CallScope {
@@ -48,7 +50,13 @@ impl CallScope {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             exact_total_limit: domain::limits::MAX_EXACT_TOTAL,
             quarantine_limits: Default::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
+    }
+
+    /// The registry this service and its server record into.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.
@@ -81,10 +89,21 @@ impl CallScope {
         calls: &[domain::Call],
     ) -> Result<Vec<UpsertResult>, ServiceError> {
         too_many("calls", calls.len(), MAX_CALLS_PER_REQUEST)?;
-        Ok(self
+        let results = self
             .store
             .upsert_calls(tenant, calls, domain::now_ms())
-            .await?)
+            .await?;
+        for outcome in [
+            domain::UpsertOutcome::Inserted,
+            domain::UpsertOutcome::Updated,
+            domain::UpsertOutcome::Unchanged,
+            domain::UpsertOutcome::Erased,
+        ] {
+            let count = results.iter().filter(|r| r.outcome == outcome).count();
+            let label = ingest::upsert_outcome_label(outcome);
+            (self.metrics).ingest_records(domain::Source::Api.slug(), label, count as u64);
+        }
+        Ok(results)
     }
 
     /// One page of calls; `page_token` is checked against the tenant, the

@@ -100,6 +100,8 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "RECORD_OUTCOME_ERASED",
         "\"deletedCalls\": \"1\"",
         "\"field\":\"filter\"",
+        "x-request-id: readme-req-1",
+        "grpc_method=\"ListCalls\",grpc_code=\"OK\"",
     ] {
         assert!(
             all.contains(expected),
