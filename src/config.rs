@@ -24,6 +24,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start: the size of the serve variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC server and the vendor webhooks.
@@ -271,6 +273,15 @@ pub struct ServeConfig {
     #[arg(long, env = "CALLSCOPE_MAX_IN_FLIGHT_WAIT_MS", default_value_t = 50)]
     pub max_in_flight_wait_ms: u64,
 
+    /// The RetryInfo delay of a request refused past --max-in-flight, in
+    /// milliseconds.
+    #[arg(
+        long,
+        env = "CALLSCOPE_OVERLOAD_RETRY_AFTER_MS",
+        default_value_t = 1_000
+    )]
+    pub overload_retry_after_ms: u64,
+
     /// On SIGTERM: health turns NOT_SERVING, new connections are refused,
     /// open streams end with UNAVAILABLE, and unary RPCs and webhook requests
     /// in flight have this long (milliseconds) to finish before their
@@ -319,6 +330,7 @@ impl ServeConfig {
             log_format: crate::logging::LogFormat::Text,
             max_in_flight: None,
             max_in_flight_wait_ms: 50,
+            overload_retry_after_ms: 1_000,
             shutdown_grace_ms: 10_000,
             http2_keepalive_ms: 60_000,
         }
@@ -387,6 +399,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("log_format", &self.log_format)
             .field("max_in_flight", &self.max_in_flight())
             .field("max_in_flight_wait_ms", &self.max_in_flight_wait_ms)
+            .field("overload_retry_after_ms", &self.overload_retry_after_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("http2_keepalive_ms", &self.http2_keepalive_ms)
             .finish()

@@ -429,12 +429,11 @@ impl Finish {
         }
         // A trailers-only answer (most errors) has its status in the headers.
         let code = grpc_code(&parts.headers);
-        if self.rpc.is_streaming() {
-            // The bound covers a stream until its first answer: holding a
-            // permit for a stream's whole life would let idle watchers
-            // starve unary calls.
-            self.permit = None;
-        }
+        // The bound covers the handler's work, which is done once the
+        // response starts: a slow reader must not hold a slot while its
+        // answer is written, and an idle watcher must not hold one for a
+        // stream's whole life.
+        self.permit = None;
         let shutdown = if self.rpc.is_streaming() && code.is_none() {
             let mut rx = self.state.shutdown.clone();
             Some(Box::pin(async move {
