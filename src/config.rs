@@ -34,6 +34,19 @@ pub enum Command {
     Import(ImportConfig),
     /// Create, list and revoke API keys (for `serve --auth keys`).
     Keys(KeysConfig),
+    /// Exit 0 when a running server's `/healthz` answers 200 (a container
+    /// health check without curl).
+    Probe(ProbeConfig),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeConfig {
+    /// The health URL of the HTTP port.
+    #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+    pub url: String,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 3_000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -150,7 +163,9 @@ fn parse_source_timezone(text: &str) -> Result<(Source, TimeZone), String> {
 
 #[derive(Clone, Args)]
 pub struct ServeConfig {
-    /// Where calls are stored: `sqlite://PATH` (created when missing).
+    /// Where calls are stored: `sqlite://PATH` (created when missing) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (the database must
+    /// exist: `createdb DATABASE`; tables are created at start).
     #[arg(
         long,
         env = "CALLSCOPE_DATABASE_URL",
@@ -241,6 +256,43 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
 
+    /// How log lines are written: `text` or `json` (one object a line).
+    #[arg(long, env = "CALLSCOPE_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
+
+    /// Most RPCs served at once across all connections; beyond it a request
+    /// waits at most --max-in-flight-wait-ms, then is answered
+    /// RESOURCE_EXHAUSTED with a RetryInfo. Default: twice
+    /// --db-max-connections (at least 4), which keeps the pool busy without
+    /// a queue in front of it.
+    #[arg(long, env = "CALLSCOPE_MAX_IN_FLIGHT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: Option<u32>,
+
+    /// How long a request beyond --max-in-flight waits for its turn, in
+    /// milliseconds (never more than half its own deadline).
+    #[arg(long, env = "CALLSCOPE_MAX_IN_FLIGHT_WAIT_MS", default_value_t = 50)]
+    pub max_in_flight_wait_ms: u64,
+
+    /// The RetryInfo delay of a request refused past --max-in-flight, in
+    /// milliseconds.
+    #[arg(
+        long,
+        env = "CALLSCOPE_OVERLOAD_RETRY_AFTER_MS",
+        default_value_t = 1_000
+    )]
+    pub overload_retry_after_ms: u64,
+
+    /// On SIGTERM: health turns NOT_SERVING, new connections are refused,
+    /// open streams end with UNAVAILABLE, and unary RPCs and webhook requests
+    /// in flight have this long (milliseconds) to finish before their
+    /// connections are cut.
+    #[arg(long, env = "CALLSCOPE_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// HTTP/2 keepalive: a PING after this long without frames, in
+    /// milliseconds; a client that does not answer within 20 s is dropped.
+    #[arg(long, env = "CALLSCOPE_HTTP2_KEEPALIVE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http2_keepalive_ms: u64,
     #[command(flatten)]
     pub sync: SyncFlags,
 }
@@ -345,6 +397,20 @@ impl ServeConfig {
             quarantine_max_rows: 10_000,
             quarantine_max_bytes: 256 * 1024 * 1024,
             sync: SyncFlags::default(),
+            log_format: crate::logging::LogFormat::Text,
+            max_in_flight: None,
+            max_in_flight_wait_ms: 50,
+            overload_retry_after_ms: 1_000,
+            shutdown_grace_ms: 10_000,
+            http2_keepalive_ms: 60_000,
+        }
+    }
+
+    /// The global bound on RPCs served at once (`--max-in-flight`).
+    pub fn max_in_flight(&self) -> usize {
+        match self.max_in_flight {
+            Some(max) => max as usize,
+            None => (self.db_max_connections as usize * 2).max(4),
         }
     }
 
@@ -400,6 +466,12 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention_interval_ms", &self.retention_interval_ms)
             .field("quarantine_max_rows", &self.quarantine_max_rows)
             .field("quarantine_max_bytes", &self.quarantine_max_bytes)
+            .field("log_format", &self.log_format)
+            .field("max_in_flight", &self.max_in_flight())
+            .field("max_in_flight_wait_ms", &self.max_in_flight_wait_ms)
+            .field("overload_retry_after_ms", &self.overload_retry_after_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("http2_keepalive_ms", &self.http2_keepalive_ms)
             .field("sync", &self.sync)
             .finish()
     }

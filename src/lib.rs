@@ -10,6 +10,8 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod logging;
+pub mod metrics;
 pub mod proto;
 pub mod retention;
 pub mod server;

@@ -1,21 +1,19 @@
 //! The `callscope` command line.
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 use callscope::config::{Cli, Command};
+use callscope::logging::LogFormat;
 use callscope::server::{Application, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs go to stderr: stdout is for what a command answers (the import summary).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    callscope::logging::init(match &cli.command {
+        Command::Serve(config) => config.log_format,
+        _ => LogFormat::Text,
+    });
+    match cli.command {
         Command::Serve(config) => {
             Application::build(config)
                 .await?
@@ -28,5 +26,18 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(config) => callscope::auth::run_keys(&config, &mut std::io::stdout()).await,
+        Command::Probe(config) => probe(&config).await,
+    }
+}
+
+/// `callscope probe`: GET the health URL; an error (non-zero exit) unless 200.
+async fn probe(config: &callscope::config::ProbeConfig) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(config.timeout_ms))
+        .build()?;
+    let status = client.get(&config.url).send().await?.status();
+    match status.is_success() {
+        true => Ok(()),
+        false => anyhow::bail!("{} answered {status}", config.url),
     }
 }

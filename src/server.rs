@@ -1,8 +1,13 @@
 //! Wiring: the store, the gRPC services with health and reflection, tower
 //! limits, and graceful shutdown on an already-bound listener.
+//!
+//! Shutdown: health turns NOT_SERVING first, both listeners stop accepting,
+//! open gRPC streams end with UNAVAILABLE (`api::ops`), and what is still
+//! running after `--shutdown-grace-ms` is cut.
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -13,6 +18,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
+use crate::api::ops::{Admission, DatabaseGate, MethodTable, OpsLayer};
 use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi, SyncApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
@@ -101,14 +107,27 @@ impl Application {
             region: self.config.sources.default_region,
         };
 
-        // One shutdown signal for both listeners.
+        let metrics = self.service.metrics().clone();
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::Serving).await;
+
+        // One shutdown signal for both listeners. Health says NOT_SERVING
+        // before anything stops, so balancers move traffic away.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_reporter = reporter.clone();
         tokio::spawn(async move {
             shutdown.await;
+            set_health(&stop_reporter, ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         });
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
+        };
+        // Resolves `grace` after the signal: what still runs then is cut.
+        let grace = Duration::from_millis(self.config.shutdown_grace_ms);
+        let grace_over = move |rx: tokio::sync::watch::Receiver<bool>| async move {
+            stopped(rx).await;
+            tokio::time::sleep(grace).await;
         };
         let http_addr = self.http_addr();
         let addr = self.grpc_addr();
@@ -118,26 +137,56 @@ impl Application {
             self.config.http_body_limit,
             auth.clone(),
         );
+        let hooks = crate::http::ops::with_operations(hooks, metrics.clone());
+        // A slow or idle webhook client cannot hold shutdown past the grace.
         let http = match &self.tls {
-            None => tokio::spawn(
+            None => tokio::spawn(cut_at(
+                grace_over(stop_rx.clone()),
                 axum::serve(self.http_listener, hooks)
                     .with_graceful_shutdown(stopped(stop_rx.clone()))
                     .into_future(),
-            ),
-            Some(tls) => tokio::spawn(
+            )),
+            Some(tls) => tokio::spawn(cut_at(
+                grace_over(stop_rx.clone()),
                 axum::serve(tls.http_listener(self.http_listener), hooks)
                     .with_graceful_shutdown(stopped(stop_rx.clone()))
                     .into_future(),
-            ),
+            )),
         };
 
-        let (reporter, health_service) = tonic_health::server::health_reporter();
-        set_health(&reporter, ServingStatus::Serving).await;
+        let health_interval = Duration::from_millis(self.config.health_interval_ms);
+        let database = Arc::new(DatabaseGate::new(health_interval));
+        let admission = Admission::new(
+            self.config.max_in_flight(),
+            Duration::from_millis(self.config.max_in_flight_wait_ms),
+            Duration::from_millis(self.config.overload_retry_after_ms),
+        );
+        collect_gauges(
+            &metrics,
+            self.service.store().clone(),
+            admission.clone(),
+            database.clone(),
+        );
         let watchdog = tokio::spawn(watch_database(
             self.service.store().clone(),
             reporter,
-            Duration::from_millis(self.config.health_interval_ms),
+            health_interval,
+            database.clone(),
+            stop_rx.clone(),
         ));
+        let ops = OpsLayer::new(
+            metrics,
+            MethodTable::from_descriptor_sets(&[
+                FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ]),
+            admission,
+            database,
+            Duration::from_millis(self.config.request_timeout_ms),
+            stop_rx.clone(),
+        );
 
         let policy = self.config.retention_policy();
         let retention = policy.is_active().then(|| {
@@ -171,9 +220,23 @@ impl Application {
                 .context("gRPC TLS configuration")?,
             None => Server::builder(),
         };
-        let result = server
+        let keepalive = Duration::from_millis(self.config.http2_keepalive_ms);
+        let grpc = server
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .concurrency_limit_per_connection(self.config.max_concurrent_requests)
+            // A client opening more streams than it may run is told so by
+            // HTTP/2 itself instead of queueing them.
+            .max_concurrent_streams(u32::try_from(self.config.max_concurrent_requests).ok())
+            // Dead peers (a NAT that forgot the connection) are noticed and
+            // their streams freed.
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .tcp_keepalive(Some(keepalive))
+            // Request ids, the span and log line, metrics, the deadline, the
+            // in-flight bound and failing fast: around everything, auth
+            // included, so a refused key is counted and an outage does not
+            // wait on the key look-up.
+            .layer(ops)
             // Keys and roles for every route, health and reflection included
             // (the layer lets those two through without a key).
             .layer(AuthLayer::new(auth))
@@ -210,9 +273,9 @@ impl Application {
                 // Without TCP_NODELAY a small answer waits for the client's
                 // delayed ACK: about 40 ms added to every unary RPC.
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                stopped(stop_rx),
-            )
-            .await;
+                stopped(stop_rx.clone()),
+            );
+        let result = cut_at(grace_over(stop_rx), grpc).await;
         watchdog.abort();
         // A run in flight stops here; its last committed page is its checkpoint.
         scheduler.abort();
@@ -221,13 +284,52 @@ impl Application {
             retention.abort();
         }
         match http.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "http listener failed"),
+            Ok(Some(Ok(()))) => {}
+            Ok(None) => tracing::warn!("HTTP requests still open at the grace deadline were cut"),
+            Ok(Some(Err(e))) => tracing::error!(error = %e, "http listener failed"),
             Err(e) => tracing::error!(error = %e, "http listener task failed"),
         }
+        let result = match result {
+            Some(result) => result,
+            None => {
+                tracing::warn!("RPCs still open at the grace deadline were cut");
+                Ok(())
+            }
+        };
         tracing::info!("callscope stopped");
         result.context("gRPC server failed")
     }
+}
+
+/// Runs `work` until it ends (`Some`) or `deadline` comes first (`None`; the
+/// work is dropped, cutting its connections).
+async fn cut_at<T>(deadline: impl Future<Output = ()>, work: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        out = work => Some(out),
+        () = deadline => None,
+    }
+}
+
+/// Gauges read at each scrape: pools, in-flight RPCs, the database's health.
+fn collect_gauges(
+    metrics: &crate::metrics::Metrics,
+    store: Store,
+    admission: Admission,
+    database: Arc<DatabaseGate>,
+) {
+    metrics.add_collector(move || {
+        for pool in store.pools() {
+            metrics::gauge!("callscope_db_pool_connections", "pool" => pool.name)
+                .set(f64::from(pool.size));
+            metrics::gauge!("callscope_db_pool_idle_connections", "pool" => pool.name)
+                .set(pool.idle as f64);
+            metrics::gauge!("callscope_db_pool_max_connections", "pool" => pool.name)
+                .set(f64::from(pool.max));
+        }
+        metrics::gauge!("callscope_grpc_in_flight").set(admission.in_flight() as f64);
+        metrics::gauge!("callscope_grpc_max_in_flight").set(admission.max() as f64);
+        metrics::gauge!("callscope_database_up").set(if database.is_down() { 0.0 } else { 1.0 });
+    });
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -237,10 +339,19 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     }
 }
 
-/// Turns health to NOT_SERVING while the database cannot be reached, and back.
-/// A ping that takes longer than `interval` counts as a failure.
-async fn watch_database(store: Store, reporter: HealthReporter, interval: Duration) {
+/// Turns health to NOT_SERVING while the database cannot be reached, and back,
+/// and tells `gate`, so RPCs fail fast meanwhile. A ping that takes longer
+/// than `interval` counts as a failure. Once shutdown begins health stays
+/// NOT_SERVING.
+async fn watch_database(
+    store: Store,
+    reporter: HealthReporter,
+    interval: Duration,
+    gate: Arc<DatabaseGate>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut serving = true;
+    let mut failures = 0u32;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -248,6 +359,14 @@ async fn watch_database(store: Store, reporter: HealthReporter, interval: Durati
         let ok = tokio::time::timeout(interval, store.ping())
             .await
             .is_ok_and(|r| r.is_ok());
+        // RPCs fail fast only after two failed pings in a row: one slow
+        // ping on a busy machine must not refuse traffic to a working
+        // database. A probe RPC may see the recovery first (`api::ops`).
+        failures = if ok { 0 } else { failures + 1 };
+        gate.set_down(failures >= 2);
+        if *stop.borrow() {
+            return;
+        }
         if ok != serving {
             serving = ok;
             tracing::warn!(serving, "database health changed");

@@ -119,6 +119,9 @@ where
             };
             match identity {
                 Ok(identity) if identity.role.allows(needed) => {
+                    // The request's span (`api::ops`) names the tenant on
+                    // every line logged from here on.
+                    tracing::Span::current().record("tenant", identity.tenant);
                     request.extensions_mut().insert(identity);
                     inner.call(request).await
                 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod codec;
 pub(crate) mod convert;
+pub mod ops;
 pub mod status;
 
 mod admin;

@@ -3,6 +3,7 @@
 //! vendors retry on anything but success.
 
 pub mod auth;
+pub mod ops;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Query, State};

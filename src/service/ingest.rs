@@ -195,7 +195,27 @@ impl CallScope {
         let stored = self.store.ingest(tenant, &prepared.batch, now).await?;
         self.enforce_quarantine_caps(tenant, &prepared.batch.rejected)
             .await;
-        Ok(prepared.results(stored))
+        let quarantined = prepared.batch.rejected.len() as u64;
+        let results = prepared.results(stored);
+        self.count_records(source, &results, quarantined);
+        Ok(results)
+    }
+
+    /// `callscope_ingest_records_total` and the quarantine counter for one
+    /// batch of vendor records (pushed, imported or pulled).
+    pub(crate) fn count_records(&self, source: Source, results: &[RecordResult], quarantined: u64) {
+        for outcome in [
+            RecordOutcome::Inserted,
+            RecordOutcome::Updated,
+            RecordOutcome::Unchanged,
+            RecordOutcome::Rejected,
+            RecordOutcome::Erased,
+        ] {
+            let count = results.iter().filter(|r| r.outcome == outcome).count();
+            self.metrics()
+                .ingest_records(source.slug(), outcome.label(), count as u64);
+        }
+        self.metrics().quarantined(source.slug(), quarantined);
     }
 
     /// Parses vendor records into what one transaction stores: the calls,
@@ -305,6 +325,8 @@ impl CallScope {
         };
         self.store.ingest(tenant, &batch, domain::now_ms()).await?;
         self.enforce_quarantine_caps(tenant, &batch.rejected).await;
+        let slug = source.map_or("unknown", Source::slug);
+        self.metrics().quarantined(slug, 1);
         Ok(id)
     }
 
@@ -393,6 +415,29 @@ fn number_entry(number: &sources::NumberListEntry) -> TaskNumberEntry {
         attributes: number.attributes.clone(),
         location: number.location.clone(),
         status_code: Some(number.status_code),
+    }
+}
+
+impl RecordOutcome {
+    /// The `outcome` label of `callscope_ingest_records_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RecordOutcome::Inserted => "inserted",
+            RecordOutcome::Updated => "updated",
+            RecordOutcome::Unchanged => "unchanged",
+            RecordOutcome::Rejected => "rejected",
+            RecordOutcome::Erased => "erased",
+        }
+    }
+}
+
+/// The `outcome` label of a typed upsert's result.
+pub fn upsert_outcome_label(outcome: UpsertOutcome) -> &'static str {
+    match outcome {
+        UpsertOutcome::Inserted => "inserted",
+        UpsertOutcome::Updated => "updated",
+        UpsertOutcome::Unchanged => "unchanged",
+        UpsertOutcome::Erased => "erased",
     }
 }
 

@@ -53,6 +53,8 @@ pub struct CallScope {
     quarantine_limits: domain::erasure::QuarantineLimits,
     /// The pull's settings and per-source rate limiters (SyncService).
     sync: std::sync::Arc<sync::SyncRuntime>,
+    /// This server's metrics registry (`GET /metrics`).
+    metrics: crate::metrics::Metrics,
 }
 
 impl CallScope {
@@ -64,6 +66,7 @@ impl CallScope {
             exact_total_limit: domain::limits::MAX_EXACT_TOTAL,
             quarantine_limits: Default::default(),
             sync: Default::default(),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 
@@ -76,6 +79,11 @@ impl CallScope {
     /// The pull's settings.
     pub fn sync_settings(&self) -> &crate::sync::SyncSettings {
         &self.sync.settings
+    }
+
+    /// The registry this service and its server record into.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.
@@ -108,10 +116,21 @@ impl CallScope {
         calls: &[domain::Call],
     ) -> Result<Vec<UpsertResult>, ServiceError> {
         too_many("calls", calls.len(), MAX_CALLS_PER_REQUEST)?;
-        Ok(self
+        let results = self
             .store
             .upsert_calls(tenant, calls, domain::now_ms())
-            .await?)
+            .await?;
+        for outcome in [
+            domain::UpsertOutcome::Inserted,
+            domain::UpsertOutcome::Updated,
+            domain::UpsertOutcome::Unchanged,
+            domain::UpsertOutcome::Erased,
+        ] {
+            let count = results.iter().filter(|r| r.outcome == outcome).count();
+            let label = ingest::upsert_outcome_label(outcome);
+            (self.metrics).ingest_records(domain::Source::Api.slug(), label, count as u64);
+        }
+        Ok(results)
     }
 
     /// One page of calls; `page_token` is checked against the tenant, the

@@ -287,4 +287,16 @@ where
             .await?;
         Ok(())
     }
+
+    fn pools(&self) -> Vec<super::PoolFigures> {
+        [("writer", &self.writer), ("reader", &self.reader)]
+            .into_iter()
+            .map(|(name, pool)| super::PoolFigures {
+                name,
+                size: pool.size(),
+                idle: pool.num_idle(),
+                max: pool.options().get_max_connections(),
+            })
+            .collect()
+    }
 }

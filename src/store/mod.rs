@@ -436,6 +436,21 @@ pub trait Backend:
 {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The connection pools' figures, for metrics.
+    fn pools(&self) -> Vec<PoolFigures> {
+        Vec::new()
+    }
+}
+
+/// One connection pool's figures: `name` is `writer` or `reader` (the same
+/// pool on PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolFigures {
+    pub name: &'static str,
+    pub size: u32,
+    pub idle: usize,
+    pub max: u32,
 }
 
 /// The storage backend chosen by the database URL, shared by every request.

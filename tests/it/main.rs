@@ -17,6 +17,7 @@ mod calls;
 mod helpers;
 mod isolation;
 mod logs;
+mod operations;
 mod outage;
 mod pg_cluster;
 mod readme;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         calls::trials(),
         isolation::trials(),
         logs::trials(),
+        operations::trials(),
         outage::trials(),
         readme::trials(),
         readside::trials(),

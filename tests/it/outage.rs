@@ -241,6 +241,27 @@ async fn postgres_outage_answers_unavailable_and_loses_nothing_acknowledged() {
         list_latency < DEADLINE + SLACK,
         "ListCalls took {list_latency:?}"
     );
+    // Fail fast: while health knows the database is down, RPCs are answered
+    // UNAVAILABLE with RetryInfo at once instead of waiting for a connection
+    // (only a trickle of probes, one per health interval, waits).
+    let mut fast = 0;
+    for _ in 0..5 {
+        let (listed, latency) = list_calls(&channel, String::new()).await;
+        let status = listed.expect_err("ListCalls while the database is down");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        let retry = tonic_types::StatusExt::get_details_retry_info(&status);
+        assert!(
+            retry.and_then(|r| r.retry_delay).is_some(),
+            "RetryInfo: {status:?}"
+        );
+        if latency < Duration::from_millis(200) {
+            fast += 1;
+        }
+    }
+    assert!(
+        fast >= 4,
+        "only {fast} of 5 RPCs answered at once while down"
+    );
 
     // Back: the same callscope recovers without a restart.
     *shared.phase.lock().unwrap() = Phase::Back;

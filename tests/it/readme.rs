@@ -123,6 +123,8 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "\"held\": \"20\"",
         "\"callsSynced\": \"20\"",
         "sync source `no-such-source` not found",
+        "x-request-id: readme-req-1",
+        "grpc_method=\"ListCalls\",grpc_code=\"OK\"",
     ] {
         assert!(
             all.contains(expected),
