@@ -233,6 +233,23 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
+
+    /// Keep the event log (WatchCalls, webhooks, the NATS sink) this many
+    /// hours; older events are removed in batches every retention interval.
+    /// A watch resume token older than that is OUT_OF_RANGE.
+    #[arg(long, env = "CALLSCOPE_EVENT_RETENTION_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention_hours: u32,
+
+    /// How often a watch reads the event log when no write of this process
+    /// woke it, in milliseconds: the most a write made through another
+    /// server on the same database waits before a watcher here sees it.
+    #[arg(long, env = "CALLSCOPE_WATCH_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_poll_ms: u64,
+
+    /// A watcher whose stream takes no event for this long, in milliseconds,
+    /// is cut off with RESOURCE_EXHAUSTED (it resumes with its last token).
+    #[arg(long, env = "CALLSCOPE_WATCH_STALL_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_stall_timeout_ms: u64,
 }
 
 fn parse_response_bytes(text: &str) -> Result<usize, String> {
@@ -266,6 +283,17 @@ impl ServeConfig {
             retention_interval_ms: 3_600_000,
             quarantine_max_rows: 10_000,
             quarantine_max_bytes: 256 * 1024 * 1024,
+            event_retention_hours: 72,
+            watch_poll_ms: 250,
+            watch_stall_timeout_ms: 10_000,
+        }
+    }
+
+    /// How watches poll the event log and when they cut a watcher off.
+    pub fn watch_settings(&self) -> crate::service::events::WatchSettings {
+        crate::service::events::WatchSettings {
+            poll: Duration::from_millis(self.watch_poll_ms),
+            stall: Duration::from_millis(self.watch_stall_timeout_ms),
         }
     }
 
@@ -318,6 +346,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention_days", &self.retention_days)
             .field("quarantine_retention_days", &self.quarantine_retention_days)
             .field("retention_interval_ms", &self.retention_interval_ms)
+            .field("event_retention_hours", &self.event_retention_hours)
             .field("quarantine_max_rows", &self.quarantine_max_rows)
             .field("quarantine_max_bytes", &self.quarantine_max_bytes)
             .finish()

@@ -117,6 +117,10 @@ pub trait CallStore {
         call_id: &str,
         include_progress_turns: bool,
     ) -> Result<Option<StoredCall>, StoreError>;
+
+    /// Fills in the dialogue turns (without interim recognition) of a page
+    /// of calls, in one query per few hundred calls (ExportCalls).
+    async fn attach_turns(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError>;
 }
 
 /// The tenant's catalogs: tasks, tags with their groups, intent levels. A
