@@ -13,6 +13,7 @@ mod admin;
 mod analytics;
 mod auth;
 mod calls;
+mod events;
 mod helpers;
 mod isolation;
 mod logs;
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         analytics::trials(),
         auth::trials(),
         calls::trials(),
+        events::trials(),
         isolation::trials(),
         logs::trials(),
         outage::trials(),
