@@ -32,6 +32,44 @@ pub enum Command {
     Import(ImportConfig),
     /// Create, list and revoke API keys (for `serve --auth keys`).
     Keys(KeysConfig),
+    /// Export the calls of a filter from a running server as CSV or NDJSON
+    /// (CallService.ExportCalls), resuming by itself after a dropped connection.
+    Export(ExportConfig),
+}
+
+/// `callscope export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportConfig {
+    /// The server's gRPC address, e.g. `http://127.0.0.1:50051`.
+    #[arg(long)]
+    pub server: String,
+    /// An API key with the read role (servers with `--auth keys`).
+    #[arg(long, env = "CALLSCOPE_API_KEY")]
+    pub api_key: Option<String>,
+    /// `csv` (a header row, one flat row per call) or `ndjson` (a JSON object per line).
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Only calls of these tasks (repeatable).
+    #[arg(long = "task-id")]
+    pub task_ids: Vec<String>,
+    /// Only calls at or after this time (RFC 3339).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Only calls before this time (RFC 3339).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// PEM CA certificate(s) to verify an `https://` server with.
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -595,6 +595,184 @@ async fn deadlines_end_streams_and_stalled_watchers_are_cut_off(app: TestApp) {
     assert!(received < 1200, "cut off before the end: {received}");
 }
 
+/// A TCP proxy to `upstream` that cuts its first connection after passing
+/// `cut_after` bytes from the server; later connections pass untouched.
+async fn flaky_proxy(upstream: std::net::SocketAddr, cut_after: usize) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                continue;
+            };
+            let limit = if first { cut_after } else { usize::MAX };
+            first = false;
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut passed = 0usize;
+                let mut buf = vec![0u8; 16 * 1024];
+                while passed < limit {
+                    match server_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let n = n.min(limit - passed);
+                            if client_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            passed += n;
+                        }
+                    }
+                }
+                // Dropping both halves closes the connection mid-stream.
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+async fn run_cli(args: &[String]) -> (bool, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_callscope"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run callscope export");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn export_cli_writes_csv_and_ndjson_and_resumes_after_a_dropped_connection(mut app: TestApp) {
+    let mut want = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..1500 {
+        let t = if i % 4 == 0 { "other" } else { "t1" };
+        let mut c = call_of(&format!("x{i}"), t, "A", "2026-11-20T08:00:00Z");
+        c.call_time = Some(crate::helpers::ts(&format!(
+            "2026-11-20T{:02}:{:02}:{:02}Z",
+            i / 3600,
+            (i / 60) % 60,
+            i % 60
+        )));
+        c.tags = vec![
+            crate::helpers::tag("hot", &["g1"]),
+            crate::helpers::tag("vip", &[]),
+        ];
+        c.attributes
+            .insert("note".into(), format!("n,{i}\"quoted\""));
+        if t == "t1" {
+            want.push(c.external_id.clone());
+        }
+        batch.push(c);
+        if batch.len() == 500 {
+            app.upsert(std::mem::take(&mut batch)).await;
+        }
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let csv_path = dir.path().join("t1.csv");
+    // Through a proxy that drops the first connection mid-stream.
+    let proxy = flaky_proxy(app.addr, 150_000).await;
+    let (ok, stderr) = run_cli(&[
+        "export".into(),
+        "--server".into(),
+        format!("http://{proxy}"),
+        "--format".into(),
+        "csv".into(),
+        "--task-id".into(),
+        "t1".into(),
+        "--output".into(),
+        csv_path.display().to_string(),
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("resuming"),
+        "the connection was cut: {stderr}"
+    );
+    let mut reader = csv::Reader::from_path(&csv_path).expect("csv");
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, callscope::export::CSV_COLUMNS);
+    let column = |name: &str| header.iter().position(|h| h == name).expect("column");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let got: Vec<String> = rows
+        .iter()
+        .map(|r| r[column("external_id")].to_owned())
+        .collect();
+    assert_eq!(got, want, "every call of t1 once, in call time order");
+    let first = &rows[0];
+    assert_eq!(&first[column("tag_ids")], "hot;vip");
+    assert_eq!(&first[column("intent_level_id")], "A");
+    assert_eq!(&first[column("source")], "SOURCE_API");
+    assert_eq!(&first[column("call_time")], "2026-11-20T00:00:01Z");
+    let attributes: serde_json::Value =
+        serde_json::from_str(&first[column("attributes")]).expect("attributes are JSON");
+    assert_eq!(attributes["note"], "n,1\"quoted\"");
+
+    // NDJSON to stdout, with a time window.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_callscope"))
+        .args([
+            "export",
+            "--server",
+            &format!("http://{}", app.addr),
+            "--format",
+            "ndjson",
+            "--start",
+            "2026-11-20T00:00:10Z",
+            "--end",
+            "2026-11-20T00:00:20Z",
+        ])
+        .output()
+        .await
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["external_id"].as_str().unwrap_or(""))
+        .collect();
+    let want: Vec<String> = (10..20).map(|i| format!("x{i}")).collect();
+    assert_eq!(ids, want);
+    assert_eq!(lines[0]["tag_ids"], serde_json::json!(["hot", "vip"]));
+
+    // A refused request is not retried: it fails with the server's reason.
+    let (ok, stderr) = run_cli(&[
+        "export".into(),
+        "--server".into(),
+        format!("http://{}", app.addr),
+        "--format".into(),
+        "csv".into(),
+        "--start".into(),
+        "2026-11-21T00:00:00Z".into(),
+        "--end".into(),
+        "2026-11-20T00:00:00Z".into(),
+    ])
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("end_time"), "{stderr}");
+}
+
 crate::backend_tests!(
     export_is_complete_and_resumes_from_every_token,
     bad_resume_tokens_are_refused_by_code,
@@ -602,4 +780,5 @@ crate::backend_tests!(
     deletes_and_erasures_produce_deleted_events,
     event_retention_removes_old_events_and_old_tokens_are_out_of_range,
     deadlines_end_streams_and_stalled_watchers_are_cut_off,
+    export_cli_writes_csv_and_ndjson_and_resumes_after_a_dropped_connection,
 );
