@@ -46,7 +46,8 @@ pub struct ExportConfig {
     /// An API key with the read role (servers with `--auth keys`).
     #[arg(long, env = "CALLSCOPE_API_KEY")]
     pub api_key: Option<String>,
-    /// `csv` (a header row, one flat row per call) or `ndjson` (a JSON object per line).
+    /// `csv` (a header row, one flat row per call) or `ndjson` (a call per line,
+    /// in the proto3 JSON mapping).
     #[arg(long, value_enum)]
     pub format: ExportFormat,
     /// Only calls of these tasks (repeatable).

@@ -1,6 +1,6 @@
 //! `callscope export`: a client of CallService.ExportCalls that writes every
 //! call of a filter as CSV (one flat row per call, header of the unified
-//! field names) or NDJSON, resuming from its last token by itself when the
+//! field names) or NDJSON (a call per line in the proto3 JSON mapping), resuming from its last token by itself when the
 //! connection drops, with a progress bar when stderr is a terminal.
 
 use std::io::{IsTerminal, Write};
@@ -270,9 +270,9 @@ impl Writer {
     }
 
     fn write(&mut self, call: &proto::Call) -> anyhow::Result<()> {
-        let record = flatten(call);
         match self {
             Writer::Csv(csv) => {
+                let record = flatten(call);
                 let row: Vec<String> = CSV_COLUMNS
                     .iter()
                     .map(|column| match record.get(*column) {
@@ -289,7 +289,8 @@ impl Writer {
                 csv.write_record(&row)?;
             }
             Writer::Ndjson(out) => {
-                serde_json::to_writer(&mut *out, &Value::Object(record))?;
+                // The proto3 JSON mapping, as webhooks and the JSON API send it.
+                serde_json::to_writer(&mut *out, call)?;
                 out.write_all(b"\n")?;
             }
         }

@@ -750,11 +750,14 @@ async fn export_cli_writes_csv_and_ndjson_and_resumes_after_a_dropped_connection
         .collect();
     let ids: Vec<&str> = lines
         .iter()
-        .map(|l| l["external_id"].as_str().unwrap_or(""))
+        .map(|l| l["externalId"].as_str().unwrap_or(""))
         .collect();
     let want: Vec<String> = (10..20).map(|i| format!("x{i}")).collect();
     assert_eq!(ids, want);
-    assert_eq!(lines[0]["tag_ids"], serde_json::json!(["hot", "vip"]));
+    // The proto3 JSON mapping of Call.
+    assert_eq!(lines[0]["tags"][1]["id"], "vip");
+    assert_eq!(lines[0]["callTime"], "2026-11-20T00:00:10Z");
+    assert_eq!(lines[0]["source"], "SOURCE_API");
 
     // A refused request is not retried: it fails with the server's reason.
     let (ok, stderr) = run_cli(&[
