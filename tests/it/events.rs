@@ -756,7 +756,12 @@ async fn export_cli_writes_csv_and_ndjson_and_resumes_after_a_dropped_connection
     assert_eq!(ids, want);
     // The proto3 JSON mapping of Call.
     assert_eq!(lines[0]["tags"][1]["id"], "vip");
-    assert_eq!(lines[0]["callTime"], "2026-11-20T00:00:10Z");
+    let call_time: jiff::Timestamp = lines[0]["callTime"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .expect("an RFC 3339 time");
+    assert_eq!(call_time, "2026-11-20T00:00:10Z".parse().expect("time"));
     assert_eq!(lines[0]["source"], "SOURCE_API");
 
     // A refused request is not retried: it fails with the server's reason.
