@@ -252,7 +252,7 @@ fn filter(config: &ExportConfig) -> anyhow::Result<proto::CallFilter> {
 
 /// CSV or NDJSON out.
 enum Writer {
-    Csv(csv::Writer<Box<dyn Write>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
     Ndjson(Box<dyn Write>),
 }
 
@@ -263,7 +263,7 @@ impl Writer {
             ExportFormat::Csv => {
                 let mut csv = csv::Writer::from_writer(out);
                 csv.write_record(CSV_COLUMNS)?;
-                Writer::Csv(csv)
+                Writer::Csv(Box::new(csv))
             }
             ExportFormat::Ndjson => Writer::Ndjson(out),
         })
