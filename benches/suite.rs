@@ -15,6 +15,8 @@
 mod backend;
 #[path = "suite/data.rs"]
 mod data;
+#[path = "suite/events.rs"]
+mod events;
 #[path = "suite/ingest.rs"]
 mod ingest;
 #[path = "suite/listing.rs"]
@@ -112,6 +114,8 @@ enum Only {
     Stats,
     /// Pulling from a stand-in smartivr (SyncService), SQLite.
     Sync,
+    /// ExportCalls against COPY, and the watch's commit-to-event delay.
+    Events,
 }
 
 #[tokio::main]
@@ -148,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     let mut figures = Vec::new();
-    let storage_backends = if args.only == Some(Only::Stats) {
+    let storage_backends = if matches!(args.only, Some(Only::Stats | Only::Events)) {
         &[][..]
     } else {
         &backends[..]
@@ -164,7 +168,9 @@ async fn main() -> anyhow::Result<()> {
         f.print(&args);
         figures.push(f);
     }
-    let timed = if backends.contains(&Backend::Sqlite) && args.only != Some(Only::Storage) {
+    let timed = if backends.contains(&Backend::Sqlite)
+        && !matches!(args.only, Some(Only::Storage | Only::Events))
+    {
         let dataset = stats::Dataset {
             calls: usize::try_from(args.calls)?,
             db: args.db.clone(),
@@ -175,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let secure = if args.only == Some(Only::Stats) {
+    let secure = if matches!(args.only, Some(Only::Stats | Only::Events)) {
         Vec::new()
     } else {
         let pg = backends
@@ -184,9 +190,19 @@ async fn main() -> anyhow::Result<()> {
             .flatten();
         security::run(&args, backends.contains(&Backend::Sqlite), pg).await
     };
+    let outgoing = if matches!(args.only, None | Some(Only::Events)) {
+        let pg = backends
+            .contains(&Backend::Postgres)
+            .then_some(args.postgres_url.as_deref())
+            .flatten();
+        events::run(&args, backends.contains(&Backend::Sqlite), pg).await
+    } else {
+        vec![
+            Measure::missing("export_vs_copy_to", "rows/s", "not measured: --only"),
+            Measure::missing("watch_event_p99_ms", "ms", "not measured: --only"),
+        ]
+    };
     let mut measures = measures(&figures, timed.as_ref().map(|a| a.stats.as_slice()), &args);
-    // The read-side look-ups go before the security measures.
-    let at = measures.len() - 2;
     let lookups = match &timed {
         Some(a) => a
             .lookups
@@ -209,10 +225,9 @@ async fn main() -> anyhow::Result<()> {
             Measure::missing("external_id_lookup_ms", "ms", "not measured: stats not run"),
         ],
     };
-    measures.splice(at..at, lookups);
-    // The security measures go before the two that are not built yet.
-    let at = measures.len() - 2;
-    measures.splice(at..at, secure);
+    measures.extend(lookups);
+    measures.extend(secure);
+    measures.extend(outgoing);
     println!("load average at the end: {}", report::load_average());
     println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
     println!();
@@ -253,6 +268,7 @@ fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) ->
     // Why a measure is missing: the benchmark was left out, or its backend.
     let not_run = |name, unit, what: &str| {
         let why = match args.only {
+            Some(Only::Events) => "--only events".to_owned(),
             Some(Only::Stats) if what != "stats" => "--only stats".to_owned(),
             Some(Only::Storage) if what == "stats" => "--only storage".to_owned(),
             _ if what == "stats" => "it runs on SQLite, which is not in --backends".to_owned(),
@@ -344,15 +360,5 @@ fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) ->
             out.push(not_run("stats_ms", "ms", "stats"));
         }
     }
-    out.push(Measure::missing(
-        "export_vs_copy_to",
-        "rows/s",
-        "not built yet: ExportCalls does not exist",
-    ));
-    out.push(Measure::missing(
-        "watch_event_p99_ms",
-        "ms",
-        "not built yet: WatchCalls does not exist",
-    ));
     out
 }

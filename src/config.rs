@@ -37,6 +37,9 @@ pub enum Command {
     /// Exit 0 when a running server's `/healthz` answers 200 (a container
     /// health check without curl).
     Probe(ProbeConfig),
+    /// Export the calls of a filter from a running server as CSV or NDJSON
+    /// (CallService.ExportCalls), resuming by itself after a dropped connection.
+    Export(ExportConfig),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -47,6 +50,42 @@ pub struct ProbeConfig {
     /// How long to wait for the answer, in milliseconds.
     #[arg(long, default_value_t = 3_000)]
     pub timeout_ms: u64,
+}
+
+/// `callscope export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportConfig {
+    /// The server's gRPC address, e.g. `http://127.0.0.1:50051`.
+    #[arg(long)]
+    pub server: String,
+    /// An API key with the read role (servers with `--auth keys`).
+    #[arg(long, env = "CALLSCOPE_API_KEY")]
+    pub api_key: Option<String>,
+    /// `csv` (a header row, one flat row per call) or `ndjson` (a call per line,
+    /// in the proto3 JSON mapping).
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Only calls of these tasks (repeatable).
+    #[arg(long = "task-id")]
+    pub task_ids: Vec<String>,
+    /// Only calls at or after this time (RFC 3339).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Only calls before this time (RFC 3339).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// PEM CA certificate(s) to verify an `https://` server with.
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -256,6 +295,22 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
 
+    /// Keep the event log (WatchCalls, webhooks, the NATS sink) this many
+    /// hours; older events are removed in batches every retention interval.
+    /// A watch resume token older than that is OUT_OF_RANGE.
+    #[arg(long, env = "CALLSCOPE_EVENT_RETENTION_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention_hours: u32,
+
+    /// How often a watch reads the event log when no write of this process
+    /// woke it, in milliseconds: the most a write made through another
+    /// server on the same database waits before a watcher here sees it.
+    #[arg(long, env = "CALLSCOPE_WATCH_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_poll_ms: u64,
+
+    /// A watcher whose stream takes no event for this long, in milliseconds,
+    /// is cut off with RESOURCE_EXHAUSTED (it resumes with its last token).
+    #[arg(long, env = "CALLSCOPE_WATCH_STALL_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_stall_timeout_ms: u64,
     /// How log lines are written: `text` or `json` (one object a line).
     #[arg(long, env = "CALLSCOPE_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
     pub log_format: crate::logging::LogFormat,
@@ -403,6 +458,9 @@ impl ServeConfig {
             overload_retry_after_ms: 1_000,
             shutdown_grace_ms: 10_000,
             http2_keepalive_ms: 60_000,
+            event_retention_hours: 72,
+            watch_poll_ms: 250,
+            watch_stall_timeout_ms: 10_000,
         }
     }
 
@@ -411,6 +469,14 @@ impl ServeConfig {
         match self.max_in_flight {
             Some(max) => max as usize,
             None => (self.db_max_connections as usize * 2).max(4),
+        }
+    }
+
+    /// How watches poll the event log and when they cut a watcher off.
+    pub fn watch_settings(&self) -> crate::service::events::WatchSettings {
+        crate::service::events::WatchSettings {
+            poll: Duration::from_millis(self.watch_poll_ms),
+            stall: Duration::from_millis(self.watch_stall_timeout_ms),
         }
     }
 
@@ -464,6 +530,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention_days", &self.retention_days)
             .field("quarantine_retention_days", &self.quarantine_retention_days)
             .field("retention_interval_ms", &self.retention_interval_ms)
+            .field("event_retention_hours", &self.event_retention_hours)
             .field("quarantine_max_rows", &self.quarantine_max_rows)
             .field("quarantine_max_bytes", &self.quarantine_max_bytes)
             .field("log_format", &self.log_format)

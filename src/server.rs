@@ -102,8 +102,14 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // One shutdown signal for both listeners (and the server streams).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let context = ApiContext {
-            service: self.service.clone(),
+            service: self
+                .service
+                .clone()
+                .with_shutdown(stop_rx.clone())
+                .with_watch_settings(self.config.watch_settings()),
             region: self.config.sources.default_region,
         };
 
@@ -111,9 +117,8 @@ impl Application {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
 
-        // One shutdown signal for both listeners. Health says NOT_SERVING
-        // before anything stops, so balancers move traffic away.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Health says NOT_SERVING before anything stops, so balancers move
+        // traffic away.
         let stop_reporter = reporter.clone();
         tokio::spawn(async move {
             shutdown.await;
@@ -204,6 +209,13 @@ impl Application {
             stop_rx.clone(),
         ));
 
+        let event_retention = tokio::spawn(crate::retention::run_events(
+            self.service.store().clone(),
+            self.config.event_retention_hours,
+            Duration::from_millis(self.config.retention_interval_ms),
+            stop_rx.clone(),
+        ));
+
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -279,6 +291,7 @@ impl Application {
         watchdog.abort();
         // A run in flight stops here; its last committed page is its checkpoint.
         scheduler.abort();
+        event_retention.abort();
         if let Some(retention) = retention {
             // It stops on the same signal; a purge batch in flight rolls back.
             retention.abort();

@@ -5,6 +5,7 @@ pub mod call;
 pub mod carrier;
 pub mod erasure;
 pub mod error;
+pub mod event;
 pub mod filter;
 pub mod key;
 pub mod limits;

@@ -167,6 +167,8 @@ fn service_failure(err: ServiceError) -> (StatusCode, Answer) {
         ServiceError::ResourceExhausted { .. } => {
             (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED")
         }
+        ServiceError::OutOfRange { .. } => (StatusCode::BAD_REQUEST, "OUT_OF_RANGE"),
+        ServiceError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
         ServiceError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         ServiceError::AlreadyExists { .. } => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
         ServiceError::Aborted(_) => (StatusCode::CONFLICT, "ABORTED"),

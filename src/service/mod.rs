@@ -10,6 +10,7 @@ pub mod admin;
 pub mod catalog;
 pub mod error;
 pub mod sync;
+pub mod events;
 
 pub use error::ServiceError;
 
@@ -55,6 +56,9 @@ pub struct CallScope {
     sync: std::sync::Arc<sync::SyncRuntime>,
     /// This server's metrics registry (`GET /metrics`).
     metrics: crate::metrics::Metrics,
+    /// Ends server streams (ExportCalls, WatchCalls) when it turns true.
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+    watch: events::WatchSettings,
 }
 
 impl CallScope {
@@ -67,6 +71,8 @@ impl CallScope {
             quarantine_limits: Default::default(),
             sync: Default::default(),
             metrics: crate::metrics::Metrics::new(),
+            shutdown: None,
+            watch: Default::default(),
         }
     }
 
@@ -84,6 +90,19 @@ impl CallScope {
     /// The registry this service and its server record into.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
+    }
+
+    /// The same service, whose server streams end when `stop` turns true
+    /// (graceful shutdown waits for every open stream).
+    pub fn with_shutdown(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(stop);
+        self
+    }
+
+    /// The same service with other watch timings.
+    pub fn with_watch_settings(mut self, settings: events::WatchSettings) -> Self {
+        self.watch = settings;
+        self
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.

@@ -8,6 +8,7 @@
 //! connections execute queries and which stores these types".
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{
@@ -43,6 +44,9 @@ pub trait Dialect: Database {
     /// second>`, in three pieces around the two binds. Attributes are a JSON
     /// object in a text column on both backends.
     const ATTRIBUTE_EQUALS: [&'static str; 3];
+    /// Appended to a `SELECT` of calls (`c`) to lock their rows for the rest
+    /// of the transaction: a delete then logs exactly the version it removes.
+    const LOCK_CALL_ROWS: &'static str;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -65,6 +69,8 @@ impl Dialect for sqlx::Sqlite {
         " AND j.type = 'text' AND j.value = ",
         ")",
     ];
+    // One writer at a time: nothing can change a row under the transaction.
+    const LOCK_CALL_ROWS: &'static str = "";
 }
 
 impl Dialect for sqlx::Postgres {
@@ -97,6 +103,7 @@ impl Dialect for sqlx::Postgres {
         " AS TEXT)) = CAST(",
         " AS TEXT)",
     ];
+    const LOCK_CALL_ROWS: &'static str = " FOR UPDATE OF c";
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads
@@ -106,6 +113,8 @@ impl Dialect for sqlx::Postgres {
 pub struct SqlStore<DB: Database> {
     pub(super) writer: Pool<DB>,
     pub(super) reader: Pool<DB>,
+    /// Bumped after every commit that wrote events (see `events.rs`).
+    pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<DB> SqlStore<DB>
@@ -123,7 +132,11 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     pub(super) fn new(writer: Pool<DB>, reader: Pool<DB>) -> Self {
-        Self { writer, reader }
+        Self {
+            writer,
+            reader,
+            events: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
     }
 
     /// Opens a write transaction for `tenant`.

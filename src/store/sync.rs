@@ -319,6 +319,7 @@ where
         let results = Self::ingest_in(&mut tx, tenant, batch, now).await?;
         Self::write_checkpoint(&mut tx, tenant, name, checkpoint).await?;
         tx.commit().await?;
+        self.events_committed();
         self.after_write().await;
         Ok(Some(results))
     }

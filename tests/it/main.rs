@@ -14,6 +14,7 @@ mod analytics;
 mod auth;
 mod bounded_work;
 mod calls;
+mod events;
 mod helpers;
 mod isolation;
 mod logs;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         auth::trials(),
         bounded_work::trials(),
         calls::trials(),
+        events::trials(),
         isolation::trials(),
         logs::trials(),
         operations::trials(),

@@ -73,7 +73,15 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
             .arg(&script)
             .env(
                 "PATH",
-                format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default()),
+                format!(
+                    "{bin_dir}:{}:{}",
+                    // `callscope export` blocks run the binary under test.
+                    std::path::Path::new(env!("CARGO_BIN_EXE_callscope"))
+                        .parent()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
             )
             .output()
             .await
@@ -125,6 +133,9 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "sync source `no-such-source` not found",
         "x-request-id: readme-req-1",
         "grpc_method=\"ListCalls\",grpc_code=\"OK\"",
+        "call_id,source,external_id,task_id",
+        "\"type\": \"CALL_EVENT_TYPE_CREATED\"",
+        "\"externalId\": \"hot-lead-1\"",
     ] {
         assert!(
             all.contains(expected),

@@ -5,9 +5,11 @@
 //! for each RPC's request and response.
 
 mod catalog;
+mod events;
 mod requests;
 
 pub use catalog::*;
+pub use events::*;
 pub use requests::*;
 
 use std::collections::BTreeMap;

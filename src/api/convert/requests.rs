@@ -282,6 +282,16 @@ pub fn list_calls_request(
     })
 }
 
+/// The filter of ExportCalls or WatchCalls, checked as ListCalls checks its.
+pub fn stream_filter(
+    filter: Option<&proto::CallFilter>,
+    region: Region,
+) -> Result<domain::CallFilter, Violations> {
+    let mut v = Violations::new();
+    let filter = filter_from_proto(filter, "filter", region, &mut v);
+    v.into_result(filter)
+}
+
 /// GetCall: which call, by `call_id` or by `source` + `external_id`.
 pub fn get_call_request(req: &proto::GetCallRequest) -> Result<CallRef<'_>, Violations> {
     let call_id = req.call_id.trim();
