@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/callscope/v1/analytics_service.proto",
     "proto/callscope/v1/admin_service.proto",
     "proto/callscope/v1/events.proto",
+    "proto/callscope/v1/subscription_service.proto",
     "proto/google/rpc/error_details.proto",
 ];
 

@@ -13,7 +13,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
-use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi};
+use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi, SubscriptionApi};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
     MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
@@ -22,6 +22,7 @@ use crate::proto::{
     FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
     analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
     ingest_service_server::IngestServiceServer,
+    subscription_service_server::SubscriptionServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -32,6 +33,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.IngestService",
     "callscope.v1.AnalyticsService",
     "callscope.v1.AdminService",
+    "callscope.v1.SubscriptionService",
 ];
 
 /// A built server: the store is connected and migrated, the port is bound.
@@ -62,9 +64,15 @@ impl Application {
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+        // Webhooks never go to callscope's own listeners.
+        let own = [&listener, &http_listener]
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
         let service = CallScope::new(store, config.sources.settings())
             .with_max_response_bytes(config.max_response_bytes)
-            .with_quarantine_limits(config.quarantine_limits());
+            .with_quarantine_limits(config.quarantine_limits())
+            .with_url_policy(config.outgoing.url_policy(own));
         Ok(Self {
             config,
             listener,
@@ -182,7 +190,11 @@ impl Application {
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .add_service(
-                AdminServiceServer::new(AdminApi(context))
+                AdminServiceServer::new(AdminApi(context.clone()))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
+            .add_service(
+                SubscriptionServiceServer::new(SubscriptionApi(context))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .serve_with_incoming_shutdown(

@@ -11,11 +11,13 @@ mod admin;
 mod analytics;
 mod calls;
 mod ingest;
+mod subscriptions;
 
 pub use admin::AdminApi;
 pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use ingest::IngestApi;
+pub use subscriptions::SubscriptionApi;
 
 use crate::domain::key::Identity;
 use crate::domain::{DEFAULT_TENANT, Region};

@@ -8,6 +8,7 @@ pub mod keys;
 
 pub mod admin;
 pub mod error;
+pub mod subscriptions;
 
 pub use error::ServiceError;
 
@@ -35,6 +36,8 @@ pub struct CallScope {
     sources: ingest::SourceSettings,
     max_response_bytes: usize,
     quarantine_limits: domain::erasure::QuarantineLimits,
+    /// Which webhook URLs SubscriptionService accepts.
+    webhooks: subscriptions::UrlPolicy,
 }
 
 impl CallScope {
@@ -44,6 +47,7 @@ impl CallScope {
             sources,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             quarantine_limits: Default::default(),
+            webhooks: Default::default(),
         }
     }
 
@@ -56,6 +60,12 @@ impl CallScope {
     /// The same service with other caps on the quarantine.
     pub fn with_quarantine_limits(mut self, limits: domain::erasure::QuarantineLimits) -> Self {
         self.quarantine_limits = limits;
+        self
+    }
+
+    /// The same service with other rules for webhook URLs.
+    pub fn with_url_policy(mut self, policy: subscriptions::UrlPolicy) -> Self {
+        self.webhooks = policy;
         self
     }
 

@@ -36,6 +36,9 @@ pub trait Dialect: Database {
     /// call being written while its number is erased cannot slip past the
     /// tombstones. `None` where one writer at a time is the rule anyway.
     const ERASURE_LOCK: Option<(&'static str, &'static str)>;
+    /// Appended to a `SELECT` that claims rows for a lease: rows another
+    /// transaction is claiming are skipped rather than waited for.
+    const SKIP_LOCKED: &'static str;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -52,6 +55,8 @@ impl Dialect for sqlx::Sqlite {
     const DECLARES_TENANT: bool = false;
     // BEGIN IMMEDIATE already serialises every write transaction.
     const ERASURE_LOCK: Option<(&'static str, &'static str)> = None;
+    // BEGIN IMMEDIATE: one claimer at a time.
+    const SKIP_LOCKED: &'static str = "";
 }
 
 impl Dialect for sqlx::Postgres {
@@ -69,6 +74,7 @@ impl Dialect for sqlx::Postgres {
         "SELECT pg_advisory_xact_lock_shared(7001, hashtext(",
         "SELECT pg_advisory_xact_lock(7001, hashtext(",
     ));
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads
