@@ -21,6 +21,7 @@ mod pg_cluster;
 mod readme;
 mod row_security;
 mod server;
+mod subscriptions;
 mod tls;
 mod vendors;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         readme::trials(),
         row_security::trials(),
         server::trials(),
+        subscriptions::trials(),
         tls::trials(),
         vendors::trials(),
     ]
