@@ -7,9 +7,11 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod nats_sink;
 pub mod proto;
 pub mod retention;
 pub mod server;

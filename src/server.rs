@@ -167,7 +167,15 @@ impl Application {
                 .context("gRPC TLS configuration")?,
             None => Server::builder(),
         };
-        let result = server
+        // Part of this task, not spawned: when it ends (even aborted), so
+        // does every delivery in flight.
+        let outgoing = crate::delivery::run_outgoing(
+            self.service.store().clone(),
+            &self.config.outgoing,
+            self.service.url_policy().clone(),
+            stop_rx.clone(),
+        );
+        let grpc = server
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
             .concurrency_limit_per_connection(self.config.max_concurrent_requests)
             // Keys and roles for every route, health and reflection included
@@ -202,8 +210,8 @@ impl Application {
                 // delayed ACK: about 40 ms added to every unary RPC.
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stopped(stop_rx),
-            )
-            .await;
+            );
+        let (result, ()) = tokio::join!(grpc, outgoing);
         watchdog.abort();
         if let Some(retention) = retention {
             // It stops on the same signal; a purge batch in flight rolls back.

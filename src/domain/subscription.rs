@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+pub use super::event::EventKind;
 use super::{
     CallFilter, CallOutcome, Party, ScoreRange, Source, TagMatch, TimeField, TimeWindow,
     TranscriptQuery, UnixMs,
@@ -18,36 +19,6 @@ use super::{
 pub const MAX_URL_BYTES: usize = 2048;
 /// Most subscriptions a tenant may have.
 pub const MAX_SUBSCRIPTIONS_PER_TENANT: usize = 100;
-
-/// The kinds of committed change an event reports (wire numbers of
-/// `CallEventType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EventKind {
-    Created = 1,
-    Updated = 2,
-    Deleted = 3,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 3] = [EventKind::Created, EventKind::Updated, EventKind::Deleted];
-
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-
-    pub fn from_code(code: i32) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.code() == code)
-    }
-
-    /// The lowercase word used in NATS subjects: `created`.
-    pub fn word(self) -> &'static str {
-        match self {
-            EventKind::Created => "created",
-            EventKind::Updated => "updated",
-            EventKind::Deleted => "deleted",
-        }
-    }
-}
 
 /// Whether a subscription's deliveries currently succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -69,6 +69,11 @@ impl CallScope {
         self
     }
 
+    /// The rules webhook URLs follow (also at delivery time).
+    pub fn url_policy(&self) -> &subscriptions::UrlPolicy {
+        &self.webhooks
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

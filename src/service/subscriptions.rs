@@ -116,8 +116,7 @@ impl CallScope {
         let mut kinds = new.kinds;
         kinds.sort_by_key(|k| k.code());
         kinds.dedup();
-        // FIXME(A2): the event log's head, once issue-11-events is merged.
-        let head = 0;
+        let head = self.store.event_log(tenant).await?.head;
         let subscription = Subscription {
             id: format!("sub_{}", uuid::Uuid::new_v4().simple()),
             url: new.url,

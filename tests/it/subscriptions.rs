@@ -311,7 +311,10 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
         assert_eq!(body["eventId"], inbox.acked[2].event_id.as_str());
         assert_eq!(body["call"]["taskId"], "t1");
         assert_eq!(body["call"]["score"], 70);
-        assert!(body["eventTime"].as_str().is_some_and(|t| t.ends_with('Z')), "{body}");
+        let event_time = body["eventTime"].as_str().unwrap_or_default();
+        assert!(event_time.parse::<jiff::Timestamp>().is_ok(), "{body}");
+        assert_eq!(body["type"], UPDATED);
+        assert!(!body["resumeToken"].as_str().unwrap_or_default().is_empty());
     }
 
     let list = deliveries(&mut subs, &sub.subscription_id).await;
