@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::config::OutgoingFlags;
 use crate::domain::CallFilter;
 use crate::domain::event::{CallEvent, WatchToken, watch_scope};
-use crate::config::OutgoingFlags;
 use crate::domain::subscription::{
     Delivery, DeliveryState, RetryPolicy, Subscription, SubscriptionState, check_url_form,
     signature,
@@ -126,11 +126,21 @@ async fn claim_round(
         }
         let now = now_ms();
         let claimed = store
-            .claim_subscriptions(&tenant, &worker.owner, now, now + worker.lease(), room as u32)
+            .claim_subscriptions(
+                &tenant,
+                &worker.owner,
+                now,
+                now + worker.lease(),
+                room as u32,
+            )
             .await?;
         for sub in claimed {
-            let (store, worker, client, tenant) =
-                (store.clone(), worker.clone(), client.clone(), tenant.clone());
+            let (store, worker, client, tenant) = (
+                store.clone(),
+                worker.clone(),
+                client.clone(),
+                tenant.clone(),
+            );
             running.spawn(async move {
                 let id = sub.id.clone();
                 if let Err(e) = deliver_subscription(&store, &worker, &client, &tenant, sub).await
@@ -194,7 +204,9 @@ async fn deliver_subscription(
 ) -> Result<(), StoreError> {
     let mut committed = sub.position;
     loop {
-        let events = store.events_after(tenant, sub.position, EVENT_BATCH).await?;
+        let events = store
+            .events_after(tenant, sub.position, EVENT_BATCH)
+            .await?;
         let Some(last) = events.last().map(|e| e.position) else {
             // Caught up: record how far not-wanted events took us, and let
             // any worker take the subscription at its next look.
@@ -411,7 +423,10 @@ async fn post(
                     error: None,
                 }
             } else {
-                fail(i32::from(status.as_u16()), format!("HTTP {}", status.as_u16()))
+                fail(
+                    i32::from(status.as_u16()),
+                    format!("HTTP {}", status.as_u16()),
+                )
             }
         }
         Err(e) if e.is_timeout() => fail(

@@ -18,7 +18,7 @@ const SINK: &str = "nats";
 /// Events published before waiting for their acknowledgements.
 const BATCH: u32 = 256;
 /// How long a claimed tenant stays ours without a commit.
-const LEASE_MS: i64 = 30_000;
+const LEASE_MS: i64 = 10_000;
 
 /// Where and how to publish.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ mod calls;
 mod helpers;
 mod isolation;
 mod logs;
+mod nats_sink;
 mod outage;
 mod pg_cluster;
 mod readme;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         calls::trials(),
         isolation::trials(),
         logs::trials(),
+        nats_sink::trials(),
         outage::trials(),
         readme::trials(),
         row_security::trials(),

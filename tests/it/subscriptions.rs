@@ -76,7 +76,9 @@ struct Receiver {
 
 impl Receiver {
     async fn start() -> (Self, JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
         let receiver = Self {
             inbox: Arc::default(),
             addr: listener.local_addr().expect("receiver address"),
@@ -115,7 +117,10 @@ impl Receiver {
             .map(|r| {
                 (
                     r.body["type"].as_str().unwrap_or("?").to_owned(),
-                    r.body["call"]["externalId"].as_str().unwrap_or("?").to_owned(),
+                    r.body["call"]["externalId"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned(),
                 )
             })
             .collect()
@@ -192,7 +197,11 @@ async fn receive(
 }
 
 /// Polls `check` every 20 ms until it holds; panics after `limit`.
-async fn eventually<T>(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+async fn eventually<T>(
+    limit: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = std::time::Instant::now();
     loop {
         if let Some(value) = check().await {
@@ -230,7 +239,11 @@ async fn deliveries(client: &mut Client, id: &str) -> Vec<proto::Delivery> {
 fn task_call(id: &str, task: &str, minute: u32) -> proto::Call {
     proto::Call {
         task_id: task.to_owned(),
-        ..call(id, "+8613800138000", &format!("2025-01-01T10:{minute:02}:00Z"))
+        ..call(
+            id,
+            "+8613800138000",
+            &format!("2025-01-01T10:{minute:02}:00Z"),
+        )
     }
 }
 
@@ -278,7 +291,10 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
     assert_eq!(listed[0].subscription_id, sub.subscription_id);
     assert_eq!(listed[0].signing_secret, "");
     assert_eq!(listed[0].url, receiver.url());
-    assert_eq!(listed[0].filter.as_ref().map(|f| f.task_ids.clone()), Some(vec!["t1".to_owned()]));
+    assert_eq!(
+        listed[0].filter.as_ref().map(|f| f.task_ids.clone()),
+        Some(vec!["t1".to_owned()])
+    );
 
     app.upsert(vec![
         task_call("c1", "t1", 1),
@@ -292,9 +308,11 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
     app.upsert(vec![newer]).await;
 
     let want = expected(&[(CREATED, "c1"), (CREATED, "c3"), (UPDATED, "c1")]);
-    eventually(Duration::from_secs(30), "three acknowledged events", async || {
-        (receiver.acked().len() >= want.len()).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "three acknowledged events",
+        async || (receiver.acked().len() >= want.len()).then_some(()),
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.acked(), want);
@@ -302,10 +320,21 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
         let inbox = receiver.inbox();
         assert_eq!(inbox.bad_signatures, 0);
         // Ids are the log's positions: increasing, each acknowledged once.
-        let ids: Vec<i64> = inbox.acked.iter().map(|r| r.event_id.parse().expect("id")).collect();
+        let ids: Vec<i64> = inbox
+            .acked
+            .iter()
+            .map(|r| r.event_id.parse().expect("id"))
+            .collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
         // The first event was tried four times (503, timeout, 500, 200).
-        assert_eq!(inbox.seen.iter().filter(|id| **id == inbox.acked[0].event_id).count(), 4);
+        assert_eq!(
+            inbox
+                .seen
+                .iter()
+                .filter(|id| **id == inbox.acked[0].event_id)
+                .count(),
+            4
+        );
         // proto3 JSON: lowerCamelCase, enums by name, RFC 3339 times.
         let body = &inbox.acked[2].body;
         assert_eq!(body["eventId"], inbox.acked[2].event_id.as_str());
@@ -326,11 +355,18 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
     assert_eq!(summary.len(), 3, "{list:?}");
     assert_eq!(
         summary.iter().map(|s| (s.1, s.2, s.3)).collect::<Vec<_>>(),
-        vec![(delivered, 1, 200), (delivered, 1, 200), (delivered, 4, 200)],
+        vec![
+            (delivered, 1, 200),
+            (delivered, 1, 200),
+            (delivered, 4, 200)
+        ],
     );
     assert_eq!(list[2].event_type, CallEventType::Created as i32);
     assert_eq!(list[0].event_type, CallEventType::Updated as i32);
-    assert!(list.iter().all(|d| d.next_retry_time.is_none() && d.last_error.is_empty()));
+    assert!(
+        list.iter()
+            .all(|d| d.next_retry_time.is_none() && d.last_error.is_empty())
+    );
 
     // The receiver goes down: attempts fail, the event waits, then arrives.
     task.abort();
@@ -353,10 +389,18 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
     .await;
     assert_eq!(
         receiver.acked(),
-        expected(&[(CREATED, "c1"), (CREATED, "c3"), (UPDATED, "c1"), (CREATED, "c4")])
+        expected(&[
+            (CREATED, "c1"),
+            (CREATED, "c3"),
+            (UPDATED, "c1"),
+            (CREATED, "c4")
+        ])
     );
     let top = deliveries(&mut subs, &sub.subscription_id).await.remove(0);
-    assert_eq!((top.call_id.is_empty(), top.state, top.last_status_code), (false, delivered, 200));
+    assert_eq!(
+        (top.call_id.is_empty(), top.state, top.last_status_code),
+        (false, delivered, 200)
+    );
     assert!(top.attempts >= 3, "{top:?}");
 }
 
@@ -365,11 +409,15 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
 async fn a_crash_mid_delivery_loses_no_event(mut app: TestApp) {
     let (receiver, _task) = Receiver::start().await;
     // The first answer never comes in time: the server is killed meanwhile.
-    receiver.inbox().script.push_back(Answer::Late(Duration::from_secs(5)));
+    receiver
+        .inbox()
+        .script
+        .push_back(Answer::Late(Duration::from_secs(5)));
     let mut subs = client(&app);
     let sub = create(&mut subs, &receiver.url(), CallFilter::default()).await;
     receiver.inbox().secret = sub.signing_secret.clone();
-    app.upsert(vec![task_call("c1", "t1", 1), task_call("c2", "t1", 2)]).await;
+    app.upsert(vec![task_call("c1", "t1", 1), task_call("c2", "t1", 2)])
+        .await;
     eventually(Duration::from_secs(30), "the first attempt", async || {
         (!receiver.inbox().seen.is_empty()).then_some(())
     })
@@ -389,14 +437,20 @@ async fn a_crash_mid_delivery_loses_no_event(mut app: TestApp) {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.acked(), expected(&[(CREATED, "c1"), (CREATED, "c2")]));
+    assert_eq!(
+        receiver.acked(),
+        expected(&[(CREATED, "c1"), (CREATED, "c2")])
+    );
     let inbox = receiver.inbox();
     assert_eq!(inbox.seen.first(), Some(&inbox.acked[0].event_id));
     let mut subs = client(&second);
     drop(inbox);
     let list = deliveries(&mut subs, &sub.subscription_id).await;
     assert_eq!(list.len(), 2, "{list:?}");
-    assert!(list.iter().all(|d| d.state == DeliveryState::Delivered as i32));
+    assert!(
+        list.iter()
+            .all(|d| d.state == DeliveryState::Delivered as i32)
+    );
     second.stop().await;
 }
 
