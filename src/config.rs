@@ -235,7 +235,7 @@ pub struct ServeConfig {
     pub tls: crate::tls::TlsFlags,
 
     #[command(flatten)]
-    pub outgoing: OutgoingFlags,
+    pub outgoing: Box<OutgoingFlags>,
 }
 
 fn parse_response_bytes(text: &str) -> Result<usize, String> {
@@ -263,7 +263,7 @@ impl ServeConfig {
             health_interval_ms: 2_000,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             tls: crate::tls::TlsFlags::default(),
-            outgoing: OutgoingFlags::default(),
+            outgoing: Box::default(),
             auth: AuthMode::None,
             retention_days: None,
             quarantine_retention_days: 30,

@@ -17,7 +17,7 @@ use crate::domain::subscription::{
     signature,
 };
 use crate::domain::{UnixMs, now_ms};
-use crate::service::subscriptions::UrlPolicy;
+use crate::service::subscriptions::{Unusable, UrlPolicy};
 use crate::store::{Store, StoreError, SubscriptionUpdate};
 
 /// Events read from the log at once.
@@ -177,7 +177,7 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let host = name.as_str().to_owned();
         Box::pin(async move {
             // The port is the URL's; reqwest sets it on what we answer.
-            let addrs = policy.resolve(&host, 0).await?;
+            let addrs = policy.resolve(&host, 0).await.map_err(Box::new)?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -207,6 +207,18 @@ async fn deliver_subscription(
         let events = store
             .events_after(tenant, sub.position, EVENT_BATCH)
             .await?;
+        if let Some(first) = events.first()
+            && first.position > sub.position + 1
+        {
+            // Positions have no holes: these were removed by the event
+            // retention before this subscription got to them.
+            tracing::warn!(
+                tenant,
+                subscription_id = sub.id,
+                lost = first.position - sub.position - 1,
+                "events expired from the log before delivery"
+            );
+        }
         let Some(last) = events.last().map(|e| e.position) else {
             // Caught up: record how far not-wanted events took us, and let
             // any worker take the subscription at its next look.
@@ -394,11 +406,11 @@ async fn post(
     // Literal addresses never reach the resolver: check them here, and
     // callscope's own ports for names too (the resolver does not see ports).
     match check_url_form(&sub.url) {
-        Ok((host, port)) => {
-            if let Err(why) = worker.urls.resolve(&host, port).await {
-                return fail(0, format!("refused address: {why}"));
-            }
-        }
+        Ok((host, port)) => match worker.urls.resolve(&host, port).await {
+            Ok(_) => {}
+            Err(Unusable::Refused(why)) => return fail(0, format!("refused address: {why}")),
+            Err(Unusable::Unresolved(why)) => return fail(0, why),
+        },
         Err(why) => return fail(0, format!("bad url: {why}")),
     }
     let body = match event_json(event, &sub.filter) {

@@ -4,6 +4,7 @@
 //! A crash between the two publishes some events again; their `Nats-Msg-Id`
 //! lets JetStream drop the copies (within its duplicate window).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
@@ -90,9 +91,17 @@ async fn serve(store: &Store, sink: &NatsSink) -> Result<(), SinkError> {
     .map_err(nats)?;
     tracing::info!(stream = sink.stream, "NATS sink publishing");
     let mut committed = store.event_signal();
+    // How far each tenant was published by us: a tenant whose log has not
+    // grown is not claimed again (no write per tenant and poll).
+    let mut published: HashMap<String, i64> = HashMap::new();
     loop {
-        for (tenant, _) in store.event_logs().await? {
-            publish_tenant(store, sink, &js, &tenant).await?;
+        for (tenant, log) in store.event_logs().await? {
+            if published.get(&tenant).is_some_and(|p| *p >= log.head) {
+                continue;
+            }
+            if let Some(position) = publish_tenant(store, sink, &js, &tenant).await? {
+                published.insert(tenant, position);
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(sink.poll) => {}
@@ -101,24 +110,25 @@ async fn serve(store: &Store, sink: &NatsSink) -> Result<(), SinkError> {
     }
 }
 
-/// Publishes a tenant's new events, if no other replica is doing it.
+/// Publishes a tenant's new events, if no other replica is doing it;
+/// answers the position reached, `None` when another replica holds it.
 async fn publish_tenant(
     store: &Store,
     sink: &NatsSink,
     js: &jetstream::Context,
     tenant: &str,
-) -> Result<(), SinkError> {
+) -> Result<Option<i64>, SinkError> {
     let now = now_ms();
     let Some(mut position) = store
         .claim_sink(tenant, SINK, &sink.owner, now, now + LEASE_MS)
         .await?
     else {
-        return Ok(());
+        return Ok(None);
     };
     loop {
         let events = store.events_after(tenant, position, BATCH).await?;
         let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(());
+            return Ok(Some(position));
         };
         // Sent back to back on one connection, so JetStream stores them in
         // this order; then every acknowledgement is awaited.
@@ -146,7 +156,7 @@ async fn publish_tenant(
         {
             // Another replica took over; it continues from the committed
             // position and JetStream drops what we both published.
-            return Ok(());
+            return Ok(None);
         }
     }
 }

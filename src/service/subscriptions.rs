@@ -47,27 +47,42 @@ impl UrlPolicy {
     }
 
     /// Resolves `host` and checks every address it has; answers them.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, Unusable> {
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
                 .await
-                .map_err(|_| format!("host `{host}` did not resolve in time"))?
-                .map_err(|_| format!("host `{host}` cannot be resolved"))?
+                .map_err(|_| {
+                    Unusable::Unresolved(format!("host `{host}` did not resolve in time"))
+                })?
+                .map_err(|_| Unusable::Unresolved(format!("host `{host}` cannot be resolved")))?
                 .collect(),
         };
         if addrs.is_empty() {
-            return Err(format!("host `{host}` has no address"));
+            return Err(Unusable::Unresolved(format!(
+                "host `{host}` has no address"
+            )));
         }
         // Every address: a name with one public and one private address
         // could otherwise be used to reach the private one.
         for addr in &addrs {
             if let Some(why) = self.refuses(*addr) {
-                return Err(why);
+                return Err(Unusable::Refused(why));
             }
         }
         Ok(addrs)
     }
+}
+
+/// Why a webhook host cannot be sent to (now).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    /// DNS gave no address (perhaps only for now).
+    #[error("{0}")]
+    Unresolved(String),
+    /// An address the policy refuses.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// IPv4-mapped IPv6 addresses as the IPv4 address they are.
@@ -96,8 +111,10 @@ impl CallScope {
     ) -> Result<Subscription, ServiceError> {
         let mut v = Violations::new();
         match check_url_form(&new.url) {
+            // A name that does not resolve yet is accepted: every delivery
+            // resolves and checks again, and that is the check that counts.
             Ok((host, port)) => {
-                if let Err(why) = self.webhooks.resolve(&host, port).await {
+                if let Err(Unusable::Refused(why)) = self.webhooks.resolve(&host, port).await {
                     v.add("url", why);
                 }
             }

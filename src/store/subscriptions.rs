@@ -13,6 +13,9 @@ use crate::domain::subscription::{
     Delivery, DeliveryState, EventKind, StoredFilter, Subscription, SubscriptionState,
 };
 
+/// Deliveries kept per subscription (ListDeliveries shows at most 1000).
+const KEPT_DELIVERIES: i64 = 1000;
+
 const SUBSCRIPTION_COLUMNS: &str = "subscription_id, url, filter, event_types, secret, \
      create_time, state, last_error, position";
 
@@ -266,6 +269,18 @@ where
         lease_until: UnixMs,
         limit: u32,
     ) -> Result<Vec<Subscription>, StoreError> {
+        // Most polls find nothing: ask a reader first, so an idle tenant
+        // never takes the (SQLite) write lock.
+        let mut probe =
+            QueryBuilder::<DB>::new("SELECT subscription_id FROM subscriptions WHERE tenant_id = ");
+        probe
+            .push_bind(tenant.to_owned())
+            .push(" AND lease_until <= ")
+            .push_bind(now)
+            .push(" LIMIT 1");
+        if self.read_all(tenant, &mut probe).await?.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.begin(tenant).await?;
         // PostgreSQL: rows another replica is claiming right now are skipped,
         // not waited for. SQLite: BEGIN IMMEDIATE already made this the only
@@ -369,6 +384,21 @@ where
              next_retry_time = excluded.next_retry_time",
         );
         qb.build().execute(&mut *tx).await?;
+        if delivery.state != DeliveryState::Pending {
+            // The history keeps the latest deliveries of each subscription.
+            let mut qb = QueryBuilder::<DB>::new("DELETE FROM deliveries WHERE tenant_id = ");
+            qb.push_bind(tenant.to_owned())
+                .push(" AND subscription_id = ")
+                .push_bind(id.to_owned())
+                .push(" AND position < (SELECT position FROM deliveries WHERE tenant_id = ")
+                .push_bind(tenant.to_owned())
+                .push(" AND subscription_id = ")
+                .push_bind(id.to_owned())
+                .push(" ORDER BY position DESC LIMIT 1 OFFSET ")
+                .push_bind(KEPT_DELIVERIES)
+                .push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }

@@ -100,6 +100,9 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "RECORD_OUTCOME_ERASED",
         "\"deletedCalls\": \"1\"",
         "\"field\":\"filter\"",
+        "\"signingSecret\": \"whsec_",
+        "\"intentLevelIds\": [",
+        "\"field\":\"url\"",
     ] {
         assert!(
             all.contains(expected),

@@ -52,11 +52,16 @@ enum Answer {
 struct Received {
     event_id: String,
     body: serde_json::Value,
+    /// Which of the secrets signed it.
+    secret_index: usize,
+    raw: Vec<u8>,
+    signature: String,
 }
 
 #[derive(Default)]
 struct Inbox {
-    secret: String,
+    /// The subscriptions' signing secrets.
+    secrets: Vec<String>,
     script: VecDeque<Answer>,
     /// Every request whose signature held, answered or not.
     seen: Vec<String>,
@@ -170,16 +175,26 @@ async fn receive(
     };
     let answer = {
         let mut inbox = inbox.lock().unwrap_or_else(|e| e.into_inner());
-        if !verify(&inbox.secret, &header("callscope-signature"), &body) {
+        let signature = header("callscope-signature");
+        let Some(secret_index) = inbox
+            .secrets
+            .iter()
+            .position(|s| verify(s, &signature, &body))
+        else {
             inbox.bad_signatures += 1;
             return (StatusCode::BAD_REQUEST, close);
-        }
+        };
         let event_id = header("callscope-event-id");
         inbox.seen.push(event_id.clone());
         let answer = inbox.script.pop_front();
         if answer.is_none() {
-            let body = serde_json::from_slice(&body).unwrap_or_default();
-            inbox.acked.push(Received { event_id, body });
+            inbox.acked.push(Received {
+                event_id,
+                body: serde_json::from_slice(&body).unwrap_or_default(),
+                secret_index,
+                raw: body.to_vec(),
+                signature,
+            });
         }
         answer
     };
@@ -278,7 +293,7 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
     .await;
     assert!(sub.signing_secret.starts_with("whsec_"), "{sub:?}");
     assert_eq!(sub.state, proto::SubscriptionState::Active as i32);
-    receiver.inbox().secret = sub.signing_secret.clone();
+    receiver.inbox().secrets = vec![sub.signing_secret.clone()];
 
     // Listing never shows the secret again.
     let listed = subs
@@ -415,7 +430,7 @@ async fn a_crash_mid_delivery_loses_no_event(mut app: TestApp) {
         .push_back(Answer::Late(Duration::from_secs(5)));
     let mut subs = client(&app);
     let sub = create(&mut subs, &receiver.url(), CallFilter::default()).await;
-    receiver.inbox().secret = sub.signing_secret.clone();
+    receiver.inbox().secrets = vec![sub.signing_secret.clone()];
     app.upsert(vec![task_call("c1", "t1", 1), task_call("c2", "t1", 2)])
         .await;
     eventually(Duration::from_secs(30), "the first attempt", async || {
@@ -441,16 +456,213 @@ async fn a_crash_mid_delivery_loses_no_event(mut app: TestApp) {
         receiver.acked(),
         expected(&[(CREATED, "c1"), (CREATED, "c2")])
     );
-    let inbox = receiver.inbox();
-    assert_eq!(inbox.seen.first(), Some(&inbox.acked[0].event_id));
+    {
+        let inbox = receiver.inbox();
+        // The attempt cut short by the crash, then the one that got through.
+        let first_id = &inbox.acked[0].event_id;
+        assert_eq!(inbox.seen.first(), Some(first_id));
+        assert!(
+            inbox.seen.iter().filter(|id| *id == first_id).count() >= 2,
+            "{:?}",
+            inbox.seen
+        );
+    }
     let mut subs = client(&second);
-    drop(inbox);
     let list = deliveries(&mut subs, &sub.subscription_id).await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(
         list.iter()
             .all(|d| d.state == DeliveryState::Delivered as i32)
     );
+    second.stop().await;
+}
+
+/// python3 on PATH, for the README's verification snippet.
+fn python3() -> Result<(), String> {
+    std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("python3 is not on PATH: {e}"))
+        .and_then(|o| {
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err("python3 --version failed".to_owned())
+            }
+        })
+}
+
+/// The README's ```python block, exactly as written.
+fn readme_python() -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```python\n")
+        .expect("README has a ```python block")
+        + 10;
+    let len = readme[start..].find("```").expect("closed block");
+    readme[start..start + len].to_owned()
+}
+
+/// The README's Python `verify` accepts a real delivery and refuses it
+/// with one byte changed or another secret.
+async fn readme_python_verifies_a_real_delivery(mut app: TestApp) {
+    let (receiver, _task) = Receiver::start().await;
+    let mut subs = client(&app);
+    let sub = create(&mut subs, &receiver.url(), CallFilter::default()).await;
+    receiver.inbox().secrets = vec![sub.signing_secret.clone()];
+    app.upsert(vec![task_call("c1", "t1", 1)]).await;
+    eventually(Duration::from_secs(30), "one delivery", async || {
+        (receiver.acked().len() == 1).then_some(())
+    })
+    .await;
+    let (raw, signature) = {
+        let inbox = receiver.inbox();
+        (inbox.acked[0].raw.clone(), inbox.acked[0].signature.clone())
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, &raw).expect("write body");
+    let script = format!(
+        "{}\nimport sys\nsecret, header, body = sys.argv[1], sys.argv[2], open(sys.argv[3], 'rb').read()\n\
+         print(verify(secret, header, body), verify(secret, header, body + b' '), verify('whsec_other', header, body))\n",
+        readme_python()
+    );
+    let out = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .arg(&sub.signing_secret)
+        .arg(&signature)
+        .arg(&body)
+        .output()
+        .await
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "True False False"
+    );
+}
+
+/// Retries for a short while only (a test setting; the default is 24 h).
+fn gives_up_fast(c: &mut ServeConfig) {
+    fast(c);
+    c.outgoing.webhook_retry_for_ms = 300;
+}
+
+/// An event whose retries run out is given up, the subscription turns
+/// FAILING and the next event follows; a success makes it ACTIVE again.
+async fn exhausted_retries_mark_the_subscription_failing(mut app: TestApp) {
+    let (receiver, _task) = Receiver::start().await;
+    receiver.inbox().script.extend([Answer::Status(500); 200]);
+    let mut subs = client(&app);
+    let sub = create(&mut subs, &receiver.url(), CallFilter::default()).await;
+    receiver.inbox().secrets = vec![sub.signing_secret.clone()];
+    app.upsert(vec![task_call("c1", "t1", 1)]).await;
+    let failed = eventually(Duration::from_secs(30), "c1 given up", async || {
+        let list = deliveries(&mut subs, &sub.subscription_id).await;
+        list.into_iter()
+            .next()
+            .filter(|d| d.state == DeliveryState::Failed as i32)
+    })
+    .await;
+    assert!(failed.attempts >= 2, "{failed:?}");
+    assert_eq!(failed.last_status_code, 500);
+    assert_eq!(failed.last_error, "HTTP 500");
+    assert!(failed.next_retry_time.is_none());
+    let state = |subs: &mut Client| {
+        let mut subs = subs.clone();
+        async move {
+            let listed = subs
+                .list_subscriptions(ListSubscriptionsRequest {})
+                .await
+                .expect("list")
+                .into_inner()
+                .subscriptions;
+            (listed[0].state, listed[0].last_error.clone())
+        }
+    };
+    assert_eq!(
+        state(&mut subs).await,
+        (
+            proto::SubscriptionState::Failing as i32,
+            "HTTP 500".to_owned()
+        )
+    );
+
+    // The receiver recovers: the next event is delivered, the subscription
+    // is active again; the given-up event stays given up.
+    receiver.inbox().script.clear();
+    app.upsert(vec![task_call("c2", "t1", 2)]).await;
+    eventually(Duration::from_secs(30), "c2", async || {
+        (receiver.acked().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.acked(), expected(&[(CREATED, "c2")]));
+    eventually(Duration::from_secs(10), "state active", async || {
+        let (state, error) = state(&mut subs).await;
+        (state == proto::SubscriptionState::Active as i32).then_some(error)
+    })
+    .await;
+}
+
+/// Two servers on one database share the work: each event is acknowledged
+/// once, in order, whichever replica sent it.
+async fn two_replicas_deliver_each_event_once(mut app: TestApp) {
+    let (receiver, _task) = Receiver::start().await;
+    let mut subs = client(&app);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let sub = create(&mut subs, &receiver.url(), CallFilter::default()).await;
+        ids.push(sub.signing_secret);
+    }
+    // One secret per subscription: the receiver tells them apart by it.
+    receiver.inbox().secrets = ids;
+    let database_url = app.database_url.clone();
+    let second = spawn_app_with(|c| {
+        fast(c);
+        c.database_url = database_url;
+    })
+    .await;
+    let mut want = Vec::new();
+    for batch in 0..5 {
+        let calls: Vec<proto::Call> = (0..10)
+            .map(|i| task_call(&format!("c{batch}{i}"), "t1", batch * 10 + i))
+            .collect();
+        want.extend(calls.iter().map(|c| c.external_id.clone()));
+        app.upsert(calls).await;
+    }
+    let total = want.len() * 3;
+    eventually(
+        Duration::from_secs(60),
+        "every event to every subscription",
+        async || (receiver.acked().len() >= total).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    {
+        let inbox = receiver.inbox();
+        assert_eq!(inbox.acked.len(), total, "an event was acknowledged twice");
+        assert_eq!(inbox.bad_signatures, 0);
+        // Per subscription (told apart by its secret), the calls in order.
+        for secret in 0..3 {
+            let got: Vec<String> = inbox
+                .acked
+                .iter()
+                .filter(|r| r.secret_index == secret)
+                .map(|r| {
+                    r.body["call"]["externalId"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned()
+                })
+                .collect();
+            assert_eq!(got, want, "subscription {secret}");
+        }
+    }
     second.stop().await;
 }
 
@@ -602,6 +814,27 @@ pub fn trials() -> Vec<libtest_mimic::Trial> {
         &[],
         fast,
         private_receivers_need_the_flag_and_own_ports_never_pass,
+    ));
+    trials.extend(backend_trials_with(
+        module,
+        "exhausted_retries_mark_the_subscription_failing",
+        &[],
+        gives_up_fast,
+        exhausted_retries_mark_the_subscription_failing,
+    ));
+    trials.extend(backend_trials_with(
+        module,
+        "two_replicas_deliver_each_event_once",
+        &[],
+        fast,
+        two_replicas_deliver_each_event_once,
+    ));
+    trials.extend(backend_trials_with(
+        module,
+        "readme_python_verifies_a_real_delivery",
+        &[python3],
+        fast,
+        readme_python_verifies_a_real_delivery,
     ));
     trials.extend(backend_trials_with(
         module,
