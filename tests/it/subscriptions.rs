@@ -361,7 +361,13 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
         assert!(!body["resumeToken"].as_str().unwrap_or_default().is_empty());
     }
 
-    let list = deliveries(&mut subs, &sub.subscription_id).await;
+    let list = eventually(Duration::from_secs(10), "three recorded", async || {
+        let list = deliveries(&mut subs, &sub.subscription_id).await;
+        list.iter()
+            .all(|d| d.state == DeliveryState::Delivered as i32)
+            .then_some(list)
+    })
+    .await;
     let summary: Vec<(String, i32, i32, i32)> = list
         .iter()
         .map(|d| (d.call_id.clone(), d.state, d.attempts, d.last_status_code))
@@ -411,7 +417,12 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
             (CREATED, "c4")
         ])
     );
-    let top = deliveries(&mut subs, &sub.subscription_id).await.remove(0);
+    // The receiver counts an event before callscope has its answer.
+    let top = eventually(Duration::from_secs(10), "c4 recorded", async || {
+        let list = deliveries(&mut subs, &sub.subscription_id).await;
+        list.into_iter().next().filter(|d| d.state == delivered)
+    })
+    .await;
     assert_eq!(
         (top.call_id.is_empty(), top.state, top.last_status_code),
         (false, delivered, 200)
@@ -468,7 +479,13 @@ async fn a_crash_mid_delivery_loses_no_event(mut app: TestApp) {
         );
     }
     let mut subs = client(&second);
-    let list = deliveries(&mut subs, &sub.subscription_id).await;
+    let list = eventually(Duration::from_secs(10), "both recorded", async || {
+        let list = deliveries(&mut subs, &sub.subscription_id).await;
+        list.iter()
+            .all(|d| d.state == DeliveryState::Delivered as i32)
+            .then_some(list)
+    })
+    .await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(
         list.iter()
