@@ -330,7 +330,7 @@ impl std::fmt::Debug for ServeConfig {
 }
 
 /// `serve` flags of outgoing events: webhooks and the NATS sink.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct OutgoingFlags {
     /// Let subscriptions target loopback, private and link-local addresses
     /// (development, tests, receivers on the same network).
@@ -395,6 +395,29 @@ impl Default for OutgoingFlags {
             events_nats_stream: "CALLSCOPE_EVENTS".to_owned(),
             events_nats_subject_prefix: "callscope".to_owned(),
         }
+    }
+}
+
+// The NATS URL may hold a password: Debug shows it redacted.
+impl std::fmt::Debug for OutgoingFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingFlags")
+            .field("allow_private_webhooks", &self.allow_private_webhooks)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
+            .field("webhook_retry_max_ms", &self.webhook_retry_max_ms)
+            .field("webhook_retry_for_ms", &self.webhook_retry_for_ms)
+            .field("events_poll_ms", &self.events_poll_ms)
+            .field(
+                "events_nats_url",
+                &self.events_nats_url.as_deref().map(crate::store::redact),
+            )
+            .field("events_nats_stream", &self.events_nats_stream)
+            .field(
+                "events_nats_subject_prefix",
+                &self.events_nats_subject_prefix,
+            )
+            .finish()
     }
 }
 
