@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "proto/callscope/v1/events.proto",
     "proto/callscope/v1/catalog_service.proto",
     "proto/callscope/v1/sync_service.proto",
+    "proto/callscope/v1/subscription_service.proto",
     "proto/google/rpc/error_details.proto",
 ];
 

@@ -349,6 +349,8 @@ pub struct ServeConfig {
     #[arg(long, env = "CALLSCOPE_HTTP2_KEEPALIVE_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub http2_keepalive_ms: u64,
     #[command(flatten)]
+    pub outgoing: Box<OutgoingFlags>,
+    #[command(flatten)]
     pub sync: SyncFlags,
 }
 
@@ -445,6 +447,7 @@ impl ServeConfig {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             exact_total_limit: MAX_EXACT_TOTAL,
             tls: crate::tls::TlsFlags::default(),
+            outgoing: Box::default(),
             auth: AuthMode::None,
             retention_days: None,
             quarantine_retention_days: 30,
@@ -540,7 +543,117 @@ impl std::fmt::Debug for ServeConfig {
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("http2_keepalive_ms", &self.http2_keepalive_ms)
             .field("sync", &self.sync)
+            .field("outgoing", &self.outgoing)
             .finish()
+    }
+}
+
+/// `serve` flags of outgoing events: webhooks and the NATS sink.
+#[derive(Clone, Args)]
+pub struct OutgoingFlags {
+    /// Let subscriptions target loopback, private and link-local addresses
+    /// (development, tests, receivers on the same network).
+    #[arg(long, env = "CALLSCOPE_ALLOW_PRIVATE_WEBHOOKS")]
+    pub allow_private_webhooks: bool,
+
+    /// Longest a webhook POST may take, connecting included, in
+    /// milliseconds; a slower answer counts as a failed attempt.
+    #[arg(long, env = "CALLSCOPE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_timeout_ms: u64,
+
+    /// Delay after a webhook's first failed attempt, in milliseconds;
+    /// doubled after each further one (with jitter).
+    #[arg(long, env = "CALLSCOPE_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_base_ms: u64,
+
+    /// Longest delay between two attempts, in milliseconds.
+    #[arg(long, env = "CALLSCOPE_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_max_ms: u64,
+
+    /// How long an event is retried from its first attempt before it is
+    /// given up and the subscription marked failing, in milliseconds.
+    #[arg(long, env = "CALLSCOPE_WEBHOOK_RETRY_FOR_MS", default_value_t = 86_400_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_for_ms: u64,
+
+    /// How often the delivery workers look for new events, in milliseconds.
+    #[arg(long, env = "CALLSCOPE_EVENTS_POLL_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_poll_ms: u64,
+
+    /// Also publish every event to NATS JetStream at this URL
+    /// (`nats://127.0.0.1:4222`).
+    #[arg(long, env = "CALLSCOPE_EVENTS_NATS_URL")]
+    pub events_nats_url: Option<String>,
+
+    /// The JetStream stream events are published to; created when missing.
+    #[arg(
+        long,
+        env = "CALLSCOPE_EVENTS_NATS_STREAM",
+        default_value = "CALLSCOPE_EVENTS"
+    )]
+    pub events_nats_stream: String,
+
+    /// First token of the NATS subjects: `<prefix>.<tenant>.calls.<type>`.
+    #[arg(
+        long,
+        env = "CALLSCOPE_EVENTS_NATS_SUBJECT_PREFIX",
+        default_value = "callscope"
+    )]
+    pub events_nats_subject_prefix: String,
+}
+
+impl Default for OutgoingFlags {
+    fn default() -> Self {
+        Self {
+            allow_private_webhooks: false,
+            webhook_timeout_ms: 10_000,
+            webhook_retry_base_ms: 5_000,
+            webhook_retry_max_ms: 3_600_000,
+            webhook_retry_for_ms: 86_400_000,
+            events_poll_ms: 1_000,
+            events_nats_url: None,
+            events_nats_stream: "CALLSCOPE_EVENTS".to_owned(),
+            events_nats_subject_prefix: "callscope".to_owned(),
+        }
+    }
+}
+
+// The NATS URL may hold a password: Debug shows it redacted.
+impl std::fmt::Debug for OutgoingFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingFlags")
+            .field("allow_private_webhooks", &self.allow_private_webhooks)
+            .field("webhook_timeout_ms", &self.webhook_timeout_ms)
+            .field("webhook_retry_base_ms", &self.webhook_retry_base_ms)
+            .field("webhook_retry_max_ms", &self.webhook_retry_max_ms)
+            .field("webhook_retry_for_ms", &self.webhook_retry_for_ms)
+            .field("events_poll_ms", &self.events_poll_ms)
+            .field(
+                "events_nats_url",
+                &self.events_nats_url.as_deref().map(crate::store::redact),
+            )
+            .field("events_nats_stream", &self.events_nats_stream)
+            .field(
+                "events_nats_subject_prefix",
+                &self.events_nats_subject_prefix,
+            )
+            .finish()
+    }
+}
+
+impl OutgoingFlags {
+    pub fn retry_policy(&self) -> crate::domain::subscription::RetryPolicy {
+        crate::domain::subscription::RetryPolicy {
+            base: Duration::from_millis(self.webhook_retry_base_ms),
+            max: Duration::from_millis(self.webhook_retry_max_ms),
+            give_up_after: Duration::from_millis(self.webhook_retry_for_ms),
+        }
+    }
+
+    pub fn url_policy(&self, own: Vec<SocketAddr>) -> crate::service::subscriptions::UrlPolicy {
+        crate::service::subscriptions::UrlPolicy {
+            allow_private: self.allow_private_webhooks,
+            own,
+        }
     }
 }
 

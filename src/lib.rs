@@ -7,12 +7,14 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod export;
 pub mod http;
 pub mod import;
 pub mod logging;
 pub mod metrics;
+pub mod nats_sink;
 pub mod proto;
 pub mod retention;
 pub mod server;

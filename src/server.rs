@@ -19,7 +19,9 @@ use tonic_health::server::HealthReporter;
 
 use crate::api::auth::AuthLayer;
 use crate::api::ops::{Admission, DatabaseGate, MethodTable, OpsLayer};
-use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi, SyncApi};
+use crate::api::{
+    AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi, SubscriptionApi, SyncApi,
+};
 use crate::config::ServeConfig;
 use crate::domain::limits::{
     MAX_INGEST_REQUEST_BYTES, MAX_QUERY_REQUEST_BYTES, MAX_RESPONSE_BYTES,
@@ -28,7 +30,7 @@ use crate::proto::{
     FILE_DESCRIPTOR_SET, admin_service_server::AdminServiceServer,
     analytics_service_server::AnalyticsServiceServer, call_service_server::CallServiceServer,
     catalog_service_server::CatalogServiceServer, ingest_service_server::IngestServiceServer,
-    sync_service_server::SyncServiceServer,
+    subscription_service_server::SubscriptionServiceServer, sync_service_server::SyncServiceServer,
 };
 use crate::service::CallScope;
 use crate::store::Store;
@@ -41,6 +43,7 @@ const SERVICE_NAMES: &[&str] = &[
     "callscope.v1.AdminService",
     "callscope.v1.CatalogService",
     "callscope.v1.SyncService",
+    "callscope.v1.SubscriptionService",
 ];
 
 /// A built server: the store is connected and migrated, the port is bound.
@@ -71,11 +74,17 @@ impl Application {
         let http_listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+        // Webhooks never go to callscope's own listeners.
+        let own = [&listener, &http_listener]
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
         let service = CallScope::new(store, config.sources.settings())
             .with_max_response_bytes(config.max_response_bytes)
             .with_exact_total_limit(config.exact_total_limit)
             .with_quarantine_limits(config.quarantine_limits())
-            .with_sync(config.sync.settings());
+            .with_sync(config.sync.settings())
+            .with_url_policy(config.outgoing.url_policy(own));
         Ok(Self {
             config,
             listener,
@@ -232,6 +241,14 @@ impl Application {
                 .context("gRPC TLS configuration")?,
             None => Server::builder(),
         };
+        // Part of this task, not spawned: when it ends (even aborted), so
+        // does every delivery in flight.
+        let outgoing = crate::delivery::run_outgoing(
+            self.service.store().clone(),
+            &self.config.outgoing,
+            self.service.url_policy().clone(),
+            stop_rx.clone(),
+        );
         let keepalive = Duration::from_millis(self.config.http2_keepalive_ms);
         let grpc = server
             .timeout(Duration::from_millis(self.config.request_timeout_ms))
@@ -278,6 +295,10 @@ impl Application {
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
             .add_service(
+                SubscriptionServiceServer::new(SubscriptionApi(context.clone()))
+                    .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
+            )
+            .add_service(
                 SyncServiceServer::new(SyncApi(context.clone()))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
             )
@@ -287,7 +308,7 @@ impl Application {
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stopped(stop_rx.clone()),
             );
-        let result = cut_at(grace_over(stop_rx), grpc).await;
+        let (result, ()) = tokio::join!(cut_at(grace_over(stop_rx), grpc), outgoing);
         watchdog.abort();
         // A run in flight stops here; its last committed page is its checkpoint.
         scheduler.abort();

@@ -13,6 +13,7 @@ mod analytics;
 mod calls;
 mod catalog;
 mod ingest;
+mod subscriptions;
 mod sync;
 
 pub use admin::AdminApi;
@@ -20,6 +21,7 @@ pub use analytics::AnalyticsApi;
 pub use calls::CallApi;
 pub use catalog::CatalogApi;
 pub use ingest::IngestApi;
+pub use subscriptions::SubscriptionApi;
 pub use sync::SyncApi;
 
 use crate::domain::key::Identity;

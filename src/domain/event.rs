@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use super::carrier::carrier_spellings;
 use super::filter::{SCOPE_VERSION, checksum};
 use super::limits::MAX_PAGE_TOKEN_BYTES;
 use super::{
@@ -215,8 +216,13 @@ impl CallFilter {
                 return false;
             }
         }
+        // A tag on any of the call's turns is a tag of the call.
+        let tagged = |id: &String| {
+            c.tags.iter().any(|t| &t.id == id)
+                || c.turns.iter().flat_map(|t| &t.tags).any(|t| &t.id == id)
+        };
         if !self.tag_ids.is_empty() {
-            let has = |id: &String| c.tags.iter().any(|t| &t.id == id);
+            let has = |id: &String| tagged(id);
             let ok = match self.tag_match {
                 TagMatch::Any => self.tag_ids.iter().any(has),
                 TagMatch::All => self.tag_ids.iter().all(has),
@@ -274,7 +280,51 @@ impl CallFilter {
         if !self.sources.is_empty() && !self.sources.contains(&c.source) {
             return false;
         }
-        if !any(&self.carriers, &c.location.carrier) || !any(&self.provinces, &c.location.province)
+        // A carrier given by code, Chinese or English name matches every
+        // spelling vendors store for it.
+        if !self.carriers.is_empty()
+            && !self
+                .carriers
+                .iter()
+                .any(|w| carrier_spellings(w).contains(&c.location.carrier))
+        {
+            return false;
+        }
+        if !any(&self.provinces, &c.location.province) {
+            return false;
+        }
+        if !self.external_ids.is_empty()
+            && !self
+                .external_ids
+                .iter()
+                .any(|id| *id == c.external_id || (!c.alt_id().is_empty() && id == c.alt_id()))
+        {
+            return false;
+        }
+        if self.exclude_tag_ids.iter().any(tagged) {
+            return false;
+        }
+        if c.intent_level
+            .as_ref()
+            .is_some_and(|l| self.exclude_intent_level_ids.contains(&l.id))
+        {
+            return false;
+        }
+        if self.exclude_outcomes.contains(&c.outcome) {
+            return false;
+        }
+        if self
+            .attributes
+            .iter()
+            .any(|(k, v)| c.attributes.get(k) != Some(v))
+        {
+            return false;
+        }
+        if !self.quality_flags.is_empty()
+            && !self
+                .quality_flags
+                .iter()
+                .any(|f| c.quality_flags.contains(f))
         {
             return false;
         }

@@ -14,6 +14,7 @@ pub mod phone;
 pub(crate) mod sample;
 pub mod size;
 pub mod stats;
+pub mod subscription;
 pub mod sync;
 pub mod task_number;
 pub mod text;

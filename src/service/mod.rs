@@ -9,8 +9,9 @@ pub mod keys;
 pub mod admin;
 pub mod catalog;
 pub mod error;
-pub mod sync;
 pub mod events;
+pub mod subscriptions;
+pub mod sync;
 
 pub use error::ServiceError;
 
@@ -59,6 +60,8 @@ pub struct CallScope {
     /// Ends server streams (ExportCalls, WatchCalls) when it turns true.
     shutdown: Option<tokio::sync::watch::Receiver<bool>>,
     watch: events::WatchSettings,
+    /// Which webhook URLs SubscriptionService accepts.
+    webhooks: subscriptions::UrlPolicy,
 }
 
 impl CallScope {
@@ -73,6 +76,7 @@ impl CallScope {
             metrics: crate::metrics::Metrics::new(),
             shutdown: None,
             watch: Default::default(),
+            webhooks: Default::default(),
         }
     }
 
@@ -122,6 +126,17 @@ impl CallScope {
     pub fn with_quarantine_limits(mut self, limits: domain::erasure::QuarantineLimits) -> Self {
         self.quarantine_limits = limits;
         self
+    }
+
+    /// The same service with other rules for webhook URLs.
+    pub fn with_url_policy(mut self, policy: subscriptions::UrlPolicy) -> Self {
+        self.webhooks = policy;
+        self
+    }
+
+    /// The rules webhook URLs follow (also at delivery time).
+    pub fn url_policy(&self) -> &subscriptions::UrlPolicy {
+        &self.webhooks
     }
 
     pub fn store(&self) -> &Store {

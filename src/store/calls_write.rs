@@ -12,8 +12,8 @@ use sqlx::{
 use super::catalogs::Catalog;
 use super::dialect::{push_list, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
-use crate::domain::limits::MAX_ATTRIBUTES;
 use crate::domain::event::EventKind;
+use crate::domain::limits::MAX_ATTRIBUTES;
 use crate::domain::{Call, DialogueTurn, Task, UnixMs, UpsertOutcome, UpsertResult};
 
 /// The columns of `calls` written from a [`Call`], in bind order.

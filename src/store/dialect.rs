@@ -44,6 +44,9 @@ pub trait Dialect: Database {
     /// second>`, in three pieces around the two binds. Attributes are a JSON
     /// object in a text column on both backends.
     const ATTRIBUTE_EQUALS: [&'static str; 3];
+    /// Appended to a `SELECT` that claims rows for a lease: rows another
+    /// transaction is claiming are skipped rather than waited for.
+    const SKIP_LOCKED: &'static str;
     /// Appended to a `SELECT` of calls (`c`) to lock their rows for the rest
     /// of the transaction: a delete then logs exactly the version it removes.
     const LOCK_CALL_ROWS: &'static str;
@@ -69,6 +72,8 @@ impl Dialect for sqlx::Sqlite {
         " AND j.type = 'text' AND j.value = ",
         ")",
     ];
+    // BEGIN IMMEDIATE: one claimer at a time.
+    const SKIP_LOCKED: &'static str = "";
     // One writer at a time: nothing can change a row under the transaction.
     const LOCK_CALL_ROWS: &'static str = "";
 }
@@ -103,6 +108,7 @@ impl Dialect for sqlx::Postgres {
         " AS TEXT)) = CAST(",
         " AS TEXT)",
     ];
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_CALL_ROWS: &'static str = " FOR UPDATE OF c";
 }
 

@@ -8,7 +8,8 @@
 //! `stats` (campaign figures), `filter_sql` (a filter as a `WHERE` clause),
 //! `sqlite` and `postgres` (connecting), `dialect` (what differs between them),
 //! `admin` (deleting, erasing, retention and the quarantine's caps), `events`
-//! (the event log), `sync` (pull sources, their leases and checkpoints).
+//! (the event log), `subscriptions` (webhooks, their deliveries, sink
+//! positions), `sync` (pull sources, their leases and checkpoints).
 
 mod admin;
 mod calls_read;
@@ -23,11 +24,12 @@ mod postgres;
 mod quarantine;
 mod sqlite;
 mod stats;
+mod subscriptions;
 mod sync;
 mod task_numbers;
 
-use std::collections::HashMap;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +38,16 @@ use async_trait::async_trait;
 
 pub use dialect::{Dialect, SqlStore};
 pub use error::StoreError;
+pub use subscriptions::SubscriptionUpdate;
 pub use task_numbers::TaskNumberPage;
 
 use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};
 use crate::domain::event::{CallEvent, EventLogState};
 use crate::domain::key::StoredKey;
 use crate::domain::stats::{BucketSums, CallStats};
-use crate::domain::task_number::TaskProgress;
+use crate::domain::subscription::{Delivery, Subscription};
 use crate::domain::sync::{StoredSyncSource, SyncCheckpoint, SyncRunReport, SyncSourceSpec};
+use crate::domain::task_number::TaskProgress;
 use crate::domain::{
     Call, CallFilter, CallQuery, Cursor, IntentLevel, RejectedRecord, Source, StoredCall, Tag,
     TagGroup, Task, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert, UnixMs, UpsertResult,
@@ -425,6 +429,102 @@ pub trait SyncStore {
     ) -> Result<(), StoreError>;
 }
 
+/// Webhook subscriptions with their deliveries, and the positions of the
+/// message-bus sinks. The worker methods take a lease (`owner`) and every
+/// write of theirs is fenced by it: `false` means the lease was lost and
+/// nothing was written.
+#[async_trait]
+pub trait SubscriptionStore {
+    /// Adds a subscription unless the tenant has `max_per_tenant` already
+    /// (`false`).
+    async fn insert_subscription(
+        &self,
+        tenant: &str,
+        sub: &Subscription,
+        max_per_tenant: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The tenant's subscriptions, oldest first.
+    async fn list_subscriptions(&self, tenant: &str) -> Result<Vec<Subscription>, StoreError>;
+
+    async fn get_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<Subscription>, StoreError>;
+
+    /// Deletes a subscription with its deliveries; `false` when there was none.
+    async fn delete_subscription(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// A subscription's latest deliveries, newest event first.
+    async fn list_deliveries(
+        &self,
+        tenant: &str,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Leases up to `limit` of the tenant's subscriptions whose lease ended
+    /// by `now` to `owner` until `lease_until`, skipping rows another
+    /// replica is claiming.
+    async fn claim_subscriptions(
+        &self,
+        tenant: &str,
+        owner: &str,
+        now: UnixMs,
+        lease_until: UnixMs,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// The delivery of the event at `position`, if one was attempted.
+    async fn get_delivery(
+        &self,
+        tenant: &str,
+        id: &str,
+        position: i64,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Records an attempt and updates the subscription, in one transaction.
+    async fn record_delivery(
+        &self,
+        tenant: &str,
+        id: &str,
+        owner: &str,
+        delivery: &Delivery,
+        update: SubscriptionUpdate<'_>,
+    ) -> Result<bool, StoreError>;
+
+    /// Updates a leased subscription (position, lease).
+    async fn update_subscription(
+        &self,
+        tenant: &str,
+        id: &str,
+        owner: &str,
+        update: SubscriptionUpdate<'_>,
+    ) -> Result<bool, StoreError>;
+
+    /// Leases the tenant's row of `sink` (made at position 0 when missing)
+    /// and answers its position; `None` while another owner holds it.
+    async fn claim_sink(
+        &self,
+        tenant: &str,
+        sink: &str,
+        owner: &str,
+        now: UnixMs,
+        lease_until: UnixMs,
+    ) -> Result<Option<i64>, StoreError>;
+
+    /// Commits a sink's position and extends its lease.
+    async fn advance_sink(
+        &self,
+        tenant: &str,
+        sink: &str,
+        owner: &str,
+        position: i64,
+        lease_until: UnixMs,
+    ) -> Result<bool, StoreError>;
+}
+
 /// The event log: every committed insert, update and delete of a call, per
 /// tenant, at positions 1, 2, 3, … in commit order. Written by the write
 /// paths themselves (`IngestStore`, `AdminStore`), in their transactions.
@@ -480,6 +580,7 @@ pub trait Backend:
     + KeyStore
     + AdminStore
     + SyncStore
+    + SubscriptionStore
     + EventStore
     + Send
     + Sync

@@ -176,6 +176,15 @@ impl TestApp {
         http_post(self.http_addr, path, body).await
     }
 
+    /// Ends the server task abruptly, as `kill -9` would end the process:
+    /// no graceful shutdown, work in flight is dropped. The database stays
+    /// (a new server may open `database_url`).
+    pub fn kill(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -18,6 +18,7 @@ mod events;
 mod helpers;
 mod isolation;
 mod logs;
+mod nats_sink;
 mod operations;
 mod outage;
 mod pg_cluster;
@@ -26,6 +27,7 @@ mod readside;
 mod row_security;
 mod server;
 mod smartivr_standin;
+mod subscriptions;
 mod sync;
 mod tls;
 mod vendors;
@@ -46,12 +48,14 @@ fn main() -> ExitCode {
         isolation::trials(),
         logs::trials(),
         operations::trials(),
+        nats_sink::trials(),
         outage::trials(),
         readme::trials(),
         readside::trials(),
         row_security::trials(),
         server::trials(),
         sync::trials(),
+        subscriptions::trials(),
         tls::trials(),
         vendors::trials(),
     ]

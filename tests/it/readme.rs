@@ -136,6 +136,9 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "call_id,source,external_id,task_id",
         "\"type\": \"CALL_EVENT_TYPE_CREATED\"",
         "\"externalId\": \"hot-lead-1\"",
+        "\"signingSecret\": \"whsec_",
+        "\"intentLevelIds\": [",
+        "\"field\":\"url\"",
     ] {
         assert!(
             all.contains(expected),
