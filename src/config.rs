@@ -233,6 +233,16 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
+
+    /// An origin browsers may call from (gRPC-Web on the gRPC port, JSON on
+    /// the HTTP port), `https://crm.example.com`, or `*` for any;
+    /// repeatable. CORS is off when none is given.
+    #[arg(
+        long = "cors-origin",
+        env = "CALLSCOPE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 fn parse_response_bytes(text: &str) -> Result<usize, String> {
@@ -260,6 +270,7 @@ impl ServeConfig {
             health_interval_ms: 2_000,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             tls: crate::tls::TlsFlags::default(),
+            cors_origins: Vec::new(),
             auth: AuthMode::None,
             retention_days: None,
             quarantine_retention_days: 30,
@@ -314,6 +325,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("health_interval_ms", &self.health_interval_ms)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("tls", &self.tls)
+            .field("cors_origins", &self.cors_origins)
             .field("auth", &self.auth)
             .field("retention_days", &self.retention_days)
             .field("quarantine_retention_days", &self.quarantine_retention_days)

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::util::{BoxCloneSyncService, option_layer};
 
 use crate::api::auth::AuthLayer;
 use crate::api::{AdminApi, AnalyticsApi, ApiContext, CallApi, IngestApi};
@@ -108,23 +110,6 @@ impl Application {
         let http_addr = self.http_addr();
         let addr = self.grpc_addr();
         let auth = self.config.auth.authenticator(self.service.store());
-        let hooks = crate::http::router(
-            self.service.clone(),
-            self.config.http_body_limit,
-            auth.clone(),
-        );
-        let http = match &self.tls {
-            None => tokio::spawn(
-                axum::serve(self.http_listener, hooks)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
-            ),
-            Some(tls) => tokio::spawn(
-                axum::serve(tls.http_listener(self.http_listener), hooks)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
-            ),
-        };
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::Serving).await;
@@ -151,21 +136,7 @@ impl Application {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-
-        tracing::info!(%addr, %http_addr, tls = self.tls.is_some(), config = ?self.config, "callscope listening");
-        let server = match &self.tls {
-            Some(tls) => Server::builder()
-                .tls_config(tls.grpc())
-                .context("gRPC TLS configuration")?,
-            None => Server::builder(),
-        };
-        let result = server
-            .timeout(Duration::from_millis(self.config.request_timeout_ms))
-            .concurrency_limit_per_connection(self.config.max_concurrent_requests)
-            // Keys and roles for every route, health and reflection included
-            // (the layer lets those two through without a key).
-            .layer(AuthLayer::new(auth))
-            .add_service(health_service)
+        let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(
@@ -184,7 +155,55 @@ impl Application {
             .add_service(
                 AdminServiceServer::new(AdminApi(context))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
-            )
+            );
+        // The layers every RPC goes through, over gRPC and over JSON alike
+        // (the JSON API calls this same stack in-process).
+        let rpc_layers = tower::ServiceBuilder::new()
+            // Keys and roles for every route, health and reflection included
+            // (the layer lets those two through without a key).
+            .layer(AuthLayer::new(auth.clone()));
+        let request_timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let gateway = crate::http::connect::Gateway::new(
+            BoxCloneSyncService::new(rpc_layers.service(routes.clone())),
+            request_timeout,
+        );
+        let cors = crate::http::connect::cors_layer(&self.config.cors_origins)?;
+
+        let hooks = crate::http::router(
+            self.service.clone(),
+            self.config.http_body_limit,
+            auth.clone(),
+        )
+        .merge(crate::http::connect::router(gateway).layer(option_layer(cors.clone())));
+        let http = match &self.tls {
+            None => tokio::spawn(
+                axum::serve(self.http_listener, hooks)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+            Some(tls) => tokio::spawn(
+                axum::serve(tls.http_listener(self.http_listener), hooks)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            ),
+        };
+
+        tracing::info!(%addr, %http_addr, tls = self.tls.is_some(), config = ?self.config, "callscope listening");
+        let server = match &self.tls {
+            Some(tls) => Server::builder()
+                .tls_config(tls.grpc())
+                .context("gRPC TLS configuration")?,
+            None => Server::builder(),
+        };
+        let result = server
+            // gRPC-Web (browsers) comes over HTTP/1.1 as well as HTTP/2.
+            .accept_http1(true)
+            .timeout(request_timeout)
+            .concurrency_limit_per_connection(self.config.max_concurrent_requests)
+            .layer(option_layer(cors))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(rpc_layers)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small answer waits for the client's
                 // delayed ACK: about 40 ms added to every unary RPC.
