@@ -198,7 +198,18 @@ fn field_schema(field: &FieldDescriptor, schemas: &mut BTreeMap<String, Value>) 
     };
     let mut description = comment(&field.parent_file(), field.path());
     if description.is_empty() {
-        description = format!("`{}`", field.name());
+        // Not commented in the proto: say at least what it holds.
+        let kind = match field.kind() {
+            Kind::Message(m) => format!("`{}`", m.full_name()),
+            Kind::Enum(e) => format!("`{}`", e.full_name()),
+            other => format!("{other:?}").to_lowercase(),
+        };
+        let shape = match (field.is_map(), field.is_list()) {
+            (true, _) => "a map of",
+            (_, true) => "a list of",
+            _ => "a",
+        };
+        description = format!("`{}`: {shape} {kind}", field.name());
     }
     if let Kind::Enum(e) = field.kind() {
         description.push_str(&enum_values(&e));
@@ -307,6 +318,7 @@ fn connect_error() -> Value {
         "properties": {
             "code": {
                 "type": "string",
+                "description": "the gRPC code in Connect's spelling; the HTTP status follows from it",
                 "enum": [
                     "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found",
                     "already_exists", "permission_denied", "resource_exhausted",
@@ -314,9 +326,10 @@ fn connect_error() -> Value {
                     "internal", "unavailable", "data_loss", "unauthenticated",
                 ],
             },
-            "message": { "type": "string" },
+            "message": { "type": "string", "description": "what went wrong, for people" },
             "details": {
                 "type": "array",
+                "description": "`google.rpc` error details: `BadRequest`, `ResourceInfo`, `RetryInfo`",
                 "items": {
                     "type": "object",
                     "required": ["type", "value"],

@@ -15,6 +15,7 @@ mod auth;
 mod calls;
 mod helpers;
 mod isolation;
+mod json_api;
 mod logs;
 mod outage;
 mod pg_cluster;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         auth::trials(),
         calls::trials(),
         isolation::trials(),
+        json_api::trials(),
         logs::trials(),
         outage::trials(),
         readme::trials(),
