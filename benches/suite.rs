@@ -17,6 +17,8 @@ mod backend;
 mod data;
 #[path = "suite/ingest.rs"]
 mod ingest;
+#[path = "suite/json.rs"]
+mod json;
 #[path = "suite/listing.rs"]
 mod listing;
 #[path = "suite/report.rs"]
@@ -90,7 +92,8 @@ pub struct Args {
     #[arg(long, requires = "db")]
     reuse: bool,
     /// Run only these benchmarks: storage (ingest, listings, deep pages on
-    /// each backend) or stats (analytics, SQLite).
+    /// each backend), stats (analytics, SQLite) or json (JSON over HTTP
+    /// against gRPC, SQLite).
     #[arg(long, value_enum)]
     only: Option<Only>,
     /// Passed by `cargo bench`; without it (`cargo test --benches`) nothing
@@ -103,6 +106,8 @@ pub struct Args {
 enum Only {
     Storage,
     Stats,
+    /// JSON over HTTP against gRPC (ListCalls, and the encoding of a page).
+    Json,
 }
 
 #[tokio::main]
@@ -130,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     let mut figures = Vec::new();
-    let storage_backends = if args.only == Some(Only::Stats) {
+    let storage_backends = if matches!(args.only, Some(Only::Stats | Only::Json)) {
         &[][..]
     } else {
         &backends[..]
@@ -146,7 +151,8 @@ async fn main() -> anyhow::Result<()> {
         f.print(&args);
         figures.push(f);
     }
-    let timed = if backends.contains(&Backend::Sqlite) && args.only != Some(Only::Storage) {
+    let timed = if backends.contains(&Backend::Sqlite) && args.only.is_none_or(|o| o == Only::Stats)
+    {
         let dataset = stats::Dataset {
             calls: usize::try_from(args.calls)?,
             db: args.db.clone(),
@@ -157,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let secure = if args.only == Some(Only::Stats) {
+    let secure = if matches!(args.only, Some(Only::Stats | Only::Json)) {
         Vec::new()
     } else {
         let pg = backends
@@ -166,10 +172,28 @@ async fn main() -> anyhow::Result<()> {
             .flatten();
         security::run(&args, backends.contains(&Backend::Sqlite), pg).await
     };
+    let json = if backends.contains(&Backend::Sqlite) && args.only.is_none_or(|o| o == Only::Json) {
+        json::run(&args).await
+    } else {
+        vec![
+            report::Measure::missing(
+                "json_list_p99_vs_grpc",
+                "ms",
+                "not measured: SQLite not in this run",
+            ),
+            report::Measure::missing(
+                "json_encode_page_vs_list",
+                "ms",
+                "not measured: SQLite not in this run",
+            ),
+        ]
+    };
     let mut measures = measures(&figures, timed.as_deref(), &args);
     // The security measures go before the two that are not built yet.
     let at = measures.len() - 2;
     measures.splice(at..at, secure);
+    let at = measures.len() - 2;
+    measures.splice(at..at, json);
     println!("load average at the end: {}", report::load_average());
     println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
     println!();
@@ -212,6 +236,7 @@ fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) ->
         let why = match args.only {
             Some(Only::Stats) if what != "stats" => "--only stats".to_owned(),
             Some(Only::Storage) if what == "stats" => "--only storage".to_owned(),
+            Some(Only::Json) => "--only json".to_owned(),
             _ if what == "stats" => "it runs on SQLite, which is not in --backends".to_owned(),
             _ => format!("{what} not in this run"),
         };

@@ -16,6 +16,7 @@ mod calls;
 mod helpers;
 mod isolation;
 mod json_api;
+mod json_clients;
 mod logs;
 mod outage;
 mod pg_cluster;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         calls::trials(),
         isolation::trials(),
         json_api::trials(),
+        json_clients::trials(),
         logs::trials(),
         outage::trials(),
         readme::trials(),
