@@ -32,6 +32,44 @@ pub enum Command {
     Import(ImportConfig),
     /// Create, list and revoke API keys (for `serve --auth keys`).
     Keys(KeysConfig),
+    /// Export the calls of a filter from a running server as CSV or NDJSON
+    /// (CallService.ExportCalls), resuming by itself after a dropped connection.
+    Export(ExportConfig),
+}
+
+/// `callscope export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportConfig {
+    /// The server's gRPC address, e.g. `http://127.0.0.1:50051`.
+    #[arg(long)]
+    pub server: String,
+    /// An API key with the read role (servers with `--auth keys`).
+    #[arg(long, env = "CALLSCOPE_API_KEY")]
+    pub api_key: Option<String>,
+    /// `csv` (a header row, one flat row per call) or `ndjson` (a JSON object per line).
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Only calls of these tasks (repeatable).
+    #[arg(long = "task-id")]
+    pub task_ids: Vec<String>,
+    /// Only calls at or after this time (RFC 3339).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Only calls before this time (RFC 3339).
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// PEM CA certificate(s) to verify an `https://` server with.
+    #[arg(long)]
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -243,6 +281,23 @@ pub struct ServeConfig {
         value_delimiter = ','
     )]
     pub cors_origins: Vec<String>,
+
+    /// Keep the event log (WatchCalls, webhooks, the NATS sink) this many
+    /// hours; older events are removed in batches every retention interval.
+    /// A watch resume token older than that is OUT_OF_RANGE.
+    #[arg(long, env = "CALLSCOPE_EVENT_RETENTION_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_retention_hours: u32,
+
+    /// How often a watch reads the event log when no write of this process
+    /// woke it, in milliseconds: the most a write made through another
+    /// server on the same database waits before a watcher here sees it.
+    #[arg(long, env = "CALLSCOPE_WATCH_POLL_MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_poll_ms: u64,
+
+    /// A watcher whose stream takes no event for this long, in milliseconds,
+    /// is cut off with RESOURCE_EXHAUSTED (it resumes with its last token).
+    #[arg(long, env = "CALLSCOPE_WATCH_STALL_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_stall_timeout_ms: u64,
 }
 
 fn parse_response_bytes(text: &str) -> Result<usize, String> {
@@ -277,6 +332,17 @@ impl ServeConfig {
             retention_interval_ms: 3_600_000,
             quarantine_max_rows: 10_000,
             quarantine_max_bytes: 256 * 1024 * 1024,
+            event_retention_hours: 72,
+            watch_poll_ms: 250,
+            watch_stall_timeout_ms: 10_000,
+        }
+    }
+
+    /// How watches poll the event log and when they cut a watcher off.
+    pub fn watch_settings(&self) -> crate::service::events::WatchSettings {
+        crate::service::events::WatchSettings {
+            poll: Duration::from_millis(self.watch_poll_ms),
+            stall: Duration::from_millis(self.watch_stall_timeout_ms),
         }
     }
 
@@ -330,6 +396,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention_days", &self.retention_days)
             .field("quarantine_retention_days", &self.quarantine_retention_days)
             .field("retention_interval_ms", &self.retention_interval_ms)
+            .field("event_retention_hours", &self.event_retention_hours)
             .field("quarantine_max_rows", &self.quarantine_max_rows)
             .field("quarantine_max_bytes", &self.quarantine_max_bytes)
             .finish()

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod proto;

@@ -28,5 +28,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(config) => callscope::auth::run_keys(&config, &mut std::io::stdout()).await,
+        Command::Export(config) => {
+            let written = callscope::export::run_export(&config).await?;
+            tracing::info!(calls = written, "export done");
+            Ok(())
+        }
     }
 }

@@ -118,3 +118,45 @@ pub async fn run(store: Store, policy: RetentionPolicy, mut stop: watch::Receive
         }
     }
 }
+
+/// Removes events older than `hours` from every tenant's event log, as of
+/// `now`, [`PURGE_BATCH`] per transaction; answers how many.
+pub async fn purge_events(store: &Store, hours: u32, now: UnixMs) -> Result<u64, StoreError> {
+    let cutoff = now - i64::from(hours) * 3600 * 1000;
+    let mut purged = 0;
+    for (tenant, _) in store.event_logs().await? {
+        let n = store
+            .purge_events_before(&tenant, cutoff, PURGE_BATCH)
+            .await?;
+        if n > 0 {
+            tracing::info!(tenant, events = n, "event retention removed old events");
+        }
+        purged += n;
+    }
+    Ok(purged)
+}
+
+/// Purges the event log at start and then every `interval` until `stop`
+/// turns true. Always on: the log would otherwise grow with every write.
+pub async fn run_events(
+    store: Store,
+    hours: u32,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        let result = tokio::select! {
+            result = purge_events(&store, hours, domain::now_ms()) => result,
+            _ = stop.wait_for(|stop| *stop) => return,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "event retention failed");
+        }
+    }
+}

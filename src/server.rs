@@ -93,13 +93,17 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // One shutdown signal for both listeners (and the server streams).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let context = ApiContext {
-            service: self.service.clone(),
+            service: self
+                .service
+                .clone()
+                .with_shutdown(stop_rx.clone())
+                .with_watch_settings(self.config.watch_settings()),
             region: self.config.sources.default_region,
         };
 
-        // One shutdown signal for both listeners.
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -127,6 +131,13 @@ impl Application {
                 stop_rx.clone(),
             ))
         });
+
+        let event_retention = tokio::spawn(crate::retention::run_events(
+            self.service.store().clone(),
+            self.config.event_retention_hours,
+            Duration::from_millis(self.config.retention_interval_ms),
+            stop_rx.clone(),
+        ));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -212,6 +223,7 @@ impl Application {
             )
             .await;
         watchdog.abort();
+        event_retention.abort();
         if let Some(retention) = retention {
             // It stops on the same signal; a purge batch in flight rolls back.
             retention.abort();

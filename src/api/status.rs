@@ -48,6 +48,14 @@ impl From<ServiceError> for Status {
                 message,
                 ErrorDetails::with_retry_info(retry_after),
             ),
+            ServiceError::OutOfRange { field, message } => Status::with_error_details(
+                Code::OutOfRange,
+                format!("{field} {message}"),
+                ErrorDetails::with_bad_request_violation(field, message),
+            ),
+            ServiceError::DeadlineExceeded(what) => {
+                Status::deadline_exceeded(format!("deadline exceeded: {what}"))
+            }
             ServiceError::Internal => Status::internal("internal error"),
         }
     }

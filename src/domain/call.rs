@@ -16,7 +16,7 @@ use super::{UnixMs, Violations};
 macro_rules! code_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal => $key:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name { $($variant = $code),+ }
 
         impl $name {
@@ -146,7 +146,7 @@ pub struct Tag {
 }
 
 /// The customer's intent level (A/B/C/D).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentLevel {
     pub id: String,
     pub name: String,
@@ -155,7 +155,7 @@ pub struct IntentLevel {
 }
 
 /// Where a number is registered.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Location {
     pub province: String,
     pub city: String,
@@ -166,7 +166,7 @@ pub struct Location {
 }
 
 /// What a call cost; amounts are decimal strings, checked by [`is_decimal`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Billing {
     pub rate: String,
     pub base_cost: String,
@@ -179,7 +179,7 @@ pub struct Billing {
 }
 
 /// One turn of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DialogueTurn {
     pub sequence: i32,
     pub kind: TurnKind,
@@ -201,7 +201,7 @@ pub struct DialogueTurn {
 
 /// A call as callscope keeps it, whatever vendor it came from. Phone numbers
 /// are already normalised; times are UTC milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Call {
     pub source: Source,
     pub external_id: String,

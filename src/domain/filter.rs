@@ -275,12 +275,19 @@ pub struct BadPageToken;
 
 /// The version of the scope encoding and of the token layout; the first
 /// byte of every token, and hashed into every scope.
-const SCOPE_VERSION: u8 = 1;
+pub(super) const SCOPE_VERSION: u8 = 1;
 
 /// What a page token is bound to: a hash of the canonical encoding of the
 /// tenant, the listing, its filter and its order (see [`ScopeWriter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageScope([u8; 8]);
+
+impl PageScope {
+    /// The hash, for tokens of other kinds (`event::WatchToken`).
+    pub(super) fn bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+}
 
 /// Writes a listing's canonical encoding: each field as (tag, length,
 /// value), in tag order, and only when set. A field added later and left
@@ -362,7 +369,14 @@ impl ScopeWriter {
 /// The scope of a call listing. Tags are fixed forever; a new filter field
 /// takes a new tag.
 pub fn call_listing_scope(tenant: &str, f: &CallFilter, order: CallOrder) -> PageScope {
-    let mut w = ScopeWriter::new(tenant, "calls");
+    filter_scope(tenant, "calls", f, order)
+}
+
+/// The scope of a walk over the calls a filter selects, named `listing`
+/// (`calls` for ListCalls; ExportCalls and WatchCalls have their own names,
+/// so a token of one is refused by the others).
+pub fn filter_scope(tenant: &str, listing: &str, f: &CallFilter, order: CallOrder) -> PageScope {
+    let mut w = ScopeWriter::new(tenant, listing);
     if order != CallOrder::default() {
         w.int(3, Some(order.scope_code()));
     }
@@ -463,7 +477,7 @@ impl PageToken {
     }
 }
 
-fn checksum(body: &[u8]) -> [u8; 8] {
+pub(super) fn checksum(body: &[u8]) -> [u8; 8] {
     // Keyed so that a hand-made token does not pass by accident; tenant
     // isolation never depends on it (every query is scoped server-side).
     let mut hasher = Sha256::new();

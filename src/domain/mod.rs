@@ -4,6 +4,7 @@
 pub mod call;
 pub mod erasure;
 pub mod error;
+pub mod event;
 pub mod filter;
 pub mod key;
 pub mod limits;

@@ -168,6 +168,8 @@ fn service_failure(err: ServiceError) -> (StatusCode, Answer) {
         ServiceError::ResourceExhausted { .. } => {
             (StatusCode::TOO_MANY_REQUESTS, "RESOURCE_EXHAUSTED")
         }
+        ServiceError::OutOfRange { .. } => (StatusCode::BAD_REQUEST, "OUT_OF_RANGE"),
+        ServiceError::DeadlineExceeded(_) => (StatusCode::GATEWAY_TIMEOUT, "DEADLINE_EXCEEDED"),
         ServiceError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     };
     (status, Answer::failed(code, err.to_string(), None))

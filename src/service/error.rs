@@ -34,6 +34,16 @@ pub enum ServiceError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// A position the client asked for is no longer there (a resume token
+    /// older than the event log keeps); `field` names the request field.
+    #[error("{field} {message}")]
+    OutOfRange {
+        field: &'static str,
+        message: String,
+    },
+    /// The client's deadline passed before the operation finished.
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(&'static str),
     /// A fault of ours; the cause was logged where it was converted.
     #[error("internal error")]
     Internal,

@@ -8,6 +8,7 @@ pub mod keys;
 
 pub mod admin;
 pub mod error;
+pub mod events;
 
 pub use error::ServiceError;
 
@@ -35,6 +36,9 @@ pub struct CallScope {
     sources: ingest::SourceSettings,
     max_response_bytes: usize,
     quarantine_limits: domain::erasure::QuarantineLimits,
+    /// Ends server streams (ExportCalls, WatchCalls) when it turns true.
+    shutdown: Option<tokio::sync::watch::Receiver<bool>>,
+    watch: events::WatchSettings,
 }
 
 impl CallScope {
@@ -44,7 +48,22 @@ impl CallScope {
             sources,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             quarantine_limits: Default::default(),
+            shutdown: None,
+            watch: Default::default(),
         }
+    }
+
+    /// The same service, whose server streams end when `stop` turns true
+    /// (graceful shutdown waits for every open stream).
+    pub fn with_shutdown(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(stop);
+        self
+    }
+
+    /// The same service with other watch timings.
+    pub fn with_watch_settings(mut self, settings: events::WatchSettings) -> Self {
+        self.watch = settings;
+        self
     }
 
     /// Cuts ListCalls pages short before their estimated size passes `bytes`.

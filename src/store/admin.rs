@@ -10,6 +10,7 @@ use super::calls_write::ROWS_PER_STATEMENT;
 use super::filter_sql::push_where;
 use super::{AdminStore, Dialect, SqlStore, StoreError};
 use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};
+use crate::domain::event::EventKind;
 use crate::domain::{CallFilter, Source, UnixMs};
 
 /// Calls deleted per statement by DeleteCalls and ErasePhone: bound ids stay
@@ -61,20 +62,33 @@ where
         Ok(())
     }
 
-    /// Deletes calls by id with their child rows, `DELETE_BATCH` at a time.
+    /// Deletes calls by id with their child rows, `DELETE_BATCH` at a time,
+    /// and logs a DELETED event per call with the version it removed (without
+    /// the number when `erasure`, whose earlier events lose it too).
     async fn delete_calls_by_id(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
         ids: &[String],
+        erasure: bool,
     ) -> Result<(), StoreError> {
+        let mut events = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(DELETE_BATCH) {
-            // The calls first: their row locks wait for a concurrent writer
-            // of the same call, whose child rows the next statements then see.
+            // Read with their rows locked: a concurrent writer of the same
+            // call commits first, and its version and child rows are what
+            // the event and the next statements see.
+            let removed = Self::load_calls(tx, tenant, chunk, true).await?;
             for table in ["calls"].iter().chain(CHILD_TABLES) {
                 Self::delete_by_ids(tx, table, "call_id", tenant, chunk, DELETE_BATCH).await?;
             }
+            events.extend(removed.into_iter().map(|call| {
+                let call = if erasure { call.erased() } else { call };
+                (EventKind::Deleted, call)
+            }));
         }
-        Ok(())
+        if erasure {
+            Self::erase_events(tx, tenant, ids).await?;
+        }
+        Self::append_events(tx, tenant, events).await
     }
 
     /// The calls whose callee or caller is `phone`: `(call_id, source, external_id)`.
@@ -189,7 +203,8 @@ where
             qb.build().execute(&mut **tx).await?;
         }
         let ids: Vec<String> = calls.into_iter().map(|(id, _, _)| id).collect();
-        Self::delete_calls_by_id(tx, tenant, &ids).await?;
+        Self::delete_calls_by_id(tx, tenant, &ids, true).await?;
+        Self::erase_phone_events(tx, tenant, phone).await?;
         Self::delete_by_ids(
             tx,
             "rejected_records",
@@ -241,7 +256,7 @@ where
             push_where(&mut qb, tenant, filter);
             qb.push(" LIMIT ").push_bind(DELETE_BATCH as i64);
             let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            Self::delete_calls_by_id(&mut tx, tenant, &ids).await?;
+            Self::delete_calls_by_id(&mut tx, tenant, &ids, false).await?;
             deleted += ids.len() as i64;
             if ids.len() < DELETE_BATCH {
                 break;
@@ -249,6 +264,7 @@ where
         }
         tx.commit().await?;
         if deleted > 0 {
+            self.events_committed();
             self.after_write().await;
         }
         Ok(deleted)
@@ -269,6 +285,7 @@ where
         let counts = Self::erase_in(&mut tx, tenant, phone, validate_only, now).await?;
         tx.commit().await?;
         if !validate_only && counts.calls > 0 {
+            self.events_committed();
             self.after_write().await;
         }
         Ok(counts)
@@ -303,8 +320,9 @@ where
                 .push(" ORDER BY call_time LIMIT ")
                 .push_bind(batch as i64);
             let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-            Self::delete_calls_by_id(&mut tx, tenant, &ids).await?;
+            Self::delete_calls_by_id(&mut tx, tenant, &ids, false).await?;
             tx.commit().await?;
+            self.events_committed();
             purged += ids.len() as u64;
             if ids.len() < batch {
                 break;

@@ -106,6 +106,35 @@ where
         tx.commit().await?;
         Ok(Some(call))
     }
+
+    async fn attach_turns(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError> {
+        let mut tx = self.read(tenant).await?;
+        let mut turns: HashMap<String, Vec<DialogueTurn>> = HashMap::new();
+        let ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
+        for chunk in ids.chunks(super::calls_write::ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT call_id, sequence, kind, customer_text, robot_text, node_id, node_name, \
+                 keyword, score, speak_ms, play_ms, asr_latency_ms, tags, turn_time, \
+                 after_transfer, turn_id, attributes FROM dialogue_turns WHERE tenant_id = ",
+            );
+            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
+            push_list(&mut qb, chunk);
+            qb.push(") AND kind <> ")
+                .push_bind(i64::from(TurnKind::Progress.code()))
+                .push(" ORDER BY call_id, sequence");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                turns
+                    .entry(row.try_get("call_id")?)
+                    .or_default()
+                    .push(Self::row_to_turn(&row)?);
+            }
+        }
+        tx.commit().await?;
+        for call in calls.iter_mut() {
+            call.call.turns = turns.remove(&call.call_id).unwrap_or_default();
+        }
+        Ok(())
+    }
 }
 
 impl<DB> SqlStore<DB>

@@ -12,6 +12,7 @@ use sqlx::{
 use super::catalogs::Catalog;
 use super::dialect::{push_list, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
+use crate::domain::event::EventKind;
 use crate::domain::{Call, DialogueTurn, Task, UnixMs, UpsertOutcome, UpsertResult};
 
 /// The columns of `calls` written from a [`Call`], in bind order.
@@ -202,6 +203,7 @@ where
             calls.iter().map(|c| (c, WriteMode::Replace)).collect();
         let results = Self::write_calls(&mut tx, tenant, &batch, now).await?;
         tx.commit().await?;
+        self.events_committed();
         self.after_write().await;
         Ok(results)
     }
@@ -247,6 +249,7 @@ where
             Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
         }
         tx.commit().await?;
+        self.events_committed();
         self.after_write().await;
         Ok(IngestResults {
             calls: written,
@@ -281,6 +284,10 @@ where
         Self::erasure_lock(tx, tenant, false).await?;
         let mut results: Vec<Option<UpsertResult>> = vec![None; calls.len()];
         let mut pending: Vec<usize> = (0..calls.len()).collect();
+        // One event per call written, carrying its final version: a key
+        // repeated in the batch is one change as far as readers can see.
+        let mut changes: Vec<(String, EventKind)> = Vec::new();
+        let mut changed: HashSet<String> = HashSet::new();
         while !pending.is_empty() {
             let mut seen = HashSet::new();
             let (round, later): (Vec<usize>, Vec<usize>) = pending
@@ -298,10 +305,18 @@ where
                 .collect();
             Self::write_children(tx, tenant, &written_calls).await?;
             for (index, call_id, outcome) in stored {
+                let kind = match outcome {
+                    UpsertOutcome::Inserted => EventKind::Created,
+                    _ => EventKind::Updated,
+                };
+                if changed.insert(call_id.clone()) {
+                    changes.push((call_id.clone(), kind));
+                }
                 results[index] = Some(UpsertResult { call_id, outcome });
             }
             pending = later;
         }
+        Self::append_written(tx, tenant, &changes).await?;
         results
             .into_iter()
             .collect::<Option<Vec<_>>>()

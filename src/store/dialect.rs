@@ -8,6 +8,7 @@
 //! connections execute queries and which stores these types".
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{
@@ -36,6 +37,9 @@ pub trait Dialect: Database {
     /// call being written while its number is erased cannot slip past the
     /// tombstones. `None` where one writer at a time is the rule anyway.
     const ERASURE_LOCK: Option<(&'static str, &'static str)>;
+    /// Appended to a `SELECT` of calls (`c`) to lock their rows for the rest
+    /// of the transaction: a delete then logs exactly the version it removes.
+    const LOCK_CALL_ROWS: &'static str;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -52,6 +56,8 @@ impl Dialect for sqlx::Sqlite {
     const DECLARES_TENANT: bool = false;
     // BEGIN IMMEDIATE already serialises every write transaction.
     const ERASURE_LOCK: Option<(&'static str, &'static str)> = None;
+    // One writer at a time: nothing can change a row under the transaction.
+    const LOCK_CALL_ROWS: &'static str = "";
 }
 
 impl Dialect for sqlx::Postgres {
@@ -69,6 +75,7 @@ impl Dialect for sqlx::Postgres {
         "SELECT pg_advisory_xact_lock_shared(7001, hashtext(",
         "SELECT pg_advisory_xact_lock(7001, hashtext(",
     ));
+    const LOCK_CALL_ROWS: &'static str = " FOR UPDATE OF c";
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads
@@ -78,6 +85,8 @@ impl Dialect for sqlx::Postgres {
 pub struct SqlStore<DB: Database> {
     pub(super) writer: Pool<DB>,
     pub(super) reader: Pool<DB>,
+    /// Bumped after every commit that wrote events (see `events.rs`).
+    pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl<DB> SqlStore<DB>
@@ -95,7 +104,11 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     pub(super) fn new(writer: Pool<DB>, reader: Pool<DB>) -> Self {
-        Self { writer, reader }
+        Self {
+            writer,
+            reader,
+            events: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
     }
 
     /// Opens a write transaction for `tenant`.

@@ -7,7 +7,8 @@
 //! levels), `quarantine` (rejected records), `keys` (API keys), `task_numbers` (dialing lists),
 //! `stats` (campaign figures), `filter_sql` (a filter as a `WHERE` clause),
 //! `sqlite` and `postgres` (connecting), `dialect` (what differs between them),
-//! `admin` (deleting, erasing, retention and the quarantine's caps).
+//! `admin` (deleting, erasing, retention and the quarantine's caps), `events`
+//! (the event log).
 
 mod admin;
 mod calls_read;
@@ -15,6 +16,7 @@ mod calls_write;
 mod catalogs;
 mod dialect;
 mod error;
+mod events;
 mod filter_sql;
 mod keys;
 mod postgres;
@@ -23,6 +25,7 @@ mod sqlite;
 mod stats;
 mod task_numbers;
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +37,7 @@ pub use error::StoreError;
 pub use task_numbers::TaskNumberPage;
 
 use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};
+use crate::domain::event::{CallEvent, EventLogState};
 use crate::domain::key::StoredKey;
 use crate::domain::stats::{BucketSums, CallStats};
 use crate::domain::{
@@ -113,6 +117,10 @@ pub trait CallStore {
         call_id: &str,
         include_progress_turns: bool,
     ) -> Result<Option<StoredCall>, StoreError>;
+
+    /// Fills in the dialogue turns (without interim recognition) of a page
+    /// of calls, in one query per few hundred calls (ExportCalls).
+    async fn attach_turns(&self, tenant: &str, calls: &mut [StoredCall]) -> Result<(), StoreError>;
 }
 
 /// The tenant's catalogs: tasks, tags with their groups, intent levels. A
@@ -272,6 +280,49 @@ pub trait AdminStore {
     ) -> Result<QuarantineTrim, StoreError>;
 }
 
+/// The event log: every committed insert, update and delete of a call, per
+/// tenant, at positions 1, 2, 3, … in commit order. Written by the write
+/// paths themselves (`IngestStore`, `AdminStore`), in their transactions.
+#[async_trait]
+pub trait EventStore {
+    /// The tenant's events after position `after`, in order, at most `limit`.
+    async fn events_after(
+        &self,
+        tenant: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CallEvent>, StoreError>;
+
+    /// Where the tenant's log stands: last position, and what retention removed.
+    async fn event_log(&self, tenant: &str) -> Result<EventLogState, StoreError>;
+
+    /// Every tenant that has events, with where its log stands, by tenant.
+    async fn event_logs(&self) -> Result<Vec<(String, EventLogState)>, StoreError>;
+
+    /// For every tenant whose log is past its entry of `after` (a tenant
+    /// missing from it counts as 0, its whole log), its next events, at most
+    /// `limit_per_tenant` each; in order within a tenant, tenants by name.
+    async fn events_after_all(
+        &self,
+        after: &BTreeMap<String, i64>,
+        limit_per_tenant: u32,
+    ) -> Result<Vec<CallEvent>, StoreError>;
+
+    /// Deletes the tenant's events written before `cutoff`, `batch` per
+    /// transaction; answers how many.
+    async fn purge_events_before(
+        &self,
+        tenant: &str,
+        cutoff: UnixMs,
+        batch: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Changes after every commit of this process that wrote events: a
+    /// wake-up for readers of the log. Writes of other processes (replicas)
+    /// do not show here: readers also poll.
+    fn event_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
 /// Everything a storage backend offers.
 #[async_trait]
 pub trait Backend:
@@ -283,6 +334,7 @@ pub trait Backend:
     + StatsStore
     + KeyStore
     + AdminStore
+    + EventStore
     + Send
     + Sync
 {

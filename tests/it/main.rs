@@ -13,6 +13,7 @@ mod admin;
 mod analytics;
 mod auth;
 mod calls;
+mod events;
 mod helpers;
 mod isolation;
 mod json_api;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         analytics::trials(),
         auth::trials(),
         calls::trials(),
+        events::trials(),
         isolation::trials(),
         json_api::trials(),
         json_clients::trials(),

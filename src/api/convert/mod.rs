@@ -4,8 +4,10 @@
 //! violation is named by its path in the request. `requests` does the same
 //! for each RPC's request and response.
 
+mod events;
 mod requests;
 
+pub use events::*;
 pub use requests::*;
 
 use std::collections::BTreeMap;

@@ -281,6 +281,16 @@ pub fn list_calls_request(
     })
 }
 
+/// The filter of ExportCalls or WatchCalls, checked as ListCalls checks its.
+pub fn stream_filter(
+    filter: Option<&proto::CallFilter>,
+    region: Region,
+) -> Result<domain::CallFilter, Violations> {
+    let mut v = Violations::new();
+    let filter = filter_from_proto(filter, "filter", region, &mut v);
+    v.into_result(filter)
+}
+
 pub fn list_calls_response(page: ListedCalls) -> proto::ListCallsResponse {
     proto::ListCallsResponse {
         calls: page.calls.into_iter().map(call_to_proto).collect(),
