@@ -33,6 +33,8 @@ mod json_api {
         bad_json_is_invalid_argument_naming_the_field,
         grpc_web_over_http1_answers_with_trailers_in_the_body,
         openapi_document_is_served_and_committed,
+        server_streams_answer_ndjson_and_connect_envelopes,
+        watch_over_ndjson_sees_a_write_made_over_grpc,
     );
 }
 
@@ -844,5 +846,204 @@ async fn openapi_document_is_served_and_committed(app: TestApp) {
             let path = format!("/{}/{}", service.full_name(), method.name());
             assert!(doc["paths"][&path]["post"].is_object(), "{path}");
         }
+    }
+}
+
+/// A server stream over gRPC: every message as JSON.
+async fn stream_over_grpc(
+    app: &TestApp,
+    path: &str,
+    request: &Value,
+) -> Result<Vec<Value>, Outcome> {
+    let method = method(path);
+    let message = DynamicMessage::deserialize(method.input(), request).expect("the case's JSON");
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.expect("channel ready");
+    let path = http::uri::PathAndQuery::try_from(path).expect("path");
+    let refused = |status: tonic::Status| Outcome::Err {
+        code: code_name(status.code()),
+        message: status.message().to_owned(),
+        fields: crate::helpers::bad_fields(&status),
+    };
+    let mut stream = grpc
+        .server_streaming(tonic::Request::new(message.encode_to_vec()), path, RawCodec)
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(bytes) = stream.message().await.map_err(refused)? {
+        let m = DynamicMessage::decode(method.output(), bytes.as_slice()).expect("decodes");
+        out.push(serde_json::to_value(&m).expect("JSON"));
+    }
+    Ok(out)
+}
+
+fn exported_ids(messages: &[Value]) -> Vec<String> {
+    messages.iter().flat_map(external_ids).collect()
+}
+
+async fn server_streams_answer_ndjson_and_connect_envelopes(app: TestApp) {
+    const EXPORT: &str = "/callscope.v1.CallService/ExportCalls";
+    let seeded = over_grpc(
+        &app,
+        "/callscope.v1.IngestService/UpsertCalls",
+        &seed(),
+        None,
+    )
+    .await;
+    assert_eq!(seeded.ok()["inserted"], json!(5));
+    let request = json!({ "filter": { "taskIds": ["t1"] } });
+    let by_grpc = stream_over_grpc(&app, EXPORT, &request)
+        .await
+        .expect("export over gRPC");
+
+    // NDJSON: one message per line, each with its resume token.
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://{}{EXPORT}", app.http_addr))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&request).expect("JSON"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let text = response.text().await.expect("body");
+    assert!(text.ends_with('\n'), "{text:?}");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(
+            line["resumeToken"].as_str().is_some_and(|t| !t.is_empty()),
+            "{line}"
+        );
+        assert!(line.get("error").is_none(), "{line}");
+    }
+    assert_eq!(lines, by_grpc, "the same messages over both transports");
+    assert_eq!(exported_ids(&lines), ["c1", "c2", "c5"]);
+
+    // Resuming from the last token over JSON: nothing left.
+    let last = lines
+        .last()
+        .and_then(|l| l["resumeToken"].as_str())
+        .expect("token");
+    let resumed = json!({ "filter": { "taskIds": ["t1"] }, "resumeToken": last });
+    let body = client
+        .post(format!("http://{}{EXPORT}", app.http_addr))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&resumed).expect("JSON"))
+        .send()
+        .await
+        .expect("POST")
+        .text()
+        .await
+        .expect("body");
+    let rest: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(exported_ids(&rest), Vec::<String>::new(), "{body}");
+
+    // Connect's streaming envelopes: the messages, then an end-of-stream
+    // envelope.
+    let payload = serde_json::to_vec(&request).expect("JSON");
+    let mut enveloped = vec![0u8];
+    enveloped.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    enveloped.extend_from_slice(&payload);
+    let response = client
+        .post(format!("http://{}{EXPORT}", app.http_addr))
+        .header("content-type", "application/connect+json")
+        .body(enveloped)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/connect+json"
+    );
+    let bytes = response.bytes().await.expect("body");
+    let mut rest = &bytes[..];
+    let mut messages = Vec::new();
+    let mut end = None;
+    while rest.len() >= 5 {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let json: Value = serde_json::from_slice(&rest[5..5 + len]).expect("JSON envelope");
+        if rest[0] & 0x02 != 0 {
+            end = Some(json);
+        } else {
+            messages.push(json);
+        }
+        rest = &rest[5 + len..];
+    }
+    assert!(rest.is_empty());
+    assert_eq!(messages, by_grpc);
+    assert_eq!(end, Some(json!({})));
+
+    // A refusal before the first message is a plain Connect error, as over
+    // gRPC (bad token).
+    let bad = json!({ "filter": { "taskIds": ["t1"] }, "resumeToken": "garbage" });
+    let grpc_refusal = stream_over_grpc(&app, EXPORT, &bad)
+        .await
+        .expect_err("refused");
+    let json_refusal = over_json(&app, EXPORT, &bad, None).await;
+    assert_eq!(grpc_refusal, json_refusal);
+    assert_eq!(
+        code_and_fields(&json_refusal),
+        ("invalid_argument", vec!["resume_token"])
+    );
+}
+
+async fn watch_over_ndjson_sees_a_write_made_over_grpc(app: TestApp) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://{}/callscope.v1.CallService/WatchCalls",
+            app.http_addr
+        ))
+        .header("content-type", "application/json")
+        .header("connect-timeout-ms", "20000")
+        .body(r#"{"filter": {"taskIds": ["t2"]}}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut response = response;
+    // The watch is open: a write over gRPC shows up as lines.
+    let seeded = over_grpc(
+        &app,
+        "/callscope.v1.IngestService/UpsertCalls",
+        &seed(),
+        None,
+    )
+    .await;
+    assert_eq!(seeded.ok()["inserted"], json!(5));
+    let mut buffer = Vec::new();
+    let mut events: Vec<Value> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while events.len() < 2 {
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("events within 15 s")
+            .expect("a chunk")
+            .expect("the stream stays open");
+        buffer.extend_from_slice(&chunk);
+        while let Some(at) = buffer.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=at).collect();
+            events.push(serde_json::from_slice(&line).expect("one JSON event per line"));
+        }
+    }
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["call"]["externalId"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(ids, ["c3", "c4"], "{events:?}");
+    for e in &events {
+        assert!(
+            e["resumeToken"].as_str().is_some_and(|t| !t.is_empty()),
+            "{e}"
+        );
     }
 }
