@@ -302,7 +302,7 @@ impl CallScope {
         } else {
             WatchToken::decode(resume_token, &scope)
                 .and_then(|position| WatchToken::check(position, log))
-                .map_err(|e| resume_error(e))?
+                .map_err(resume_error)?
         };
         let (sink, feed) = feed();
         let mut limits = Limits {

@@ -11,6 +11,7 @@ use crate::helpers::{Sharing, TestApp, block_on, spawn_app_with, trial};
 
 pub fn trials() -> Vec<Trial> {
     let mut trials = json_clients_php::trials();
+    trials.extend(json_clients_connect::trials());
     trials.push(trial(
         "json_clients::sqlite::schemathesis_finds_no_5xx_and_no_schema_violation".to_owned(),
         &[schemathesis],
@@ -28,6 +29,33 @@ pub fn trials() -> Vec<Trial> {
 mod json_clients_php {
     use super::*;
     crate::backend_tests!(needs: [super::php]; php_example_upserts_lists_pages_reads_bad_request_and_exports_csv);
+}
+
+mod json_clients_connect {
+    use super::*;
+    crate::backend_tests!(needs: [super::connect_node]; connect_node_client_upserts_lists_reads_bad_request_and_exports);
+}
+
+fn connect_node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/connect-node")
+}
+
+/// node, and the example's packages installed (`npm ci` in
+/// examples/connect-node).
+fn connect_node() -> Result<(), String> {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        return Err("node not found (.ci/run needs Node.js)".to_owned());
+    }
+    if !connect_node_dir()
+        .join("node_modules/@connectrpc/connect-node")
+        .exists()
+    {
+        return Err(
+            "examples/connect-node has no node_modules (npm ci there; .ci/run does it)".to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// `php` with the curl extension.
@@ -145,4 +173,40 @@ async fn schemathesis_finds_no_5xx_and_no_schema_violation(app: TestApp) {
         out.status.success(),
         "schemathesis failed:\n{stdout}\n{stderr}"
     );
+}
+
+async fn connect_node_client_upserts_lists_reads_bad_request_and_exports(app: TestApp) {
+    // The client's schemas: callscope's descriptor set, as protoc would write it.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let descriptors = dir.path().join("callscope.binpb");
+    std::fs::write(&descriptors, callscope::proto::FILE_DESCRIPTOR_SET).expect("write descriptors");
+    let out = tokio::process::Command::new("node")
+        .arg("demo.mjs")
+        .arg(format!("http://{}", app.http_addr))
+        .arg(&descriptors)
+        .current_dir(connect_node_dir())
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "upserted: inserted 3, unchanged 0",
+            "listed over 2 pages: node-3, node-2, node-1",
+            "refused: calls[0].callee: has no digits",
+            "exported: node-1, node-2, node-3",
+            "OK",
+        ]
+    );
+    let mut app = app;
+    let ids = app
+        .external_ids(callscope::proto::CallFilter {
+            task_ids: vec!["node-demo".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(ids, ["node-3", "node-2", "node-1"]);
 }
