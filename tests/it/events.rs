@@ -182,12 +182,7 @@ async fn export_is_complete_and_resumes_from_every_token(mut app: TestApp) {
     let keys: Vec<(i64, String)> = messages
         .iter()
         .flat_map(|m| m.calls.iter())
-        .map(|c| {
-            (
-                c.call_time.clone().unwrap_or_default().seconds,
-                c.call_id.clone(),
-            )
-        })
+        .map(|c| (c.call_time.unwrap_or_default().seconds, c.call_id.clone()))
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();

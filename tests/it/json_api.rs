@@ -25,6 +25,8 @@ pub fn trials() -> Vec<Trial> {
     trials
 }
 
+// Named as the file so the trials read `json_api::<backend>::<test>`.
+#[allow(clippy::module_inception)]
 mod json_api {
     use super::*;
     crate::backend_tests!(
@@ -519,7 +521,9 @@ fn code_and_fields(outcome: &Outcome) -> (&str, Vec<&str>) {
 async fn bad_json_is_invalid_argument_naming_the_field(app: TestApp) {
     const LIST: &str = "/callscope.v1.CallService/ListCalls";
     const JSON: &str = "application/json";
-    let cases: Vec<(&str, &str, &[u8], u16, &str, &[&str])> = vec![
+    // (what, path, body, HTTP status, code, BadRequest fields)
+    type BadCase<'a> = (&'a str, &'a str, &'a [u8], u16, &'a str, &'a [&'a str]);
+    let cases: Vec<BadCase> = vec![
         (
             "malformed",
             LIST,
