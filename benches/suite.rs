@@ -19,6 +19,8 @@ mod data;
 mod events;
 #[path = "suite/ingest.rs"]
 mod ingest;
+#[path = "suite/json.rs"]
+mod json;
 #[path = "suite/listing.rs"]
 mod listing;
 #[path = "suite/report.rs"]
@@ -99,7 +101,8 @@ pub struct Args {
     #[arg(long, requires = "db")]
     reuse: bool,
     /// Run only these benchmarks: storage (ingest, listings, deep pages on
-    /// each backend) or stats (analytics, SQLite).
+    /// each backend), stats (analytics, SQLite) or json (JSON over HTTP
+    /// against gRPC, SQLite).
     #[arg(long, value_enum)]
     only: Option<Only>,
     /// Passed by `cargo bench`; without it (`cargo test --benches`) nothing
@@ -116,6 +119,8 @@ enum Only {
     Sync,
     /// ExportCalls against COPY, and the watch's commit-to-event delay.
     Events,
+    /// JSON over HTTP against gRPC (ListCalls, and the encoding of a page).
+    Json,
 }
 
 #[tokio::main]
@@ -152,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     let mut figures = Vec::new();
-    let storage_backends = if matches!(args.only, Some(Only::Stats | Only::Events)) {
+    let storage_backends = if matches!(args.only, Some(Only::Stats | Only::Events | Only::Json)) {
         &[][..]
     } else {
         &backends[..]
@@ -168,8 +173,7 @@ async fn main() -> anyhow::Result<()> {
         f.print(&args);
         figures.push(f);
     }
-    let timed = if backends.contains(&Backend::Sqlite)
-        && !matches!(args.only, Some(Only::Storage | Only::Events))
+    let timed = if backends.contains(&Backend::Sqlite) && args.only.is_none_or(|o| o == Only::Stats)
     {
         let dataset = stats::Dataset {
             calls: usize::try_from(args.calls)?,
@@ -181,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let secure = if matches!(args.only, Some(Only::Stats | Only::Events)) {
+    let secure = if matches!(args.only, Some(Only::Stats | Only::Events | Only::Json)) {
         Vec::new()
     } else {
         let pg = backends
@@ -189,6 +193,22 @@ async fn main() -> anyhow::Result<()> {
             .then_some(args.postgres_url.as_deref())
             .flatten();
         security::run(&args, backends.contains(&Backend::Sqlite), pg).await
+    };
+    let json = if backends.contains(&Backend::Sqlite) && args.only.is_none_or(|o| o == Only::Json) {
+        json::run(&args).await
+    } else {
+        vec![
+            report::Measure::missing(
+                "json_list_p99_vs_grpc",
+                "ms",
+                "not measured: SQLite not in this run",
+            ),
+            report::Measure::missing(
+                "json_encode_page_vs_list",
+                "ms",
+                "not measured: SQLite not in this run",
+            ),
+        ]
     };
     let outgoing = if matches!(args.only, None | Some(Only::Events)) {
         let pg = backends
@@ -228,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
     measures.extend(lookups);
     measures.extend(secure);
     measures.extend(outgoing);
+    measures.extend(json);
     println!("load average at the end: {}", report::load_average());
     println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
     println!();
@@ -271,6 +292,7 @@ fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) ->
             Some(Only::Events) => "--only events".to_owned(),
             Some(Only::Stats) if what != "stats" => "--only stats".to_owned(),
             Some(Only::Storage) if what == "stats" => "--only storage".to_owned(),
+            Some(Only::Json) => "--only json".to_owned(),
             _ if what == "stats" => "it runs on SQLite, which is not in --backends".to_owned(),
             _ => format!("{what} not in this run"),
         };

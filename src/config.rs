@@ -295,6 +295,16 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub tls: crate::tls::TlsFlags,
 
+    /// An origin browsers may call from (gRPC-Web on the gRPC port, JSON on
+    /// the HTTP port), `https://crm.example.com`, or `*` for any;
+    /// repeatable. CORS is off when none is given.
+    #[arg(
+        long = "cors-origin",
+        env = "CALLSCOPE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Keep the event log (WatchCalls, webhooks, the NATS sink) this many
     /// hours; older events are removed in batches every retention interval.
     /// A watch resume token older than that is OUT_OF_RANGE.
@@ -448,6 +458,7 @@ impl ServeConfig {
             exact_total_limit: MAX_EXACT_TOTAL,
             tls: crate::tls::TlsFlags::default(),
             outgoing: Box::default(),
+            cors_origins: Vec::new(),
             auth: AuthMode::None,
             retention_days: None,
             quarantine_retention_days: 30,
@@ -529,6 +540,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("exact_total_limit", &self.exact_total_limit)
             .field("tls", &self.tls)
+            .field("cors_origins", &self.cors_origins)
             .field("auth", &self.auth)
             .field("retention_days", &self.retention_days)
             .field("quarantine_retention_days", &self.quarantine_retention_days)

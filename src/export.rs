@@ -250,7 +250,8 @@ fn filter(config: &ExportConfig) -> anyhow::Result<proto::CallFilter> {
     })
 }
 
-/// CSV or NDJSON out.
+/// CSV or NDJSON out. One per export: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Writer {
     Csv(Box<csv::Writer<Box<dyn Write>>>),
     Ndjson(Box<dyn Write>),

@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::util::{BoxCloneSyncService, option_layer};
 
 use crate::api::auth::AuthLayer;
 use crate::api::ops::{Admission, DatabaseGate, MethodTable, OpsLayer};
@@ -146,27 +148,6 @@ impl Application {
         let http_addr = self.http_addr();
         let addr = self.grpc_addr();
         let auth = self.config.auth.authenticator(self.service.store());
-        let hooks = crate::http::router(
-            self.service.clone(),
-            self.config.http_body_limit,
-            auth.clone(),
-        );
-        let hooks = crate::http::ops::with_operations(hooks, metrics.clone());
-        // A slow or idle webhook client cannot hold shutdown past the grace.
-        let http = match &self.tls {
-            None => tokio::spawn(cut_at(
-                grace_over(stop_rx.clone()),
-                axum::serve(self.http_listener, hooks)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
-            )),
-            Some(tls) => tokio::spawn(cut_at(
-                grace_over(stop_rx.clone()),
-                axum::serve(tls.http_listener(self.http_listener), hooks)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
-            )),
-        };
 
         let health_interval = Duration::from_millis(self.config.health_interval_ms);
         let database = Arc::new(DatabaseGate::new(health_interval));
@@ -189,7 +170,7 @@ impl Application {
             stop_rx.clone(),
         ));
         let ops = OpsLayer::new(
-            metrics,
+            metrics.clone(),
             MethodTable::from_descriptor_sets(&[
                 FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -233,43 +214,7 @@ impl Application {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-
-        tracing::info!(%addr, %http_addr, tls = self.tls.is_some(), config = ?self.config, "callscope listening");
-        let server = match &self.tls {
-            Some(tls) => Server::builder()
-                .tls_config(tls.grpc())
-                .context("gRPC TLS configuration")?,
-            None => Server::builder(),
-        };
-        // Part of this task, not spawned: when it ends (even aborted), so
-        // does every delivery in flight.
-        let outgoing = crate::delivery::run_outgoing(
-            self.service.store().clone(),
-            &self.config.outgoing,
-            self.service.url_policy().clone(),
-            stop_rx.clone(),
-        );
-        let keepalive = Duration::from_millis(self.config.http2_keepalive_ms);
-        let grpc = server
-            .timeout(Duration::from_millis(self.config.request_timeout_ms))
-            .concurrency_limit_per_connection(self.config.max_concurrent_requests)
-            // A client opening more streams than it may run is told so by
-            // HTTP/2 itself instead of queueing them.
-            .max_concurrent_streams(u32::try_from(self.config.max_concurrent_requests).ok())
-            // Dead peers (a NAT that forgot the connection) are noticed and
-            // their streams freed.
-            .http2_keepalive_interval(Some(keepalive))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .tcp_keepalive(Some(keepalive))
-            // Request ids, the span and log line, metrics, the deadline, the
-            // in-flight bound and failing fast: around everything, auth
-            // included, so a refused key is counted and an outage does not
-            // wait on the key look-up.
-            .layer(ops)
-            // Keys and roles for every route, health and reflection included
-            // (the layer lets those two through without a key).
-            .layer(AuthLayer::new(auth))
-            .add_service(health_service)
+        let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(
@@ -301,7 +246,83 @@ impl Application {
             .add_service(
                 SyncServiceServer::new(SyncApi(context.clone()))
                     .max_decoding_message_size(MAX_QUERY_REQUEST_BYTES),
-            )
+            );
+        // The layers every RPC goes through, over gRPC and over JSON alike
+        // (the JSON API calls this same stack in-process): request ids, the
+        // span and log line, metrics, the deadline, the in-flight bound and
+        // failing fast, around keys and roles, so a refused key is counted
+        // and an outage does not wait on the key look-up. The auth layer lets
+        // health and reflection through without a key.
+        let rpc_layers = tower::ServiceBuilder::new()
+            .layer(ops)
+            .layer(AuthLayer::new(auth.clone()));
+        let request_timeout = Duration::from_millis(self.config.request_timeout_ms);
+        let gateway = crate::http::connect::Gateway::new(
+            BoxCloneSyncService::new(
+                tower::ServiceBuilder::new()
+                    .map_response(|r: http::Response<_>| r.map(tonic::body::Body::new))
+                    .service(rpc_layers.service(routes.clone())),
+            ),
+            request_timeout,
+        );
+        let cors = crate::http::connect::cors_layer(&self.config.cors_origins)?;
+
+        let hooks = crate::http::router(
+            self.service.clone(),
+            self.config.http_body_limit,
+            auth.clone(),
+        )
+        .merge(crate::http::connect::router(gateway).layer(option_layer(cors.clone())));
+        let hooks = crate::http::ops::with_operations(hooks, metrics.clone());
+        // A slow or idle webhook client cannot hold shutdown past the grace.
+        let http = match &self.tls {
+            None => tokio::spawn(cut_at(
+                grace_over(stop_rx.clone()),
+                axum::serve(self.http_listener, hooks)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )),
+            Some(tls) => tokio::spawn(cut_at(
+                grace_over(stop_rx.clone()),
+                axum::serve(tls.http_listener(self.http_listener), hooks)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )),
+        };
+
+        tracing::info!(%addr, %http_addr, tls = self.tls.is_some(), config = ?self.config, "callscope listening");
+        let server = match &self.tls {
+            Some(tls) => Server::builder()
+                .tls_config(tls.grpc())
+                .context("gRPC TLS configuration")?,
+            None => Server::builder(),
+        };
+        // Part of this task, not spawned: when it ends (even aborted), so
+        // does every delivery in flight.
+        let outgoing = crate::delivery::run_outgoing(
+            self.service.store().clone(),
+            &self.config.outgoing,
+            self.service.url_policy().clone(),
+            stop_rx.clone(),
+        );
+        let keepalive = Duration::from_millis(self.config.http2_keepalive_ms);
+        let grpc = server
+            // gRPC-Web (browsers) comes over HTTP/1.1 as well as HTTP/2.
+            .accept_http1(true)
+            .timeout(request_timeout)
+            .concurrency_limit_per_connection(self.config.max_concurrent_requests)
+            // A client opening more streams than it may run is told so by
+            // HTTP/2 itself instead of queueing them.
+            .max_concurrent_streams(u32::try_from(self.config.max_concurrent_requests).ok())
+            // Dead peers (a NAT that forgot the connection) are noticed and
+            // their streams freed.
+            .http2_keepalive_interval(Some(keepalive))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .tcp_keepalive(Some(keepalive))
+            .layer(option_layer(cors))
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(rpc_layers)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a small answer waits for the client's
                 // delayed ACK: about 40 ms added to every unary RPC.

@@ -12,6 +12,8 @@ pub const POOL: u32 = 8;
 
 pub struct Running {
     addr: std::net::SocketAddr,
+    /// The HTTP port: webhooks and the JSON API.
+    pub http_addr: std::net::SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -33,11 +35,17 @@ impl Running {
         adjust(&mut config);
         let app = callscope::Application::build(config).await?;
         let addr = app.grpc_addr();
+        let http_addr = app.http_addr();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
-        Ok(Self { addr, stop, task })
+        Ok(Self {
+            addr,
+            http_addr,
+            stop,
+            task,
+        })
     }
 
     /// Creates the schema of `url` by starting the server once.

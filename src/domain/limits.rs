@@ -80,6 +80,9 @@ pub const MAX_INGEST_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 /// Largest request message of the query services (CallService,
 /// AnalyticsService), whose requests are a filter and a token.
 pub const MAX_QUERY_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest JSON body of the JSON API (`POST /callscope.v1.…/…`); the
+/// protobuf it becomes is then held to the limits above by the gRPC stack.
+pub const MAX_JSON_REQUEST_BYTES: usize = MAX_INGEST_REQUEST_BYTES;
 /// Default largest ListCalls page: 4 MiB, the receive limit of default gRPC
 /// clients, minus headroom. `serve --max-response-bytes` changes it.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 3584 * 1024;

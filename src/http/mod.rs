@@ -3,6 +3,8 @@
 //! vendors retry on anything but success.
 
 pub mod auth;
+pub mod connect;
+pub mod openapi;
 pub mod ops;
 
 use axum::body::{Body, Bytes};

@@ -17,6 +17,8 @@ mod calls;
 mod events;
 mod helpers;
 mod isolation;
+mod json_api;
+mod json_clients;
 mod logs;
 mod nats_sink;
 mod operations;
@@ -46,6 +48,8 @@ fn main() -> ExitCode {
         calls::trials(),
         events::trials(),
         isolation::trials(),
+        json_api::trials(),
+        json_clients::trials(),
         logs::trials(),
         operations::trials(),
         nats_sink::trials(),

@@ -139,6 +139,12 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "\"signingSecret\": \"whsec_",
         "\"intentLevelIds\": [",
         "\"field\":\"url\"",
+        // The curl twins over JSON.
+        "\"field\":\"filter.taskIdz\"",
+        "\"code\":\"invalid_argument\"",
+        "/callscope.v1.CallService/ListCalls\n",
+        "\"unchanged\":2",
+        "\"customerText\":\"多少钱?不再见,再见。\"",
     ] {
         assert!(
             all.contains(expected),
