@@ -14,7 +14,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, histogram};
+use crate::domain::sync::SyncRunReport;
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Histogram buckets in seconds: go-grpc-prometheus's defaults, so the
@@ -164,6 +167,38 @@ impl Metrics {
         });
     }
 
+    /// One finished pull of a sync source: its pages, vendor requests,
+    /// retries, errors and records by outcome, and its lag (seconds from the
+    /// newest vendor `updated_at` seen to now), labelled by tenant and source.
+    pub fn sync_run(&self, tenant: &str, report: &SyncRunReport, lag_seconds: Option<f64>) {
+        let labels = [
+            ("tenant", tenant.to_owned()),
+            ("sync_source", report.name.clone()),
+        ];
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        self.with(|| {
+            counter!("callscope_sync_runs_total", &labels).increment(1);
+            counter!("callscope_sync_pages_total", &labels).increment(count(report.pages));
+            counter!("callscope_sync_vendor_requests_total", &labels)
+                .increment(count(report.vendor_requests));
+            counter!("callscope_sync_retries_total", &labels).increment(count(report.retries));
+            counter!("callscope_sync_errors_total", &labels).increment(count(report.errors));
+            for (outcome, n) in [
+                ("inserted", report.inserted),
+                ("updated", report.updated),
+                ("unchanged", report.unchanged),
+                ("rejected", report.rejected),
+            ] {
+                let mut labels = labels.to_vec();
+                labels.push(("outcome", outcome.to_owned()));
+                counter!("callscope_sync_records_total", &labels).increment(count(n));
+            }
+            if let Some(lag) = lag_seconds {
+                gauge!("callscope_sync_lag_seconds", &labels).set(lag);
+            }
+        });
+    }
+
     /// `count` records of `source` were kept in quarantine.
     pub fn quarantined(&self, source: &'static str, count: u64) {
         if count == 0 {
@@ -176,6 +211,35 @@ impl Metrics {
 }
 
 fn describe() {
+    describe_counter!(
+        "callscope_sync_runs_total",
+        "Finished pulls, by tenant and sync source."
+    );
+    describe_counter!(
+        "callscope_sync_pages_total",
+        "Vendor list pages pulled, by tenant and sync source."
+    );
+    describe_counter!(
+        "callscope_sync_vendor_requests_total",
+        "Requests made to the vendor, retries included."
+    );
+    describe_counter!(
+        "callscope_sync_retries_total",
+        "Vendor requests retried after a 5xx, a 429 or a timeout."
+    );
+    describe_counter!(
+        "callscope_sync_errors_total",
+        "Errors of pulls: vanished records, refused tasks, a run stopped early."
+    );
+    describe_counter!(
+        "callscope_sync_records_total",
+        "Pulled records stored, by outcome (inserted, updated, unchanged, rejected)."
+    );
+    describe_gauge!(
+        "callscope_sync_lag_seconds",
+        Unit::Seconds,
+        "Seconds from the newest vendor updated_at a source's last run saw to the run's end."
+    );
     describe_counter!(
         "grpc_server_started_total",
         "RPCs started on the server, by method."

@@ -312,6 +312,10 @@ impl CallScope {
         self.store
             .finish_sync_run(tenant, &name, &owner, &report)
             .await?;
+        let lag_seconds = report
+            .newest_update_time
+            .map(|newest| (report.end_time - newest).max(0) as f64 / 1000.0);
+        self.metrics().sync_run(tenant, &report, lag_seconds);
         tracing::info!(
             tenant,
             sync_source = %name,

@@ -225,6 +225,40 @@ async fn first_sync_is_complete_and_the_second_is_incremental(mut app: TestApp) 
         vec![(1, 1), (2, 2), (3, 1)]
     );
     assert_eq!(vendor.info_total(), 41, "40 records, one retried after 429");
+    // The same figures as Prometheus metrics on the server's /metrics.
+    let scrape = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let value = |name: &str, extra: &str| {
+        scrape
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{name}{{"))
+                    && l.contains("sync_source=\"ivr\"")
+                    && l.contains(extra)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        value("callscope_sync_pages_total", "").as_deref(),
+        Some("6")
+    );
+    assert_eq!(
+        value("callscope_sync_retries_total", "").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        value("callscope_sync_records_total", "outcome=\"inserted\"").as_deref(),
+        Some("40")
+    );
+    assert!(
+        value("callscope_sync_lag_seconds", "").is_some(),
+        "{scrape}"
+    );
 
     assert_eq!(task_calls(&mut app, "task-a").await, ids);
     let call = call_by_external_id(&mut app, "call-00005").await;
