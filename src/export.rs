@@ -66,6 +66,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "settle_cost",
     "quote_exchange",
     "bill_period",
+    "base_cost_currency",
+    "settle_currency",
     "dtmf",
     "recall_count",
     "recall_of",
@@ -413,6 +415,8 @@ pub fn flatten(c: &proto::Call) -> Map<String, Value> {
     put("settle_cost", json!(billing.settle_cost));
     put("quote_exchange", json!(billing.quote_exchange));
     put("bill_period", json!(billing.bill_period));
+    put("base_cost_currency", json!(billing.base_cost_currency));
+    put("settle_currency", json!(billing.settle_currency));
     put("dtmf", json!(c.dtmf));
     put("recall_count", json!(c.recall_count));
     put("recall_of", json!(c.recall_of));

@@ -176,6 +176,10 @@ pub struct Billing {
     pub settle_cost: String,
     pub quote_exchange: String,
     pub bill_period: String,
+    /// The currency of `base_cost` (LAAFFIC: USD, whatever `currency` is).
+    pub base_cost_currency: String,
+    /// The currency of `settle_rate` and `settle_cost`.
+    pub settle_currency: String,
 }
 
 /// One turn of the conversation.
@@ -319,8 +323,14 @@ impl Call {
                 );
             }
         }
-        if !b.currency.is_empty() && !is_currency_code(&b.currency) {
-            v.add("billing.currency", "must be an ISO 4217 code such as EUR");
+        for (field, code) in [
+            ("billing.currency", &b.currency),
+            ("billing.base_cost_currency", &b.base_cost_currency),
+            ("billing.settle_currency", &b.settle_currency),
+        ] {
+            if !code.is_empty() && !is_currency_code(code) {
+                v.add(field, "must be an ISO 4217 code such as EUR");
+            }
         }
         for (i, turn) in self.turns.iter().enumerate() {
             for (field, value) in [
@@ -382,6 +392,8 @@ impl Call {
             ("billing.settle_cost", &b.settle_cost),
             ("billing.quote_exchange", &b.quote_exchange),
             ("billing.bill_period", &b.bill_period),
+            ("billing.base_cost_currency", &b.base_cost_currency),
+            ("billing.settle_currency", &b.settle_currency),
         ] {
             check_text(v, field, text, MAX_ID_BYTES);
         }
@@ -462,6 +474,12 @@ impl Tag {
 }
 
 impl IntentLevel {
+    /// True when the level was sent with a name, alias or colour, not by
+    /// id only: then a call keeps it as sent.
+    pub fn is_named(&self) -> bool {
+        !self.name.is_empty() || !self.alias.is_empty() || !self.color.is_empty()
+    }
+
     /// Everything wrong with a level sent on its own (UpsertIntentLevels).
     pub fn violations(&self) -> Violations {
         let mut v = Violations::new();

@@ -9,6 +9,7 @@ pub mod event;
 pub mod filter;
 pub mod key;
 pub mod limits;
+pub mod merge;
 pub mod phone;
 #[cfg(test)]
 pub(crate) mod sample;

@@ -92,6 +92,8 @@ fn call(c: &Call) -> usize {
         &b.settle_cost,
         &b.quote_exchange,
         &b.bill_period,
+        &b.base_cost_currency,
+        &b.settle_currency,
     ];
     let level = c.intent_level.as_ref().map_or(0, |l| {
         PREFIX + text(&l.id) + text(&l.name) + text(&l.alias) + text(&l.color)

@@ -144,9 +144,12 @@ fn derived_outcome(answered: bool, sip_code: &str, termination: Option<&str>) ->
 /// Money as exact decimal strings. `cost` is the documented name; the sample
 /// sends `costEur`: either is accepted, `cost` wins when both are sent (the
 /// other stays in attributes). Without `currency` the quote is in USD.
+/// Each amount carries its currency: `rate` and `cost` the quote
+/// `currency`; `baseCost` USD (基础费用(美元)); `settleRate` and `settlePay`
+/// the account's own currency (本币), which is USD as well.
 fn billing(f: &mut Fields<'_>) -> Result<Billing, SourceError> {
     let cost_key = f.pick(&["cost", "costEur"]);
-    Ok(Billing {
+    let mut billing = Billing {
         rate: money(f, "rate")?,
         base_cost: money(f, "baseCost")?,
         cost: money(f, cost_key)?,
@@ -155,8 +158,20 @@ fn billing(f: &mut Fields<'_>) -> Result<Billing, SourceError> {
         settle_cost: money(f, "settlePay")?,
         quote_exchange: money(f, "quoteExchange")?,
         bill_period: f.string("billPeriod")?.unwrap_or_default(),
-    })
+        ..Billing::default()
+    };
+    if !billing.base_cost.is_empty() {
+        billing.base_cost_currency = USD.to_owned();
+    }
+    if !billing.settle_rate.is_empty() || !billing.settle_cost.is_empty() {
+        billing.settle_currency = USD.to_owned();
+    }
+    Ok(billing)
 }
+
+/// LAAFFIC's own currency: of `baseCost`, of the settlement amounts, and of
+/// the quote when `currency` is absent.
+const USD: &str = "USD";
 
 /// An ISO 4217 code; absent means USD ("only set for non-USD quotes").
 fn currency(f: &mut Fields<'_>) -> Result<String, SourceError> {
@@ -245,6 +260,8 @@ mod tests {
                 settle_cost: "1.2793".into(),
                 quote_exchange: "0.938".into(),
                 bill_period: "20+20".into(),
+                base_cost_currency: "USD".into(),
+                settle_currency: "USD".into(),
             }
         );
         assert_eq!(

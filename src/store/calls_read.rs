@@ -14,6 +14,31 @@ use crate::domain::{
     Source, StoredCall, Tag, TagGroup, TurnKind,
 };
 
+/// How [`SqlStore::attach_tags_of`] reads a call's tags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TagsRead {
+    /// Every tag of the call (its own, then its turns'), named as shown.
+    Shown,
+    /// The call's own tags and hit groups only, each as stored.
+    OwnAsStored,
+}
+
+/// A JSON snapshot column (NULL: none).
+pub(super) fn snapshot<R, T>(row: &R, column: &str) -> Result<Option<T>, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    for<'v> String: Decode<'v, R::Database> + Type<R::Database>,
+    T: serde::de::DeserializeOwned,
+{
+    match row.try_get::<Option<String>, _>(column)? {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))),
+    }
+}
+
 /// `,a,b,` (the stored form, so a filter can match `,a,`) → `[a, b]`.
 fn split_flags(stored: &str) -> Vec<String> {
     stored
@@ -209,19 +234,34 @@ where
     }
 
     /// Fills the tags (with their groups) and hit tag groups of a page of
-    /// calls in two queries, whatever the page size.
+    /// calls in two queries, whatever the page size. Each tag and group
+    /// reads as the vendor sent it with that call (its snapshot) when it was
+    /// sent with a name; else (sent by id only, or stored before snapshots)
+    /// as the catalog names it now.
     pub(super) async fn attach_tags(
         conn: &mut DB::Connection,
         tenant: &str,
         calls: &mut [StoredCall],
     ) -> Result<(), StoreError> {
+        Self::attach_tags_of(conn, tenant, calls, TagsRead::Shown).await
+    }
+
+    /// [`Self::attach_tags`] for what is shown, or only the call's own tags
+    /// and groups exactly as stored, for merging a new view into the call.
+    pub(super) async fn attach_tags_of(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        calls: &mut [StoredCall],
+        read: TagsRead,
+    ) -> Result<(), StoreError> {
         if calls.is_empty() {
             return Ok(());
         }
         let ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
+        let own_only = read == TagsRead::OwnAsStored;
 
         let mut qb = QueryBuilder::<DB>::new(
-            "SELECT ct.call_id, ct.tag_id, t.name, t.color, t.description, \
+            "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.name, t.color, t.description, \
              g.group_id, g.name AS group_name, g.scene_id \
              FROM call_tags ct \
              LEFT JOIN tags t ON t.tenant_id = ct.tenant_id AND t.tag_id = ct.tag_id \
@@ -231,20 +271,41 @@ where
         );
         qb.push_bind(tenant.to_owned()).push(" AND ct.call_id IN (");
         push_list(&mut qb, &ids);
-        qb.push(") ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id");
+        qb.push(")");
+        if own_only {
+            qb.push(" AND (ct.origin & 1) = 1");
+        }
+        qb.push(" ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id");
         let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+        // Tags read from their snapshot take no groups from the catalog.
+        let mut from_snapshot = false;
         for row in qb.build().fetch_all(&mut *conn).await? {
             let call_id: String = row.try_get("call_id")?;
             let tag_id: String = row.try_get("tag_id")?;
             let list = tags.entry(call_id).or_default();
             if list.last().is_none_or(|t| t.id != tag_id) {
-                list.push(Tag {
-                    id: tag_id,
-                    name: opt_text(&row, "name")?,
-                    color: opt_text(&row, "color")?,
-                    description: opt_text(&row, "description")?,
-                    groups: Vec::new(),
-                });
+                let snapshot: Option<Tag> = snapshot(&row, "snapshot")?;
+                match snapshot.filter(|t| own_only || !t.name.is_empty()) {
+                    Some(mut tag) => {
+                        tag.id = tag_id;
+                        list.push(tag);
+                        from_snapshot = true;
+                        continue;
+                    }
+                    None => {
+                        from_snapshot = false;
+                        list.push(Tag {
+                            id: tag_id,
+                            name: opt_text(&row, "name")?,
+                            color: opt_text(&row, "color")?,
+                            description: opt_text(&row, "description")?,
+                            groups: Vec::new(),
+                        });
+                    }
+                }
+            }
+            if from_snapshot {
+                continue;
             }
             if let Some(group_id) = row.try_get::<Option<String>, _>("group_id")?
                 && let Some(tag) = list.last_mut()
@@ -258,24 +319,37 @@ where
         }
 
         let mut qb = QueryBuilder::<DB>::new(
-            "SELECT cg.call_id, cg.group_id, g.name, g.scene_id FROM call_tag_groups cg \
+            "SELECT cg.call_id, cg.group_id, cg.snapshot, g.name, g.scene_id FROM call_tag_groups cg \
              LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
              WHERE cg.tenant_id = ",
         );
         qb.push_bind(tenant.to_owned()).push(" AND cg.call_id IN (");
         push_list(&mut qb, &ids);
+        qb.push(")");
+        if own_only {
+            qb.push(" AND (cg.origin & 1) = 1");
+        }
         // First named first, as the vendor listed them.
-        qb.push(") ORDER BY cg.call_id, cg.position, cg.group_id");
+        qb.push(" ORDER BY cg.call_id, cg.position, cg.group_id");
         let mut groups: HashMap<String, Vec<TagGroup>> = HashMap::new();
         for row in qb.build().fetch_all(&mut *conn).await? {
+            let group_id: String = row.try_get("group_id")?;
+            let snapshot: Option<TagGroup> = snapshot(&row, "snapshot")?;
+            let group = match snapshot.filter(|g| own_only || !g.name.is_empty()) {
+                Some(mut group) => {
+                    group.id = group_id;
+                    group
+                }
+                None => TagGroup {
+                    id: group_id,
+                    name: opt_text(&row, "name")?,
+                    scene_id: opt_text(&row, "scene_id")?,
+                },
+            };
             groups
                 .entry(row.try_get("call_id")?)
                 .or_default()
-                .push(TagGroup {
-                    id: row.try_get("group_id")?,
-                    name: opt_text(&row, "name")?,
-                    scene_id: opt_text(&row, "scene_id")?,
-                });
+                .push(group);
         }
 
         for call in calls.iter_mut() {
@@ -286,9 +360,15 @@ where
     }
 
     pub(super) fn row_to_call(row: &DB::Row) -> Result<StoredCall, StoreError> {
+        // The level as sent with this call when it was sent with a name,
+        // else as the catalog names it now.
+        let level_snapshot: Option<IntentLevel> = snapshot(row, "intent_level_snapshot")?;
         let intent_level = row
             .try_get::<Option<String>, _>("intent_level_id")?
             .map(|id| -> Result<IntentLevel, sqlx::Error> {
+                if let Some(level) = level_snapshot.clone().filter(IntentLevel::is_named) {
+                    return Ok(IntentLevel { id, ..level });
+                }
                 Ok(IntentLevel {
                     id,
                     name: opt_text(row, "il_name")?,
@@ -348,6 +428,8 @@ where
                 settle_cost: row.try_get("settle_cost")?,
                 quote_exchange: row.try_get("quote_exchange")?,
                 bill_period: row.try_get("bill_period")?,
+                base_cost_currency: row.try_get("base_cost_currency")?,
+                settle_currency: row.try_get("settle_currency")?,
             },
             dtmf: row.try_get("dtmf")?,
             recall_count: row.try_get::<i64, _>("recall_count")? as i32,
@@ -366,7 +448,7 @@ where
         })
     }
 
-    fn row_to_turn(row: &DB::Row) -> Result<DialogueTurn, StoreError> {
+    pub(super) fn row_to_turn(row: &DB::Row) -> Result<DialogueTurn, StoreError> {
         Ok(DialogueTurn {
             sequence: row.try_get::<i64, _>("sequence")? as i32,
             kind: code(row, "kind", TurnKind::from_code)?,

@@ -9,12 +9,15 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
+use super::calls_read::{TagsRead, snapshot};
 use super::catalogs::Catalog;
 use super::dialect::{push_list, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
 use crate::domain::event::EventKind;
-use crate::domain::limits::MAX_ATTRIBUTES;
-use crate::domain::{Call, DialogueTurn, Task, UnixMs, UpsertOutcome, UpsertResult};
+use crate::domain::merge::{MergeRule, merge_views};
+use crate::domain::{
+    Call, DialogueTurn, IntentLevel, Task, UnixMs, UpsertOutcome, UpsertResult,
+};
 
 /// The columns of `calls` written from a [`Call`], in bind order.
 const CALL_COLUMNS: &[&str] = &[
@@ -69,6 +72,9 @@ const CALL_COLUMNS: &[&str] = &[
     "update_time",
     "alt_id",
     "quality_flags",
+    "base_cost_currency",
+    "settle_currency",
+    "intent_level_snapshot",
 ];
 
 /// Rows per multi-row statement: well below the bound-parameter limits of
@@ -89,6 +95,8 @@ struct TagRow<'a> {
     id: String,
     position: i64,
     origin: i64,
+    /// The tag or group as the vendor sent it with this call (JSON).
+    snapshot: String,
 }
 
 /// The tag (or group) rows of one call: one per id, first-seen position,
@@ -110,7 +118,15 @@ impl<'a> TagRows<'a> {
         }
     }
 
-    fn add(&mut self, id: &str, origin: i64, base: i64) {
+    /// Adds a mention of a tag or group; the first mention's snapshot
+    /// is kept.
+    fn add<T: serde::Serialize>(
+        &mut self,
+        id: &str,
+        origin: i64,
+        base: i64,
+        sent: &T,
+    ) -> Result<(), StoreError> {
         match self.index.get(id) {
             Some(&i) => self.rows[i].origin |= origin,
             None => {
@@ -121,9 +137,11 @@ impl<'a> TagRows<'a> {
                     id: id.to_owned(),
                     position: base + self.rows.len() as i64,
                     origin,
+                    snapshot: serde_json::to_string(sent).map_err(StoreError::encode)?,
                 });
             }
         }
+        Ok(())
     }
 }
 
@@ -152,6 +170,14 @@ struct PlannedWrite {
     call_id: String,
     outcome: UpsertOutcome,
     hash: String,
+}
+
+/// A vendor view merged with the stored call.
+enum Merged {
+    /// The view adds nothing: the stored call, by id, stays as it is.
+    Same(String),
+    /// The call the view makes of the stored one.
+    Into(Call),
 }
 
 /// A call written in this round: its index in the batch, id and outcome.
@@ -379,6 +405,33 @@ where
                 .partition(|&&i| seen.insert(call_key(calls[i].0)));
             let existing = Self::look_up_existing(tx, tenant, calls, &round).await?;
             let erased = Self::look_up_erased(tx, tenant, calls, &round).await?;
+            // A vendor's view of a stored call merges with what is stored,
+            // and the merged call is written whole.
+            let merged = Self::merge_with_stored(tx, tenant, calls, &round, &existing, &erased).await?;
+            let mut merged_calls: HashMap<usize, Call> = HashMap::new();
+            for (index, merge) in merged {
+                match merge {
+                    Merged::Same(call_id) => {
+                        results[index] = Some(UpsertResult {
+                            call_id,
+                            outcome: UpsertOutcome::Unchanged,
+                        });
+                    }
+                    Merged::Into(call) => {
+                        merged_calls.insert(index, call);
+                    }
+                }
+            }
+            let calls_now: Vec<(&Call, WriteMode)> = calls
+                .iter()
+                .enumerate()
+                .map(|(i, &(call, mode))| match merged_calls.get(&i) {
+                    Some(merged) => (merged, WriteMode::Replace),
+                    None => (call, mode),
+                })
+                .collect();
+            let calls = calls_now.as_slice();
+            let round: Vec<usize> = round.into_iter().filter(|&i| results[i].is_none()).collect();
             let writes = plan_round(calls, &round, &existing, &erased, &mut results);
             let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
             let stored = Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
@@ -398,25 +451,6 @@ where
                 }
                 results[index] = Some(UpsertResult { call_id, outcome });
             }
-            // A dialing list's history of a stored call fills what the call
-            // lacks, never more.
-            let known: Vec<(usize, String)> = round
-                .iter()
-                .filter(|&&i| calls[i].1 == WriteMode::InsertOnly)
-                .filter_map(|&i| match &results[i] {
-                    Some(r) if r.outcome == UpsertOutcome::Unchanged && !r.call_id.is_empty() => {
-                        Some((i, r.call_id.clone()))
-                    }
-                    _ => None,
-                })
-                .collect();
-            for (index, call_id) in known {
-                if Self::fill_from_history(tx, tenant, &call_id, calls[index].0, now).await?
-                    && let Some(result) = results[index].as_mut()
-                {
-                    result.outcome = UpsertOutcome::Updated;
-                }
-            }
             pending = later;
         }
         Self::append_written(tx, tenant, &changes).await?;
@@ -426,70 +460,108 @@ where
             .ok_or_else(|| StoreError::Corrupt("a call of the batch got no result".into()))
     }
 
-    /// Fills the fields a stored call lacks from a dialing list's history
-    /// view of it (`hangup_code` → `sip_code`, the status, the hang-up cause,
-    /// the recording, and attributes under names the call does not have
-    /// yet, such as `call_status`). A field the call has is never
-    /// overwritten. Answers whether anything changed.
-    async fn fill_from_history(
+    /// Merges each vendor view (not a typed call) of a stored call with the
+    /// stored call ([`merge_views`]): a view as new as the stored call or
+    /// newer replaces what it carries, an older one and a dialing list's
+    /// history only fill what the call lacks. The stored rows are locked
+    /// (PostgreSQL) so that no concurrent writer changes them meanwhile.
+    async fn merge_with_stored(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
-        call_id: &str,
-        history: &Call,
-        now: UnixMs,
-    ) -> Result<bool, StoreError> {
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT sip_code, vendor_status, hangup_cause, recording_url, attributes \
-             FROM calls WHERE tenant_id = ",
-        );
-        qb.push_bind(tenant.to_owned())
-            .push(" AND call_id = ")
-            .push_bind(call_id.to_owned());
-        let Some(row) = qb.build().fetch_optional(&mut **tx).await? else {
-            return Ok(false);
-        };
-        let mut changed = false;
-        let mut fill = |column: &str, new: &str| -> Result<String, StoreError> {
-            let old: String = row.try_get(column)?;
-            Ok(if old.is_empty() && !new.is_empty() {
-                changed = true;
-                new.to_owned()
-            } else {
-                old
+        calls: &[(&Call, WriteMode)],
+        round: &[usize],
+        existing: &HashMap<CallKey, Existing>,
+        erased: &HashSet<CallKey>,
+    ) -> Result<Vec<(usize, Merged)>, StoreError> {
+        let views: Vec<(usize, &str)> = round
+            .iter()
+            .filter(|&&i| calls[i].1 != WriteMode::Replace)
+            .filter(|&&i| !erased.contains(&call_key(calls[i].0)))
+            .filter_map(|&i| {
+                existing
+                    .get(&call_key(calls[i].0))
+                    .map(|old| (i, old.call_id.as_str()))
             })
-        };
-        let sip_code = fill("sip_code", &history.sip_code)?;
-        let vendor_status = fill("vendor_status", &history.vendor_status)?;
-        let hangup_cause = fill("hangup_cause", &history.hangup_cause)?;
-        let recording_url = fill("recording_url", &history.recording_url)?;
-        let mut attributes: BTreeMap<String, String> = super::dialect::json(&row, "attributes")?;
-        for (key, value) in &history.attributes {
-            if !attributes.contains_key(key) && attributes.len() < MAX_ATTRIBUTES {
-                attributes.insert(key.clone(), value.clone());
-                changed = true;
+            .collect();
+        if views.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = views.iter().map(|(_, id)| (*id).to_owned()).collect();
+        let mut stored = Self::load_as_stored(tx, tenant, &ids).await?;
+        let mut merged = Vec::with_capacity(views.len());
+        for (index, call_id) in views {
+            let (view, mode) = calls[index];
+            // Deleted meanwhile: the view is written as it is.
+            let Some(old) = stored.get(call_id) else {
+                continue;
+            };
+            let rule = if mode == WriteMode::InsertOnly {
+                MergeRule::FillOnly
+            } else {
+                MergeRule::by_update_time(old, view)
+            };
+            let new = merge_views(old, view, rule);
+            if new == *old {
+                merged.push((index, Merged::Same(call_id.to_owned())));
+            } else {
+                // A later view of the same call in this batch merges with this one.
+                stored.insert(call_id.to_owned(), new.clone());
+                merged.push((index, Merged::Into(new)));
             }
         }
-        if !changed {
-            return Ok(false);
+        Ok(merged)
+    }
+
+    /// Stored calls whole, as written (their own tags, hit groups and
+    /// level as the vendor sent them, every turn), locking their rows.
+    async fn load_as_stored(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        call_ids: &[String],
+    ) -> Result<HashMap<String, Call>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in call_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = Self::select_calls();
+            qb.push(" WHERE c.tenant_id = ")
+                .push_bind(tenant.to_owned())
+                .push(" AND c.call_id IN (");
+            push_list(&mut qb, chunk);
+            qb.push(")").push(DB::LOCK_CALL_ROWS);
+            let rows = qb.build().fetch_all(&mut **tx).await?;
+            let mut calls = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let mut stored = Self::row_to_call(row)?;
+                let sent: Option<IntentLevel> = snapshot(row, "intent_level_snapshot")?;
+                if let (Some(level), Some(sent)) = (stored.call.intent_level.as_mut(), sent) {
+                    *level = IntentLevel {
+                        id: std::mem::take(&mut level.id),
+                        ..sent
+                    };
+                }
+                calls.push(stored);
+            }
+            Self::attach_tags_of(&mut **tx, tenant, &mut calls, TagsRead::OwnAsStored).await?;
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT call_id, sequence, kind, customer_text, robot_text, node_id, node_name, \
+                 keyword, score, speak_ms, play_ms, asr_latency_ms, tags, turn_time, \
+                 after_transfer, turn_id, attributes FROM dialogue_turns WHERE tenant_id = ",
+            );
+            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
+            push_list(&mut qb, chunk);
+            qb.push(") ORDER BY call_id, sequence");
+            let mut turns: HashMap<String, Vec<DialogueTurn>> = HashMap::new();
+            for row in qb.build().fetch_all(&mut **tx).await? {
+                turns
+                    .entry(row.try_get("call_id")?)
+                    .or_default()
+                    .push(Self::row_to_turn(&row)?);
+            }
+            for mut stored in calls {
+                stored.call.turns = turns.remove(&stored.call_id).unwrap_or_default();
+                out.insert(stored.call_id, stored.call);
+            }
         }
-        let mut qb = QueryBuilder::<DB>::new("UPDATE calls SET sip_code = ");
-        qb.push_bind(sip_code)
-            .push(", vendor_status = ")
-            .push_bind(vendor_status)
-            .push(", hangup_cause = ")
-            .push_bind(hangup_cause)
-            .push(", recording_url = ")
-            .push_bind(recording_url)
-            .push(", attributes = ")
-            .push_bind(to_json(&attributes)?)
-            .push(", sync_time = ")
-            .push_bind(now)
-            .push(" WHERE tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND call_id = ")
-            .push_bind(call_id.to_owned());
-        qb.build().execute(&mut **tx).await?;
-        Ok(true)
+        Ok(out)
     }
 
     /// `SELECT {columns} FROM {table}` for the rows of one source and these
@@ -869,6 +941,17 @@ where
             format!(",{},", c.quality_flags.join(","))
         };
         text(qb, &flags);
+        text(qb, &b.base_cost_currency);
+        text(qb, &b.settle_currency);
+        // The level as sent with this call: a later rename changes the
+        // catalog, not this call.
+        let level = c
+            .intent_level
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(StoreError::encode)?;
+        qb.push(", ").push_bind(level);
         Ok(())
     }
 
@@ -890,13 +973,13 @@ where
             // The call's own groups first, in the order the vendor named
             // them, then those only its tags name.
             for group in &call.tag_groups {
-                groups.add(&group.id, TAG_FROM_CALL, 0);
+                groups.add(&group.id, TAG_FROM_CALL, 0, group)?;
                 catalog.add_group(group);
             }
             for tag in &call.tags {
-                tags.add(&tag.id, TAG_FROM_CALL, 0);
+                tags.add(&tag.id, TAG_FROM_CALL, 0, tag)?;
                 for group in &tag.groups {
-                    groups.add(&group.id, TAG_FROM_CALL, 0);
+                    groups.add(&group.id, TAG_FROM_CALL, 0, group)?;
                 }
                 catalog.add_tag(tag);
             }
@@ -904,9 +987,9 @@ where
             for turn in &call.turns {
                 turn_rows.push((call_id, turn));
                 for tag in &turn.tags {
-                    tags.add(&tag.id, TAG_FROM_TURN, TURN_TAG_POSITIONS);
+                    tags.add(&tag.id, TAG_FROM_TURN, TURN_TAG_POSITIONS, tag)?;
                     for group in &tag.groups {
-                        groups.add(&group.id, TAG_FROM_TURN, TURN_TAG_POSITIONS);
+                        groups.add(&group.id, TAG_FROM_TURN, TURN_TAG_POSITIONS, group)?;
                     }
                     catalog.add_tag(tag);
                 }
@@ -932,7 +1015,8 @@ where
 
         for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position, origin) ",
+                "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position, origin, \
+                 snapshot) ",
             );
             qb.push_values(chunk, |mut row, r| {
                 row.push_bind(tenant.to_owned())
@@ -940,13 +1024,15 @@ where
                     .push_bind(r.id.clone())
                     .push_bind(r.task_id.to_owned())
                     .push_bind(r.position)
-                    .push_bind(r.origin);
+                    .push_bind(r.origin)
+                    .push_bind(r.snapshot.clone());
             });
             // A row of the part a partial view kept meets the same tag in
             // the part it carries: the row is now of both.
             qb.push(
                 " ON CONFLICT (tenant_id, call_id, tag_id) DO UPDATE SET \
                  origin = call_tags.origin | excluded.origin, \
+                 snapshot = excluded.snapshot, \
                  position = CASE WHEN excluded.position < call_tags.position \
                  THEN excluded.position ELSE call_tags.position END",
             );
@@ -954,18 +1040,21 @@ where
         }
         for chunk in group_rows.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_tag_groups (tenant_id, call_id, group_id, position, origin) ",
+                "INSERT INTO call_tag_groups (tenant_id, call_id, group_id, position, origin, \
+                 snapshot) ",
             );
             qb.push_values(chunk, |mut row, r| {
                 row.push_bind(tenant.to_owned())
                     .push_bind(r.call_id.to_owned())
                     .push_bind(r.id.clone())
                     .push_bind(r.position)
-                    .push_bind(r.origin);
+                    .push_bind(r.origin)
+                    .push_bind(r.snapshot.clone());
             });
             qb.push(
                 " ON CONFLICT (tenant_id, call_id, group_id) DO UPDATE SET \
                  origin = call_tag_groups.origin | excluded.origin, \
+                 snapshot = excluded.snapshot, \
                  position = CASE WHEN excluded.position < call_tag_groups.position \
                  THEN excluded.position ELSE call_tag_groups.position END",
             );
