@@ -9,12 +9,15 @@
 //! PostgreSQL binaries of the outage test) is reported as `ignored` with the
 //! reason, never as passed; under `CI=true` it fails instead.
 
+#![recursion_limit = "512"]
+
 mod admin;
 mod analytics;
 mod auth;
 mod bounded_work;
 mod calls;
 mod events;
+mod fidelity;
 mod helpers;
 mod isolation;
 mod json_api;
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         bounded_work::trials(),
         calls::trials(),
         events::trials(),
+        fidelity::trials(),
         isolation::trials(),
         json_api::trials(),
         json_clients::trials(),

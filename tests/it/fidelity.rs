@@ -1,0 +1,389 @@
+//! Vendor fidelity across views and over time: partial views of one call
+//! merge, money keeps the vendor's digits and its currency, names stay as
+//! they were sent with each call, and every documented field comes back.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::helpers::TestApp;
+use callscope::proto::{
+    self, CallFilter, GetCallRequest, ImportRecordsRequest, ListCallsRequest, Source,
+};
+use serde_json::{Value, json};
+
+async fn import(app: &mut TestApp, source: Source, doc: &Value) -> proto::ImportRecordsResponse {
+    let answer = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: source as i32,
+            records: vec![doc.to_string()],
+            ..Default::default()
+        })
+        .await
+        .expect("import records")
+        .into_inner();
+    assert_eq!(answer.rejected, 0, "{answer:?}");
+    answer
+}
+
+async fn import_text(app: &mut TestApp, source: Source, text: &str) -> proto::ImportRecordsResponse {
+    let answer = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: source as i32,
+            records: vec![text.to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("import records")
+        .into_inner();
+    assert_eq!(answer.rejected, 0, "{answer:?}");
+    answer
+}
+
+async fn get(app: &mut TestApp, source: Source, external_id: &str) -> proto::Call {
+    app.calls
+        .get_call(GetCallRequest {
+            source: source as i32,
+            external_id: external_id.to_owned(),
+            include_progress_turns: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("get {external_id}: {e}"))
+        .into_inner()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Partial views of one smartivr call merge.
+
+/// The four smartivr views of one call, each as the vendor's document, with
+/// the same `updated_at`: a `query_done_task_phones` row, the brief
+/// `v1/record/{id}`, `record_info`, and the number list's history.
+fn smartivr_views(callid: &str, record_id: &str) -> Vec<(&'static str, Value)> {
+    let updated = "2020-03-06 23:05:14";
+    let level = json!({"id": "lvl-d", "name": "D級", "alias": "無意向", "color": "#000"});
+    let group = json!({"id": "grp-no", "user_id": "u-1", "name": "無意向",
+        "created_at": "2020-03-06 21:54:58", "updated_at": "2020-03-06 21:54:58",
+        "tag_scene_id": "scene-1"});
+    let row = json!({
+        "tags": [{"id": "tag-swear", "name": "臟話", "description": "臟話", "color": "#2d8cf0",
+            "user_id": "u-1", "status": true, "created_at": "2020-03-06 21:55:56",
+            "updated_at": "2020-03-06 21:55:56",
+            "pivot": {"taggable_id": record_id, "tag_id": "tag-swear",
+                "created_at": "2020-03-06 22:32:37", "updated_at": "2020-03-06 22:32:37"},
+            "tag_groups": [group.clone()]}],
+        "tag_groups": [{"id": "grp-yes", "user_id": "u-1", "name": "有意向",
+            "created_at": "2020-03-06 21:54:51", "updated_at": "2020-03-06 21:54:51",
+            "tag_scene_id": "scene-1"}, group.clone()],
+        "operator_name": "聯通",
+        "id": record_id,
+        "task_id": "task-merge",
+        "group_id": 299,
+        "callid": callid,
+        "score": 50,
+        "callee": "18651683344",
+        "caller_number": "17361984317",
+        "duration": 35639,
+        "error_code": 0,
+        "gender": 1,
+        "level_id": "lvl-d",
+        "calldate": "2020-03-06 23:04:37",
+        "bill": 26638,
+        "hangupcause": "NORMAL_CLEARING",
+        "hangupdate": "2020-03-06 23:05:12",
+        "answerdate": "2020-03-06 23:04:46",
+        "recordfile": format!("/mnt/rec/{callid}.wav"),
+        "bridge_callid": null, "bridge_number": null, "bridge_calldate": null,
+        "bridge_answerdate": null,
+        "hangup_disposition": 1,
+        "created_at": "2020-03-06 23:05:13",
+        "updated_at": updated,
+        "rounds": 2,
+        "level_name": "D級(無意向)",
+        "bredge_number": null,
+        "read_at": "2020-03-07 09:00:00",
+        "province_id": 3,
+        "city_id": 12,
+        "operator": 2,
+        "level": level.clone(),
+        "gender_str": "女",
+        "hangup_disposition_str": "AI",
+        "city": {"id": 12, "pid": 3, "city": "南京", "area_code": "025", "post_code": "210000",
+            "created_at": "2019-05-09 09:08:45", "updated_at": "2019-05-09 09:08:45"},
+        "province": {"id": 3, "pid": null, "city": "江蘇", "area_code": "0519",
+            "post_code": "213000", "created_at": "2019-05-09 09:08:45",
+            "updated_at": "2019-05-09 09:08:45"},
+    });
+    let mut brief = row.clone();
+    let b = brief.as_object_mut().unwrap();
+    for key in ["tags", "tag_groups", "operator_name", "level", "city", "province"] {
+        b.remove(key);
+    }
+    let mut record = row.clone();
+    let r = record.as_object_mut().unwrap();
+    for key in [
+        "tags", "tag_groups", "operator_name", "read_at", "province_id", "city_id", "operator",
+        "city", "province",
+    ] {
+        r.remove(key);
+    }
+    r.insert(
+        "crm_number".into(),
+        json!({"id": "crm-1", "user_id": "u-1", "number": "18651683344", "deleted_at": null,
+            "created_at": "2019-04-10 19:24:05", "updated_at": "2019-04-10 19:24:05"}),
+    );
+    let turn = |seq: i64, notify: &str, question: &str, answer: Option<&str>, tags: Value| {
+        json!({"id": format!("turn-{seq}-{callid}"), "record_id": record_id,
+            "task_id": "task-merge", "notify": notify, "callid": callid, "error_code": 0,
+            "asrtype": null, "callee": "18651683344", "gender": null, "asr_elapse": 400 + seq,
+            "record_ms": null, "volume_gain": null, "question": question, "question_index": seq,
+            "speak_ms": 100 * seq, "play_ms": 200 * seq, "keyword": "",
+            "answer_id": answer.map(|_| format!("node-{seq}")), "answer_text": answer.map(|_| format!("流程{seq}")),
+            "word_class": "16", "score": 0, "sequence": seq,
+            "created_at": "2020-03-06 23:04:47", "updated_at": "2020-03-06 23:04:47",
+            "bridge_status": null, "answer_content": answer, "contents": [], "tags": tags})
+    };
+    let info = json!({
+        "records": [
+            turn(1, "enter", "", Some("您好"), json!([])),
+            turn(2, "asrmessage_notify", "嗯", None, json!([{"id": "tag-admit", "name": "承認",
+                "description": "承認", "color": "#2DF0D0", "user_id": "u-1", "status": true,
+                "created_at": "2020-01-16 11:07:13", "updated_at": "2020-01-17 11:13:46",
+                "pivot": {"taggable_id": "p-1", "tag_id": "tag-admit",
+                    "created_at": "2020-02-16 12:21:17", "updated_at": "2020-02-16 12:21:17"},
+                "tag_group": [{"id": 1, "user_id": "u-1", "name": "弱意向",
+                    "created_at": "2019-12-17 21:14:57", "updated_at": "2019-12-17 21:14:57",
+                    "tag_scene_id": "scene-1"}]}])),
+        ],
+        "is_intervene_bridge": false,
+        "is_intervene_hangup": false,
+        "intervene_number": [{"id": 2, "name": "羅文龍", "number": "18651683***"}],
+        "is_crm_exists": true,
+        "info": {"record": record, "task": {"uuid": "task-merge", "name": "教育測試",
+            "create_datetime": "2018-12-20 16:43:21", "alter_datetime": "2019-05-15 19:25:06",
+            "start": 0, "maximumcall": 1, "start_str": "暫停", "group_str": "電銷",
+            "group": {"id": 299, "name": "電銷"}}},
+        "mobile_info": {"mobile_type": "聯通", "province": "江蘇", "city": "南京"},
+        "utterances": [{"id": "node-1", "name": "流程1", "description": "開場白"}],
+    });
+    let numbers = json!({
+        "code": 200, "status": "ok", "message": "獲取號碼列表成功",
+        "data": {"data": [{
+            "number": "18651683344", "city": "南京", "pro": "江蘇", "mobile_type": "聯通",
+            "area_code": "025", "post_code": "210000", "id": 1691, "status_str": "呼叫成功",
+            "callid": callid, "calldate": "2020-03-06 23:04:37", "bill": 26638,
+            "duration": 35639, "hangupcause": "NORMAL_CLEARING",
+            "hangupdate": "2020-03-06 23:05:12", "answerdate": "2020-03-06 23:04:46",
+            "is_blacklist": false, "status": 1,
+            "call_history": [{
+                "id": 356036, "user_id": "u-1", "task_id": "task-merge", "call_id": callid,
+                "number_id": 1691, "number": "18651683344",
+                "call_time": "2020-03-06 23:04:37", "duration": 35639,
+                "hangup_cause": "NORMAL_CLEARING", "hangup_code": "200", "bill": 26638,
+                "call_status": "answer", "status": 1,
+                "record_file": format!("/mnt/rec/{callid}.wav"),
+                "calling_number": "17361984317", "province_id": 3, "city_id": 12,
+                "operator": 2, "created_at": "2020-03-06 23:05:14", "updated_at": updated,
+                "status_str": "呼叫成功"}]
+        }], "total": 1, "last_page": 1}
+    });
+    vec![
+        ("row", json!({"data": [row], "total": 1, "last_page": 1})),
+        (
+            "brief",
+            json!({"code": 200, "status": "ok", "message": "獲取任務信息成功", "data": brief}),
+        ),
+        ("record_info", info),
+        ("history", numbers),
+    ]
+}
+
+/// A call as flat `path → value` leaves (nested messages and attributes
+/// key by key; other lists whole), without what callscope assigns (its id,
+/// sync time) and with the scenario's ids replaced, so calls of different
+/// scenarios compare. Empty values are absent (proto JSON leaves them out).
+/// Tags and tag groups are sets of ids: the order of the call's own and its
+/// turns' tags is asserted elsewhere.
+fn flatten(call: &proto::Call, ids: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_owned(), other.to_string());
+            }
+        }
+    }
+    let mut value = serde_json::to_value(call).unwrap();
+    let map = value.as_object_mut().unwrap();
+    map.remove("callId");
+    map.remove("syncTime");
+    let mut sets = BTreeMap::new();
+    for key in ["tags", "tagGroups"] {
+        if let Some(Value::Array(items)) = map.remove(key) {
+            let ids: BTreeSet<String> = items
+                .iter()
+                .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            sets.insert(key.to_owned(), format!("{ids:?}"));
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", &value, &mut out);
+    out.extend(sets);
+    out.into_iter()
+        .map(|(k, mut v)| {
+            for (from, to) in ids {
+                v = v.replace(from, to);
+            }
+            (k, v)
+        })
+        .collect()
+}
+
+/// Every ordered pair of smartivr views of one call (same `updated_at`):
+/// the merged call holds, field by field, what the second view carries and,
+/// for what it does not carry, what the first one did. The dialing list's
+/// history only ever fills what the call lacks. The independent model is
+/// each view imported alone and read back.
+async fn smartivr_views_of_one_call_merge_in_either_order(mut app: TestApp) {
+    let names = ["row", "brief", "record_info", "history"];
+    let placeholders = |callid: &str, record: &str| -> Vec<(String, String)> {
+        vec![
+            (callid.to_owned(), "CALLID".to_owned()),
+            (record.to_owned(), "RECORDID".to_owned()),
+        ]
+    };
+    // Each view alone.
+    let mut alone: BTreeMap<&str, BTreeMap<String, String>> = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let (callid, record) = (format!("alone-{i}-call"), format!("alone-{i}-rec"));
+        let doc = smartivr_views(&callid, &record)[i].1.clone();
+        import(&mut app, Source::Smartivr, &doc).await;
+        let call = get(&mut app, Source::Smartivr, &callid).await;
+        let ids = placeholders(&callid, &record);
+        let ids: Vec<(&str, &str)> = ids.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        alone.insert(name, flatten(&call, &ids));
+    }
+    // The fields the issue names survive a record_info after a row.
+    for key in [
+        "attributes.read_at",
+        "attributes.province_id",
+        "attributes.city_id",
+        "attributes.operator",
+        "attributes.city",
+        "attributes.province",
+        "attributes.tags",
+        "location.areaCode",
+        "location.postCode",
+    ] {
+        assert!(alone["row"].contains_key(key), "row carries {key}");
+        assert!(!alone["record_info"].contains_key(key), "record_info lacks {key}");
+    }
+
+    for (a, first) in names.iter().enumerate() {
+        for (b, second) in names.iter().enumerate() {
+            if a == b {
+                continue;
+            }
+            let (callid, record) = (format!("pair-{a}-{b}-call"), format!("pair-{a}-{b}-rec"));
+            let views = smartivr_views(&callid, &record);
+            import(&mut app, Source::Smartivr, &views[a].1).await;
+            let answer = import(&mut app, Source::Smartivr, &views[b].1).await;
+            let call = get(&mut app, Source::Smartivr, &callid).await;
+            let ids = placeholders(&callid, &record);
+            let ids: Vec<(&str, &str)> =
+                ids.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let got = flatten(&call, &ids);
+
+            // The model: a record view replaces what it carries; the
+            // history fills only what is missing.
+            let mut want = alone[first].clone();
+            for (key, value) in &alone[*second] {
+                if *second == "history" {
+                    want.entry(key.clone()).or_insert_with(|| value.clone());
+                } else {
+                    want.insert(key.clone(), value.clone());
+                }
+            }
+            // Tags of the call and of its turns are the union of both views.
+            for key in ["tags", "tagGroups"] {
+                let union: BTreeSet<String> = [first, second]
+                    .iter()
+                    .filter_map(|v| alone[**v].get(key))
+                    .flat_map(|s| {
+                        s.trim_matches(|c| c == '{' || c == '}')
+                            .split(", ")
+                            .filter(|x| !x.is_empty())
+                            .map(|x| x.trim_matches('"').to_owned())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if !union.is_empty() {
+                    want.insert(key.to_owned(), format!("{union:?}"));
+                }
+            }
+            let keys: BTreeSet<&String> = want.keys().chain(got.keys()).collect();
+            for key in keys {
+                assert_eq!(
+                    got.get(key),
+                    want.get(key),
+                    "{first} then {second}: field {key}"
+                );
+            }
+            if *second != "history" {
+                let changed = want != alone[first];
+                assert_eq!(
+                    (answer.updated, answer.unchanged),
+                    (i32::from(changed), i32::from(!changed)),
+                    "{first} then {second}: {answer:?}"
+                );
+                // The same view again changes nothing.
+                let again = import(&mut app, Source::Smartivr, &views[b].1).await;
+                assert_eq!(again.unchanged, 1, "{first} then {second} again: {again:?}");
+            }
+        }
+    }
+}
+
+/// An older view (an earlier `updated_at`) fills what the call lacks but
+/// replaces nothing; a newer one replaces what it carries and keeps the rest.
+async fn an_older_view_only_fills_and_a_newer_one_replaces(mut app: TestApp) {
+    let views = smartivr_views("age-call", "age-rec");
+    let mut newer_info = views[2].1.clone();
+    newer_info["info"]["record"]["updated_at"] = "2020-03-08 10:00:00".into();
+    newer_info["info"]["record"]["score"] = 90.into();
+    import(&mut app, Source::Smartivr, &newer_info).await;
+    // The row is older: its score (50) loses, its read_at and location fill.
+    let answer = import(&mut app, Source::Smartivr, &views[0].1).await;
+    assert_eq!(answer.updated, 1, "{answer:?}");
+    let call = get(&mut app, Source::Smartivr, "age-call").await;
+    assert_eq!(call.score, Some(90));
+    assert_eq!(call.attributes["read_at"], "2020-03-07 09:00:00");
+    let location = call.location.clone().unwrap();
+    assert_eq!((location.area_code.as_str(), location.post_code.as_str()), ("025", "210000"));
+    assert_eq!(call.turns.len(), 2);
+    assert_eq!(call.update_time, Some(crate::helpers::ts("2020-03-08T02:00:00Z")));
+    // A newer row replaces the score and keeps the turns.
+    let mut newer_row = views[0].1.clone();
+    newer_row["data"][0]["updated_at"] = "2020-03-09 10:00:00".into();
+    newer_row["data"][0]["score"] = 95.into();
+    import(&mut app, Source::Smartivr, &newer_row).await;
+    let call = get(&mut app, Source::Smartivr, "age-call").await;
+    assert_eq!(call.score, Some(95));
+    assert_eq!(call.turns.len(), 2);
+    assert_eq!(call.attributes["crm_number"].contains("crm-1"), true);
+}
+
+crate::backend_tests!(
+    smartivr_views_of_one_call_merge_in_either_order,
+    an_older_view_only_fills_and_a_newer_one_replaces,
+);
