@@ -368,8 +368,13 @@ struct ListPage {
 impl ListPage {
     /// The documented shape, or why the answer is not it.
     fn parse(bytes: &[u8]) -> Result<ListPage, PageError> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| PageError::Malformed(format!("not valid JSON: {e}")))?;
+        // Numbers keep the vendor's digits through to the adapter.
+        let value: Value = std::str::from_utf8(bytes)
+            .map_err(|e| PageError::Malformed(format!("not valid UTF-8: {e}")))
+            .and_then(|text| {
+                crate::sources::parse_json_exact(text)
+                    .map_err(|e| PageError::Malformed(format!("not valid JSON: {e}")))
+            })?;
         let Value::Object(mut root) = value else {
             return Err(PageError::Malformed("not a JSON object".into()));
         };
@@ -879,8 +884,9 @@ fn row(value: Value, tz: &jiff::tz::TimeZone) -> Row {
 /// `info.record` lacks (the call's tags, tag groups, level, location): one
 /// record holding both views of the call.
 fn merge_detail(bytes: &[u8], row: &Value) -> Result<Vec<u8>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8: {e}"))?;
     let mut doc: Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+        crate::sources::parse_json_exact(text).map_err(|e| format!("not valid JSON: {e}"))?;
     let record = doc
         .get_mut("info")
         .and_then(|info| info.get_mut("record"))

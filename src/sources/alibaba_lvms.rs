@@ -51,7 +51,7 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
             let record = match top.get(key) {
                 Some(Value::Object(m)) => m,
                 Some(Value::String(text)) => {
-                    inner = serde_json::from_str(text).map_err(|e| {
+                    inner = super::parse_json_exact(text).map_err(|e| {
                         SourceError::field(key, format!("is not a json object: {e}"))
                     })?;
                     inner.as_object().ok_or_else(|| {
@@ -181,7 +181,7 @@ fn record_call(
         let object = match value {
             Value::Object(m) => Some(m),
             Value::String(text) => {
-                parsed = serde_json::from_str::<Value>(text).ok();
+                parsed = super::parse_json_exact(text).ok();
                 parsed.as_ref().and_then(Value::as_object)
             }
             _ => None,
@@ -208,7 +208,7 @@ fn time(
     key: &'static str,
     cfg: &SourceConfig,
 ) -> Result<Option<UnixMs>, SourceError> {
-    if f.peek(key).is_some_and(Value::is_number) {
+    if f.peek(key).is_some_and(super::is_number) {
         f.epoch_ms(key)
     } else {
         f.local_time(key, &cfg.time_zone)

@@ -110,8 +110,7 @@ pub fn parse(source: Source, json: &[u8], cfg: &SourceConfig) -> Result<SourceBa
     let text = std::str::from_utf8(json).map_err(|e| SourceError::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| SourceError::InvalidJson(e.to_string()))?;
+    let value: Value = parse_json_exact(text).map_err(|e| SourceError::InvalidJson(e.to_string()))?;
     if !value.is_object() {
         return Err(SourceError::NotAnObject(json_kind(&value)));
     }
@@ -123,12 +122,167 @@ pub fn parse(source: Source, json: &[u8], cfg: &SourceConfig) -> Result<SourceBa
     }
 }
 
+/// Marks, inside a JSON string, a number kept as the vendor wrote it: see
+/// [`parse_json_exact`]. As JSON text: `"\u0000\u0001num:0.031250"`.
+const EXACT_NUMBER_MARK: &str = "\u{0}\u{1}num:";
+
+/// Parses JSON text keeping every number's digits as the vendor wrote them.
+/// serde_json (without its crate-wide `arbitrary_precision` feature, which
+/// would break pbjson's number parsing) reads a fraction or an integer
+/// beyond 64 bits as an `f64`: `0.031250` would come back `0.03125` and
+/// `12345678.123456789` as `12345678.123456787`. Such a number is read
+/// instead as a marked string holding its text ([`exact_number`]); whole
+/// numbers that fit 64 bits stay numbers. Invalid JSON stays invalid.
+pub fn parse_json_exact(text: &str) -> Result<Value, serde_json::Error> {
+    serde_json::from_str(&mark_inexact_numbers(text))
+}
+
+/// The text of a number [`parse_json_exact`] kept as written.
+pub(crate) fn exact_number(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(s) => s
+            .strip_prefix(EXACT_NUMBER_MARK)
+            .filter(|n| is_json_number(n)),
+        _ => None,
+    }
+}
+
+/// True for a number as JSON's grammar writes it.
+fn is_json_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    if b.get(i) == Some(&b'0') {
+        i += 1;
+    } else if !digits(&mut i) {
+        return false;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+/// The JSON text with each number that an `f64` would round (a fraction, an
+/// exponent, an integer beyond 64 bits) turned into a marked string.
+fn mark_inexact_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    let mut in_string = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if in_string {
+            match c {
+                b'\\' => i += 2,
+                b'"' => {
+                    in_string = false;
+                    i += 1;
+                }
+                _ => i += 1,
+            }
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            let token = &text[start..i];
+            let exact = token.parse::<i64>().is_ok() || token.parse::<u64>().is_ok();
+            if !exact && is_json_number(token) {
+                let out = out.get_or_insert_with(|| String::with_capacity(text.len() + 64));
+                out.push_str(&text[copied..start]);
+                out.push_str("\"\\u0000\\u0001num:");
+                out.push_str(token);
+                out.push('"');
+                copied = i;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    match out {
+        None => std::borrow::Cow::Borrowed(text),
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
+
+/// Compact JSON of a value, numbers as the vendor wrote them.
+pub(crate) fn to_compact_json(value: &Value) -> String {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                for (n, (k, v)) in map.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(v, out);
+                }
+                out.push('}');
+            }
+            Value::Array(items) => {
+                out.push('[');
+                for (n, v) in items.iter().enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    write(v, out);
+                }
+                out.push(']');
+            }
+            other => match exact_number(other) {
+                Some(number) => out.push_str(number),
+                None => out.push_str(&other.to_string()),
+            },
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
+}
+
 /// The JSON type of a value, as error messages name it.
 pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
+        v @ Value::String(_) if exact_number(v).is_some() => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
@@ -138,11 +292,19 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 /// A value as an attribute: strings as they are, scalars as their JSON text,
 /// arrays and objects as compact JSON. Null is absence and yields nothing.
 pub(crate) fn stringify(value: &Value) -> Option<String> {
+    if let Some(number) = exact_number(value) {
+        return Some(number.to_owned());
+    }
     match value {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+        other => Some(to_compact_json(other)),
     }
+}
+
+/// True for a JSON number, however it was kept.
+pub(crate) fn is_number(value: &Value) -> bool {
+    value.is_number() || exact_number(value).is_some()
 }
 
 /// Joins a path prefix and a key into the name an error shows (`data[2].bill`).
@@ -209,6 +371,10 @@ impl<'a> Fields<'a> {
     /// A text field: strings as they are, numbers and booleans as their JSON
     /// text (vendors flip between `"11"` and `11`). Empty text is absent.
     pub(crate) fn string(&mut self, key: &'static str) -> Result<Option<String>, SourceError> {
+        if let Some(number) = self.peek(key).and_then(exact_number) {
+            self.used.insert(key);
+            return Ok(Some(number.to_owned()));
+        }
         match self.take(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -238,6 +404,14 @@ impl<'a> Fields<'a> {
         let Some(value) = self.take(key) else {
             return Ok(None);
         };
+        if let Some(text) = exact_number(value) {
+            // A fraction, an exponent or an integer beyond 64 bits.
+            return match text.parse::<f64>() {
+                Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+                Ok(f) if f.fract() == 0.0 || f.is_infinite() => Err(self.err(key, "is too large")),
+                _ => Err(self.err(key, format!("must be a whole number, not `{}`", clip(text)))),
+            };
+        }
         match value {
             Value::Number(n) => {
                 if let Some(i) = n.as_i64() {
@@ -510,6 +684,38 @@ mod tests {
 
     fn cfg() -> SourceConfig {
         SourceConfig::for_source(Source::Smartivr)
+    }
+
+    #[test]
+    fn numbers_keep_the_vendors_digits() {
+        let value = parse_json_exact(
+            r#"{"a": 0.031250, "b": 12345678.123456789, "c": 7, "d": "0.5", "e": [1.50, {"f": 1e-7}],
+               "g": 123456789012345678901234, "h": -0, "i": "x\"1.5"}"#,
+        )
+        .unwrap();
+        let text = |k: &str| stringify(&value[k]).unwrap();
+        assert_eq!(text("a"), "0.031250");
+        assert_eq!(text("b"), "12345678.123456789");
+        assert_eq!(value["c"], Value::from(7));
+        assert_eq!(text("d"), "0.5");
+        assert_eq!(text("e"), r#"[1.50,{"f":1e-7}]"#);
+        assert_eq!(text("g"), "123456789012345678901234");
+        assert_eq!(text("i"), "x\"1.5");
+        assert_eq!(json_kind(&value["a"]), "a number");
+        let map = value.as_object().unwrap();
+        let mut f = Fields::new(map, "");
+        assert_eq!(f.string("a").unwrap().as_deref(), Some("0.031250"));
+        assert_eq!(
+            f.int("b").unwrap_err().to_string(),
+            "field `b`: must be a whole number, not `12345678.123456789`"
+        );
+        assert_eq!(f.int("g").unwrap_err().to_string(), "field `g`: is too large");
+        // Invalid numbers stay invalid JSON; a marked string must hold a number.
+        for bad in [r#"{"a": 01}"#, r#"{"a": 1.}"#, r#"{"a": .5}"#, r#"{"a": 1.2.3}"#] {
+            assert!(parse_json_exact(bad).is_err(), "{bad}");
+        }
+        let fake = parse_json_exact(r#"{"a": "\u0000\u0001num:abc"}"#).unwrap();
+        assert_eq!(exact_number(&fake["a"]), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::helpers::TestApp;
 use callscope::proto::{
-    self, CallFilter, GetCallRequest, ImportRecordsRequest, ListCallsRequest, Source,
+    self, CallFilter, GetCallRequest, ImportRecordsRequest, Source,
 };
 use serde_json::{Value, json};
 
@@ -383,7 +383,142 @@ async fn an_older_view_only_fills_and_a_newer_one_replaces(mut app: TestApp) {
     assert_eq!(call.attributes["crm_number"].contains("crm-1"), true);
 }
 
+// ---------------------------------------------------------------------------
+// 2-3. Money keeps the vendor's digits, and each amount its currency.
+
+/// The digits an `f64` would change, sent as JSON numbers (not text) in
+/// every money field of a LAAFFIC push, come back exactly; so do such
+/// numbers kept raw in attributes (smartivr turn `volume_gain`, Alibaba
+/// `properties`).
+async fn money_sent_as_json_numbers_keeps_the_vendors_digits(mut app: TestApp) {
+    let exact = ["0.031250", "12345678.123456789"];
+    for (n, digits) in exact.iter().enumerate() {
+        let push = format!(
+            r#"{{"voiceId": "money-{n}", "callee": "63123456788", "callTime": 1670939568000,
+            "rate": {digits}, "baseCost": {digits}, "cost": {digits}, "settleRate": {digits},
+            "settlePay": {digits}, "quoteExchange": {digits}, "currency": "EUR",
+            "calledInfo": {digits}}}"#
+        );
+        import_text(&mut app, Source::Laaffic, &push).await;
+        let call = get(&mut app, Source::Laaffic, &format!("money-{n}")).await;
+        let b = call.billing.clone().unwrap();
+        for (field, got) in [
+            ("rate", &b.rate),
+            ("base_cost", &b.base_cost),
+            ("cost", &b.cost),
+            ("settle_rate", &b.settle_rate),
+            ("settle_cost", &b.settle_cost),
+            ("quote_exchange", &b.quote_exchange),
+            ("attributes.calledInfo", &call.attributes["calledInfo"]),
+        ] {
+            assert_eq!(got, digits, "{field}");
+        }
+        // And through the JSON API as well as gRPC: the digits are text.
+        let response = reqwest::Client::new()
+            .post(format!(
+                "http://{}/callscope.v1.CallService/GetCall",
+                app.http_addr
+            ))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"source": "SOURCE_LAAFFIC", "externalId": "money-{n}"}}"#
+            ))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status().as_u16(), 200);
+        let body = response.text().await.unwrap();
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["billing"]["cost"], *digits, "{body}");
+    }
+
+    let mut info = smartivr_views("digits-call", "digits-rec")[2].1.clone();
+    info["records"][1]["volume_gain"] = json!(null);
+    let text = info
+        .to_string()
+        .replace(r#""volume_gain":null"#, r#""volume_gain":12345678.123456789"#);
+    import_text(&mut app, Source::Smartivr, &text).await;
+    let call = get(&mut app, Source::Smartivr, "digits-call").await;
+    assert_eq!(
+        call.turns[1].attributes["volume_gain"],
+        "12345678.123456789"
+    );
+
+    let alibaba = r#"{"ivr_call_record_d_t_o": {"call_record_id": 77, "called_phone_number": "13800001111",
+        "start_time": "2024-01-01 10:00:00",
+        "properties": "{\"amount\": 0.031250, \"nested\": {\"x\": 12345678.123456789}}"}}"#;
+    import_text(&mut app, Source::AlibabaLvms, alibaba).await;
+    let call = get(&mut app, Source::AlibabaLvms, "77").await;
+    assert_eq!(call.attributes["properties.amount"], "0.031250");
+    assert_eq!(call.attributes["properties.nested"], r#"{"x":12345678.123456789}"#);
+}
+
+/// LAAFFIC's `baseCost` is in USD, `rate` and `cost` in the quote currency:
+/// each amount says its currency, and the cost totals of GetCallStats sum
+/// `cost` per currency, never a base cost into another currency's total.
+async fn each_amount_carries_its_currency(mut app: TestApp) {
+    let eur = r#"{"voiceId": "cur-eur", "callee": "63123456788", "callTime": 1670939568000,
+        "rate": "0.5", "baseCost": "0.25", "cost": "1.5", "currency": "EUR",
+        "settleRate": "0.6", "settlePay": "1.7", "quoteExchange": "0.938"}"#;
+    let usd = r#"{"voiceId": "cur-usd", "callee": "63123456789", "callTime": 1670939568000,
+        "rate": "0.7", "baseCost": "0.125", "cost": "2"}"#;
+    import_text(&mut app, Source::Laaffic, eur).await;
+    import_text(&mut app, Source::Laaffic, usd).await;
+    let b = get(&mut app, Source::Laaffic, "cur-eur").await.billing.unwrap();
+    assert_eq!(
+        (b.currency.as_str(), b.base_cost_currency.as_str(), b.settle_currency.as_str()),
+        ("EUR", "USD", "USD")
+    );
+    let b = get(&mut app, Source::Laaffic, "cur-usd").await.billing.unwrap();
+    assert_eq!(
+        (b.currency.as_str(), b.base_cost_currency.as_str(), b.settle_currency.as_str()),
+        ("USD", "USD", "")
+    );
+    let stats = app
+        .analytics
+        .get_call_stats(proto::GetCallStatsRequest {
+            filter: Some(CallFilter {
+                sources: vec![Source::Laaffic as i32],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let totals: Vec<(String, String)> = stats
+        .cost_totals
+        .into_iter()
+        .map(|t| (t.currency, t.amount))
+        .collect();
+    assert_eq!(
+        totals,
+        [("EUR".to_owned(), "1.5".to_owned()), ("USD".to_owned(), "2".to_owned())]
+    );
+    // A typed call is held to ISO codes for the new currencies too.
+    let mut bad = crate::helpers::call("cur-bad", "13800001111", "2024-01-01T00:00:00Z");
+    bad.billing = Some(proto::Billing {
+        base_cost: "1".into(),
+        base_cost_currency: "dollars".into(),
+        ..Default::default()
+    });
+    let err = app
+        .ingest
+        .upsert_calls(proto::UpsertCallsRequest { calls: vec![bad] })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(
+        crate::helpers::bad_fields(&err)
+            .iter()
+            .any(|f| f.ends_with("billing.base_cost_currency")),
+        "{err:?}"
+    );
+}
+
 crate::backend_tests!(
     smartivr_views_of_one_call_merge_in_either_order,
     an_older_view_only_fills_and_a_newer_one_replaces,
+    money_sent_as_json_numbers_keeps_the_vendors_digits,
+    each_amount_carries_its_currency,
 );
