@@ -93,7 +93,18 @@ pub fn parse(value: &Value, cfg: &SourceConfig) -> Result<SourceBatch, SourceErr
                 continue;
             }
             if let Some(text) = stringify(value).filter(|t| !is_empty_json_text(t)) {
-                call.attributes.entry(snake_case(key)).or_insert(text);
+                // A key beside the record that the record also has is kept
+                // as `request.<key>`, so neither value is lost.
+                let name = snake_case(key);
+                match call.attributes.get(&name) {
+                    None => {
+                        call.attributes.insert(name, text);
+                    }
+                    Some(inner) if *inner == text => {}
+                    Some(_) => {
+                        call.attributes.insert(format!("request.{name}"), text);
+                    }
+                }
             }
         }
     }
@@ -171,10 +182,19 @@ fn record_call(
     // `properties` is free text; a JSON object in it is flattened so its keys
     // can be queried, and the raw text is kept either way.
     let properties = f.take("properties");
-    let mut attributes: std::collections::BTreeMap<String, String> = f
-        .rest()
-        .into_iter()
-        .map(|(k, v)| (snake_case(&k), v))
+    // snake_case names, except that a camelCase key whose snake_case name
+    // was sent too (`newMetric` beside `new_metric`) keeps its own spelling.
+    let rest = f.rest();
+    let mut attributes: std::collections::BTreeMap<String, String> = rest
+        .iter()
+        .map(|(k, v)| {
+            let snake = snake_case(k);
+            if snake != *k && rest.contains_key(&snake) {
+                (k.clone(), v.clone())
+            } else {
+                (snake, v.clone())
+            }
+        })
         .collect();
     if let Some(value) = properties {
         let parsed;
@@ -286,6 +306,22 @@ mod tests {
 
     fn call(json: &str) -> Call {
         run(json).unwrap().calls.remove(0)
+    }
+
+    #[test]
+    fn clashing_names_keep_both_values() {
+        let c = call(
+            r#"{"ivr_call_record_d_t_o": {"call_record_id": 9, "called_phone_number": "13800001111",
+                "start_time": "2024-01-01 10:00:00", "newMetric": "camel", "new_metric": "snake",
+                "shared": "inside"},
+              "shared": "beside", "same": "x", "newMetric": "outer"}"#,
+        );
+        assert_eq!(c.attributes["new_metric"], "snake");
+        assert_eq!(c.attributes["newMetric"], "camel");
+        assert_eq!(c.attributes["shared"], "inside");
+        assert_eq!(c.attributes["request.shared"], "beside");
+        assert_eq!(c.attributes["same"], "x");
+        assert_eq!(c.attributes["request.new_metric"], "outer");
     }
 
     #[test]

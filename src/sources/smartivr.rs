@@ -221,7 +221,11 @@ fn record_call(
     let record_id = f.peek("id").and_then(stringify);
     call.attributes = f.rest();
     if let Some(id) = record_id {
-        call.attributes.insert("record_id".into(), id);
+        // `record_id` names the record's `id` (its second id); a `record_id`
+        // key of the record's own is kept beside it, not overwritten.
+        if let Some(own) = call.attributes.insert("record_id".into(), id) {
+            call.attributes.insert("row.record_id".into(), own);
+        }
     }
     // Values outside the documented codes are kept rather than lost.
     if let Some(g) = gender.filter(|g| i32::try_from(*g).ok().and_then(Gender::from_code).is_none())
@@ -622,6 +626,16 @@ mod tests {
         let mut value: Value = serde_json::from_str(json).unwrap();
         edit(&mut value);
         value.to_string()
+    }
+
+    #[test]
+    fn a_rows_own_record_id_is_kept_beside_its_id() {
+        let row = r#"{"id": "rec-1", "record_id": "own-1", "callid": "c-1",
+            "callee": "18651683344", "calldate": "2020-03-06 23:04:37"}"#;
+        let c = run(row).unwrap().calls.remove(0);
+        assert_eq!(c.attributes["record_id"], "rec-1");
+        assert_eq!(c.attributes["row.record_id"], "own-1");
+        assert_eq!(c.alt_id(), "rec-1");
     }
 
     #[test]
