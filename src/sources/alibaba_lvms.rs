@@ -168,16 +168,28 @@ fn record_call(
         call.outcome = outcome_from_result_status(&status);
         call.vendor_status = status;
     }
-    let code = f.string(key(&f, "intent_level_code", "intentLevelCode"))?;
+    let code_key = key(&f, "intent_level_code", "intentLevelCode");
+    let code = f.string(code_key)?;
     let name = f.string(key(&f, "intent_level_detail_name", "intentLevelDetailName"))?;
-    call.intent_level = match (code, name) {
+    // Intent level codes are per robot job: code 2 of one job is another
+    // level than code 2 of the next, so the id is scoped by the job.
+    let scoped = |code: &str| match call.task_id.as_str() {
+        "" => code.to_owned(),
+        job => format!("{job}/{code}"),
+    };
+    call.intent_level = match (&code, name) {
         (None, None) => None,
         (code, name) => Some(IntentLevel {
-            id: code.or_else(|| name.clone()).unwrap_or_default(),
+            id: code
+                .as_deref()
+                .map(scoped)
+                .or_else(|| name.clone())
+                .unwrap_or_default(),
             name: name.unwrap_or_default(),
             ..IntentLevel::default()
         }),
     };
+    let raw_code = code.map(|c| ("intent_level_code".to_owned(), c));
 
     // `properties` is free text; a JSON object in it is flattened so its keys
     // can be queried, and the raw text is kept either way.
@@ -217,6 +229,8 @@ fn record_call(
             attributes.insert("properties".into(), raw);
         }
     }
+    // The vendor's code as sent, beside the scoped id.
+    attributes.extend(raw_code);
     call.attributes = attributes;
     Ok(call)
 }
@@ -348,7 +362,7 @@ mod tests {
         assert_eq!(
             c.intent_level,
             Some(IntentLevel {
-                id: "1".into(),
+                id: "77/1".into(),
                 name: "A级(有意向)".into(),
                 ..IntentLevel::default()
             })
@@ -361,6 +375,7 @@ mod tests {
         assert_eq!(
             attrs,
             vec![
+                ("intent_level_code", "1"),
                 ("intent_level_tag_id", "5"),
                 ("properties", r#"{"orderId":"A-17","vip":true}"#),
                 ("properties.orderId", "A-17"),

@@ -516,7 +516,126 @@ async fn each_amount_carries_its_currency(mut app: TestApp) {
     );
 }
 
+// ---------------------------------------------------------------------------
+// 5. Names as they were sent with each call.
+
+/// A later record renaming a tag, its group and an intent level changes the
+/// catalog (which serves the latest), not what an older call answers; a tag
+/// that gains a group later does not gain it on the older call.
+async fn a_later_rename_does_not_change_an_older_call(mut app: TestApp) {
+    let views = |callid: &str, tag_name: &str, group: Value, level_name: &str| {
+        let mut row = smartivr_views(callid, &format!("{callid}-rec"))[0].1.clone();
+        let r = &mut row["data"][0];
+        r["tags"] = json!([{"id": "tag-x", "name": tag_name, "color": format!("#{tag_name}"),
+            "tag_groups": group}]);
+        r["tag_groups"] = json!([]);
+        r["level"] = json!({"id": "lvl-x", "name": level_name, "alias": level_name,
+            "color": "#111"});
+        row
+    };
+    import(&mut app, Source::Smartivr, &views("old-call", "old", json!([]), "Old")).await;
+    import(
+        &mut app,
+        Source::Smartivr,
+        &views(
+            "new-call",
+            "new",
+            json!([{"id": "grp-late", "name": "Late", "tag_scene_id": "s"}]),
+            "New",
+        ),
+    )
+    .await;
+
+    let old = get(&mut app, Source::Smartivr, "old-call").await;
+    assert_eq!(
+        (old.tags[0].name.as_str(), old.tags[0].color.as_str(), old.tags[0].groups.len()),
+        ("old", "#old", 0)
+    );
+    let level = old.intent_level.clone().unwrap();
+    assert_eq!((level.name.as_str(), level.alias.as_str()), ("Old", "Old"));
+    let new = get(&mut app, Source::Smartivr, "new-call").await;
+    assert_eq!(new.tags[0].name, "new");
+    assert_eq!(new.tags[0].groups[0].name, "Late");
+    assert_eq!(new.intent_level.unwrap().name, "New");
+
+    // The listing answers the same as GetCall.
+    let page = app
+        .calls
+        .list_calls(proto::ListCallsRequest {
+            filter: Some(CallFilter {
+                tag_ids: vec!["tag-x".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: BTreeMap<String, String> = page
+        .calls
+        .iter()
+        .map(|c| (c.external_id.clone(), c.tags[0].name.clone()))
+        .collect();
+    assert_eq!(names["old-call"], "old");
+    assert_eq!(names["new-call"], "new");
+    // The group filter sees the group only on the call that was sent with it.
+    let in_group = app
+        .external_ids(CallFilter {
+            tag_group_ids: vec!["grp-late".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(in_group, ["new-call"]);
+
+    // The catalog serves the latest names.
+    let mut catalog = proto::catalog_service_client::CatalogServiceClient::new(app.channel.clone());
+    let tags = catalog
+        .list_tags(proto::ListTagsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let tag = tags.tags.iter().find(|t| t.id == "tag-x").unwrap();
+    assert_eq!(tag.name, "new");
+    let levels = catalog
+        .list_intent_levels(proto::ListIntentLevelsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let level = levels.intent_levels.iter().find(|l| l.id == "lvl-x").unwrap();
+    assert_eq!(level.name, "New");
+}
+
+/// Alibaba's `intent_level_code` is per robot job: code 2 of job 10 and
+/// code 2 of job 20 are two levels, each with its own name.
+async fn alibaba_level_codes_are_scoped_by_their_job(mut app: TestApp) {
+    for (id, job, name) in [(1, 10, "job10-two"), (2, 20, "job20-two")] {
+        let record = json!({"ivr_call_record_d_t_o": {"call_record_id": id,
+            "robot_call_job_id": job, "called_phone_number": "13800001111",
+            "start_time": "2024-01-01 10:00:00", "intent_level_code": 2,
+            "intent_level_detail_name": name}});
+        import(&mut app, Source::AlibabaLvms, &record).await;
+    }
+    let first = get(&mut app, Source::AlibabaLvms, "1").await;
+    let second = get(&mut app, Source::AlibabaLvms, "2").await;
+    let level = |c: &proto::Call| {
+        let l = c.intent_level.clone().unwrap();
+        (l.id, l.name)
+    };
+    assert_eq!(level(&first), ("10/2".to_owned(), "job10-two".to_owned()));
+    assert_eq!(level(&second), ("20/2".to_owned(), "job20-two".to_owned()));
+    assert_eq!(first.attributes["intent_level_code"], "2");
+    let only_job10 = app
+        .external_ids(CallFilter {
+            intent_level_ids: vec!["10/2".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(only_job10, ["1"]);
+}
+
 crate::backend_tests!(
+    a_later_rename_does_not_change_an_older_call,
+    alibaba_level_codes_are_scoped_by_their_job,
     smartivr_views_of_one_call_merge_in_either_order,
     an_older_view_only_fills_and_a_newer_one_replaces,
     money_sent_as_json_numbers_keeps_the_vendors_digits,
