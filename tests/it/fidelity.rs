@@ -633,7 +633,283 @@ async fn alibaba_level_codes_are_scoped_by_their_job(mut app: TestApp) {
     assert_eq!(only_job10, ["1"]);
 }
 
+// ---------------------------------------------------------------------------
+// 6. Every documented field comes back.
+
+/// Every text a read-back answer holds: leaves of its proto JSON, leaves of
+/// raw JSON kept in attributes, and each timestamp as epoch milliseconds.
+fn universe(answers: &[Value]) -> BTreeSet<String> {
+    fn walk(value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::String(s) => {
+                out.insert(s.clone());
+                if let Ok(inner) = serde_json::from_str::<Value>(s)
+                    && (inner.is_object() || inner.is_array())
+                {
+                    walk(&inner, out);
+                }
+                if let Ok(t) = s.parse::<jiff::Timestamp>() {
+                    out.insert(t.as_millisecond().to_string());
+                }
+            }
+            Value::Number(n) => {
+                out.insert(n.to_string());
+            }
+            Value::Bool(b) => {
+                out.insert(b.to_string());
+            }
+            Value::Null => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    answers.iter().for_each(|a| walk(a, &mut out));
+    out
+}
+
+/// Asserts that every scalar of `doc` (but the `skipped` paths, which the
+/// docs say are not call data) comes back in `answers`: as its text, as
+/// epoch ms for a local `yyyy-MM-dd HH:mm:ss` time, or in ms for a field in
+/// `seconds`. Fields whose code becomes an enum (`coded`, by key; their
+/// values are asserted by the caller) are not looked for as text. Answers
+/// the paths checked.
+fn assert_every_field_comes_back(
+    what: &str,
+    doc: &Value,
+    answers: &[Value],
+    skipped: &[&str],
+    seconds: &[&str],
+) -> usize {
+    every_field_but_coded(what, doc, answers, skipped, seconds, &[])
+}
+
+fn every_field_but_coded(
+    what: &str,
+    doc: &Value,
+    answers: &[Value],
+    skipped: &[&str],
+    seconds: &[&str],
+    coded: &[&str],
+) -> usize {
+    fn leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&path, v, out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    leaves(&format!("{prefix}[{i}]"), v, out);
+                }
+            }
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => {}
+            other => out.push((prefix.to_owned(), other.clone())),
+        }
+    }
+    let found = universe(answers);
+    let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+    let mut all = Vec::new();
+    leaves("", doc, &mut all);
+    let mut checked = 0;
+    for (path, value) in all {
+        if skipped.contains(&path.as_str()) {
+            continue;
+        }
+        let key = path.rsplit('.').next().unwrap_or(&path);
+        if coded.contains(&key) {
+            continue;
+        }
+        let text = match &value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let mut forms = vec![text.clone()];
+        if let Ok(local) = jiff::civil::DateTime::strptime("%Y-%m-%d %H:%M:%S", &text)
+            && let Ok(zoned) = local.to_zoned(shanghai.clone())
+        {
+            forms.push(zoned.timestamp().as_millisecond().to_string());
+        }
+        if seconds.contains(&key)
+            && let Ok(n) = text.parse::<i64>()
+        {
+            forms.push((n * 1000).to_string());
+        }
+        assert!(
+            forms.iter().any(|f| found.contains(f)),
+            "{what}: `{path}` = {text} is not in the answer"
+        );
+        checked += 1;
+    }
+    checked
+}
+
+/// Every documented field of each vendor's documents, each with a distinct
+/// value, comes back through the API (GetCall, GetTask, ListTaskNumbers):
+/// nothing is dropped silently. Enum-coded fields are asserted by value.
+async fn every_documented_field_comes_back(mut app: TestApp) {
+    let json_of = |call: &proto::Call| serde_json::to_value(call).unwrap();
+
+    // LAAFFIC (000): every field of the table and the sample's `costEur`.
+    let laaffic = json!({
+        "voiceId": "rt-voice-1", "type": 3, "callee": "63912345001",
+        "displayNum": "63912345002", "submitTime": 1700000001111_i64,
+        "callTime": 1700000002222_i64, "ringingTime": 1700000003333_i64,
+        "answerTime": 1700000004444_i64, "hangupTime": 1700000065555_i64,
+        "callDuration": 61, "chargedDuration": 80, "billPeriod": "30+6",
+        "code": "India(Goa)", "voiceFileId": "vf-rt.mp3", "recordingFileId": "rec-rt.wav",
+        "rate": "0.0271", "baseCost": "0.0133", "cost": "0.0999", "costEur": "0.0888",
+        "terminationCode": "17", "terminationReason": "Callee hung up rt", "sipCode": "202",
+        "feedbackValue": "9", "calledInfo": "info-rt", "ringDuration": 7, "currency": "EUR",
+        "settleRate": "1.4441", "quoteExchange": "0.9312", "settlePay": "1.5552",
+        "outRecallCount": 23, "taskId": 4101, "sourceTaskId": 4102, "scriptId": 4103,
+        "intent": "MAYBE-rt", "dimensionId": 4104, "callStatus": 50,
+        "recallByVoiceId": "rt-voice-0"
+    });
+    import(&mut app, Source::Laaffic, &laaffic).await;
+    let call = get(&mut app, Source::Laaffic, "rt-voice-1").await;
+    assert_eq!(call.outcome(), proto::CallOutcome::Answered);
+    assert!(call.quality_flags.is_empty());
+    let n = assert_every_field_comes_back(
+        "laaffic",
+        &laaffic,
+        &[json_of(&call)],
+        &[],
+        &["callDuration", "chargedDuration", "ringDuration"],
+    );
+    assert_eq!(n, 37, "the 36 documented fields and `costEur`");
+
+    // Alibaba LVMS (001): the request with every record field.
+    let alibaba = json!({"rpc_context": {"trace": "rt-trace"}, "ivr_call_record_d_t_o": {
+        "call_record_id": 5101, "robot_call_job_id": 5102,
+        "called_phone_number": "13912345003", "result_status": "关机",
+        "full_audio_url": "https://example.com/rt.wav", "chat_duration": 47,
+        "start_time": "2024-02-03 04:05:06", "end_time": "2024-02-03 04:06:07",
+        "name": "李四rt", "properties": "{\"crm\":\"rt-crm\"}",
+        "intent_level_detail_name": "B级rt", "tenant_phone_number_id": 5103,
+        "phone_number": "02512345678", "intent_level_code": 5104,
+        "intent_level_tag_id": 5105}});
+    import(&mut app, Source::AlibabaLvms, &alibaba).await;
+    let call = get(&mut app, Source::AlibabaLvms, "5101").await;
+    assert_eq!(call.outcome(), proto::CallOutcome::PoweredOff);
+    let n = assert_every_field_comes_back(
+        "alibaba",
+        &alibaba,
+        &[json_of(&call)],
+        &[],
+        &["chat_duration"],
+    );
+    assert_eq!(n, 16);
+
+    // smartivr (002): a list row, the brief record, record_info (every turn
+    // field given a value), the number list with its history.
+    let views = smartivr_views("rt-call", "rt-rec");
+    let envelope = ["code", "status", "message", "total", "last_page"];
+    let mut catalog = proto::catalog_service_client::CatalogServiceClient::new(app.channel.clone());
+    for (name, doc) in &views[..2] {
+        let (callid, record) = (format!("rt-{name}"), format!("rt-{name}-rec"));
+        let doc = serde_json::from_str::<Value>(
+            &doc.to_string()
+                .replace("rt-call", &callid)
+                .replace("rt-rec", &record),
+        )
+        .unwrap();
+        import(&mut app, Source::Smartivr, &doc).await;
+        let call = get(&mut app, Source::Smartivr, &callid).await;
+        assert_eq!(call.gender(), proto::Gender::Female, "{name}");
+        assert_eq!(call.hangup_by(), proto::Party::Robot, "{name}");
+        every_field_but_coded(
+            name,
+            &doc,
+            &[json_of(&call)],
+            &envelope,
+            &[],
+            &["gender", "hangup_disposition"],
+        );
+    }
+    let mut info = views[2].1.clone();
+    for (key, value) in [
+        ("asrtype", json!("aliyun-rt")),
+        ("gender", json!(4)),
+        ("record_ms", json!(1690)),
+        ("volume_gain", json!(8.040982)),
+        ("keyword", json!("kw-rt")),
+        ("bridge_status", json!(1)),
+        ("contents", json!([{"id": "content-rt", "file_id": "file-rt", "sort": 0,
+            "status": true, "translate_text": "translate-rt", "wav_second": 3.577875}])),
+    ] {
+        info["records"][1][key] = value;
+    }
+    let task = info["info"]["task"].as_object_mut().unwrap();
+    for (key, value) in [
+        ("call_per_second", json!(31)), ("recycle_limit", json!(32)),
+        ("random_assignment_number", json!(33)), ("destination_extension", json!(299)),
+        ("destination_dialplan", json!("XML-rt")), ("destination_context", json!("ctx-rt")),
+        ("dial_format", json!("fmt-rt")), ("remark", json!("remark-rt")), ("sort", json!(34)),
+        ("originate_variables", json!("{execute_on_media=rt}")),
+        ("_originate_timeout", json!(61)), ("_origination_caller_id_number", json!("300708")),
+        ("user_id", json!("u-task-rt")), ("call_notify_url", json!("http://127.0.0.1:1/rt")),
+        ("call_notify_type", json!(35)),
+        ("progress_bar", json!({"total": 36, "progress": 37, "percent": 38})),
+    ] {
+        task.insert(key.into(), value);
+    }
+    import(&mut app, Source::Smartivr, &info).await;
+    let call = get(&mut app, Source::Smartivr, "rt-call").await;
+    let turn = &call.turns[1];
+    assert!(turn.after_transfer);
+    assert_eq!(turn.kind(), proto::TurnKind::CustomerUtterance);
+    let task = catalog
+        .get_task(proto::GetTaskRequest {
+            task_id: "task-merge".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let task = serde_json::to_value(&task).unwrap();
+    every_field_but_coded(
+        "record_info",
+        &info,
+        &[json_of(&call), task],
+        &[],
+        &[],
+        &["hangup_disposition", "bridge_status"],
+    );
+
+    let numbers = serde_json::from_str::<Value>(
+        &views[3].1.to_string().replace("rt-call", "rt-history"),
+    )
+    .unwrap();
+    import(&mut app, Source::Smartivr, &numbers).await;
+    let history = get(&mut app, Source::Smartivr, "rt-history").await;
+    let listed = app
+        .calls
+        .list_task_numbers(proto::ListTaskNumbersRequest {
+            task_id: "task-merge".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = serde_json::to_value(&listed).unwrap();
+    assert_every_field_comes_back(
+        "number list",
+        &numbers,
+        &[json_of(&history), listed],
+        &["code", "status", "message", "data.total", "data.last_page"],
+        &[],
+    );
+}
+
 crate::backend_tests!(
+    every_documented_field_comes_back,
     a_later_rename_does_not_change_an_older_call,
     alibaba_level_codes_are_scoped_by_their_job,
     smartivr_views_of_one_call_merge_in_either_order,
