@@ -39,9 +39,8 @@ impl MergeRule {
 pub fn merge_views(stored: &Call, view: &Call, rule: MergeRule) -> Call {
     let view = &with_own_part_as_stored(view);
     let wins = rule == MergeRule::ViewWins;
-    let text = |old: &String, new: &String| -> String {
-        pick(old, new, wins, |s| !s.is_empty()).clone()
-    };
+    let text =
+        |old: &String, new: &String| -> String { pick(old, new, wins, |s| !s.is_empty()).clone() };
     let num = |old: i64, new: i64| -> i64 { *pick(&old, &new, wins, |n| *n != 0) };
     let num32 = |old: i32, new: i32| -> i32 { *pick(&old, &new, wins, |n| *n != 0) };
     let opt = |old: Option<i64>, new: Option<i64>| -> Option<i64> {
@@ -57,8 +56,8 @@ pub fn merge_views(stored: &Call, view: &Call, rule: MergeRule) -> Call {
     };
     let turns = pick(&s.turns, &v.turns, wins, |t| !t.is_empty()).clone();
     // Quality flags judge the status the outcome came from: they follow it.
-    let outcome_from_view = (wins && v.outcome != CallOutcome::Unspecified)
-        || s.outcome == CallOutcome::Unspecified;
+    let outcome_from_view =
+        (wins && v.outcome != CallOutcome::Unspecified) || s.outcome == CallOutcome::Unspecified;
     let (outcome, quality_flags) = if outcome_from_view {
         (v.outcome, v.quality_flags.clone())
     } else {

@@ -110,7 +110,8 @@ pub fn parse(source: Source, json: &[u8], cfg: &SourceConfig) -> Result<SourceBa
     let text = std::str::from_utf8(json).map_err(|e| SourceError::InvalidUtf8 {
         offset: e.valid_up_to(),
     })?;
-    let value: Value = parse_json_exact(text).map_err(|e| SourceError::InvalidJson(e.to_string()))?;
+    let value: Value =
+        parse_json_exact(text).map_err(|e| SourceError::InvalidJson(e.to_string()))?;
     if !value.is_object() {
         return Err(SourceError::NotAnObject(json_kind(&value)));
     }
@@ -212,7 +213,8 @@ fn mark_inexact_numbers(text: &str) -> std::borrow::Cow<'_, str> {
         }
         if c == b'-' || c.is_ascii_digit() {
             let start = i;
-            while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            while i < bytes.len()
+                && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
             {
                 i += 1;
             }
@@ -709,9 +711,17 @@ mod tests {
             f.int("b").unwrap_err().to_string(),
             "field `b`: must be a whole number, not `12345678.123456789`"
         );
-        assert_eq!(f.int("g").unwrap_err().to_string(), "field `g`: is too large");
+        assert_eq!(
+            f.int("g").unwrap_err().to_string(),
+            "field `g`: is too large"
+        );
         // Invalid numbers stay invalid JSON; a marked string must hold a number.
-        for bad in [r#"{"a": 01}"#, r#"{"a": 1.}"#, r#"{"a": .5}"#, r#"{"a": 1.2.3}"#] {
+        for bad in [
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": .5}"#,
+            r#"{"a": 1.2.3}"#,
+        ] {
             assert!(parse_json_exact(bad).is_err(), "{bad}");
         }
         let fake = parse_json_exact(r#"{"a": "\u0000\u0001num:abc"}"#).unwrap();

@@ -15,9 +15,7 @@ use super::dialect::{push_list, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
 use crate::domain::event::EventKind;
 use crate::domain::merge::{MergeRule, merge_views};
-use crate::domain::{
-    Call, DialogueTurn, IntentLevel, Task, UnixMs, UpsertOutcome, UpsertResult,
-};
+use crate::domain::{Call, DialogueTurn, IntentLevel, Task, UnixMs, UpsertOutcome, UpsertResult};
 
 /// The columns of `calls` written from a [`Call`], in bind order.
 const CALL_COLUMNS: &[&str] = &[
@@ -177,7 +175,7 @@ enum Merged {
     /// The view adds nothing: the stored call, by id, stays as it is.
     Same(String),
     /// The call the view makes of the stored one.
-    Into(Call),
+    Into(Box<Call>),
 }
 
 /// A call written in this round: its index in the batch, id and outcome.
@@ -407,7 +405,8 @@ where
             let erased = Self::look_up_erased(tx, tenant, calls, &round).await?;
             // A vendor's view of a stored call merges with what is stored,
             // and the merged call is written whole.
-            let merged = Self::merge_with_stored(tx, tenant, calls, &round, &existing, &erased).await?;
+            let merged =
+                Self::merge_with_stored(tx, tenant, calls, &round, &existing, &erased).await?;
             let mut merged_calls: HashMap<usize, Call> = HashMap::new();
             for (index, merge) in merged {
                 match merge {
@@ -418,7 +417,7 @@ where
                         });
                     }
                     Merged::Into(call) => {
-                        merged_calls.insert(index, call);
+                        merged_calls.insert(index, *call);
                     }
                 }
             }
@@ -431,7 +430,10 @@ where
                 })
                 .collect();
             let calls = calls_now.as_slice();
-            let round: Vec<usize> = round.into_iter().filter(|&i| results[i].is_none()).collect();
+            let round: Vec<usize> = round
+                .into_iter()
+                .filter(|&i| results[i].is_none())
+                .collect();
             let writes = plan_round(calls, &round, &existing, &erased, &mut results);
             let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
             let stored = Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
@@ -506,7 +508,7 @@ where
             } else {
                 // A later view of the same call in this batch merges with this one.
                 stored.insert(call_id.to_owned(), new.clone());
-                merged.push((index, Merged::Into(new)));
+                merged.push((index, Merged::Into(Box::new(new))));
             }
         }
         Ok(merged)

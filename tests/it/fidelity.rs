@@ -5,9 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::helpers::TestApp;
-use callscope::proto::{
-    self, CallFilter, GetCallRequest, ImportRecordsRequest, Source,
-};
+use callscope::proto::{self, CallFilter, GetCallRequest, ImportRecordsRequest, Source};
 use serde_json::{Value, json};
 
 async fn import(app: &mut TestApp, source: Source, doc: &Value) -> proto::ImportRecordsResponse {
@@ -25,7 +23,11 @@ async fn import(app: &mut TestApp, source: Source, doc: &Value) -> proto::Import
     answer
 }
 
-async fn import_text(app: &mut TestApp, source: Source, text: &str) -> proto::ImportRecordsResponse {
+async fn import_text(
+    app: &mut TestApp,
+    source: Source,
+    text: &str,
+) -> proto::ImportRecordsResponse {
     let answer = app
         .ingest
         .import_records(ImportRecordsRequest {
@@ -116,14 +118,28 @@ fn smartivr_views(callid: &str, record_id: &str) -> Vec<(&'static str, Value)> {
     });
     let mut brief = row.clone();
     let b = brief.as_object_mut().unwrap();
-    for key in ["tags", "tag_groups", "operator_name", "level", "city", "province"] {
+    for key in [
+        "tags",
+        "tag_groups",
+        "operator_name",
+        "level",
+        "city",
+        "province",
+    ] {
         b.remove(key);
     }
     let mut record = row.clone();
     let r = record.as_object_mut().unwrap();
     for key in [
-        "tags", "tag_groups", "operator_name", "read_at", "province_id", "city_id", "operator",
-        "city", "province",
+        "tags",
+        "tag_groups",
+        "operator_name",
+        "read_at",
+        "province_id",
+        "city_id",
+        "operator",
+        "city",
+        "province",
     ] {
         r.remove(key);
     }
@@ -286,7 +302,10 @@ async fn smartivr_views_of_one_call_merge_in_either_order(mut app: TestApp) {
         "location.postCode",
     ] {
         assert!(alone["row"].contains_key(key), "row carries {key}");
-        assert!(!alone["record_info"].contains_key(key), "record_info lacks {key}");
+        assert!(
+            !alone["record_info"].contains_key(key),
+            "record_info lacks {key}"
+        );
     }
 
     for (a, first) in names.iter().enumerate() {
@@ -369,9 +388,15 @@ async fn an_older_view_only_fills_and_a_newer_one_replaces(mut app: TestApp) {
     assert_eq!(call.score, Some(90));
     assert_eq!(call.attributes["read_at"], "2020-03-07 09:00:00");
     let location = call.location.clone().unwrap();
-    assert_eq!((location.area_code.as_str(), location.post_code.as_str()), ("025", "210000"));
+    assert_eq!(
+        (location.area_code.as_str(), location.post_code.as_str()),
+        ("025", "210000")
+    );
     assert_eq!(call.turns.len(), 2);
-    assert_eq!(call.update_time, Some(crate::helpers::ts("2020-03-08T02:00:00Z")));
+    assert_eq!(
+        call.update_time,
+        Some(crate::helpers::ts("2020-03-08T02:00:00Z"))
+    );
     // A newer row replaces the score and keeps the turns.
     let mut newer_row = views[0].1.clone();
     newer_row["data"][0]["updated_at"] = "2020-03-09 10:00:00".into();
@@ -380,7 +405,7 @@ async fn an_older_view_only_fills_and_a_newer_one_replaces(mut app: TestApp) {
     let call = get(&mut app, Source::Smartivr, "age-call").await;
     assert_eq!(call.score, Some(95));
     assert_eq!(call.turns.len(), 2);
-    assert_eq!(call.attributes["crm_number"].contains("crm-1"), true);
+    assert!(call.attributes["crm_number"].contains("crm-1"));
 }
 
 // ---------------------------------------------------------------------------
@@ -434,9 +459,10 @@ async fn money_sent_as_json_numbers_keeps_the_vendors_digits(mut app: TestApp) {
 
     let mut info = smartivr_views("digits-call", "digits-rec")[2].1.clone();
     info["records"][1]["volume_gain"] = json!(null);
-    let text = info
-        .to_string()
-        .replace(r#""volume_gain":null"#, r#""volume_gain":12345678.123456789"#);
+    let text = info.to_string().replace(
+        r#""volume_gain":null"#,
+        r#""volume_gain":12345678.123456789"#,
+    );
     import_text(&mut app, Source::Smartivr, &text).await;
     let call = get(&mut app, Source::Smartivr, "digits-call").await;
     assert_eq!(
@@ -450,7 +476,10 @@ async fn money_sent_as_json_numbers_keeps_the_vendors_digits(mut app: TestApp) {
     import_text(&mut app, Source::AlibabaLvms, alibaba).await;
     let call = get(&mut app, Source::AlibabaLvms, "77").await;
     assert_eq!(call.attributes["properties.amount"], "0.031250");
-    assert_eq!(call.attributes["properties.nested"], r#"{"x":12345678.123456789}"#);
+    assert_eq!(
+        call.attributes["properties.nested"],
+        r#"{"x":12345678.123456789}"#
+    );
 }
 
 /// LAAFFIC's `baseCost` is in USD, `rate` and `cost` in the quote currency:
@@ -464,14 +493,28 @@ async fn each_amount_carries_its_currency(mut app: TestApp) {
         "rate": "0.7", "baseCost": "0.125", "cost": "2"}"#;
     import_text(&mut app, Source::Laaffic, eur).await;
     import_text(&mut app, Source::Laaffic, usd).await;
-    let b = get(&mut app, Source::Laaffic, "cur-eur").await.billing.unwrap();
+    let b = get(&mut app, Source::Laaffic, "cur-eur")
+        .await
+        .billing
+        .unwrap();
     assert_eq!(
-        (b.currency.as_str(), b.base_cost_currency.as_str(), b.settle_currency.as_str()),
+        (
+            b.currency.as_str(),
+            b.base_cost_currency.as_str(),
+            b.settle_currency.as_str()
+        ),
         ("EUR", "USD", "USD")
     );
-    let b = get(&mut app, Source::Laaffic, "cur-usd").await.billing.unwrap();
+    let b = get(&mut app, Source::Laaffic, "cur-usd")
+        .await
+        .billing
+        .unwrap();
     assert_eq!(
-        (b.currency.as_str(), b.base_cost_currency.as_str(), b.settle_currency.as_str()),
+        (
+            b.currency.as_str(),
+            b.base_cost_currency.as_str(),
+            b.settle_currency.as_str()
+        ),
         ("USD", "USD", "")
     );
     let stats = app
@@ -493,7 +536,10 @@ async fn each_amount_carries_its_currency(mut app: TestApp) {
         .collect();
     assert_eq!(
         totals,
-        [("EUR".to_owned(), "1.5".to_owned()), ("USD".to_owned(), "2".to_owned())]
+        [
+            ("EUR".to_owned(), "1.5".to_owned()),
+            ("USD".to_owned(), "2".to_owned())
+        ]
     );
     // A typed call is held to ISO codes for the new currencies too.
     let mut bad = crate::helpers::call("cur-bad", "13800001111", "2024-01-01T00:00:00Z");
@@ -524,7 +570,9 @@ async fn each_amount_carries_its_currency(mut app: TestApp) {
 /// that gains a group later does not gain it on the older call.
 async fn a_later_rename_does_not_change_an_older_call(mut app: TestApp) {
     let views = |callid: &str, tag_name: &str, group: Value, level_name: &str| {
-        let mut row = smartivr_views(callid, &format!("{callid}-rec"))[0].1.clone();
+        let mut row = smartivr_views(callid, &format!("{callid}-rec"))[0]
+            .1
+            .clone();
         let r = &mut row["data"][0];
         r["tags"] = json!([{"id": "tag-x", "name": tag_name, "color": format!("#{tag_name}"),
             "tag_groups": group}]);
@@ -533,7 +581,12 @@ async fn a_later_rename_does_not_change_an_older_call(mut app: TestApp) {
             "color": "#111"});
         row
     };
-    import(&mut app, Source::Smartivr, &views("old-call", "old", json!([]), "Old")).await;
+    import(
+        &mut app,
+        Source::Smartivr,
+        &views("old-call", "old", json!([]), "Old"),
+    )
+    .await;
     import(
         &mut app,
         Source::Smartivr,
@@ -548,7 +601,11 @@ async fn a_later_rename_does_not_change_an_older_call(mut app: TestApp) {
 
     let old = get(&mut app, Source::Smartivr, "old-call").await;
     assert_eq!(
-        (old.tags[0].name.as_str(), old.tags[0].color.as_str(), old.tags[0].groups.len()),
+        (
+            old.tags[0].name.as_str(),
+            old.tags[0].color.as_str(),
+            old.tags[0].groups.len()
+        ),
         ("old", "#old", 0)
     );
     let level = old.intent_level.clone().unwrap();
@@ -601,7 +658,11 @@ async fn a_later_rename_does_not_change_an_older_call(mut app: TestApp) {
         .await
         .unwrap()
         .into_inner();
-    let level = levels.intent_levels.iter().find(|l| l.id == "lvl-x").unwrap();
+    let level = levels
+        .intent_levels
+        .iter()
+        .find(|l| l.id == "lvl-x")
+        .unwrap();
     assert_eq!(level.name, "New");
 }
 
@@ -842,22 +903,35 @@ async fn every_documented_field_comes_back(mut app: TestApp) {
         ("volume_gain", json!(8.040982)),
         ("keyword", json!("kw-rt")),
         ("bridge_status", json!(1)),
-        ("contents", json!([{"id": "content-rt", "file_id": "file-rt", "sort": 0,
-            "status": true, "translate_text": "translate-rt", "wav_second": 3.577875}])),
+        (
+            "contents",
+            json!([{"id": "content-rt", "file_id": "file-rt", "sort": 0,
+            "status": true, "translate_text": "translate-rt", "wav_second": 3.577875}]),
+        ),
     ] {
         info["records"][1][key] = value;
     }
     let task = info["info"]["task"].as_object_mut().unwrap();
     for (key, value) in [
-        ("call_per_second", json!(31)), ("recycle_limit", json!(32)),
-        ("random_assignment_number", json!(33)), ("destination_extension", json!(299)),
-        ("destination_dialplan", json!("XML-rt")), ("destination_context", json!("ctx-rt")),
-        ("dial_format", json!("fmt-rt")), ("remark", json!("remark-rt")), ("sort", json!(34)),
+        ("call_per_second", json!(31)),
+        ("recycle_limit", json!(32)),
+        ("random_assignment_number", json!(33)),
+        ("destination_extension", json!(299)),
+        ("destination_dialplan", json!("XML-rt")),
+        ("destination_context", json!("ctx-rt")),
+        ("dial_format", json!("fmt-rt")),
+        ("remark", json!("remark-rt")),
+        ("sort", json!(34)),
         ("originate_variables", json!("{execute_on_media=rt}")),
-        ("_originate_timeout", json!(61)), ("_origination_caller_id_number", json!("300708")),
-        ("user_id", json!("u-task-rt")), ("call_notify_url", json!("http://127.0.0.1:1/rt")),
+        ("_originate_timeout", json!(61)),
+        ("_origination_caller_id_number", json!("300708")),
+        ("user_id", json!("u-task-rt")),
+        ("call_notify_url", json!("http://127.0.0.1:1/rt")),
         ("call_notify_type", json!(35)),
-        ("progress_bar", json!({"total": 36, "progress": 37, "percent": 38})),
+        (
+            "progress_bar",
+            json!({"total": 36, "progress": 37, "percent": 38}),
+        ),
     ] {
         task.insert(key.into(), value);
     }
@@ -883,10 +957,9 @@ async fn every_documented_field_comes_back(mut app: TestApp) {
         &["hangup_disposition", "bridge_status"],
     );
 
-    let numbers = serde_json::from_str::<Value>(
-        &views[3].1.to_string().replace("rt-call", "rt-history"),
-    )
-    .unwrap();
+    let numbers =
+        serde_json::from_str::<Value>(&views[3].1.to_string().replace("rt-call", "rt-history"))
+            .unwrap();
     import(&mut app, Source::Smartivr, &numbers).await;
     let history = get(&mut app, Source::Smartivr, "rt-history").await;
     let listed = app
