@@ -170,6 +170,13 @@ struct PlannedWrite {
     hash: String,
 }
 
+/// True when a planned write only inserts (`ON CONFLICT DO NOTHING`): a
+/// vendor view meant as a new call never overwrites a call a concurrent
+/// writer stored meanwhile, but merges with it in a later round.
+fn inserts_only(mode: WriteMode, outcome: UpsertOutcome) -> bool {
+    mode != WriteMode::Replace && outcome == UpsertOutcome::Inserted
+}
+
 /// A vendor view merged with the stored call.
 enum Merged {
     /// The view adds nothing: the stored call, by id, stays as it is.
@@ -338,9 +345,6 @@ where
         batch: &IngestBatch,
         now: UnixMs,
     ) -> Result<IngestResults, StoreError> {
-        for task in &batch.tasks {
-            Self::upsert_task(tx, tenant, task).await?;
-        }
         let calls: Vec<(&Call, WriteMode)> = batch
             .calls
             .iter()
@@ -354,6 +358,12 @@ where
             .collect();
         let mut written = Self::write_calls(tx, tenant, &calls, now).await?;
         let history_calls = written.split_off(batch.calls.len());
+        // After the calls: two batches with views of one call meet first on
+        // the call's row (PostgreSQL), and one waits for the other there
+        // instead of each holding a catalog row the other needs.
+        for task in &batch.tasks {
+            Self::upsert_task(tx, tenant, task).await?;
+        }
         let mut numbers = Vec::with_capacity(batch.numbers.len());
         for (task_id, entries) in &batch.numbers {
             numbers.push(Self::write_task_numbers(tx, tenant, task_id, entries, now).await?);
@@ -436,7 +446,8 @@ where
                 .collect();
             let writes = plan_round(calls, &round, &existing, &erased, &mut results);
             let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
-            let stored = Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
+            let (stored, retry) =
+                Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
             Self::replace_children(tx, tenant, calls, &stored).await?;
             let written_calls: Vec<(&str, &Call)> = stored
                 .iter()
@@ -453,7 +464,11 @@ where
                 }
                 results[index] = Some(UpsertResult { call_id, outcome });
             }
+            // A vendor view inserted by a concurrent writer after our look-up
+            // goes round again, to merge with what that writer stored.
             pending = later;
+            pending.extend(retry);
+            pending.sort_unstable();
         }
         Self::append_written(tx, tenant, &changes).await?;
         results
@@ -488,7 +503,9 @@ where
         if views.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = views.iter().map(|(_, id)| (*id).to_owned()).collect();
+        let mut ids: Vec<String> = views.iter().map(|(_, id)| (*id).to_owned()).collect();
+        ids.sort_unstable();
+        ids.dedup();
         let mut stored = Self::load_as_stored(tx, tenant, &ids).await?;
         let mut merged = Vec::with_capacity(views.len());
         for (index, call_id) in views {
@@ -528,7 +545,9 @@ where
                 .push_bind(tenant.to_owned())
                 .push(" AND c.call_id IN (");
             push_list(&mut qb, chunk);
-            qb.push(")").push(DB::LOCK_CALL_ROWS);
+            // One lock order for every writer, so two batches that share
+            // calls wait for each other rather than deadlock.
+            qb.push(") ORDER BY c.call_id").push(DB::LOCK_CALL_ROWS);
             let rows = qb.build().fetch_all(&mut **tx).await?;
             let mut calls = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -658,7 +677,7 @@ where
         // concurrent writer they must not replace the full record.
         let (insert_only, upserts): (Vec<&PlannedWrite>, Vec<&PlannedWrite>) = writes
             .iter()
-            .partition(|w| calls[w.index].1 == WriteMode::InsertOnly);
+            .partition(|w| inserts_only(calls[w.index].1, w.outcome));
         let mut chunks: Vec<(&[&PlannedWrite], bool)> = Vec::new();
         for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
             chunks.push((chunk, false));
@@ -739,11 +758,15 @@ where
         writes: Vec<PlannedWrite>,
         mut written: HashMap<CallKey, String>,
         results: &mut [Option<UpsertResult>],
-    ) -> Result<Vec<Stored>, StoreError> {
+    ) -> Result<(Vec<Stored>, Vec<usize>), StoreError> {
         let mut stored: Vec<Stored> = Vec::with_capacity(writes.len());
+        let mut retry = Vec::new();
         for w in writes {
             let call = calls[w.index].0;
             match written.remove(&call_key(call)) {
+                // A vendor view meant as a new call met one a concurrent
+                // writer inserted: it merges with it in another round.
+                None if inserts_only(calls[w.index].1, w.outcome) => retry.push(w.index),
                 // A newer version was committed meanwhile: ours is stale.
                 None => {
                     let mut qb =
@@ -770,7 +793,7 @@ where
                 }
             }
         }
-        Ok(stored)
+        Ok((stored, retry))
     }
 
     /// A new version replaces the child rows it carries. A partial view of a

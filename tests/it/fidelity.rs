@@ -408,6 +408,49 @@ async fn an_older_view_only_fills_and_a_newer_one_replaces(mut app: TestApp) {
     assert!(call.attributes["crm_number"].contains("crm-1"));
 }
 
+/// Two views of one call sent at the same moment by two clients (on
+/// PostgreSQL, two transactions at once): whichever commits first, the call
+/// ends up with what each view alone carries.
+async fn concurrent_views_of_one_call_both_survive(app: TestApp) {
+    for i in 0..12 {
+        let (callid, record) = (format!("race-{i}"), format!("race-{i}-rec"));
+        let views = smartivr_views(&callid, &record);
+        let send = |doc: Value| {
+            let mut client = app.ingest.clone();
+            async move {
+                client
+                    .import_records(ImportRecordsRequest {
+                        source: Source::Smartivr as i32,
+                        records: vec![doc.to_string()],
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("import")
+                    .into_inner()
+            }
+        };
+        let (a, b) = tokio::join!(send(views[0].1.clone()), send(views[2].1.clone()));
+        assert_eq!(a.inserted + b.inserted, 1, "{a:?} {b:?}");
+        let mut app_calls = app.calls.clone();
+        let call = app_calls
+            .get_call(GetCallRequest {
+                source: Source::Smartivr as i32,
+                external_id: callid.clone(),
+                include_progress_turns: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // The row's own fields and the record's own fields are both there.
+        assert_eq!(call.attributes["read_at"], "2020-03-07 09:00:00", "{i}");
+        assert!(call.attributes.contains_key("crm_number"), "{i}");
+        assert_eq!(call.turns.len(), 2, "{i}");
+        assert!(call.tags.iter().any(|t| t.id == "tag-swear"), "{i}");
+        assert!(call.tags.iter().any(|t| t.id == "tag-admit"), "{i}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 2-3. Money keeps the vendor's digits, and each amount its currency.
 
@@ -987,6 +1030,7 @@ crate::backend_tests!(
     alibaba_level_codes_are_scoped_by_their_job,
     smartivr_views_of_one_call_merge_in_either_order,
     an_older_view_only_fills_and_a_newer_one_replaces,
+    concurrent_views_of_one_call_both_survive,
     money_sent_as_json_numbers_keeps_the_vendors_digits,
     each_amount_carries_its_currency,
 );
