@@ -26,6 +26,7 @@ mod outage;
 mod pg_cluster;
 mod readme;
 mod readside;
+mod replica;
 mod row_security;
 mod server;
 mod smartivr_standin;
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         nats_sink::trials(),
         outage::trials(),
         readme::trials(),
+        replica::trials(),
         readside::trials(),
         row_security::trials(),
         server::trials(),
