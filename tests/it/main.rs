@@ -34,6 +34,7 @@ mod subscriptions;
 mod sync;
 mod tls;
 mod vendors;
+mod watch_filters;
 
 use std::process::ExitCode;
 
@@ -64,6 +65,7 @@ fn main() -> ExitCode {
         subscriptions::trials(),
         tls::trials(),
         vendors::trials(),
+        watch_filters::trials(),
     ]
     .into_iter()
     .flatten()
