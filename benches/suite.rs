@@ -23,6 +23,8 @@ mod ingest;
 mod json;
 #[path = "suite/listing.rs"]
 mod listing;
+#[path = "suite/overload.rs"]
+mod overload;
 #[path = "suite/report.rs"]
 mod report;
 #[path = "suite/security.rs"]
@@ -46,8 +48,8 @@ use clap::Parser;
 
 use backend::{Backend, Figures};
 use report::{
-    DEEP_PAGE_GOAL, INGEST_GOAL, LIST_GOAL, LIST_MS_GOAL, Measure, STATS_GOAL, STATS_MS_GOAL,
-    TASK_PROGRESS_MS_GOAL, p50_p99, worst,
+    DEEP_PAGE_GOAL, LIST_GOAL, LIST_MS_GOAL, Measure, PG_INGEST_GOAL, SQLITE_INGEST_GOAL,
+    STATS_GOAL, STATS_MS_GOAL, TASK_PROGRESS_MS_GOAL, p50_p99, worst,
 };
 
 #[derive(Debug, Clone, Parser)]
@@ -121,6 +123,8 @@ enum Only {
     Events,
     /// JSON over HTTP against gRPC (ListCalls, and the encoding of a page).
     Json,
+    /// 500 ListCalls clients against the release binary's admission bound.
+    Overload,
 }
 
 #[tokio::main]
@@ -157,7 +161,10 @@ async fn main() -> anyhow::Result<()> {
     println!();
 
     let mut figures = Vec::new();
-    let storage_backends = if matches!(args.only, Some(Only::Stats | Only::Events | Only::Json)) {
+    let storage_backends = if matches!(
+        args.only,
+        Some(Only::Stats | Only::Events | Only::Json | Only::Overload)
+    ) {
         &[][..]
     } else {
         &backends[..]
@@ -185,7 +192,10 @@ async fn main() -> anyhow::Result<()> {
         None
     };
 
-    let secure = if matches!(args.only, Some(Only::Stats | Only::Events | Only::Json)) {
+    let secure = if matches!(
+        args.only,
+        Some(Only::Stats | Only::Events | Only::Json | Only::Overload)
+    ) {
         Vec::new()
     } else {
         let pg = backends
@@ -249,6 +259,9 @@ async fn main() -> anyhow::Result<()> {
     measures.extend(secure);
     measures.extend(outgoing);
     measures.extend(json);
+    if matches!(args.only, None | Some(Only::Overload)) {
+        measures.extend(overload::run().await);
+    }
     println!("load average at the end: {}", report::load_average());
     println!("peak RSS of the process (VmHWM): {}", report::peak_rss());
     println!();
@@ -293,18 +306,23 @@ fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) ->
             Some(Only::Stats) if what != "stats" => "--only stats".to_owned(),
             Some(Only::Storage) if what == "stats" => "--only storage".to_owned(),
             Some(Only::Json) => "--only json".to_owned(),
+            Some(Only::Overload) => "--only overload".to_owned(),
             _ if what == "stats" => "it runs on SQLite, which is not in --backends".to_owned(),
             _ => format!("{what} not in this run"),
         };
         Measure::missing(name, unit, &format!("not measured: {why}"))
     };
     let mut out = Vec::new();
-    for (backend, name) in [
-        (Backend::Sqlite, "sqlite_ingest_vs_insert"),
-        (Backend::Postgres, "pg_ingest_vs_copy"),
+    for (backend, name, goal) in [
+        (
+            Backend::Sqlite,
+            "sqlite_ingest_vs_insert",
+            SQLITE_INGEST_GOAL,
+        ),
+        (Backend::Postgres, "pg_ingest_vs_copy", PG_INGEST_GOAL),
     ] {
         out.push(match of(backend) {
-            Some(f) => Measure::ratio(name, f.ingest, f.baseline, "rows/s", INGEST_GOAL)
+            Some(f) => Measure::ratio(name, f.ingest, f.baseline, "rows/s", goal)
                 .with_note("baseline into tables with the real indexes"),
             None => not_run(name, "rows/s", &backend.to_string()),
         });

@@ -59,6 +59,7 @@ pub fn check_exposure(mode: AuthMode, listeners: &[(&str, SocketAddr)]) -> anyho
 pub async fn run_keys(config: &KeysConfig, out: &mut impl Write) -> anyhow::Result<()> {
     let store = Store::connect(&StoreOptions {
         url: config.database_url.clone(),
+        read_url: None,
         max_connections: 2,
         acquire_timeout: std::time::Duration::from_secs(30),
         busy_timeout: std::time::Duration::from_secs(30),

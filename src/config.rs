@@ -212,6 +212,15 @@ pub struct ServeConfig {
     )]
     pub database_url: String,
 
+    /// A PostgreSQL streaming replica of `--database-url` (`postgres://…`)
+    /// that takes the reads which may lag behind the last commit: ListCalls,
+    /// ExportCalls, WatchCalls, stats, catalogs, dialing lists, the
+    /// quarantine. GetCall, keys, subscriptions, sync sources and every
+    /// read that decides a write stay on the primary. Off: every read on the
+    /// primary.
+    #[arg(long, env = "CALLSCOPE_DATABASE_READ_URL")]
+    pub database_read_url: Option<String>,
+
     /// Address the gRPC server listens on (port 0 picks a free port).
     #[arg(long, env = "CALLSCOPE_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
@@ -445,6 +454,7 @@ impl ServeConfig {
     pub fn new(database_url: impl Into<String>, grpc_addr: SocketAddr) -> Self {
         Self {
             database_url: database_url.into(),
+            database_read_url: None,
             grpc_addr,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             http_body_limit: 2 * 1024 * 1024,
@@ -515,6 +525,7 @@ impl ServeConfig {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             url: self.database_url.clone(),
+            read_url: self.database_read_url.clone(),
             max_connections: self.db_max_connections,
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             busy_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
@@ -527,6 +538,10 @@ impl std::fmt::Debug for ServeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeConfig")
             .field("database_url", &crate::store::redact(&self.database_url))
+            .field(
+                "database_read_url",
+                &self.database_read_url.as_deref().map(crate::store::redact),
+            )
             .field("grpc_addr", &self.grpc_addr)
             .field("http_addr", &self.http_addr)
             .field("http_body_limit", &self.http_body_limit)

@@ -43,6 +43,7 @@ impl std::fmt::Display for ImportSummary {
 pub async fn run_import(config: &ImportConfig) -> anyhow::Result<ImportSummary> {
     let store = Store::connect(&StoreOptions {
         url: config.database_url.clone(),
+        read_url: None,
         max_connections: 2,
         acquire_timeout: std::time::Duration::from_secs(30),
         busy_timeout: std::time::Duration::from_secs(30),

@@ -150,6 +150,7 @@ async fn auth_sqlite(args: &Args) -> anyhow::Result<Vec<Pair>> {
     let key = {
         let store = Store::connect(&StoreOptions {
             url: url.clone(),
+            read_url: None,
             max_connections: 1,
             acquire_timeout: Duration::from_secs(30),
             busy_timeout: Duration::from_secs(30),

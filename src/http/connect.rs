@@ -63,21 +63,25 @@ impl Gateway {
     }
 }
 
-/// The descriptors of callscope's services and of the `google.rpc` details,
-/// decoded once.
+/// The descriptors of callscope's services, of the `google.rpc` details and
+/// of `grpc.health.v1`, decoded once.
 pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
-            .expect("the descriptor set compiled by build.rs decodes")
+        let mut pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set compiled by build.rs decodes");
+        pool.decode_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .expect("tonic-health's descriptor set decodes");
+        pool
     })
 }
 
 /// The method at an HTTP path (`/callscope.v1.CallService/ListCalls`).
-/// Only callscope's own services are served.
+/// callscope's own services are served, and the standard health check (a
+/// load balancer or a browser asks it as a Connect client does).
 fn method_at(path: &str) -> Option<MethodDescriptor> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
-    if !service.starts_with("callscope.") {
+    if !service.starts_with("callscope.") && service != "grpc.health.v1.Health" {
         return None;
     }
     let service = pool().get_service_by_name(service)?;

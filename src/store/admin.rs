@@ -242,7 +242,7 @@ where
         if validate_only {
             let mut qb = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM calls c");
             push_where(&mut qb, tenant, filter);
-            let mut tx = self.read(tenant).await?;
+            let mut tx = self.read_primary(tenant).await?;
             let count: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
             tx.commit().await?;
             return Ok(count);
@@ -278,7 +278,7 @@ where
         now: UnixMs,
     ) -> Result<ErasureCounts, StoreError> {
         let mut tx = if validate_only {
-            self.read(tenant).await?
+            self.read_primary(tenant).await?
         } else {
             self.begin(tenant).await?
         };
@@ -297,7 +297,7 @@ where
         let rows: Vec<String> =
             QueryBuilder::<DB>::new("SELECT tenant_id FROM tenants ORDER BY tenant_id")
                 .build_query_scalar()
-                .fetch_all(&self.reader)
+                .fetch_all(&self.primary_reader)
                 .await?;
         Ok(rows)
     }

@@ -125,7 +125,7 @@ where
             .push_bind(tenant.to_owned())
             .push(" AND c.call_id = ")
             .push_bind(call_id.to_owned());
-        let mut tx = self.read(tenant).await?;
+        let mut tx = self.read_primary(tenant).await?;
         let Some(row) = qb.build().fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
@@ -196,7 +196,7 @@ where
             .push_bind(i64::from(source.code()))
             .push(" AND external_id = ")
             .push_bind(external_id.to_owned());
-        let mut tx = self.read(tenant).await?;
+        let mut tx = self.read_primary(tenant).await?;
         let mut found: Option<String> = qb.build_query_scalar().fetch_optional(&mut *tx).await?;
         if found.is_none() {
             let mut qb = QueryBuilder::<DB>::new("SELECT call_id FROM calls WHERE tenant_id = ");

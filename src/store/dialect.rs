@@ -114,11 +114,21 @@ impl Dialect for sqlx::Postgres {
 
 /// The store over one SQL database: a pool that writes and a pool that reads
 /// (the same pool on PostgreSQL; on SQLite one writer connection and many
-/// read-only ones).
+/// read-only ones). With a PostgreSQL read replica (`--database-read-url`),
+/// `reader` is the replica's pool and `primary_reader` the primary's.
 #[derive(Clone)]
 pub struct SqlStore<DB: Database> {
     pub(super) writer: Pool<DB>,
+    /// Reads that may lag behind the last commit: listings, stats, exports,
+    /// catalogs, the event log.
     pub(super) reader: Pool<DB>,
+    /// Reads that must see every commit already acknowledged: a call looked
+    /// up right after it was written, keys (a revoked key is refused at
+    /// once), subscriptions and sync sources, and the reads that decide a
+    /// write.
+    pub(super) primary_reader: Pool<DB>,
+    /// `reader` is a replica's pool.
+    pub(super) has_replica: bool,
     /// Bumped after every commit that wrote events (see `events.rs`).
     pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -140,9 +150,19 @@ where
     pub(super) fn new(writer: Pool<DB>, reader: Pool<DB>) -> Self {
         Self {
             writer,
+            primary_reader: reader.clone(),
             reader,
+            has_replica: false,
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
+    }
+
+    /// Sends the reads that may lag to `replica`; the others stay on the
+    /// primary's pool.
+    pub(super) fn with_replica(mut self, replica: Pool<DB>) -> Self {
+        self.reader = replica;
+        self.has_replica = true;
+        self
     }
 
     /// Opens a write transaction for `tenant`.
@@ -160,6 +180,17 @@ where
         Ok(tx)
     }
 
+    /// Opens a read transaction for `tenant` on the primary: it sees every
+    /// commit acknowledged so far (see [`SqlStore::primary_reader`]).
+    pub(super) async fn read_primary(
+        &self,
+        tenant: &str,
+    ) -> Result<Transaction<'static, DB>, StoreError> {
+        let mut tx = self.primary_reader.begin().await?;
+        Self::declare_tenant(&mut tx, tenant, &[]).await?;
+        Ok(tx)
+    }
+
     /// Runs one read statement in a read transaction of its own.
     pub(super) async fn read_all(
         &self,
@@ -167,6 +198,18 @@ where
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
         let mut tx = self.read(tenant).await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// [`SqlStore::read_all`] on the primary.
+    pub(super) async fn read_all_primary(
+        &self,
+        tenant: &str,
+        qb: &mut QueryBuilder<DB>,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let mut tx = self.read_primary(tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(rows)
@@ -300,15 +343,26 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     async fn ping(&self) -> Result<(), StoreError> {
+        // Both databases when reads go to a replica: either one down fails
+        // requests.
         QueryBuilder::<DB>::new("SELECT 1")
             .build()
             .execute(&self.reader)
+            .await?;
+        QueryBuilder::<DB>::new("SELECT 1")
+            .build()
+            .execute(&self.primary_reader)
             .await?;
         Ok(())
     }
 
     fn pools(&self) -> Vec<super::PoolFigures> {
-        [("writer", &self.writer), ("reader", &self.reader)]
+        let reader = if self.has_replica {
+            "replica"
+        } else {
+            "reader"
+        };
+        [("writer", &self.writer), (reader, &self.reader)]
             .into_iter()
             .map(|(name, pool)| super::PoolFigures {
                 name,

@@ -16,6 +16,14 @@ pub enum StoreError {
     /// The database URL names no backend we have.
     #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
+    /// `--database-read-url` names a server that is not a streaming replica.
+    #[error(
+        "read url `{0}` is not a read replica (pg_is_in_recovery() is false): give a streaming replica of --database-url"
+    )]
+    NotAReplica(String),
+    /// `--database-read-url` with a backend that has no replicas.
+    #[error("a read replica needs PostgreSQL: --database-url is `{0}`")]
+    ReplicaNeedsPostgres(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

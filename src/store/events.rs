@@ -363,7 +363,7 @@ where
         qb.push_bind(tenant.to_owned())
             .push(" AND event_time < ")
             .push_bind(cutoff);
-        let rows = self.read_all(tenant, &mut qb).await?;
+        let rows = self.read_all_primary(tenant, &mut qb).await?;
         let Some(through) = rows
             .first()
             .map(|row| row.try_get::<Option<i64>, _>(0usize))

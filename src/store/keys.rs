@@ -69,7 +69,7 @@ where
     async fn get_key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
         let mut qb = QueryBuilder::<DB>::new(COLUMNS);
         qb.push(" WHERE key_id = ").push_bind(key_id.to_owned());
-        let row = qb.build().fetch_optional(&self.reader).await?;
+        let row = qb.build().fetch_optional(&self.primary_reader).await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -79,7 +79,7 @@ where
             qb.push(" WHERE tenant_id = ").push_bind(tenant.to_owned());
         }
         qb.push(" ORDER BY tenant_id, create_time, key_id");
-        let rows = qb.build().fetch_all(&self.reader).await?;
+        let rows = qb.build().fetch_all(&self.primary_reader).await?;
         rows.iter().map(key_from_row).collect()
     }
 

@@ -91,6 +91,9 @@ pub struct CallPage {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub url: String,
+    /// A PostgreSQL streaming replica for the reads that may lag
+    /// (`--database-read-url`); `None`: every read on `url`.
+    pub read_url: Option<String>,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub busy_timeout: Duration,
@@ -614,6 +617,9 @@ impl Store {
     /// chooses a backend.
     pub async fn connect(options: &StoreOptions) -> Result<Self, StoreError> {
         let url = options.url.as_str();
+        if url.starts_with("sqlite:") && options.read_url.is_some() {
+            return Err(StoreError::ReplicaNeedsPostgres(redact(url)));
+        }
         let backend: Arc<dyn Backend> = if url.starts_with("sqlite:") {
             Arc::new(sqlite::connect(options).await?)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {

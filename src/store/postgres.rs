@@ -1,31 +1,52 @@
-//! Connecting to PostgreSQL: one pool for reads and writes, with a statement
-//! timeout that keeps a statement inside a request.
+//! Connecting to PostgreSQL: a pool on the primary for writes and for the
+//! reads that must see them, and optionally one on a streaming replica for
+//! the reads that may lag; a statement timeout keeps a statement inside a
+//! request.
 
 use std::str::FromStr;
 
-use sqlx::Postgres;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row};
 
 use super::{SqlStore, StoreError, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connects and migrates.
+/// Connects and migrates (the primary; a replica follows it by itself).
 pub(super) async fn connect(options: &StoreOptions) -> Result<SqlStore<Postgres>, StoreError> {
-    let connect = PgConnectOptions::from_str(&options.url)?
+    let pool = open_pool(&options.url, options).await?;
+    MIGRATOR.run(&pool).await?;
+    let store = SqlStore::new(pool.clone(), pool);
+    let Some(read_url) = &options.read_url else {
+        return Ok(store);
+    };
+    let replica = open_pool(read_url, options).await?;
+    // A replica is read-only and follows the primary: a writable server
+    // here is a second primary (or the same one), whose reads would never
+    // see this server's writes.
+    let in_recovery: bool = sqlx::query("SELECT pg_is_in_recovery()")
+        .fetch_one(&replica)
+        .await?
+        .try_get(0)?;
+    if !in_recovery {
+        return Err(StoreError::NotAReplica(super::redact(read_url)));
+    }
+    Ok(store.with_replica(replica))
+}
+
+async fn open_pool(url: &str, options: &StoreOptions) -> Result<PgPool, StoreError> {
+    let connect = PgConnectOptions::from_str(url)?
         .application_name("callscope")
         .options([
             // A statement never outlives a request: a stuck query is cut off.
             ("statement_timeout", "30s"),
         ]);
-    let pool = PgPoolOptions::new()
+    Ok(PgPoolOptions::new()
         .max_connections(options.max_connections.max(2))
         .acquire_timeout(options.acquire_timeout)
         // Connections are checked before use, so a restarted server is
         // noticed on the next request instead of failing it.
         .test_before_acquire(true)
         .connect_with(connect)
-        .await?;
-    MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool.clone(), pool))
+        .await?)
 }

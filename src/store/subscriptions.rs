@@ -200,7 +200,7 @@ where
         ));
         qb.push_bind(tenant.to_owned())
             .push(" ORDER BY create_time, subscription_id");
-        self.read_all(tenant, &mut qb)
+        self.read_all_primary(tenant, &mut qb)
             .await?
             .iter()
             .map(subscription_of)
@@ -218,7 +218,7 @@ where
         qb.push_bind(tenant.to_owned())
             .push(" AND subscription_id = ")
             .push_bind(id.to_owned());
-        self.read_all(tenant, &mut qb)
+        self.read_all_primary(tenant, &mut qb)
             .await?
             .first()
             .map(subscription_of)
@@ -254,7 +254,7 @@ where
             .push_bind(id.to_owned())
             .push(" ORDER BY position DESC LIMIT ")
             .push_bind(i64::from(limit));
-        self.read_all(tenant, &mut qb)
+        self.read_all_primary(tenant, &mut qb)
             .await?
             .iter()
             .map(delivery_of)
@@ -278,7 +278,7 @@ where
             .push(" AND lease_until <= ")
             .push_bind(now)
             .push(" LIMIT 1");
-        if self.read_all(tenant, &mut probe).await?.is_empty() {
+        if self.read_all_primary(tenant, &mut probe).await?.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.begin(tenant).await?;
@@ -336,7 +336,7 @@ where
             .push_bind(id.to_owned())
             .push(" AND position = ")
             .push_bind(position);
-        self.read_all(tenant, &mut qb)
+        self.read_all_primary(tenant, &mut qb)
             .await?
             .first()
             .map(delivery_of)

@@ -144,7 +144,7 @@ where
         tenant: &str,
         name: Option<&str>,
     ) -> Result<Vec<StoredSyncSource>, StoreError> {
-        let mut tx = self.read(tenant).await?;
+        let mut tx = self.read_primary(tenant).await?;
         let mut qb = QueryBuilder::<DB>::new(format!(
             "SELECT {SOURCE_COLUMNS} FROM sync_sources WHERE tenant_id = "
         ));
@@ -352,7 +352,7 @@ where
         if external_ids.is_empty() {
             return Ok(found);
         }
-        let mut tx = self.read(tenant).await?;
+        let mut tx = self.read_primary(tenant).await?;
         for chunk in external_ids.chunks(LOOKUP_CHUNK) {
             let mut qb = QueryBuilder::<DB>::new(
                 "SELECT external_id, update_time FROM calls WHERE tenant_id = ",
@@ -389,7 +389,7 @@ where
             .push_bind(start)
             .push(" AND call_time <= ")
             .push_bind(end);
-        let rows = self.read_all(tenant, &mut qb).await?;
+        let rows = self.read_all_primary(tenant, &mut qb).await?;
         match rows.first() {
             Some(row) => Ok(row.try_get("n")?),
             None => Ok(0),

@@ -63,6 +63,7 @@ mod auth_keys {
 async fn store_of(app: &TestApp) -> Store {
     Store::connect(&StoreOptions {
         url: app.database_url.clone(),
+        read_url: None,
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(10),

@@ -44,6 +44,7 @@ fn req<T>(message: T, key: &str) -> Request<T> {
 async fn two_tenants(app: &TestApp) -> (String, String) {
     let store = Store::connect(&StoreOptions {
         url: app.database_url.clone(),
+        read_url: None,
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(10),

@@ -698,6 +698,7 @@ async fn bad_json_is_invalid_argument_naming_the_field(app: TestApp) {
 async fn json_calls_take_the_same_keys_roles_and_tenants(app: TestApp) {
     let store = callscope::store::Store::connect(&callscope::store::StoreOptions {
         url: app.database_url.clone(),
+        read_url: None,
         max_connections: 2,
         acquire_timeout: std::time::Duration::from_secs(10),
         busy_timeout: std::time::Duration::from_secs(10),

@@ -29,6 +29,7 @@ mod outage;
 mod pg_cluster;
 mod readme;
 mod readside;
+mod replica;
 mod row_security;
 mod server;
 mod smartivr_standin;
@@ -36,6 +37,7 @@ mod subscriptions;
 mod sync;
 mod tls;
 mod vendors;
+mod watch_filters;
 
 use std::process::ExitCode;
 
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         nats_sink::trials(),
         outage::trials(),
         readme::trials(),
+        replica::trials(),
         readside::trials(),
         row_security::trials(),
         server::trials(),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         subscriptions::trials(),
         tls::trials(),
         vendors::trials(),
+        watch_filters::trials(),
     ]
     .into_iter()
     .flatten()

@@ -12,7 +12,7 @@ pub fn postgres_binaries() -> Result<(), String> {
         "no PostgreSQL binaries (initdb, pg_ctl) under /usr/lib/postgresql/*/bin; \
          set CALLSCOPE_PG_BINDIR",
     )?;
-    for tool in ["initdb", "pg_ctl", "postgres"] {
+    for tool in ["initdb", "pg_ctl", "postgres", "pg_basebackup"] {
         if !bin.join(tool).exists() {
             return Err(format!(
                 "{} is missing (set CALLSCOPE_PG_BINDIR to the PostgreSQL binaries)",
@@ -107,6 +107,56 @@ impl PgInstance {
             ],
         )?;
         Ok(instance)
+    }
+
+    /// A streaming replica of `primary` (which must be running):
+    /// `pg_basebackup -R` into a directory of its own, not started yet.
+    pub fn replica_of(primary: &PgInstance) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("callscope-pg-replica-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        if let Some(user) = &primary.run_as {
+            let status = Command::new("chown")
+                .arg(format!("{user}:"))
+                .arg(dir.path())
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !status.success() {
+                return Err(format!("chown {user} {} failed", dir.path().display()));
+            }
+        }
+        let replica = Self {
+            bin: primary.bin.clone(),
+            dir,
+            port: 0,
+            options: String::new(),
+            run_as: primary.run_as.clone(),
+        };
+        let data = replica.data_dir();
+        let port = primary.port.to_string();
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                // Writes standby.signal and primary_conninfo: the copy
+                // starts as a hot standby streaming from the primary.
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ],
+        )?;
+        Ok(replica)
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -145,6 +145,15 @@ async fn readme_grpcurl_examples_work_as_written(app: TestApp) {
         "/callscope.v1.CallService/ListCalls\n",
         "\"unchanged\":2",
         "\"customerText\":\"多少钱?不再见,再见。\"",
+        "{\"status\":\"SERVING\"}",
+        "demo-1 ",
+        "\"externalId\":\"hot-lead-2\"",
+        "\"type\":\"CALL_EVENT_TYPE_CREATED\"",
+        "\"taskId\":\"spring-campaign\"",
+        "\"unchanged\":\"20\"",
+        "smartivr-json smartivr-main",
+        "https://crm.example.com/callscope/json-events",
+        "\"deliveries\"",
     ] {
         assert!(
             all.contains(expected),
