@@ -951,8 +951,10 @@ mod tests {
     #[test]
     fn the_typed_answers_write_what_the_descriptors_write() {
         let call = rich_call();
-        let mut bare = proto::Call::default();
-        bare.call_id = "c".into();
+        let bare = proto::Call {
+            call_id: "c".into(),
+            ..Default::default()
+        };
         let list = proto::ListCallsResponse {
             calls: vec![call.clone(), bare.clone()],
             next_page_token: "djF8…".into(),
@@ -972,7 +974,6 @@ mod tests {
                 nanos: 123_000_000,
             }),
             resume_token: "tok".into(),
-            ..Default::default()
         };
         for (name, bytes) in [
             ("callscope.v1.ListCallsResponse", list.encode_to_vec()),
