@@ -336,16 +336,16 @@ where
                 match state.admission.acquire(deadline).await {
                     Some(permit) => finish.permit = Some(permit),
                     None => {
-                        state.metrics.rpc_shed("overload");
                         let retry = state.admission.retry_after;
-                        let status = Status::with_error_details(
-                            Code::ResourceExhausted,
+                        let status = shed(
+                            &state.metrics,
+                            "overload",
                             format!(
                                 "server busy: {} requests in flight, retry in {} ms",
                                 state.admission.max,
                                 retry.as_millis()
                             ),
-                            ErrorDetails::with_retry_info(Some(retry)),
+                            retry,
                         );
                         return Ok(finish.refuse(status));
                     }
@@ -365,6 +365,19 @@ where
         };
         Box::pin(future.instrument(span))
     }
+}
+
+/// A refusal before the RPC runs, counted in `callscope_grpc_shed_total`
+/// under `reason`: RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` telling
+/// the client when to try again. The overload bound here and the per-key
+/// rate limit (`api::rate_limit`) answer alike.
+pub fn shed(metrics: &Metrics, reason: &'static str, message: String, retry: Duration) -> Status {
+    metrics.rpc_shed(reason);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_retry_info(Some(retry)),
+    )
 }
 
 /// The client's `x-request-id` when it is a sane token (1-128 of

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 
 use crate::helpers::{
-    Backend, Sharing, TestApp, block_on, call, postgres_url, spawn_app_on_with, spawn_app_with,
-    trial, ts,
+    Backend, Sharing, TestApp, block_on, call, postgres_url, sample, scrape, spawn_app_on_with,
+    spawn_app_with, trial, ts,
 };
 use callscope::config::ServeConfig;
 use callscope::proto::{
@@ -123,6 +123,11 @@ async fn every_event_once_in_order_across_a_crash(backend: Backend) {
     // after committing its position.
     wait_for_messages(&js, &stream, 1).await;
     first.kill();
+    // What the first server got into the stream, once its connection has
+    // drained: the second publishes the rest anew, and re-sends what the
+    // first published past its committed position as duplicates.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from_first = stream_messages(&js, &stream).await.len();
 
     let database_url = first.database_url.clone();
     let mut second = spawn_app_with(|c| {
@@ -169,6 +174,40 @@ async fn every_event_once_in_order_across_a_crash(backend: Backend) {
         })
         .collect();
     assert_eq!(got, want);
+
+    // The second server's /metrics: every event it stored counted once as
+    // published; the copies JetStream dropped as duplicates; nothing failed;
+    // connected, and nothing left to publish.
+    let figures = async || {
+        let text = scrape(second.http_addr).await;
+        let published = |outcome: &str| {
+            sample(
+                &text,
+                "callscope_nats_published_total",
+                &[("tenant", "default"), ("outcome", outcome)],
+            )
+            .unwrap_or(0.0)
+        };
+        (
+            published("published"),
+            published("duplicate"),
+            published("failed"),
+            sample(&text, "callscope_nats_lag_events", &[("tenant", "default")]),
+            sample(&text, "callscope_nats_connected", &[]),
+        )
+    };
+    let (published, duplicate, failed, lag, connected) = figures().await;
+    assert_eq!(published, (want.len() - from_first) as f64);
+    assert!(duplicate <= from_first as f64, "{duplicate} > {from_first}");
+    assert_eq!(failed, 0.0);
+    assert_eq!(connected, Some(1.0));
+    let start = std::time::Instant::now();
+    let mut lag = lag;
+    while lag != Some(0.0) {
+        assert!(start.elapsed() < Duration::from_secs(10), "lag {lag:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lag = figures().await.3;
+    }
     for (i, m) in messages.iter().enumerate() {
         let position = (i + 1).to_string();
         let word = m[3].trim_start_matches("CALL_EVENT_TYPE_").to_lowercase();
