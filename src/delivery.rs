@@ -105,6 +105,7 @@ pub async fn run(store: Store, worker: Worker, mut stop: watch::Receiver<bool>) 
     let mut running: JoinSet<()> = JoinSet::new();
     let mut committed = store.event_signal();
     let mut lag_read: Option<std::time::Instant> = None;
+    let mut lag_tenants = std::collections::HashSet::new();
     loop {
         while running.try_join_next().is_some() {}
         if let Err(e) = claim_round(&store, &worker, &client, &mut running).await {
@@ -112,7 +113,7 @@ pub async fn run(store: Store, worker: Worker, mut stop: watch::Receiver<bool>) 
         }
         if lag_read.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
             lag_read = Some(std::time::Instant::now());
-            if let Err(e) = read_lag(&store, &worker.metrics).await {
+            if let Err(e) = read_lag(&store, &worker.metrics, &mut lag_tenants).await {
                 tracing::debug!(error = %e, "webhook delivery: reading the lag failed");
             }
         }
@@ -169,12 +170,23 @@ async fn claim_round(
 }
 
 /// Sets `callscope_webhook_lag_events` for every tenant with subscriptions:
-/// its log's head minus the furthest-behind subscription's position.
-async fn read_lag(store: &Store, metrics: &Metrics) -> Result<(), StoreError> {
+/// its log's head minus the furthest-behind subscription's position; 0 for
+/// a tenant in `reported` that has none left (so a deleted subscription's
+/// lag does not linger). Tenants without subscriptions get no series.
+async fn read_lag(
+    store: &Store,
+    metrics: &Metrics,
+    reported: &mut std::collections::HashSet<String>,
+) -> Result<(), StoreError> {
     for (tenant, log) in store.event_logs().await? {
         let subscriptions = store.list_subscriptions(&tenant).await?;
-        if let Some(slowest) = subscriptions.iter().map(|s| s.position).min() {
-            metrics.webhook_lag(&tenant, log.head - slowest);
+        match subscriptions.iter().map(|s| s.position).min() {
+            Some(slowest) => {
+                metrics.webhook_lag(&tenant, log.head - slowest);
+                reported.insert(tenant);
+            }
+            None if reported.contains(&tenant) => metrics.webhook_lag(&tenant, 0),
+            None => {}
         }
     }
     Ok(())

@@ -577,3 +577,30 @@ pub async fn scrape(http_addr: SocketAddr) -> String {
     assert_eq!(response.status(), 200);
     response.text().await.expect("metrics text")
 }
+
+/// Runs one statement on a test server's database directly, as the tenant
+/// `default` (on PostgreSQL the test role is subject to row-level security:
+/// the tenant the rows belong to is declared for the session).
+pub async fn execute(database_url: &str, statement: &str) {
+    use sqlx::Connection;
+    let statement = sqlx::AssertSqlSafe(statement.to_owned());
+    if database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database_url)
+            .await
+            .expect("connect sqlite");
+        sqlx::Executor::execute(&mut conn, statement)
+            .await
+            .expect("execute");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database_url)
+            .await
+            .expect("connect postgres");
+        sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
+            .execute(&mut conn)
+            .await
+            .expect("declare tenant");
+        sqlx::Executor::execute(&mut conn, statement)
+            .await
+            .expect("execute");
+    }
+}
