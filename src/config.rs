@@ -334,7 +334,8 @@ pub struct ServeConfig {
     pub max_in_flight: Option<u32>,
 
     /// How long a request beyond --max-in-flight waits for its turn, in
-    /// milliseconds (never more than half its own deadline).
+    /// milliseconds (never more than half its own deadline). Only as many
+    /// wait as --max-in-flight; one beyond those is refused at once.
     #[arg(long, env = "CALLSCOPE_MAX_IN_FLIGHT_WAIT_MS", default_value_t = 50)]
     pub max_in_flight_wait_ms: u64,
 

@@ -350,6 +350,10 @@ fn describe() {
         "RPCs being served now, counted against --max-in-flight."
     );
     describe_gauge!("callscope_grpc_max_in_flight", "The --max-in-flight bound.");
+    describe_gauge!(
+        "callscope_grpc_waiting",
+        "RPCs waiting (at most --max-in-flight-wait-ms) for a place under --max-in-flight."
+    );
     describe_counter!(
         "callscope_http_requests_total",
         "HTTP requests on the webhook port, by route and status."

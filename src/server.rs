@@ -390,6 +390,7 @@ fn collect_gauges(
                 .set(f64::from(pool.max));
         }
         metrics::gauge!("callscope_grpc_in_flight").set(admission.in_flight() as f64);
+        metrics::gauge!("callscope_grpc_waiting").set(admission.waiting() as f64);
         metrics::gauge!("callscope_grpc_max_in_flight").set(admission.max() as f64);
         metrics::gauge!("callscope_database_up").set(if database.is_down() { 0.0 } else { 1.0 });
     });
