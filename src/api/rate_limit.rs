@@ -21,6 +21,9 @@ use crate::metrics::Metrics;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// Keys remembered before idle ones are forgotten.
+const FORGET_ABOVE: usize = 4096;
+
 /// A rate and the burst allowed above it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -118,28 +121,34 @@ where
             .extensions()
             .get::<Identity>()
             .and_then(|identity| identity.key_id.clone());
-        if let (Some(limiter), Some(key)) = (&self.limiter, key)
-            && let Err(not_until) = limiter.check_key(&key)
-        {
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            // RetryInfo in whole milliseconds, rounded up: retrying at the
-            // time it says finds room.
-            let retry = Duration::from_millis(wait.as_millis() as u64 + 1);
-            tracing::info!(
-                key_id = key,
-                retry_ms = retry.as_millis() as u64,
-                "rate limit"
-            );
-            let status = super::ops::shed(
-                &self.metrics,
-                "rate_limit",
-                format!(
-                    "rate limit of this API key reached, retry in {} ms",
-                    retry.as_millis()
-                ),
-                retry,
-            );
-            return Box::pin(async move { Ok(status.into_http()) });
+        if let (Some(limiter), Some(key)) = (&self.limiter, key) {
+            // One entry per key seen; revoked keys' entries would stay
+            // forever: past a few thousand, drop the ones back at a full
+            // burst (forgetting them changes nothing).
+            if limiter.len() > FORGET_ABOVE {
+                limiter.retain_recent();
+            }
+            if let Err(not_until) = limiter.check_key(&key) {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                // RetryInfo in whole milliseconds, rounded up: retrying at
+                // the time it says finds room.
+                let retry = Duration::from_millis(wait.as_millis() as u64 + 1);
+                tracing::info!(
+                    key_id = key,
+                    retry_ms = retry.as_millis() as u64,
+                    "rate limit"
+                );
+                let status = super::ops::shed(
+                    &self.metrics,
+                    "rate_limit",
+                    format!(
+                        "rate limit of this API key reached, retry in {} ms",
+                        retry.as_millis()
+                    ),
+                    retry,
+                );
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
         }
         Box::pin(async move { inner.call(request).await })
     }
