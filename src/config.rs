@@ -343,7 +343,8 @@ pub struct ServeConfig {
     pub max_in_flight: Option<u32>,
 
     /// How long a request beyond --max-in-flight waits for its turn, in
-    /// milliseconds (never more than half its own deadline).
+    /// milliseconds (never more than half its own deadline). Only as many
+    /// wait as --max-in-flight; one beyond those is refused at once.
     #[arg(long, env = "CALLSCOPE_MAX_IN_FLIGHT_WAIT_MS", default_value_t = 50)]
     pub max_in_flight_wait_ms: u64,
 
@@ -355,6 +356,19 @@ pub struct ServeConfig {
         default_value_t = 1_000
     )]
     pub overload_retry_after_ms: u64,
+
+    /// Requests per second each API key may make on average (fractions
+    /// allowed: 0.5 is one every 2 s), over gRPC, gRPC-Web and JSON alike;
+    /// beyond it a request is answered RESOURCE_EXHAUSTED (HTTP 429) with a
+    /// RetryInfo saying when the key has room again. Unset: no limit.
+    /// Applies with `--auth keys` only (`--auth none` has no keys).
+    #[arg(long, env = "CALLSCOPE_RATE_LIMIT_PER_KEY", value_parser = positive_rate)]
+    pub rate_limit_per_key: Option<f64>,
+
+    /// Requests a key may make at once above --rate-limit-per-key after a
+    /// quiet spell. Default: one second's worth of the rate (at least 1).
+    #[arg(long, env = "CALLSCOPE_RATE_LIMIT_BURST", requires = "rate_limit_per_key", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
 
     /// On SIGTERM: health turns NOT_SERVING, new connections are refused,
     /// open streams end with UNAVAILABLE, and unary RPCs and webhook requests
@@ -480,6 +494,8 @@ impl ServeConfig {
             max_in_flight: None,
             max_in_flight_wait_ms: 50,
             overload_retry_after_ms: 1_000,
+            rate_limit_per_key: None,
+            rate_limit_burst: None,
             shutdown_grace_ms: 10_000,
             http2_keepalive_ms: 60_000,
             event_retention_hours: 72,
@@ -494,6 +510,13 @@ impl ServeConfig {
             Some(max) => max as usize,
             None => (self.db_max_connections as usize * 2).max(4),
         }
+    }
+
+    /// The per-key rate limit, when `--rate-limit-per-key` is set.
+    pub fn rate_limit(&self) -> Option<crate::api::rate_limit::RateLimit> {
+        let per_second = self.rate_limit_per_key?;
+        // The flag's parser refused what `new` would: this is `Some`.
+        crate::api::rate_limit::RateLimit::new(per_second, self.rate_limit_burst).ok()
     }
 
     /// How watches poll the event log and when they cut a watcher off.
@@ -567,6 +590,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("max_in_flight", &self.max_in_flight())
             .field("max_in_flight_wait_ms", &self.max_in_flight_wait_ms)
             .field("overload_retry_after_ms", &self.overload_retry_after_ms)
+            .field("rate_limit", &self.rate_limit())
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("http2_keepalive_ms", &self.http2_keepalive_ms)
             .field("sync", &self.sync)
@@ -684,6 +708,14 @@ impl OutgoingFlags {
     }
 }
 
+/// `--rate-limit-per-key`: a positive, finite number of requests per second.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of requests per second"))?;
+    crate::api::rate_limit::RateLimit::new(rate, None).map(|limit| limit.per_second)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -707,5 +739,29 @@ mod tests {
         assert_eq!(config.max_response_bytes, 1 << 20);
         assert!(serve(&["--max-response-bytes", "100"]).is_err());
         assert!(serve(&["--max-response-bytes", "1000000000"]).is_err());
+    }
+
+    #[test]
+    fn rate_limit_flags() {
+        assert_eq!(serve(&[]).unwrap().rate_limit(), None);
+        let limit = serve(&["--rate-limit-per-key", "2.5"])
+            .unwrap()
+            .rate_limit();
+        assert_eq!(limit.map(|l| (l.per_second, l.burst)), Some((2.5, 3)));
+        let limit = serve(&["--rate-limit-per-key", "10", "--rate-limit-burst", "50"])
+            .unwrap()
+            .rate_limit();
+        assert_eq!(limit.map(|l| (l.per_second, l.burst)), Some((10.0, 50)));
+        for bad in [
+            &["--rate-limit-per-key", "0"][..],
+            &["--rate-limit-per-key", "-1"],
+            &["--rate-limit-per-key", "inf"],
+            &["--rate-limit-per-key", "lots"],
+            &["--rate-limit-per-key", "5", "--rate-limit-burst", "0"],
+            // A burst without a rate limits nothing: refused, not ignored.
+            &["--rate-limit-burst", "5"],
+        ] {
+            assert!(serve(bad).is_err(), "{bad:?}");
+        }
     }
 }

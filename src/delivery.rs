@@ -17,6 +17,7 @@ use crate::domain::subscription::{
     signature,
 };
 use crate::domain::{UnixMs, now_ms};
+use crate::metrics::Metrics;
 use crate::service::subscriptions::{Unusable, UrlPolicy};
 use crate::store::{Store, StoreError, SubscriptionUpdate};
 
@@ -24,6 +25,9 @@ use crate::store::{Store, StoreError, SubscriptionUpdate};
 const EVENT_BATCH: u32 = 100;
 /// Subscriptions one worker delivers to at once.
 const CONCURRENCY: usize = 32;
+/// How often the lag gauges are read from the store, at most: each reading
+/// costs a query per tenant.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// What the worker needs besides the store.
 #[derive(Debug, Clone)]
@@ -34,16 +38,18 @@ pub struct Worker {
     pub urls: UrlPolicy,
     /// This worker's name in leases: unique per process.
     pub owner: String,
+    pub metrics: Metrics,
 }
 
 impl Worker {
-    pub fn new(flags: &OutgoingFlags, urls: UrlPolicy) -> Self {
+    pub fn new(flags: &OutgoingFlags, urls: UrlPolicy, metrics: Metrics) -> Self {
         Self {
             retry: flags.retry_policy(),
             timeout: Duration::from_millis(flags.webhook_timeout_ms),
             poll: Duration::from_millis(flags.events_poll_ms),
             urls,
             owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            metrics,
         }
     }
 
@@ -61,9 +67,10 @@ pub async fn run_outgoing(
     store: Store,
     flags: &OutgoingFlags,
     urls: UrlPolicy,
+    metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) {
-    let worker = Worker::new(flags, urls);
+    let worker = Worker::new(flags, urls, metrics);
     let sink = flags
         .events_nats_url
         .as_ref()
@@ -73,6 +80,7 @@ pub async fn run_outgoing(
             subject_prefix: flags.events_nats_subject_prefix.clone(),
             poll: worker.poll,
             owner: worker.owner.clone(),
+            metrics: worker.metrics.clone(),
         });
     let sink = async {
         if let Some(sink) = sink {
@@ -96,10 +104,18 @@ pub async fn run(store: Store, worker: Worker, mut stop: watch::Receiver<bool>) 
     // deliveries in flight.
     let mut running: JoinSet<()> = JoinSet::new();
     let mut committed = store.event_signal();
+    let mut lag_read: Option<std::time::Instant> = None;
+    let mut lag_tenants = std::collections::HashSet::new();
     loop {
         while running.try_join_next().is_some() {}
         if let Err(e) = claim_round(&store, &worker, &client, &mut running).await {
             tracing::warn!(error = %e, "webhook delivery: claiming subscriptions failed");
+        }
+        if lag_read.is_none_or(|at| at.elapsed() >= LAG_EVERY) {
+            lag_read = Some(std::time::Instant::now());
+            if let Err(e) = read_lag(&store, &worker.metrics, &mut lag_tenants).await {
+                tracing::debug!(error = %e, "webhook delivery: reading the lag failed");
+            }
         }
         // Woken by this process's commits; polling finds other replicas'.
         tokio::select! {
@@ -148,6 +164,29 @@ async fn claim_round(
                     tracing::warn!(error = %e, tenant, subscription_id = id, "webhook delivery interrupted; the lease will expire and it resumes");
                 }
             });
+        }
+    }
+    Ok(())
+}
+
+/// Sets `callscope_webhook_lag_events` for every tenant with subscriptions:
+/// its log's head minus the furthest-behind subscription's position; 0 for
+/// a tenant in `reported` that has none left (so a deleted subscription's
+/// lag does not linger). Tenants without subscriptions get no series.
+async fn read_lag(
+    store: &Store,
+    metrics: &Metrics,
+    reported: &mut std::collections::HashSet<String>,
+) -> Result<(), StoreError> {
+    for (tenant, log) in store.event_logs().await? {
+        let subscriptions = store.list_subscriptions(&tenant).await?;
+        match subscriptions.iter().map(|s| s.position).min() {
+            Some(slowest) => {
+                metrics.webhook_lag(&tenant, log.head - slowest);
+                reported.insert(tenant);
+            }
+            None if reported.contains(&tenant) => metrics.webhook_lag(&tenant, 0),
+            None => {}
         }
     }
     Ok(())
@@ -299,7 +338,9 @@ async fn deliver_event(
         return Ok(if held { Step::Wait } else { Step::Lost });
     }
 
+    let started = std::time::Instant::now();
     let outcome = post(worker, client, sub, event).await;
+    let seconds = started.elapsed().as_secs_f64();
     let now = now_ms();
     let attempts = prior.as_ref().map_or(0, |d| d.attempts) + 1;
     let first = prior.as_ref().map_or(now, |d| d.first_attempt_time);
@@ -318,18 +359,22 @@ async fn deliver_event(
     };
     let lease_until = now + worker.lease();
     let (update, step) = match &outcome.error {
-        None => (
-            SubscriptionUpdate {
-                position: Some(event.position),
-                state: Some(SubscriptionState::Active),
-                last_error: None,
-                lease_until,
-                release: false,
-            },
-            Step::Done,
-        ),
+        None => {
+            worker.metrics.webhook_attempt(tenant, "delivered", seconds);
+            (
+                SubscriptionUpdate {
+                    position: Some(event.position),
+                    state: Some(SubscriptionState::Active),
+                    last_error: None,
+                    lease_until,
+                    release: false,
+                },
+                Step::Done,
+            )
+        }
         Some(error) if worker.retry.gives_up(first, now) => {
             delivery.state = DeliveryState::Failed;
+            worker.metrics.webhook_attempt(tenant, "failed", seconds);
             tracing::warn!(
                 tenant,
                 subscription_id = sub.id,
@@ -354,6 +399,7 @@ async fn deliver_event(
             let retry = now + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
             delivery.state = DeliveryState::Pending;
             delivery.next_retry_time = Some(retry);
+            worker.metrics.webhook_attempt(tenant, "retried", seconds);
             tracing::info!(
                 tenant,
                 subscription_id = sub.id,

@@ -126,8 +126,9 @@ impl Metrics {
         });
     }
 
-    /// An RPC refused before it ran: `overload` (past `--max-in-flight`) or
-    /// `database_down` (failed fast during an outage).
+    /// An RPC refused before it ran: `overload` (past `--max-in-flight`),
+    /// `rate_limit` (its key past `--rate-limit-per-key`) or `database_down`
+    /// (failed fast during an outage).
     pub fn rpc_shed(&self, reason: &'static str) {
         self.with(|| counter!("callscope_grpc_shed_total", "reason" => reason).increment(1));
     }
@@ -199,6 +200,68 @@ impl Metrics {
         });
     }
 
+    /// One webhook POST (an attempt at one event) finished after `seconds`
+    /// with `outcome`: `delivered` (a 2xx), `retried` (failed, tried again
+    /// later) or `failed` (failed, and its retries ran out: given up).
+    /// Labelled by tenant only: URLs may carry tokens, and subscription ids
+    /// would grow the label set with every subscription made.
+    pub fn webhook_attempt(&self, tenant: &str, outcome: &'static str, seconds: f64) {
+        self.with(|| {
+            counter!(
+                "callscope_webhook_deliveries_total",
+                "tenant" => tenant.to_owned(),
+                "outcome" => outcome
+            )
+            .increment(1);
+            histogram!(
+                "callscope_webhook_delivery_seconds",
+                "tenant" => tenant.to_owned()
+            )
+            .record(seconds);
+        });
+    }
+
+    /// How many events of the tenant's log the furthest-behind subscription
+    /// has still to pass (deliver, give up or skip as not matching).
+    pub fn webhook_lag(&self, tenant: &str, events: i64) {
+        self.with(|| {
+            gauge!("callscope_webhook_lag_events", "tenant" => tenant.to_owned())
+                .set(events.max(0) as f64);
+        });
+    }
+
+    /// `count` events of `tenant` sent to JetStream ended with `outcome`:
+    /// `published` (stored), `duplicate` (acknowledged, but JetStream already
+    /// held that `Nats-Msg-Id`: a re-send after a crash) or `failed` (no
+    /// acknowledgement; the batch is sent again after reconnecting).
+    pub fn nats_published(&self, tenant: &str, outcome: &'static str, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.with(|| {
+            counter!(
+                "callscope_nats_published_total",
+                "tenant" => tenant.to_owned(),
+                "outcome" => outcome
+            )
+            .increment(count);
+        });
+    }
+
+    /// How many events of the tenant's log the NATS sink has still to
+    /// publish, as this replica last saw it.
+    pub fn nats_lag(&self, tenant: &str, events: i64) {
+        self.with(|| {
+            gauge!("callscope_nats_lag_events", "tenant" => tenant.to_owned())
+                .set(events.max(0) as f64);
+        });
+    }
+
+    /// Whether the NATS sink is connected to JetStream (1) or reconnecting (0).
+    pub fn nats_connected(&self, connected: bool) {
+        self.with(|| gauge!("callscope_nats_connected").set(if connected { 1.0 } else { 0.0 }));
+    }
+
     /// `count` records of `source` were kept in quarantine.
     pub fn quarantined(&self, source: &'static str, count: u64) {
         if count == 0 {
@@ -241,6 +304,31 @@ fn describe() {
         "Seconds from the newest vendor updated_at a source's last run saw to the run's end."
     );
     describe_counter!(
+        "callscope_webhook_deliveries_total",
+        "Webhook POSTs, by tenant and outcome (delivered, retried, failed: given up)."
+    );
+    describe_histogram!(
+        "callscope_webhook_delivery_seconds",
+        Unit::Seconds,
+        "Time of one webhook attempt, address checks and POST, by tenant."
+    );
+    describe_gauge!(
+        "callscope_webhook_lag_events",
+        "Events of a tenant's log its furthest-behind subscription has still to pass."
+    );
+    describe_counter!(
+        "callscope_nats_published_total",
+        "Events sent to NATS JetStream, by tenant and outcome (published, duplicate, failed)."
+    );
+    describe_gauge!(
+        "callscope_nats_lag_events",
+        "Events of a tenant's log the NATS sink has still to publish."
+    );
+    describe_gauge!(
+        "callscope_nats_connected",
+        "1 while the NATS sink is connected to JetStream, else 0."
+    );
+    describe_counter!(
         "grpc_server_started_total",
         "RPCs started on the server, by method."
     );
@@ -255,13 +343,17 @@ fn describe() {
     );
     describe_counter!(
         "callscope_grpc_shed_total",
-        "RPCs refused before running: overload (RESOURCE_EXHAUSTED) or database_down (UNAVAILABLE)."
+        "RPCs refused before running: overload or rate_limit (RESOURCE_EXHAUSTED), database_down (UNAVAILABLE)."
     );
     describe_gauge!(
         "callscope_grpc_in_flight",
         "RPCs being served now, counted against --max-in-flight."
     );
     describe_gauge!("callscope_grpc_max_in_flight", "The --max-in-flight bound.");
+    describe_gauge!(
+        "callscope_grpc_waiting",
+        "RPCs waiting (at most --max-in-flight-wait-ms) for a place under --max-in-flight."
+    );
     describe_counter!(
         "callscope_http_requests_total",
         "HTTP requests on the webhook port, by route and status."
@@ -374,5 +466,72 @@ mod tests {
             "{text}"
         );
         assert!(!b.render().contains("grpc_server_handled_total{"));
+    }
+
+    /// The names [`describe`] declares.
+    fn described() -> std::collections::BTreeSet<String> {
+        use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString};
+        #[derive(Default)]
+        struct Names(Mutex<std::collections::BTreeSet<String>>);
+        impl Names {
+            fn add(&self, key: KeyName) {
+                if let Ok(mut names) = self.0.lock() {
+                    names.insert(key.as_str().to_owned());
+                }
+            }
+        }
+        impl Recorder for Names {
+            fn describe_counter(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+                self.add(key);
+            }
+            fn describe_gauge(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+                self.add(key);
+            }
+            fn describe_histogram(&self, key: KeyName, _: Option<Unit>, _: SharedString) {
+                self.add(key);
+            }
+            fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+                Counter::noop()
+            }
+            fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+                Gauge::noop()
+            }
+            fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+                Histogram::noop()
+            }
+        }
+        let names = Names::default();
+        metrics::with_local_recorder(&names, describe);
+        names.0.into_inner().unwrap_or_default()
+    }
+
+    /// The Grafana dashboard under deploy/ charts every metric the server
+    /// declares, and no metric it does not.
+    #[test]
+    fn the_dashboard_charts_every_metric() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../deploy/grafana-dashboard.json"))
+                .expect("the dashboard is JSON");
+        let mut charted = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().into_iter().flatten() {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if word.starts_with("callscope_") || word.starts_with("grpc_server_") {
+                        let name = ["_bucket", "_count", "_sum"]
+                            .iter()
+                            .find_map(|suffix| word.strip_suffix(suffix))
+                            .unwrap_or(word);
+                        charted.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        let described = described();
+        assert!(described.len() > 20, "{described:?}");
+        let missing: Vec<_> = described.difference(&charted).collect();
+        assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+        let unknown: Vec<_> = charted.difference(&described).collect();
+        assert!(unknown.is_empty(), "charted but not declared: {unknown:?}");
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::domain::event::{CallEvent, EventKind};
 use crate::domain::{CallFilter, now_ms};
+use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
 /// The sink's name in `event_sinks`.
@@ -29,6 +30,7 @@ pub struct NatsSink {
     pub subject_prefix: String,
     pub poll: Duration,
     pub owner: String,
+    pub metrics: Metrics,
 }
 
 /// The subject of an event: tenant ids may hold `.`, which NATS reads as a
@@ -63,13 +65,26 @@ fn nats(e: impl std::fmt::Display) -> SinkError {
 /// Publishes until `stop` turns true, reconnecting after failures.
 pub async fn run(store: Store, sink: NatsSink, mut stop: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(500);
+    // How far each tenant was published by us: a tenant whose log has not
+    // grown is not claimed again (no write per tenant and poll). Kept across
+    // reconnections, so the lag still shows while NATS is away.
+    let mut published: HashMap<String, i64> = HashMap::new();
+    sink.metrics.nats_connected(false);
     loop {
         let result = tokio::select! {
-            r = serve(&store, &sink) => r,
+            r = serve(&store, &sink, &mut published) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
+        sink.metrics.nats_connected(false);
         if let Err(e) = result {
             tracing::warn!(error = %e, "NATS sink failed; retrying");
+        }
+        if let Ok(logs) = store.event_logs().await {
+            for (tenant, log) in logs {
+                if let Some(position) = published.get(&tenant) {
+                    sink.metrics.nats_lag(&tenant, log.head - position);
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -79,7 +94,11 @@ pub async fn run(store: Store, sink: NatsSink, mut stop: watch::Receiver<bool>) 
     }
 }
 
-async fn serve(store: &Store, sink: &NatsSink) -> Result<(), SinkError> {
+async fn serve(
+    store: &Store,
+    sink: &NatsSink,
+    published: &mut HashMap<String, i64>,
+) -> Result<(), SinkError> {
     let client = async_nats::connect(&sink.url).await.map_err(nats)?;
     let js = jetstream::new(client);
     js.get_or_create_stream(jetstream::stream::Config {
@@ -90,16 +109,16 @@ async fn serve(store: &Store, sink: &NatsSink) -> Result<(), SinkError> {
     .await
     .map_err(nats)?;
     tracing::info!(stream = sink.stream, "NATS sink publishing");
+    sink.metrics.nats_connected(true);
     let mut committed = store.event_signal();
-    // How far each tenant was published by us: a tenant whose log has not
-    // grown is not claimed again (no write per tenant and poll).
-    let mut published: HashMap<String, i64> = HashMap::new();
     loop {
         for (tenant, log) in store.event_logs().await? {
             if published.get(&tenant).is_some_and(|p| *p >= log.head) {
+                sink.metrics.nats_lag(&tenant, 0);
                 continue;
             }
             if let Some(position) = publish_tenant(store, sink, &js, &tenant).await? {
+                sink.metrics.nats_lag(&tenant, log.head - position);
                 published.insert(tenant, position);
             }
         }
@@ -133,6 +152,12 @@ async fn publish_tenant(
         // Sent back to back on one connection, so JetStream stores them in
         // this order; then every acknowledgement is awaited.
         let mut acks = Vec::with_capacity(events.len());
+        // Events of the batch without an acknowledgement, counted as failed
+        // when the batch stops early (they are sent again).
+        let failed = |done: usize| {
+            let left = events.len().saturating_sub(done) as u64;
+            sink.metrics.nats_published(tenant, "failed", left);
+        };
         for event in &events {
             let payload =
                 crate::delivery::event_json(event, &CallFilter::default()).map_err(nats)?;
@@ -143,12 +168,25 @@ async fn publish_tenant(
             let ack = js
                 .send_publish(subject(&sink.subject_prefix, tenant, event.kind), publish)
                 .await
-                .map_err(nats)?;
+                .map_err(nats)
+                .inspect_err(|_| failed(0))?;
             acks.push(ack);
         }
-        for ack in acks {
-            ack.await.map_err(nats)?;
+        let (mut stored, mut duplicates) = (0u64, 0u64);
+        for (done, ack) in acks.into_iter().enumerate() {
+            let ack = ack.await.map_err(nats).inspect_err(|_| {
+                sink.metrics.nats_published(tenant, "published", stored);
+                sink.metrics.nats_published(tenant, "duplicate", duplicates);
+                failed(done);
+            })?;
+            if ack.duplicate {
+                duplicates += 1;
+            } else {
+                stored += 1;
+            }
         }
+        sink.metrics.nats_published(tenant, "published", stored);
+        sink.metrics.nats_published(tenant, "duplicate", duplicates);
         position = last;
         if !store
             .advance_sink(tenant, SINK, &sink.owner, position, now_ms() + LEASE_MS)

@@ -21,6 +21,7 @@ use tower::util::{BoxCloneSyncService, option_layer};
 
 use crate::api::auth::AuthLayer;
 use crate::api::ops::{Admission, DatabaseGate, MethodTable, OpsLayer};
+use crate::api::rate_limit::RateLimitLayer;
 use crate::api::{
     AdminApi, AnalyticsApi, ApiContext, CallApi, CatalogApi, IngestApi, SubscriptionApi, SyncApi,
 };
@@ -252,10 +253,16 @@ impl Application {
         // span and log line, metrics, the deadline, the in-flight bound and
         // failing fast, around keys and roles, so a refused key is counted
         // and an outage does not wait on the key look-up. The auth layer lets
-        // health and reflection through without a key.
+        // health and reflection through without a key; the per-key rate limit
+        // follows it.
         let rpc_layers = tower::ServiceBuilder::new()
             .layer(ops)
-            .layer(AuthLayer::new(auth.clone()));
+            .layer(AuthLayer::new(auth.clone()))
+            // Inside authentication: it counts per key.
+            .layer(RateLimitLayer::new(
+                self.config.rate_limit(),
+                metrics.clone(),
+            ));
         let request_timeout = Duration::from_millis(self.config.request_timeout_ms);
         let gateway = crate::http::connect::Gateway::new(
             BoxCloneSyncService::new(
@@ -303,6 +310,7 @@ impl Application {
             self.service.store().clone(),
             &self.config.outgoing,
             self.service.url_policy().clone(),
+            metrics.clone(),
             stop_rx.clone(),
         );
         let keepalive = Duration::from_millis(self.config.http2_keepalive_ms);
@@ -382,6 +390,7 @@ fn collect_gauges(
                 .set(f64::from(pool.max));
         }
         metrics::gauge!("callscope_grpc_in_flight").set(admission.in_flight() as f64);
+        metrics::gauge!("callscope_grpc_waiting").set(admission.waiting() as f64);
         metrics::gauge!("callscope_grpc_max_in_flight").set(admission.max() as f64);
         metrics::gauge!("callscope_database_up").set(if database.is_down() { 0.0 } else { 1.0 });
     });

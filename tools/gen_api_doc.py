@@ -2,9 +2,14 @@
 """Writes docs/api.md, the API reference, from the descriptor set of proto/
 with its comments (`buf build -o image.json`), so the reference cannot drift
 from the protos. `.ci/run` regenerates it and fails when the committed copy
-differs. It also lists messages and fields without a comment (--check-comments).
+differs.
+
+With --check-comments it also fails (exit 1, listing them) when any service,
+RPC, message, field, enum or enum value of proto/callscope lacks a leading
+comment: `.ci/run` runs it so that every element stays documented.
 
     buf build -o /tmp/image.json && python3 tools/gen_api_doc.py /tmp/image.json > docs/api.md
+    python3 tools/gen_api_doc.py /tmp/image.json --check-comments > /dev/null
 """
 
 import json
@@ -25,12 +30,14 @@ SCALAR_NAMES = {
 }
 
 
-def comments(file):
-    """Leading comments by source path (tuple of ints)."""
+def comments(file, leading_only=False):
+    """Leading comments (else trailing ones) by source path (tuple of ints)."""
     out = {}
     for loc in file.get("sourceCodeInfo", {}).get("location", []):
-        text = loc.get("leadingComments") or loc.get("trailingComments")
-        if text:
+        text = loc.get("leadingComments")
+        if not leading_only:
+            text = text or loc.get("trailingComments")
+        if text and text.strip():
             out[tuple(loc.get("path", []))] = " ".join(
                 line.strip() for line in text.strip().splitlines()
             )
@@ -70,19 +77,22 @@ def main():
     ]
     for file in files:
         doc = comments(file)
+        leading = comments(file, leading_only=True)
         package = file.get("package", "")
         out += [f"## `{file['name']}`", ""]
         if doc.get((12,)):
             out += [doc[(12,)], ""]
         for si, service in enumerate(file.get("service", [])):
             full = f"{package}.{service['name']}"
+            if not leading.get((6, si)):
+                missing.append(full)
             out += [f"### service `{full}`", "", doc.get((6, si), ""), ""]
             out += ["| method | request | response | |", "|---|---|---|---|"]
             for mi, method in enumerate(service.get("method", [])):
                 stream_in = "stream " if method.get("clientStreaming") else ""
                 stream_out = "stream " if method.get("serverStreaming") else ""
                 text = doc.get((6, si, 2, mi), "")
-                if not text:
+                if not leading.get((6, si, 2, mi)):
                     missing.append(f"{full}.{method['name']}")
                 req = method["inputType"].lstrip(".")
                 res = method["outputType"].lstrip(".")
@@ -96,7 +106,7 @@ def main():
             full = f"{prefix}.{msg['name']}"
             out.extend([f"### `{full}`", ""])
             text = doc.get(tuple(path), "")
-            if not text:
+            if not leading.get(tuple(path)):
                 missing.append(full)
             out.extend([text, ""] if text else [])
             fields = msg.get("field", [])
@@ -107,7 +117,7 @@ def main():
                     if field.get("proto3Optional"):
                         label = "optional "
                     ftext = doc.get(tuple(path + [2, fi]), "")
-                    if not ftext:
+                    if not leading.get(tuple(path + [2, fi])):
                         missing.append(f"{full}.{field['name']}")
                     out.append(
                         f"| `{field['name']}` | {field['number']} | {label}{type_name(field)} | {cell(ftext)} |"
@@ -124,12 +134,14 @@ def main():
             full = f"{prefix}.{enum['name']}"
             out.extend([f"### enum `{full}`", ""])
             text = doc.get(tuple(path), "")
-            if not text:
+            if not leading.get(tuple(path)):
                 missing.append(full)
             out.extend([text, ""] if text else [])
             out.extend(["| value | number | |", "|---|---|---|"])
             for vi, value in enumerate(enum.get("value", [])):
                 vtext = doc.get(tuple(path + [2, vi]), "")
+                if not leading.get(tuple(path + [2, vi])):
+                    missing.append(f"{full}.{value['name']}")
                 out.append(f"| `{value['name']}` | {value.get('number', 0)} | {cell(vtext)} |")
             out.append("")
 

@@ -1,6 +1,7 @@
 // A callscope client in Node: @grpc/grpc-js, with @grpc/proto-loader reading
 // proto/ at run time (no generation step). It upserts calls, lists them with a
-// filter page by page, and reads the google.rpc.BadRequest of a refused call.
+// filter page by page, streams them back with ExportCalls (a server stream) and
+// checks the rows, and reads the google.rpc.BadRequest of a refused call.
 //
 //   (cd examples/node && npm ci) && node examples/node/client.js 127.0.0.1:50051
 //
@@ -35,6 +36,17 @@ function unary(client, method, request) {
   return new Promise((resolve, reject) =>
     client[method](request, (err, response) => (err ? reject(err) : resolve(response))),
   );
+}
+
+// Every message of a server stream, once it ends with OK.
+function serverStream(client, method, request) {
+  return new Promise((resolve, reject) => {
+    const messages = [];
+    const stream = client[method](request);
+    stream.on("data", (message) => messages.push(message));
+    stream.on("error", reject);
+    stream.on("end", () => resolve(messages));
+  });
 }
 
 function badRequestFields(err) {
@@ -81,6 +93,30 @@ async function main() {
   assert.deepStrictEqual(seen.sort(), batch.map((c) => c.external_id));
   assert.strictEqual(pages, 2);
   console.log(`listed ${seen.length} calls in ${pages} pages`);
+
+  // The same calls streamed back by ExportCalls: every row as upserted, each
+  // message with a resume token to continue after it.
+  const messages = await serverStream(calls, "ExportCalls", {
+    filter: { task_ids: ["node-example"] },
+  });
+  assert(messages.length >= 1);
+  assert(messages.every((m) => m.resume_token), "every message has a resume token");
+  const exported = messages.flatMap((m) => m.calls);
+  assert.deepStrictEqual(
+    exported.map((c) => c.call_id).sort(),
+    [...stored.call_ids].sort(),
+  );
+  const sent = new Map(batch.map((c) => [c.external_id, c]));
+  for (const row of exported) {
+    const want = sent.get(row.external_id);
+    assert(want, `exported ${row.external_id}, which was not upserted`);
+    assert.deepStrictEqual(
+      [row.source, row.task_id, row.callee, row.call_time.seconds],
+      [want.source, want.task_id, want.callee, want.call_time.seconds],
+    );
+  }
+  assert.strictEqual(exported.length, batch.length);
+  console.log(`exported ${exported.length} calls in ${messages.length} messages`);
 
   // A call without a callee: INVALID_ARGUMENT with a BadRequest naming it.
   try {

@@ -4,7 +4,8 @@ error details read with grpcio-status (google.rpc from googleapis-common-protos)
     python -m venv .venv && .venv/bin/pip install -r examples/python/requirements.txt
     .venv/bin/python examples/python/client.py 127.0.0.1:50051
 
-It upserts calls, lists them with a filter page by page, and reads the
+It upserts calls, lists them with a filter page by page, streams them back
+with ExportCalls (a server stream) and checks the rows, and reads the
 google.rpc.BadRequest of a refused call. Exits non-zero on any surprise.
 """
 
@@ -84,6 +85,30 @@ def main(addr):
     assert sorted(seen) == [f"py-{i}" for i in range(5)], seen
     assert pages == 2, pages
     print(f"listed {len(seen)} calls in {pages} pages")
+
+    # The same calls streamed back by ExportCalls: every row as upserted,
+    # each message with a resume token to continue after it.
+    exported, messages = [], 0
+    for message in calls.ExportCalls(
+        call_service_pb2.ExportCallsRequest(
+            filter=call_service_pb2.CallFilter(task_ids=["python-example"])
+        )
+    ):
+        messages += 1
+        assert message.resume_token, message
+        exported += message.calls
+    sent = {c.external_id: c for c in batch}
+    assert sorted(c.external_id for c in exported) == sorted(sent), exported
+    assert sorted(c.call_id for c in exported) == sorted(stored.call_ids), exported
+    for row in exported:
+        want = sent[row.external_id]
+        assert (row.source, row.task_id, row.callee, row.call_time) == (
+            want.source,
+            want.task_id,
+            want.callee,
+            want.call_time,
+        ), row
+    print(f"exported {len(exported)} calls in {messages} messages")
 
     # A call without a callee: INVALID_ARGUMENT with a BadRequest naming it.
     bad = call_pb2.Call(source=call_pb2.SOURCE_API, external_id="py-bad", call_time=when)

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod codec;
 pub(crate) mod convert;
 pub mod ops;
+pub mod rate_limit;
 pub mod status;
 
 mod admin;

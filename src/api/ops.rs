@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -174,6 +174,9 @@ impl DatabaseGate {
 pub struct Admission {
     permits: Arc<Semaphore>,
     max: usize,
+    /// Requests waiting for a permit now: at most `max` wait, the rest are
+    /// refused at once.
+    waiting: Arc<AtomicUsize>,
     /// The longest a request waits for a permit before it is refused.
     wait: Duration,
     /// What RetryInfo tells a refused client.
@@ -186,6 +189,7 @@ impl Admission {
         Self {
             permits: Arc::new(Semaphore::new(max)),
             max,
+            waiting: Arc::new(AtomicUsize::new(0)),
             wait,
             retry_after,
         }
@@ -201,6 +205,11 @@ impl Admission {
     }
 
     /// A permit at once, or within the bounded wait (never past `deadline`).
+    ///
+    /// Only `max` requests wait: a request behind as many others as may run
+    /// at once would mostly wait its whole time to be refused anyway, so it
+    /// is refused now. A refusal then costs no timer, no waiter and no held
+    /// stream, and an admitted request waits behind one round at most.
     async fn acquire(&self, deadline: Duration) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Some(permit);
@@ -208,10 +217,45 @@ impl Admission {
         // Half the client's deadline at most: a refusal must reach the
         // client before it gives up, or it sees DEADLINE_EXCEEDED instead.
         let wait = self.wait.min(deadline / 2);
+        // A zero wait needs no timer (tokio's would still round it up to
+        // its next millisecond tick).
+        if wait.is_zero() {
+            return None;
+        }
+        let queued = Waiting::join(&self.waiting);
+        if queued.ahead >= self.max {
+            return None;
+        }
         tokio::time::timeout(wait, self.permits.clone().acquire_owned())
             .await
             .ok()
             .and_then(Result::ok)
+    }
+
+    /// Requests waiting for a permit now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+/// A place in the wait for a permit, left when dropped (admitted, refused,
+/// or the client went away).
+struct Waiting<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn join(count: &'a AtomicUsize) -> Self {
+        let ahead = count.fetch_add(1, Ordering::SeqCst);
+        Self { count, ahead }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -336,16 +380,16 @@ where
                 match state.admission.acquire(deadline).await {
                     Some(permit) => finish.permit = Some(permit),
                     None => {
-                        state.metrics.rpc_shed("overload");
                         let retry = state.admission.retry_after;
-                        let status = Status::with_error_details(
-                            Code::ResourceExhausted,
+                        let status = shed(
+                            &state.metrics,
+                            "overload",
                             format!(
                                 "server busy: {} requests in flight, retry in {} ms",
                                 state.admission.max,
                                 retry.as_millis()
                             ),
-                            ErrorDetails::with_retry_info(Some(retry)),
+                            retry,
                         );
                         return Ok(finish.refuse(status));
                     }
@@ -365,6 +409,19 @@ where
         };
         Box::pin(future.instrument(span))
     }
+}
+
+/// A refusal before the RPC runs, counted in `callscope_grpc_shed_total`
+/// under `reason`: RESOURCE_EXHAUSTED with a `google.rpc.RetryInfo` telling
+/// the client when to try again. The overload bound here and the per-key
+/// rate limit (`api::rate_limit`) answer alike.
+pub fn shed(metrics: &Metrics, reason: &'static str, message: String, retry: Duration) -> Status {
+    metrics.rpc_shed(reason);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_retry_info(Some(retry)),
+    )
 }
 
 /// The client's `x-request-id` when it is a sane token (1-128 of
@@ -616,6 +673,70 @@ mod tests {
         assert_eq!(made.len(), 36, "{made}");
         headers.remove(REQUEST_ID);
         assert_ne!(request_id(&headers), made);
+    }
+
+    #[tokio::test]
+    async fn at_most_max_requests_wait_the_rest_are_refused_at_once() {
+        let admission = Admission::new(2, Duration::from_secs(5), Duration::from_millis(100));
+        let deadline = Duration::from_secs(30);
+        let running = [
+            admission.acquire(deadline).await,
+            admission.acquire(deadline).await,
+        ];
+        assert!(running.iter().all(Option::is_some));
+        assert_eq!(admission.in_flight(), 2);
+        // Two wait for a permit...
+        let first = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.acquire(deadline).await.is_some() }
+        });
+        let second = tokio::spawn({
+            let admission = admission.clone();
+            async move { admission.acquire(deadline).await.is_some() }
+        });
+        while admission.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // ...so a third is refused without waiting its 5 s.
+        let started = Instant::now();
+        assert!(admission.acquire(deadline).await.is_none());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(admission.waiting(), 2, "a refusal leaves the queue");
+        // Permits freed go to the waiting ones, which leave the queue.
+        drop(running);
+        assert!(first.await.unwrap_or(false) && second.await.unwrap_or(false));
+        assert_eq!(admission.waiting(), 0);
+        // A client that gives up while waiting leaves the queue too.
+        let held = [
+            admission.acquire(deadline).await,
+            admission.acquire(deadline).await,
+        ];
+        let gone =
+            tokio::time::timeout(Duration::from_millis(20), admission.acquire(deadline)).await;
+        assert!(gone.is_err());
+        assert_eq!(admission.waiting(), 0);
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_zero_wait_refuses_without_a_timer() {
+        let admission = Admission::new(1, Duration::ZERO, Duration::from_millis(100));
+        let _held = admission.acquire(Duration::from_secs(30)).await;
+        let started = Instant::now();
+        for _ in 0..100 {
+            assert!(admission.acquire(Duration::from_secs(30)).await.is_none());
+        }
+        // tokio rounds a timer up to its next 1 ms tick: 100 refusals with a
+        // timer each would take 100 ms at least.
+        assert!(
+            started.elapsed() < Duration::from_millis(50),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

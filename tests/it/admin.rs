@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, bad_fields, call, fixture, spawn_app_with, tag, ts};
+use crate::helpers::{TestApp, bad_fields, call, execute, fixture, spawn_app_with, tag, ts};
 use callscope::config::ServeConfig;
 use callscope::proto::{
     self, CallFilter, DeleteCallsRequest, ErasePhoneRequest, GetCallRequest, GetCallStatsRequest,
@@ -396,34 +396,6 @@ async fn erasing_while_a_call_is_written_leaves_no_call_behind(mut app: TestApp)
             // The erasure found the call: every later write was refused.
             assert!(left.is_empty(), "round {round}: {left:?} revived");
         }
-    }
-}
-
-/// Runs one statement on the test database directly (as the admin role, so
-/// row-level security does not hide the rows).
-async fn execute(database_url: &str, statement: &str) {
-    use sqlx::Connection;
-    let statement = sqlx::AssertSqlSafe(statement.to_owned());
-    if database_url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(database_url)
-            .await
-            .expect("connect sqlite");
-        sqlx::Executor::execute(&mut conn, statement)
-            .await
-            .expect("execute");
-    } else {
-        let mut conn = sqlx::PgConnection::connect(database_url)
-            .await
-            .expect("connect postgres");
-        // The test servers' role is subject to row-level security: declare
-        // the tenant the rows belong to, for this session.
-        sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
-            .execute(&mut conn)
-            .await
-            .expect("declare tenant");
-        sqlx::Executor::execute(&mut conn, statement)
-            .await
-            .expect("execute");
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::helpers::{TestApp, bad_fields, call, spawn_app_with};
+use crate::helpers::{TestApp, bad_fields, call, execute, spawn_app_with};
 use callscope::config::ServeConfig;
 use callscope::proto::{
     self, CallEvent, CallEventType, CallFilter, DeleteCallsRequest, ErasePhoneRequest,
@@ -460,31 +460,6 @@ async fn deletes_and_erasures_produce_deleted_events(mut app: TestApp) {
         again[1].call.clone().expect("call").callee,
         "+8613900139000"
     );
-}
-
-/// Runs a statement on the test database, as the tenant `default`.
-async fn execute(database_url: &str, statement: &str) {
-    use sqlx::Connection;
-    let statement = sqlx::AssertSqlSafe(statement.to_owned());
-    if database_url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(database_url)
-            .await
-            .expect("connect sqlite");
-        sqlx::Executor::execute(&mut conn, statement)
-            .await
-            .expect("execute");
-    } else {
-        let mut conn = sqlx::PgConnection::connect(database_url)
-            .await
-            .expect("connect postgres");
-        sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
-            .execute(&mut conn)
-            .await
-            .expect("declare tenant");
-        sqlx::Executor::execute(&mut conn, statement)
-            .await
-            .expect("execute");
-    }
 }
 
 async fn event_retention_removes_old_events_and_old_tokens_are_out_of_range(mut app: TestApp) {

@@ -539,3 +539,68 @@ macro_rules! backend_tests {
         $crate::backend_tests!(needs: []; $($name),*);
     };
 }
+
+/// The value of the sample `name` whose labels are exactly `labels`.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: std::collections::BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    text.lines().find_map(|line| {
+        if line.starts_with('#') {
+            return None;
+        }
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, got) = match series.split_once('{') {
+            Some((metric, rest)) => (metric, parse_labels(rest.strip_suffix('}')?)),
+            None => (series, std::collections::BTreeMap::new()),
+        };
+        (metric == name && got == want).then(|| value.parse().ok())?
+    })
+}
+
+fn parse_labels(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.split("\",")
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once("=\"")?;
+            Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
+        })
+        .collect()
+}
+
+/// The server's `GET /metrics` text.
+pub async fn scrape(http_addr: SocketAddr) -> String {
+    let response = reqwest::get(format!("http://{http_addr}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(response.status(), 200);
+    response.text().await.expect("metrics text")
+}
+
+/// Runs one statement on a test server's database directly, as the tenant
+/// `default` (on PostgreSQL the test role is subject to row-level security:
+/// the tenant the rows belong to is declared for the session).
+pub async fn execute(database_url: &str, statement: &str) {
+    use sqlx::Connection;
+    let statement = sqlx::AssertSqlSafe(statement.to_owned());
+    if database_url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(database_url)
+            .await
+            .expect("connect sqlite");
+        sqlx::Executor::execute(&mut conn, statement)
+            .await
+            .expect("execute");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(database_url)
+            .await
+            .expect("connect postgres");
+        sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
+            .execute(&mut conn)
+            .await
+            .expect("declare tenant");
+        sqlx::Executor::execute(&mut conn, statement)
+            .await
+            .expect("execute");
+    }
+}

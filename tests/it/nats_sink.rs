@@ -1,7 +1,9 @@
 //! The NATS JetStream sink against the local NATS server (127.0.0.1:4222):
 //! every event of the log arrives once, in order, on
 //! `<prefix>.<tenant>.calls.<type>`, across a server killed mid-stream and a
-//! new one on the same database. Each run uses a stream and subject prefix
+//! new one on the same database that re-sends what the first had not
+//! committed; the new server's `/metrics` count what was published and what
+//! JetStream dropped as duplicates. Each run uses a stream and subject prefix
 //! of its own, so parallel runs do not meet.
 
 use std::time::Duration;
@@ -9,8 +11,8 @@ use std::time::Duration;
 use async_nats::jetstream;
 
 use crate::helpers::{
-    Backend, Sharing, TestApp, block_on, call, postgres_url, spawn_app_on_with, spawn_app_with,
-    trial, ts,
+    Backend, Sharing, TestApp, block_on, call, execute, postgres_url, sample, scrape,
+    spawn_app_on_with, spawn_app_with, trial, ts,
 };
 use callscope::config::ServeConfig;
 use callscope::proto::{
@@ -123,6 +125,18 @@ async fn every_event_once_in_order_across_a_crash(backend: Backend) {
     // after committing its position.
     wait_for_messages(&js, &stream, 1).await;
     first.kill();
+    // What the first server got into the stream, once its connection has
+    // drained.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from_first = stream_messages(&js, &stream).await.len();
+    // As if it died between JetStream's acknowledgements and its commit:
+    // the second server publishes all of those again, and JetStream must
+    // drop every copy by its Nats-Msg-Id.
+    execute(
+        &first.database_url,
+        "UPDATE event_sinks SET position = 0 WHERE sink = 'nats'",
+    )
+    .await;
 
     let database_url = first.database_url.clone();
     let mut second = spawn_app_with(|c| {
@@ -169,6 +183,40 @@ async fn every_event_once_in_order_across_a_crash(backend: Backend) {
         })
         .collect();
     assert_eq!(got, want);
+
+    // The second server's /metrics: every event it stored counted once as
+    // published, every copy of the first server's events JetStream dropped
+    // as a duplicate; nothing failed; connected, and nothing left to publish.
+    let figures = async || {
+        let text = scrape(second.http_addr).await;
+        let published = |outcome: &str| {
+            sample(
+                &text,
+                "callscope_nats_published_total",
+                &[("tenant", "default"), ("outcome", outcome)],
+            )
+            .unwrap_or(0.0)
+        };
+        (
+            published("published"),
+            published("duplicate"),
+            published("failed"),
+            sample(&text, "callscope_nats_lag_events", &[("tenant", "default")]),
+            sample(&text, "callscope_nats_connected", &[]),
+        )
+    };
+    let (published, duplicate, failed, lag, connected) = figures().await;
+    assert_eq!(published, (want.len() - from_first) as f64);
+    assert_eq!(duplicate, from_first as f64);
+    assert_eq!(failed, 0.0);
+    assert_eq!(connected, Some(1.0));
+    let start = std::time::Instant::now();
+    let mut lag = lag;
+    while lag != Some(0.0) {
+        assert!(start.elapsed() < Duration::from_secs(10), "lag {lag:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lag = figures().await.3;
+    }
     for (i, m) in messages.iter().enumerate() {
         let position = (i + 1).to_string();
         let word = m[3].trim_start_matches("CALL_EVENT_TYPE_").to_lowercase();

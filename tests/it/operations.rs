@@ -22,7 +22,7 @@ use tonic_health::pb::{
 };
 use tonic_types::StatusExt;
 
-use crate::helpers::{self, Sharing, TestApp, block_on, call, trial};
+use crate::helpers::{self, Sharing, TestApp, block_on, call, sample, trial};
 use callscope::proto::{
     self, GetCallRequest, ListCallsRequest, UpsertCallsRequest,
     call_service_client::CallServiceClient, ingest_service_client::IngestServiceClient,
@@ -60,6 +60,17 @@ pub fn trials() -> Vec<Trial> {
         },
     ));
     trials.push(trial(
+        "operations::rate_limit_per_key_refuses_the_excess_with_retry_info".to_owned(),
+        &[],
+        Sharing::Parallel,
+        || {
+            block_on(
+                None,
+                rate_limit_per_key_refuses_the_excess_with_retry_info(),
+            )
+        },
+    ));
+    trials.push(trial(
         "operations::overload_at_4x_sheds_with_resource_exhausted_and_keeps_goodput".to_owned(),
         &[],
         Sharing::Alone,
@@ -93,35 +104,6 @@ async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-/// The value of the sample `name` whose labels are exactly `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let want: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    text.lines().find_map(|line| {
-        if line.starts_with('#') {
-            return None;
-        }
-        let (series, value) = line.rsplit_once(' ')?;
-        let (metric, got) = match series.split_once('{') {
-            Some((metric, rest)) => (metric, parse_labels(rest.strip_suffix('}')?)),
-            None => (series, BTreeMap::new()),
-        };
-        (metric == name && got == want).then(|| value.parse().ok())?
-    })
-}
-
-fn parse_labels(text: &str) -> BTreeMap<String, String> {
-    text.split("\",")
-        .filter(|pair| !pair.is_empty())
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once("=\"")?;
-            Some((k.to_owned(), v.trim_end_matches('"').to_owned()))
-        })
-        .collect()
 }
 
 async fn scrape(app: &TestApp) -> String {
@@ -803,4 +785,146 @@ async fn overload_at_4x_sheds_with_resource_exhausted_and_keeps_goodput() {
         rss_after as f64 <= 1.2 * rss_before as f64,
         "RSS {rss_after} KiB after, {rss_before} KiB before"
     );
+}
+
+/// `--rate-limit-per-key 0.25 --rate-limit-burst 3`: a key's burst of three
+/// passes, over gRPC and JSON alike; the excess is refused with
+/// RESOURCE_EXHAUSTED and a RetryInfo (HTTP 429 with Retry-After on the
+/// JSON path) before the handler runs; another key of the same tenant is
+/// unaffected; health needs no key and is never limited; and retrying after
+/// the RetryInfo's delay succeeds.
+async fn rate_limit_per_key_refuses_the_excess_with_retry_info() {
+    use callscope::auth::AuthMode;
+    use callscope::domain::key::Role;
+    use tonic::metadata::MetadataValue;
+
+    // One request per 4 s after the burst: the burst's calls are made well
+    // within one period even on a loaded machine.
+    const PERIOD: Duration = Duration::from_secs(4);
+    let app = helpers::spawn_app_with(|c| {
+        c.auth = AuthMode::Keys;
+        c.rate_limit_per_key = Some(1.0 / PERIOD.as_secs_f64());
+        c.rate_limit_burst = Some(3);
+    })
+    .await;
+    let store = callscope::store::Store::connect(&callscope::store::StoreOptions {
+        url: app.database_url.clone(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+        busy_timeout: Duration::from_secs(10),
+    })
+    .await
+    .expect("open the test database");
+    let key = async || {
+        callscope::service::keys::create_key(&store, "acme", Role::Read, "test")
+            .await
+            .expect("create key")
+            .1
+    };
+    let (a, b) = (key().await, key().await);
+    let list = |key: &str| {
+        let mut request = tonic::Request::new(ListCallsRequest::default());
+        request.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {key}")).expect("ascii"),
+        );
+        let mut calls = CallServiceClient::new(app.channel.clone());
+        async move { calls.list_calls(request).await.map(drop) }
+    };
+    let list_json = |key: &str| {
+        let request = reqwest::Client::new()
+            .post(format!(
+                "http://{}/callscope.v1.CallService/ListCalls",
+                app.http_addr
+            ))
+            .header("content-type", "application/json")
+            .bearer_auth(key)
+            .body("{}");
+        async move {
+            let response = request.send().await.expect("POST");
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: serde_json::Value = response.json().await.expect("JSON body");
+            (status, retry_after, body)
+        }
+    };
+
+    let started = Instant::now();
+    // Key a: its burst of three, over both paths.
+    list(&a).await.expect("first of the burst");
+    assert_eq!(list_json(&a).await.0, 200, "second of the burst, as JSON");
+    list(&a).await.expect("third of the burst");
+    // The fourth is refused, and told when to come back.
+    let refused = list(&a).await.expect_err("past the burst");
+    let refused_at = Instant::now();
+    assert!(
+        started.elapsed() < PERIOD,
+        "the burst took {:?}: the test cannot tell a refill from a pass",
+        started.elapsed()
+    );
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let retry = refused
+        .get_details_retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo with a delay");
+    assert!(
+        retry > Duration::ZERO && retry <= PERIOD + Duration::from_millis(1),
+        "{retry:?}"
+    );
+    // The JSON path draws on the same budget and answers alike.
+    let (status, retry_after, body) = list_json(&a).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "resource_exhausted", "{body}");
+    assert_eq!(body["details"][0]["type"], "google.rpc.RetryInfo", "{body}");
+    let retry_after: u64 = retry_after
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!(
+        (1..=PERIOD.as_secs()).contains(&retry_after),
+        "{retry_after}"
+    );
+
+    // Another key of the same tenant has its own budget; health no limit.
+    list(&b).await.expect("key b, first");
+    assert_eq!(list_json(&b).await.0, 200, "key b, second");
+    list(&b).await.expect("key b, third");
+    let mut health = HealthClient::new(app.channel.clone());
+    for _ in 0..10 {
+        health
+            .check(HealthCheckRequest::default())
+            .await
+            .expect("health is never limited");
+    }
+
+    // Each refusal counted once as shed, and as a ResourceExhausted ListCalls.
+    let text = helpers::scrape(app.http_addr).await;
+    assert_eq!(
+        sample(
+            &text,
+            "callscope_grpc_shed_total",
+            &[("reason", "rate_limit")]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    let exhausted = handled("callscope.v1.CallService", "ListCalls", "ResourceExhausted");
+    assert_eq!(
+        sample(&text, "grpc_server_handled_total", &labels(&exhausted)),
+        Some(2.0)
+    );
+    let ok = handled("callscope.v1.CallService", "ListCalls", "OK");
+    assert_eq!(
+        sample(&text, "grpc_server_handled_total", &labels(&ok)),
+        Some(6.0)
+    );
+
+    // Retrying when RetryInfo said finds room again.
+    tokio::time::sleep(retry.saturating_sub(refused_at.elapsed())).await;
+    list(&a)
+        .await
+        .expect("room again after the RetryInfo delay");
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::Code;
 
-use crate::helpers::{TestApp, bad_fields, call, spawn_app_with, ts};
+use crate::helpers::{TestApp, bad_fields, call, sample, scrape, spawn_app_with, ts};
 use callscope::config::ServeConfig;
 use callscope::proto::{
     self, CallEventType, CallFilter, CreateSubscriptionRequest, DeleteSubscriptionRequest,
@@ -262,6 +262,52 @@ fn task_call(id: &str, task: &str, minute: u32) -> proto::Call {
     }
 }
 
+/// The webhook figures of the `default` tenant on the server's /metrics:
+/// attempts delivered, retried and given up, and attempts timed. A series
+/// not yet written counts 0.
+#[derive(Debug, PartialEq)]
+struct Figures {
+    delivered: f64,
+    retried: f64,
+    failed: f64,
+    timed: f64,
+}
+
+async fn webhook_figures(app: &TestApp, receiver: &Receiver) -> Figures {
+    let text = scrape(app.http_addr).await;
+    // Labels carry the tenant, never the receiver's URL.
+    assert!(!text.contains(&receiver.addr.to_string()), "{text}");
+    let attempts = |outcome: &str| {
+        sample(
+            &text,
+            "callscope_webhook_deliveries_total",
+            &[("tenant", "default"), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    Figures {
+        delivered: attempts("delivered"),
+        retried: attempts("retried"),
+        failed: attempts("failed"),
+        timed: sample(
+            &text,
+            "callscope_webhook_delivery_seconds_count",
+            &[("tenant", "default")],
+        )
+        .unwrap_or(0.0),
+    }
+}
+
+/// `callscope_webhook_lag_events` of the `default` tenant.
+async fn webhook_lag(app: &TestApp) -> Option<f64> {
+    let text = scrape(app.http_addr).await;
+    sample(
+        &text,
+        "callscope_webhook_lag_events",
+        &[("tenant", "default")],
+    )
+}
+
 const CREATED: &str = "CALL_EVENT_TYPE_CREATED";
 const UPDATED: &str = "CALL_EVENT_TYPE_UPDATED";
 
@@ -388,6 +434,22 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
         list.iter()
             .all(|d| d.next_retry_time.is_none() && d.last_error.is_empty())
     );
+    // /metrics counts the same attempts: three delivered, three retried
+    // (503, the timeout, 500), none given up; each one timed.
+    assert_eq!(
+        webhook_figures(&app, &receiver).await,
+        Figures {
+            delivered: 3.0,
+            retried: 3.0,
+            failed: 0.0,
+            timed: 6.0
+        }
+    );
+    // Every event passed (c2 skipped as not matching): no lag.
+    eventually(Duration::from_secs(10), "lag 0", async || {
+        (webhook_lag(&app).await == Some(0.0)).then_some(())
+    })
+    .await;
 
     // The receiver goes down: attempts fail, the event waits, then arrives.
     task.abort();
@@ -403,6 +465,11 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
     assert_eq!(pending.last_status_code, 0);
     assert_eq!(pending.last_error, "connection failed");
     assert!(pending.next_retry_time.is_some());
+    // The waiting event shows as lag.
+    eventually(Duration::from_secs(10), "lag 1", async || {
+        (webhook_lag(&app).await == Some(1.0)).then_some(())
+    })
+    .await;
     let _task = receiver.restart().await;
     eventually(Duration::from_secs(30), "c4 after the outage", async || {
         (receiver.acked().len() == 4).then_some(())
@@ -428,6 +495,21 @@ async fn deliveries_are_signed_ordered_and_retried(mut app: TestApp) {
         (false, delivered, 200)
     );
     assert!(top.attempts >= 3, "{top:?}");
+    // c4's failed attempts were retried, its last delivered.
+    let retried = 3.0 + f64::from(top.attempts - 1);
+    assert_eq!(
+        webhook_figures(&app, &receiver).await,
+        Figures {
+            delivered: 4.0,
+            retried,
+            failed: 0.0,
+            timed: 4.0 + retried
+        }
+    );
+    eventually(Duration::from_secs(10), "lag 0 again", async || {
+        (webhook_lag(&app).await == Some(0.0)).then_some(())
+    })
+    .await;
 }
 
 /// The server dies while a POST is in flight: a new server on the same
@@ -590,6 +672,17 @@ async fn exhausted_retries_mark_the_subscription_failing(mut app: TestApp) {
     assert_eq!(failed.last_status_code, 500);
     assert_eq!(failed.last_error, "HTTP 500");
     assert!(failed.next_retry_time.is_none());
+    // Every attempt but the last was retried; the last gave it up.
+    let retried = f64::from(failed.attempts - 1);
+    assert_eq!(
+        webhook_figures(&app, &receiver).await,
+        Figures {
+            delivered: 0.0,
+            retried,
+            failed: 1.0,
+            timed: retried + 1.0
+        }
+    );
     let state = |subs: &mut Client| {
         let mut subs = subs.clone();
         async move {
@@ -619,6 +712,12 @@ async fn exhausted_retries_mark_the_subscription_failing(mut app: TestApp) {
     })
     .await;
     assert_eq!(receiver.acked(), expected(&[(CREATED, "c2")]));
+    eventually(Duration::from_secs(10), "c2 counted", async || {
+        let figures = webhook_figures(&app, &receiver).await;
+        (figures.delivered == 1.0).then_some(())
+    })
+    .await;
+    assert_eq!(webhook_figures(&app, &receiver).await.failed, 1.0);
     eventually(Duration::from_secs(10), "state active", async || {
         let (state, error) = state(&mut subs).await;
         (state == proto::SubscriptionState::Active as i32).then_some(error)
