@@ -809,6 +809,7 @@ async fn rate_limit_per_key_refuses_the_excess_with_retry_info() {
     .await;
     let store = callscope::store::Store::connect(&callscope::store::StoreOptions {
         url: app.database_url.clone(),
+        read_url: None,
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
         busy_timeout: Duration::from_secs(10),
