@@ -11,10 +11,9 @@ use sqlx::{
 
 use super::calls_write::ROWS_PER_STATEMENT;
 use super::dialect::{json, to_json};
-use super::task_numbers::push_number_status;
 use super::{CatalogStore, Dialect, SqlStore, StoreError, TaskPage};
 use crate::domain::stats::{self, CountEntry, NO_INTENT_LEVEL_KEY};
-use crate::domain::task_number::TaskProgress;
+use crate::domain::task_number::{TaskProgress, dial_status};
 use crate::domain::{CallOutcome, IntentLevel, Source, Tag, TagGroup, Task};
 
 /// Catalog entries named by a batch, merged by id: a later non-empty field
@@ -520,41 +519,38 @@ where
     }
 
     /// The task's numbers (uploaded, listed by the vendor, or called) by
-    /// dial status, derived as ListTaskNumbers derives it.
+    /// dial status, counted over the kept states' indexes alone (latest
+    /// outcome for called numbers, list status for the others) and mapped
+    /// to statuses as ListTaskNumbers maps them.
     async fn task_numbers_by_status(
         &self,
         tenant: &str,
         task_id: &str,
     ) -> Result<Vec<(i32, i64)>, StoreError> {
-        let mut qb = QueryBuilder::<DB>::new("SELECT x.status_code, COUNT(*) AS n FROM (SELECT ");
-        push_number_status(&mut qb);
-        qb.push(" AS status_code FROM (SELECT phone FROM task_numbers WHERE tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(" UNION SELECT callee FROM calls WHERE tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND tn.task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(" AND tn.phone = n.phone LEFT JOIN calls lc ON lc.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND lc.call_id = (SELECT l.call_id FROM calls l WHERE l.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND l.task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(
-                " AND l.callee = n.phone ORDER BY l.call_time DESC, l.call_id DESC LIMIT 1)) x \
-                 GROUP BY x.status_code ORDER BY x.status_code",
-            );
-        let mut counts = Vec::new();
-        for row in self.read_all(tenant, &mut qb).await? {
-            let status: i64 = row.try_get("status_code")?;
-            counts.push((status as i32, row.try_get::<i64, _>("n")?));
+        let mut by_status: BTreeMap<i32, i64> = BTreeMap::new();
+        for (key, unless) in [
+            ("last_outcome", "last_outcome IS NOT NULL"),
+            ("vendor_status_code", "last_outcome IS NULL"),
+        ] {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {key} AS k, COUNT(*) AS n FROM task_number_states WHERE tenant_id = "
+            ));
+            qb.push_bind(tenant.to_owned())
+                .push(" AND task_id = ")
+                .push_bind(task_id.to_owned())
+                .push(format_args!(" AND {unless} GROUP BY {key}"));
+            for row in self.read_all(tenant, &mut qb).await? {
+                let k = row
+                    .try_get::<Option<i64>, _>("k")?
+                    .map(|c| i32::try_from(c).unwrap_or(-1));
+                let status = if key == "last_outcome" {
+                    dial_status(k, None)
+                } else {
+                    dial_status(None, k)
+                };
+                *by_status.entry(status).or_default() += row.try_get::<i64, _>("n")?;
+            }
         }
-        Ok(counts)
+        Ok(by_status.into_iter().collect())
     }
 }

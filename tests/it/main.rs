@@ -28,6 +28,7 @@ mod operations;
 mod outage;
 mod pg_cluster;
 mod readme;
+mod number_states;
 mod readside;
 mod replica;
 mod row_security;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         outage::trials(),
         readme::trials(),
         replica::trials(),
+        number_states::trials(),
         readside::trials(),
         row_security::trials(),
         server::trials(),
