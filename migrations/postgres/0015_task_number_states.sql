@@ -178,3 +178,135 @@ BEGIN
     PERFORM set_config('callscope.tenant', '', true);
 END
 $$;
+
+-- GetTask's call figures kept per task (issue 15): calls by intent level
+-- ('' for none) and outcome. Totals, answered calls and calls by level are
+-- sums over a task's rows.
+--
+-- A counter row per key updated by every call would be a hot row: every
+-- ingest transaction of the task would wait for the one before it to commit,
+-- and two batches locking keys in different orders would deadlock. So each
+-- statement on `calls` only appends its net change per key (statement
+-- triggers over the transition tables: one row per key a statement changed,
+-- never a lock another writer waits for), and a task's rows are folded into
+-- one per key by whichever statement finds more than 1,024 of them and wins
+-- the task's advisory lock (others skip folding; readers sum either way).
+CREATE TABLE task_call_counts (
+    tenant_id       TEXT   NOT NULL,
+    id              BIGINT GENERATED ALWAYS AS IDENTITY,
+    task_id         TEXT   NOT NULL,
+    intent_level_id TEXT   NOT NULL,
+    outcome         BIGINT NOT NULL,
+    calls           BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX task_call_counts_by_task
+    ON task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls);
+ALTER TABLE task_call_counts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE task_call_counts FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON task_call_counts
+    USING (tenant_id = current_setting('callscope.tenant', true))
+    WITH CHECK (tenant_id = current_setting('callscope.tenant', true));
+
+-- Folds a task's rows into one per key, unless another transaction is
+-- folding it. Rows appended meanwhile by uncommitted writers are not seen by
+-- the DELETE and stay as they are.
+CREATE FUNCTION task_call_counts_fold(t TEXT, k TEXT) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT COUNT(*) FROM (SELECT 1 FROM task_call_counts
+            WHERE tenant_id = t AND task_id = k LIMIT 1025) r) <= 1024 THEN
+        RETURN;
+    END IF;
+    IF NOT pg_try_advisory_xact_lock(hashtextextended('task_call_counts:' || t || ':' || k, 0)) THEN
+        RETURN;
+    END IF;
+    WITH gone AS (
+        DELETE FROM task_call_counts WHERE tenant_id = t AND task_id = k
+        RETURNING intent_level_id, outcome, calls)
+    INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    SELECT t, k, intent_level_id, outcome, SUM(calls) FROM gone
+    GROUP BY intent_level_id, outcome HAVING SUM(calls) <> 0;
+END
+$$;
+
+-- Appends a statement's net change per key, then folds the tasks it touched.
+CREATE FUNCTION calls_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    touched RECORD;
+BEGIN
+    INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    SELECT tenant_id, task_id, COALESCE(intent_level_id, ''), outcome, COUNT(*)
+    FROM added WHERE task_id <> ''
+    GROUP BY tenant_id, task_id, COALESCE(intent_level_id, ''), outcome;
+    FOR touched IN SELECT DISTINCT tenant_id, task_id FROM added WHERE task_id <> '' LOOP
+        PERFORM task_call_counts_fold(touched.tenant_id, touched.task_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION calls_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    touched RECORD;
+BEGIN
+    INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    SELECT tenant_id, task_id, COALESCE(intent_level_id, ''), outcome, -COUNT(*)
+    FROM removed WHERE task_id <> ''
+    GROUP BY tenant_id, task_id, COALESCE(intent_level_id, ''), outcome;
+    FOR touched IN SELECT DISTINCT tenant_id, task_id FROM removed WHERE task_id <> '' LOOP
+        PERFORM task_call_counts_fold(touched.tenant_id, touched.task_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- Rewrites that change none of the keys cancel out and append nothing.
+CREATE FUNCTION calls_count_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    touched RECORD;
+BEGIN
+    INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    SELECT tenant_id, task_id, level, outcome, SUM(n) FROM (
+        SELECT tenant_id, task_id, COALESCE(intent_level_id, '') AS level, outcome, 1 AS n
+        FROM added WHERE task_id <> ''
+        UNION ALL
+        SELECT tenant_id, task_id, COALESCE(intent_level_id, ''), outcome, -1
+        FROM removed WHERE task_id <> '') d
+    GROUP BY tenant_id, task_id, level, outcome HAVING SUM(n) <> 0;
+    FOR touched IN
+        SELECT DISTINCT tenant_id, task_id FROM (
+            SELECT tenant_id, task_id FROM added WHERE task_id <> ''
+            UNION ALL
+            SELECT tenant_id, task_id FROM removed WHERE task_id <> '') x
+    LOOP
+        PERFORM task_call_counts_fold(touched.tenant_id, touched.task_id);
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER calls_count_insert AFTER INSERT ON calls
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION calls_count_added();
+CREATE TRIGGER calls_count_delete AFTER DELETE ON calls
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION calls_count_removed();
+CREATE TRIGGER calls_count_update AFTER UPDATE ON calls
+    REFERENCING OLD TABLE AS removed NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION calls_count_changed();
+
+-- The counts of what is stored already, tenant by tenant (as above).
+DO $$
+DECLARE
+    t TEXT;
+BEGIN
+    FOR t IN SELECT tenant_id FROM tenants ORDER BY tenant_id LOOP
+        PERFORM set_config('callscope.tenant', t, true);
+        INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+        SELECT tenant_id, task_id, COALESCE(intent_level_id, ''), outcome, COUNT(*)
+        FROM calls WHERE tenant_id = t AND task_id <> ''
+        GROUP BY tenant_id, task_id, COALESCE(intent_level_id, ''), outcome;
+    END LOOP;
+    PERFORM set_config('callscope.tenant', '', true);
+END
+$$;

@@ -166,3 +166,51 @@ INSERT INTO task_number_states (tenant_id, task_id, phone, listed, vendor_status
     SELECT tenant_id, task_id, phone, 1, status_code FROM task_numbers WHERE task_id <> ''
     ON CONFLICT (tenant_id, task_id, phone) DO UPDATE SET
         listed = 1, vendor_status_code = excluded.vendor_status_code;
+
+-- GetTask's call figures kept per task (issue 15): calls by intent level
+-- ('' for none) and outcome. Totals, answered calls and calls by level are
+-- sums over a task's few rows. SQLite has one writer at a time, so one row
+-- per key, kept by row triggers, costs no concurrency.
+CREATE TABLE task_call_counts (
+    tenant_id       TEXT    NOT NULL,
+    task_id         TEXT    NOT NULL,
+    intent_level_id TEXT    NOT NULL,
+    outcome         INTEGER NOT NULL,
+    calls           INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, task_id, intent_level_id, outcome)
+);
+
+CREATE TRIGGER calls_count_insert AFTER INSERT ON calls
+WHEN new.task_id <> ''
+BEGIN
+    INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    VALUES (new.tenant_id, new.task_id, COALESCE(new.intent_level_id, ''), new.outcome, 1)
+    ON CONFLICT (tenant_id, task_id, intent_level_id, outcome) DO UPDATE SET calls = calls + 1;
+END;
+
+CREATE TRIGGER calls_count_delete AFTER DELETE ON calls
+WHEN old.task_id <> ''
+BEGIN
+    UPDATE task_call_counts SET calls = calls - 1
+        WHERE tenant_id = old.tenant_id AND task_id = old.task_id
+          AND intent_level_id = COALESCE(old.intent_level_id, '') AND outcome = old.outcome;
+END;
+
+CREATE TRIGGER calls_count_update
+AFTER UPDATE OF task_id, intent_level_id, outcome ON calls
+WHEN old.task_id IS NOT new.task_id OR old.intent_level_id IS NOT new.intent_level_id
+  OR old.outcome IS NOT new.outcome
+BEGIN
+    UPDATE task_call_counts SET calls = calls - 1
+        WHERE tenant_id = old.tenant_id AND task_id = old.task_id
+          AND intent_level_id = COALESCE(old.intent_level_id, '') AND outcome = old.outcome
+          AND old.task_id <> '';
+    INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    SELECT new.tenant_id, new.task_id, COALESCE(new.intent_level_id, ''), new.outcome, 1
+        WHERE new.task_id <> ''
+    ON CONFLICT (tenant_id, task_id, intent_level_id, outcome) DO UPDATE SET calls = calls + 1;
+END;
+
+INSERT INTO task_call_counts (tenant_id, task_id, intent_level_id, outcome, calls)
+    SELECT tenant_id, task_id, COALESCE(intent_level_id, ''), outcome, COUNT(*) FROM calls
+    WHERE task_id <> '' GROUP BY tenant_id, task_id, COALESCE(intent_level_id, ''), outcome;
