@@ -72,6 +72,9 @@ where
         now: UnixMs,
     ) -> Result<TaskNumberUpsert, StoreError> {
         let mut tx = self.begin(tenant).await?;
+        // The registry of tenants lists every tenant with data, dialing lists
+        // too (migrations walk it tenant by tenant).
+        Self::register_tenant(&mut tx, tenant).await?;
         let result = Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
         tx.commit().await?;
         Ok(result)

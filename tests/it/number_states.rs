@@ -555,4 +555,135 @@ async fn every_write_path_keeps_the_number_state(mut app: TestApp) {
     check(&mut app, &model, "after erase").await;
 }
 
-crate::backend_tests!(every_write_path_keeps_the_number_state);
+/// Writers at once: batches of calls to the same few numbers of one task,
+/// in different orders, new calls and newer versions of each other's calls
+/// (their latest call moving between numbers and times), and deletes. The
+/// kept state must end as the calls that were stored derive it.
+async fn concurrent_writers_leave_no_stale_state(mut app: TestApp) {
+    const TASK: &str = "state-concurrent";
+    const PHONES: [&str; 4] = [P1, P2, P3, P4];
+    let outcomes = [
+        CallOutcome::Answered,
+        CallOutcome::Busy,
+        CallOutcome::NoAnswer,
+        CallOutcome::Rejected,
+        CallOutcome::PoweredOff,
+    ];
+    let mut writers = Vec::new();
+    for writer in 0..6_i64 {
+        let mut ingest = app.ingest.clone();
+        let mut admin = AdminServiceClient::new(app.channel.clone());
+        writers.push(tokio::spawn(async move {
+            for round in 0..6_i64 {
+                let mut calls = Vec::new();
+                for k in 0..8_i64 {
+                    // Shared ids: every writer writes versions of c0..c23.
+                    let id = (writer * 5 + round * 7 + k * 3) % 24;
+                    let spin = (writer + round + k) as usize;
+                    let phone = PHONES[(spin + id as usize) % PHONES.len()];
+                    let mut c = call(&format!("cc{id}"), phone, "2026-01-01T00:00:00Z");
+                    c.call_time = Some(days_ago(2, (spin % 9) as i64));
+                    c.update_time = Some(days_ago(1, round * 3 + writer % 3));
+                    c.task_id = TASK.into();
+                    c.outcome = outcomes[spin % outcomes.len()] as i32;
+                    calls.push(c);
+                }
+                if writer % 2 == 1 {
+                    calls.reverse();
+                }
+                let mut tries = 0;
+                loop {
+                    match ingest
+                        .upsert_calls(proto::UpsertCallsRequest {
+                            calls: calls.clone(),
+                        })
+                        .await
+                    {
+                        Ok(_) => break,
+                        // A deadlock victim or a serialization failure is
+                        // retryable; count it.
+                        Err(status) if status.code() == tonic::Code::Unavailable && tries < 5 => {
+                            eprintln!("writer {writer} round {round} retries: {status:?}");
+                            tries += 1;
+                        }
+                        Err(status) => panic!("writer {writer} round {round}: {status:?}"),
+                    }
+                }
+                if round % 3 == 2 {
+                    let id = (writer * 11 + round) % 24;
+                    admin
+                        .delete_calls(DeleteCallsRequest {
+                            filter: Some(CallFilter {
+                                external_ids: vec![format!("cc{id}")],
+                                ..Default::default()
+                            }),
+                            validate_only: false,
+                        })
+                        .await
+                        .expect("delete calls");
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    // The model: the calls as stored now.
+    let mut model = Model::default();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .calls
+            .list_calls(proto::ListCallsRequest {
+                filter: Some(CallFilter::default()),
+                page_size: 100,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("list calls")
+            .into_inner();
+        for c in page.calls {
+            model.calls.insert(
+                c.external_id.clone(),
+                ModelCall {
+                    task: c.task_id,
+                    callee: c.callee,
+                    time_ms: ms(&c.call_time).expect("call time"),
+                    outcome: c.outcome,
+                    level: c.intent_level.map(|l| l.id),
+                },
+            );
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(!model.calls.is_empty());
+    let ids = call_ids(&mut app, &model, "concurrent").await;
+    let want = model.expected(TASK, &ids);
+    assert_eq!(list_all(&mut app, TASK, Vec::new()).await, want);
+    let p = CatalogServiceClient::new(app.channel.clone())
+        .get_task(GetTaskRequest {
+            task_id: TASK.into(),
+        })
+        .await
+        .expect("get task")
+        .into_inner()
+        .progress
+        .expect("progress");
+    assert_eq!(p.calls_total, model.calls.len() as i64);
+    let answered = model
+        .calls
+        .values()
+        .filter(|c| c.outcome == CallOutcome::Answered as i32)
+        .count();
+    assert_eq!(p.calls_answered, answered as i64);
+    assert_eq!(p.numbers_total, want.len() as i64);
+}
+
+crate::backend_tests!(
+    every_write_path_keeps_the_number_state,
+    concurrent_writers_leave_no_stale_state,
+);
