@@ -8,9 +8,9 @@
 //! - the two phases alternate twice, so drift on this shared machine hits
 //!   both.
 //!
-//! Measures: `overload_goodput_vs_peak` (≥ 0.9), `overload_admitted_p99_vs_peak`
-//! (admitted requests' p99 against the peak's, ≤ 2: bounded by the 50 ms
-//! admission wait), `overload_rss_after_vs_before` (≤ 1.2),
+//! Measures: `overload_goodput_vs_peak` (≥ 0.9), `overload_admitted_p99_vs_bound`
+//! (admitted requests' p99 against the peak's p99 plus the 50 ms admission
+//! wait, ≤ 1.2), `overload_rss_after_vs_before` (≤ 1.2),
 //! `overload_other_codes` (anything but OK and RESOURCE_EXHAUSTED: none).
 
 use std::collections::BTreeMap;
@@ -34,6 +34,9 @@ const MAX_IN_FLIGHT: usize = 8;
 const CLIENTS: usize = 500;
 const PERIOD: Duration = Duration::from_secs(5);
 const ROUNDS: usize = 2;
+/// `--max-in-flight-wait-ms` (the server's default): the longest an
+/// admitted request waits for a place.
+const ADMISSION_WAIT_MS: f64 = 50.0;
 
 pub async fn run() -> Vec<Measure> {
     match measure().await {
@@ -73,6 +76,8 @@ fn start(db: &str) -> anyhow::Result<Server> {
             "4",
             "--max-in-flight",
             &MAX_IN_FLIGHT.to_string(),
+            "--max-in-flight-wait-ms",
+            &ADMISSION_WAIT_MS.to_string(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -260,15 +265,18 @@ async fn measure() -> anyhow::Result<Vec<Measure>> {
         .with_note(format!(
             "{CLIENTS} clients against {MAX_IN_FLIGHT} admitted; {refusals}"
         )),
+        // What the design promises an admitted request: at most the bounded
+        // wait for a place, then served as fast as at the peak.
         Measure::ratio(
-            "overload_admitted_p99_vs_peak",
+            "overload_admitted_p99_vs_bound",
             over_p99,
-            peak_p99,
+            peak_p99 + ADMISSION_WAIT_MS,
             "ms",
-            Goal::RatioAtMost(2.0),
+            Goal::RatioAtMost(1.2),
         )
         .with_note(format!(
-            "admitted p50 {over_p50:.1} ms against {peak_p50:.1} ms at the peak"
+            "bound: the peak's p99 {peak_p99:.1} ms + the {ADMISSION_WAIT_MS} ms admission wait; \
+             admitted p50 {over_p50:.1} ms against {peak_p50:.1} ms at the peak"
         )),
         Measure::ratio(
             "overload_rss_after_vs_before",

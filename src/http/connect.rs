@@ -511,8 +511,43 @@ pub fn answer_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Vec<u8>, St
     message_to_json(desc, bytes).map_err(|r| r.status)
 }
 
-/// The JSON answer of a message the stack encoded.
+/// The JSON answer of a message the stack encoded. The messages that carry
+/// calls (listings, exports, events, one call) are decoded into their prost
+/// type and written by its generated pbjson serializer, which costs a
+/// fraction of the descriptor-driven path; everything else goes through
+/// the descriptors. Both write the same proto3 JSON (a unit test holds them
+/// equal on a message with every kind of field).
 fn message_to_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
+    match desc.full_name() {
+        "callscope.v1.ListCallsResponse" => typed_json::<crate::proto::ListCallsResponse>(bytes),
+        "callscope.v1.Call" => typed_json::<crate::proto::Call>(bytes),
+        "callscope.v1.ExportCallsResponse" => {
+            typed_json::<crate::proto::ExportCallsResponse>(bytes)
+        }
+        "callscope.v1.CallEvent" => typed_json::<crate::proto::CallEvent>(bytes),
+        _ => dynamic_json(desc, bytes),
+    }
+}
+
+/// [`message_to_json`] through the prost type `M` and its serde impl.
+fn typed_json<M>(bytes: &[u8]) -> Result<Vec<u8>, Refusal>
+where
+    M: prost::Message + Default + serde::Serialize,
+{
+    let message = M::decode(bytes).map_err(|e| {
+        tracing::error!(error = %e, message = std::any::type_name::<M>(), "undecodable answer from the stack");
+        Status::internal("internal error")
+    })?;
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    serde_json::to_writer(&mut out, &message).map_err(|e| {
+        tracing::error!(error = %e, message = std::any::type_name::<M>(), "encoding an answer as JSON");
+        Status::internal("internal error")
+    })?;
+    Ok(out)
+}
+
+/// [`message_to_json`] through the descriptors.
+fn dynamic_json(desc: &MessageDescriptor, bytes: &[u8]) -> Result<Vec<u8>, Refusal> {
     let message = DynamicMessage::decode(desc.clone(), bytes).map_err(|e| {
         tracing::error!(error = %e, message = desc.full_name(), "undecodable answer from the stack");
         Status::internal("internal error")
@@ -872,4 +907,83 @@ pub fn cors_layer(origins: &[String]) -> anyhow::Result<Option<tower_http::cors:
             ])
             .max_age(Duration::from_secs(3600)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{StoredCall, sample::sample_call};
+    use crate::proto;
+
+    fn rich_call() -> proto::Call {
+        let mut call = crate::api::convert::call_to_proto(StoredCall {
+            call_id: "0190d7c2-6a37-7d8e-9f51-4c1b2a3d4e5f".into(),
+            sync_time: 1_795_161_600_123,
+            call: sample_call(),
+        });
+        // Every kind of field a call has: a negative optional, a zero left
+        // out, large 64-bit integers, a map, unicode.
+        call.score = Some(-7);
+        call.talk_ms = 9_007_199_254_740_993;
+        call.rounds = 0;
+        call.attributes
+            .insert("客户".into(), "张三 \"quoted\" \\ \u{1F600}".into());
+        call.quality_flags = vec!["status_contradicts_timings".into()];
+        call
+    }
+
+    fn both(desc_name: &str, bytes: &[u8]) -> (Value, Value) {
+        let desc = pool()
+            .get_message_by_name(desc_name)
+            .expect("message in the descriptor set");
+        let typed = message_to_json(&desc, bytes)
+            .map_err(|r| r.status)
+            .expect("typed");
+        let dynamic = dynamic_json(&desc, bytes)
+            .map_err(|r| r.status)
+            .expect("dynamic");
+        (
+            serde_json::from_slice(&typed).expect("typed JSON"),
+            serde_json::from_slice(&dynamic).expect("dynamic JSON"),
+        )
+    }
+
+    #[test]
+    fn the_typed_answers_write_what_the_descriptors_write() {
+        let call = rich_call();
+        let bare = proto::Call {
+            call_id: "c".into(),
+            ..Default::default()
+        };
+        let list = proto::ListCallsResponse {
+            calls: vec![call.clone(), bare.clone()],
+            next_page_token: "djF8…".into(),
+            total_size: 12_345_678_901,
+            total_size_capped: true,
+        };
+        let export = proto::ExportCallsResponse {
+            calls: vec![call.clone()],
+            resume_token: "AZnC".into(),
+        };
+        let event = proto::CallEvent {
+            event_id: "9007199254740993".into(),
+            r#type: proto::CallEventType::Updated as i32,
+            call: Some(call.clone()),
+            event_time: Some(proto::Timestamp {
+                seconds: 1_795_161_600,
+                nanos: 123_000_000,
+            }),
+            resume_token: "tok".into(),
+        };
+        for (name, bytes) in [
+            ("callscope.v1.ListCallsResponse", list.encode_to_vec()),
+            ("callscope.v1.Call", call.encode_to_vec()),
+            ("callscope.v1.Call", bare.encode_to_vec()),
+            ("callscope.v1.ExportCallsResponse", export.encode_to_vec()),
+            ("callscope.v1.CallEvent", event.encode_to_vec()),
+        ] {
+            let (typed, dynamic) = both(name, &bytes);
+            assert_eq!(typed, dynamic, "{name}");
+        }
+    }
 }
