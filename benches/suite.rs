@@ -49,8 +49,7 @@ use clap::Parser;
 use backend::{Backend, Figures};
 use report::{
     DEEP_PAGE_GOAL, LIST_GOAL, LIST_MS_GOAL, Measure, PG_INGEST_GOAL, SQLITE_INGEST_GOAL,
-    STATS_GOAL, STATS_MS_GOAL, TASK_NUMBERS_STATUS_MS_GOAL, TASK_PROGRESS_MS_GOAL, p50_p99,
-    worst,
+    STATS_GOAL, STATS_MS_GOAL, TASK_NUMBERS_STATUS_MS_GOAL, TASK_PROGRESS_MS_GOAL, p50_p99, worst,
 };
 
 #[derive(Debug, Clone, Parser)]
@@ -255,7 +254,11 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
         None => vec![
             Measure::missing("get_task_progress_ms", "ms", "not measured: stats not run"),
-            Measure::missing("task_numbers_status_ms", "ms", "not measured: stats not run"),
+            Measure::missing(
+                "task_numbers_status_ms",
+                "ms",
+                "not measured: stats not run",
+            ),
             Measure::missing("external_id_lookup_ms", "ms", "not measured: stats not run"),
         ],
     };

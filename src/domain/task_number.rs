@@ -188,7 +188,9 @@ pub fn status_code_of(outcome: CallOutcome) -> i32 {
 /// this build does not know count as an unspecified outcome.
 pub fn dial_status(last_outcome: Option<i32>, vendor_status_code: Option<i32>) -> i32 {
     match last_outcome {
-        Some(code) => status_code_of(CallOutcome::from_code(code).unwrap_or(CallOutcome::Unspecified)),
+        Some(code) => {
+            status_code_of(CallOutcome::from_code(code).unwrap_or(CallOutcome::Unspecified))
+        }
         None => vendor_status_code.unwrap_or(STATUS_WAITING),
     }
 }

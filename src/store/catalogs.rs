@@ -467,7 +467,8 @@ where
         task_id: &str,
         progress: &mut TaskProgress,
     ) -> Result<(), StoreError> {
-        let mut qb = QueryBuilder::<DB>::new("SELECT (SELECT MIN(call_time) FROM calls WHERE tenant_id = ");
+        let mut qb =
+            QueryBuilder::<DB>::new("SELECT (SELECT MIN(call_time) FROM calls WHERE tenant_id = ");
         qb.push_bind(tenant.to_owned())
             .push(" AND task_id = ")
             .push_bind(task_id.to_owned())

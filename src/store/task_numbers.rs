@@ -16,8 +16,7 @@ use super::{Dialect, SqlStore, StoreError, TaskNumberStore};
 use crate::domain::carrier::carrier_spellings;
 use crate::domain::task_number::{StatusSources, dial_status};
 use crate::domain::{
-    Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery,
-    TaskNumberUpsert, UnixMs,
+    Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert, UnixMs,
 };
 
 /// A page of a dialing list and the phone the next page starts after.
@@ -307,8 +306,7 @@ where
         match branch {
             Branch::All => {}
             Branch::Outcome(code) => {
-                qb.push(" AND s.last_outcome = ")
-                    .push_bind(i64::from(code));
+                qb.push(" AND s.last_outcome = ").push_bind(i64::from(code));
             }
             Branch::Uncalled(Some(code)) => {
                 qb.push(" AND s.last_outcome IS NULL AND s.vendor_status_code = ")

@@ -189,7 +189,12 @@ async fn call_ids(app: &mut TestApp, model: &Model, step: &str) -> BTreeMap<Stri
         for c in page.calls {
             stored.insert(
                 c.external_id.clone(),
-                (c.task_id.clone(), c.callee.clone(), ms(&c.call_time), c.outcome),
+                (
+                    c.task_id.clone(),
+                    c.callee.clone(),
+                    ms(&c.call_time),
+                    c.outcome,
+                ),
             );
             ids.insert(c.external_id, c.call_id);
         }
@@ -279,7 +284,9 @@ async fn check(app: &mut TestApp, model: &Model, step: &str) {
         );
         let mut by_level: BTreeMap<String, i64> = BTreeMap::new();
         for c in &calls {
-            *by_level.entry(c.level.clone().unwrap_or_default()).or_default() += 1;
+            *by_level
+                .entry(c.level.clone().unwrap_or_default())
+                .or_default() += 1;
         }
         let got_levels: BTreeMap<String, i64> = p
             .calls_by_intent_level
@@ -481,7 +488,12 @@ async fn every_write_path_keeps_the_number_state(mut app: TestApp) {
     check(&mut app, &model, "vendor list").await;
 
     // A call of ours to the vendor-listed number: the derived status wins.
-    write(&mut app, &mut model, &[w("c9", T, LISTED, 8, O::NoAnswer, 1)]).await;
+    write(
+        &mut app,
+        &mut model,
+        &[w("c9", T, LISTED, 8, O::NoAnswer, 1)],
+    )
+    .await;
     check(&mut app, &model, "call to a listed number").await;
 
     // DeleteCalls: the latest call of a number (the one before it becomes
