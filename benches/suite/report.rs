@@ -48,6 +48,8 @@ pub const STATS_GOAL: Goal = Goal::RatioAtMost(1.3);
 pub const STATS_MS_GOAL: Goal = Goal::ValueBelow(50.0);
 /// GetTask with its progress on a task of 1M calls and 300k numbers.
 pub const TASK_PROGRESS_MS_GOAL: Goal = Goal::ValueBelow(50.0);
+/// ListTaskNumbers with a status filter on 300k numbers (issue 14).
+pub const TASK_NUMBERS_STATUS_MS_GOAL: Goal = Goal::ValueBelow(20.0);
 
 /// One line of the JSON file.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ use callscope::proto::call_service_client::CallServiceClient;
 use callscope::proto::catalog_service_client::CatalogServiceClient;
 use callscope::proto::{
     CallFilter, GetCallStatsRequest, GetCallTimeSeriesRequest, GetTaskRequest, Granularity,
-    ListCallsRequest,
+    ListCallsRequest, ListTaskNumbersRequest, NumberStatus,
 };
 
 const TENANT: &str = "default";
@@ -291,6 +291,48 @@ async fn time_lookups(
         grpc,
         sql,
     });
+    // One status of the dialing list (busy: ~1/13 of the called numbers),
+    // the first page, against the kept state read directly.
+    let busy = NumberStatus::Busy as i32;
+    let page = listing
+        .clone()
+        .list_task_numbers(ListTaskNumbersRequest {
+            task_id: TASK.into(),
+            statuses: vec![busy],
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    anyhow::ensure!(
+        !page.numbers.is_empty() && page.numbers.iter().all(|n| n.status == busy),
+        "the status filter finds busy numbers only"
+    );
+    let (grpc, sql) = time_pair(
+        runs,
+        || {
+            let mut c = listing.clone();
+            async move {
+                c.list_task_numbers(ListTaskNumbersRequest {
+                    task_id: TASK.into(),
+                    statuses: vec![busy],
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+                .map_err(anyhow::Error::from)
+            }
+        },
+        || {
+            let pool = direct.clone();
+            async move { direct_busy_numbers(&pool).await }
+        },
+    )
+    .await?;
+    timed.push(Timed {
+        request: "ListTaskNumbers status filter",
+        grpc,
+        sql,
+    });
     // An id in the middle of the table; the generated external id is the call id.
     let wanted = format!("{:010}", calls / 2);
     let (grpc, sql) = time_pair(
@@ -333,6 +375,34 @@ async fn time_lookups(
         sql,
     });
     Ok(timed)
+}
+
+/// The first page of the task's busy numbers (outcome 3 "busy" on the
+/// latest call, or the vendor's status 8 on an uncalled number), read
+/// straight from the kept state, with each number's list entry and latest
+/// call.
+async fn direct_busy_numbers(pool: &SqlitePool) -> anyhow::Result<()> {
+    let branch = |condition: &str| {
+        format!(
+            "SELECT * FROM (SELECT s.phone, s.attempts, s.last_call_time, s.last_outcome, \
+             tn.name, tn.status_code, lc.carrier FROM task_number_states s \
+             LEFT JOIN task_numbers tn ON tn.tenant_id = s.tenant_id AND tn.task_id = s.task_id \
+             AND tn.phone = s.phone LEFT JOIN calls lc ON lc.tenant_id = s.tenant_id \
+             AND lc.call_id = s.last_call_id WHERE s.tenant_id = ?1 AND s.task_id = ?2 \
+             AND {condition} ORDER BY s.phone LIMIT 101)"
+        )
+    };
+    let sql = format!(
+        "SELECT * FROM ({} UNION ALL {}) ORDER BY phone LIMIT 101",
+        branch("s.last_outcome = 3"),
+        branch("s.last_outcome IS NULL AND s.vendor_status_code = 8"),
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(TENANT)
+        .bind(TASK)
+        .fetch_all(pool)
+        .await?;
+    Ok(())
 }
 
 /// The call side of a task's progress, the plain way: totals and first and
@@ -482,6 +552,39 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
     tx.commit().await?;
 
     let mut rng = Rng(42);
+    // The task's dialing list: 30 % of the calls' count (300k numbers at 1M
+    // calls), every number of it called at random; a fifth of them carry a
+    // vendor status. Triggers keep each number's state as rows arrive.
+    let numbers = (n as u64 * 3 / 10).max(1);
+    let mut list_rng = Rng(7);
+    let mut k = 0;
+    while k < numbers {
+        let mut tx = pool.begin().await?;
+        let end = (k + ROWS_PER_TX as u64).min(numbers);
+        while k < end {
+            let chunk: Vec<(String, Option<i64>)> = (k..(k + ROWS_PER_INSERT as u64).min(end))
+                .map(|j| {
+                    let status = (list_rng.below(5) == 0).then(|| list_rng.below(13) as i64);
+                    (phone(j), status)
+                })
+                .collect();
+            k += chunk.len() as u64;
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO task_numbers (tenant_id, task_id, phone, phone_raw, status_code, \
+                 upload_time) ",
+            );
+            qb.push_values(&chunk, |mut b, (phone, status)| {
+                b.push_bind(TENANT)
+                    .push_bind(TASK)
+                    .push_bind(phone.clone())
+                    .push_bind(phone.clone())
+                    .push_bind(*status)
+                    .push_bind(START_MS);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
     let mut done = 0;
     while done < n {
         let mut tx = pool.begin().await?;
@@ -490,7 +593,7 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
         while i < end {
             let chunk = (end - i).min(ROWS_PER_INSERT);
             let calls: Vec<Synthetic> = (i..i + chunk)
-                .map(|k| Synthetic::new(k, &mut rng))
+                .map(|k| Synthetic::new(k, numbers, &mut rng))
                 .collect();
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO calls (tenant_id, call_id, source, external_id, task_id, callee, \
@@ -562,6 +665,11 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dialing list's number `k`.
+fn phone(k: u64) -> String {
+    format!("+86138{k:08}")
+}
+
 struct Synthetic {
     call_id: String,
     callee: String,
@@ -581,7 +689,7 @@ struct Synthetic {
 }
 
 impl Synthetic {
-    fn new(k: usize, rng: &mut Rng) -> Self {
+    fn new(k: usize, numbers: u64, rng: &mut Rng) -> Self {
         let call_time = START_MS + rng.below((DAYS * DAY_MS) as u64) as i64;
         let ring_ms = 2_000 + rng.below(25_000) as i64;
         // About 45 % answered; the rest spread over the other outcomes.
@@ -611,7 +719,7 @@ impl Synthetic {
         };
         Self {
             call_id: format!("{k:010}"),
-            callee: format!("+86138{:08}", rng.below(300_000)),
+            callee: phone(rng.below(numbers)),
             call_time,
             answer_time: answered.then_some(call_time + ring_ms),
             ring_ms,

@@ -183,6 +183,49 @@ pub fn status_code_of(outcome: CallOutcome) -> i32 {
     }
 }
 
+/// A number's dial status from its kept state: its latest call's outcome in
+/// the task, else the status its list entry gave, else waiting. Outcome codes
+/// this build does not know count as an unspecified outcome.
+pub fn dial_status(last_outcome: Option<i32>, vendor_status_code: Option<i32>) -> i32 {
+    match last_outcome {
+        Some(code) => {
+            status_code_of(CallOutcome::from_code(code).unwrap_or(CallOutcome::Unspecified))
+        }
+        None => vendor_status_code.unwrap_or(STATUS_WAITING),
+    }
+}
+
+/// Where numbers of the wanted dial statuses are, in the kept state: the
+/// latest-call outcomes that map to one of them, and for numbers without a
+/// call the list statuses equal to one of them (`None`: no list status,
+/// which is waiting).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusSources {
+    pub outcomes: Vec<i32>,
+    pub vendor_statuses: Vec<Option<i32>>,
+}
+
+impl StatusSources {
+    pub fn of(statuses: &[i32]) -> StatusSources {
+        let mut wanted: Vec<i32> = statuses.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let outcomes = CallOutcome::ALL
+            .iter()
+            .filter(|o| wanted.contains(&status_code_of(**o)))
+            .map(|o| o.code())
+            .collect();
+        let mut vendor_statuses: Vec<Option<i32>> = wanted.iter().map(|s| Some(*s)).collect();
+        if wanted.contains(&STATUS_WAITING) {
+            vendor_statuses.push(None);
+        }
+        StatusSources {
+            outcomes,
+            vendor_statuses,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +237,31 @@ mod tests {
             assert!((1..=MAX_STATUS_CODE).contains(&code), "{outcome:?}");
         }
         assert_eq!(status_code_of(CallOutcome::Busy), 8);
+    }
+
+    #[test]
+    fn status_sources_hold_exactly_the_states_of_the_wanted_statuses() {
+        let vendor_values = [None, Some(0), Some(3), Some(11), Some(12)];
+        for wanted in 0..=MAX_STATUS_CODE {
+            let sources = StatusSources::of(&[wanted]);
+            for outcome in CallOutcome::ALL {
+                for vendor in vendor_values {
+                    let found = sources.outcomes.contains(&outcome.code());
+                    assert_eq!(
+                        found,
+                        dial_status(Some(outcome.code()), vendor) == wanted,
+                        "{outcome:?} {vendor:?} {wanted}"
+                    );
+                }
+            }
+            for vendor in vendor_values {
+                assert_eq!(
+                    sources.vendor_statuses.contains(&vendor),
+                    dial_status(None, vendor) == wanted,
+                    "{vendor:?} {wanted}"
+                );
+            }
+        }
     }
 }
 

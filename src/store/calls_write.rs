@@ -675,9 +675,24 @@ where
         let mut written: HashMap<CallKey, String> = HashMap::new();
         // Insert-only rows (a dialing list's history) never update: with a
         // concurrent writer they must not replace the full record.
-        let (insert_only, upserts): (Vec<&PlannedWrite>, Vec<&PlannedWrite>) = writes
+        let (mut insert_only, mut upserts): (Vec<&PlannedWrite>, Vec<&PlannedWrite>) = writes
             .iter()
             .partition(|w| inserts_only(calls[w.index].1, w.outcome));
+        // Rows go in (task, callee, key) order, so every writer takes the row
+        // locks that writing calls takes (a number's kept state, migration
+        // 0015; a new call's unique key) in one order, and two batches that
+        // share numbers wait for each other rather than deadlock.
+        let order = |w: &&PlannedWrite| {
+            let call = calls[w.index].0;
+            (
+                call.task_id.clone(),
+                call.callee.clone(),
+                call.source.code(),
+                call.external_id.clone(),
+            )
+        };
+        upserts.sort_by_cached_key(order);
+        insert_only.sort_by_cached_key(order);
         let mut chunks: Vec<(&[&PlannedWrite], bool)> = Vec::new();
         for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
             chunks.push((chunk, false));

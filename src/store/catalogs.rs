@@ -11,10 +11,9 @@ use sqlx::{
 
 use super::calls_write::ROWS_PER_STATEMENT;
 use super::dialect::{json, to_json};
-use super::task_numbers::push_number_status;
 use super::{CatalogStore, Dialect, SqlStore, StoreError, TaskPage};
 use crate::domain::stats::{self, CountEntry, NO_INTENT_LEVEL_KEY};
-use crate::domain::task_number::TaskProgress;
+use crate::domain::task_number::{TaskProgress, dial_status};
 use crate::domain::{CallOutcome, IntentLevel, Source, Tag, TagGroup, Task};
 
 /// Catalog entries named by a batch, merged by id: a later non-empty field
@@ -332,11 +331,13 @@ where
             self.task_numbers_by_status(tenant, task_id),
         );
         let totals = totals?;
-        progress.calls_total = totals.calls_total;
-        progress.calls_answered = totals.calls_answered;
         progress.first_call_time = totals.first_call_time;
         progress.last_call_time = totals.last_call_time;
-        progress.calls_by_intent_level = levels?;
+        (
+            progress.calls_total,
+            progress.calls_answered,
+            progress.calls_by_intent_level,
+        ) = levels?;
         progress.numbers_by_status = numbers?;
         progress.numbers_total = progress.numbers_by_status.iter().map(|(_, n)| n).sum();
         Ok(progress)
@@ -457,104 +458,119 @@ where
         })
     }
 
-    /// The task's calls: totals and first and last call time, from the
-    /// task's talk index alone (tenant, task, outcome, talk, call time).
+    /// The task's calls: totals and answered calls from the kept counts
+    /// (`task_call_counts`, by intent level and outcome), first and last
+    /// call time as one probe each at the ends of the task's time index.
     async fn task_call_totals(
         &self,
         tenant: &str,
         task_id: &str,
         progress: &mut TaskProgress,
     ) -> Result<(), StoreError> {
-        let answered = CallOutcome::Answered.code();
-        let mut qb = QueryBuilder::<DB>::new(format!(
-            "SELECT COUNT(*) AS n, \
-             CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN 1 ELSE 0 END), 0) AS BIGINT) AS answered, \
-             MIN(c.call_time) AS first_time, MAX(c.call_time) AS last_time \
-             FROM calls c WHERE c.tenant_id = "
-        ));
+        let mut qb =
+            QueryBuilder::<DB>::new("SELECT (SELECT MIN(call_time) FROM calls WHERE tenant_id = ");
         qb.push_bind(tenant.to_owned())
-            .push(" AND c.task_id = ")
-            .push_bind(task_id.to_owned());
+            .push(" AND task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(") AS first_time, (SELECT MAX(call_time) FROM calls WHERE tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND task_id = ")
+            .push_bind(task_id.to_owned())
+            .push(") AS last_time");
         let rows = self.read_all(tenant, &mut qb).await?;
         if let Some(row) = rows.first() {
-            progress.calls_total = row.try_get("n")?;
-            progress.calls_answered = row.try_get("answered")?;
             progress.first_call_time = row.try_get("first_time")?;
             progress.last_call_time = row.try_get("last_time")?;
         }
         Ok(())
     }
 
-    /// The task's calls by intent level, with the level's name.
+    /// The task's calls by intent level (with the level's name) and outcome,
+    /// from the kept counts: (total, answered, by level).
     async fn task_levels(
         &self,
         tenant: &str,
         task_id: &str,
-    ) -> Result<Vec<CountEntry>, StoreError> {
+    ) -> Result<(i64, i64, Vec<CountEntry>), StoreError> {
         let mut qb = QueryBuilder::<DB>::new(
-            "SELECT COALESCE(g.intent_level_id, '') AS level, COALESCE(il.name, '') AS name, g.n FROM \
-             (SELECT c.intent_level_id, COUNT(*) AS n FROM calls c WHERE c.tenant_id = ",
+            "SELECT g.intent_level_id AS level, COALESCE(il.name, '') AS name, g.outcome, g.n FROM \
+             (SELECT intent_level_id, outcome, CAST(SUM(calls) AS BIGINT) AS n \
+             FROM task_call_counts WHERE tenant_id = ",
         );
         qb.push_bind(tenant.to_owned())
-            .push(" AND c.task_id = ")
+            .push(" AND task_id = ")
             .push_bind(task_id.to_owned())
-            .push(" GROUP BY c.intent_level_id) g LEFT JOIN intent_levels il ON il.tenant_id = ")
+            .push(
+                " GROUP BY intent_level_id, outcome) g LEFT JOIN intent_levels il \
+                 ON il.tenant_id = ",
+            )
             .push_bind(tenant.to_owned())
             .push(" AND il.intent_level_id = g.intent_level_id");
-        let mut entries = Vec::new();
+        let answered = i64::from(CallOutcome::Answered.code());
+        let (mut total, mut answered_calls) = (0, 0);
+        let mut levels: BTreeMap<String, CountEntry> = BTreeMap::new();
         for row in self.read_all(tenant, &mut qb).await? {
+            let n: i64 = row.try_get("n")?;
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            if row.try_get::<i64, _>("outcome")? == answered {
+                answered_calls += n;
+            }
             let key: String = row.try_get("level")?;
             let name = if key == NO_INTENT_LEVEL_KEY {
                 "none".to_owned()
             } else {
                 row.try_get("name")?
             };
-            entries.push(CountEntry {
-                key,
-                name,
-                count: row.try_get("n")?,
-            });
+            levels
+                .entry(key.clone())
+                .or_insert(CountEntry {
+                    key,
+                    name,
+                    count: 0,
+                })
+                .count += n;
         }
+        let mut entries: Vec<CountEntry> = levels.into_values().collect();
         stats::sort_breakdown(&mut entries);
-        Ok(entries)
+        Ok((total, answered_calls, entries))
     }
 
     /// The task's numbers (uploaded, listed by the vendor, or called) by
-    /// dial status, derived as ListTaskNumbers derives it.
+    /// dial status, counted over the kept states' indexes alone (latest
+    /// outcome for called numbers, list status for the others) and mapped
+    /// to statuses as ListTaskNumbers maps them.
     async fn task_numbers_by_status(
         &self,
         tenant: &str,
         task_id: &str,
     ) -> Result<Vec<(i32, i64)>, StoreError> {
-        let mut qb = QueryBuilder::<DB>::new("SELECT x.status_code, COUNT(*) AS n FROM (SELECT ");
-        push_number_status(&mut qb);
-        qb.push(" AS status_code FROM (SELECT phone FROM task_numbers WHERE tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(" UNION SELECT callee FROM calls WHERE tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND tn.task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(" AND tn.phone = n.phone LEFT JOIN calls lc ON lc.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND lc.call_id = (SELECT l.call_id FROM calls l WHERE l.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND l.task_id = ")
-            .push_bind(task_id.to_owned())
-            .push(
-                " AND l.callee = n.phone ORDER BY l.call_time DESC, l.call_id DESC LIMIT 1)) x \
-                 GROUP BY x.status_code ORDER BY x.status_code",
-            );
-        let mut counts = Vec::new();
-        for row in self.read_all(tenant, &mut qb).await? {
-            let status: i64 = row.try_get("status_code")?;
-            counts.push((status as i32, row.try_get::<i64, _>("n")?));
+        let mut by_status: BTreeMap<i32, i64> = BTreeMap::new();
+        for (key, unless) in [
+            ("last_outcome", "last_outcome IS NOT NULL"),
+            ("vendor_status_code", "last_outcome IS NULL"),
+        ] {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {key} AS k, COUNT(*) AS n FROM task_number_states WHERE tenant_id = "
+            ));
+            qb.push_bind(tenant.to_owned())
+                .push(" AND task_id = ")
+                .push_bind(task_id.to_owned())
+                .push(format_args!(" AND {unless} GROUP BY {key}"));
+            for row in self.read_all(tenant, &mut qb).await? {
+                let k = row
+                    .try_get::<Option<i64>, _>("k")?
+                    .map(|c| i32::try_from(c).unwrap_or(-1));
+                let status = if key == "last_outcome" {
+                    dial_status(k, None)
+                } else {
+                    dial_status(None, k)
+                };
+                *by_status.entry(status).or_default() += row.try_get::<i64, _>("n")?;
+            }
         }
-        Ok(counts)
+        Ok(by_status.into_iter().collect())
     }
 }

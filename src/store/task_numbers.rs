@@ -1,6 +1,8 @@
-//! The dialing lists of tasks. Uploaded numbers live in `task_numbers`;
-//! numbers that only appear in calls, and every number's status, attempts and
-//! latest call, are read from `calls` at query time.
+//! The dialing lists of tasks. Uploaded numbers live in `task_numbers`; every
+//! number of a task (uploaded, listed or called) has a kept state in
+//! `task_number_states` (latest call, attempts, list status), which triggers
+//! keep current on every write of calls and numbers (migration 0015), and
+//! which the listing pages through.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,10 +14,9 @@ use sqlx::{
 use super::dialect::{json, opt_text, push_list, to_json};
 use super::{Dialect, SqlStore, StoreError, TaskNumberStore};
 use crate::domain::carrier::carrier_spellings;
-use crate::domain::task_number::{STATUS_WAITING, status_code_of};
+use crate::domain::task_number::{StatusSources, dial_status};
 use crate::domain::{
-    CallOutcome, Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery,
-    TaskNumberUpsert, UnixMs,
+    Location, StoredCall, TaskNumber, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert, UnixMs,
 };
 
 /// A page of a dialing list and the phone the next page starts after.
@@ -36,24 +37,15 @@ const LOCATION_FIELDS: [&str; 6] = [
 /// Numbers per upsert statement: 14 bound values each, well under both
 /// backends' limit on parameters.
 const NUMBERS_PER_STATEMENT: usize = 1000;
-/// A number's dial status: from its latest call `lc` in the task, else what
-/// its list entry `tn` said, else waiting. One definition for the listing and
-/// the task's progress.
-pub(super) fn push_number_status<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>) {
-    qb.push("CASE WHEN lc.outcome IS NULL THEN COALESCE(tn.status_code, ")
-        .push(STATUS_WAITING)
-        .push(") ELSE CASE lc.outcome");
-    for outcome in CallOutcome::ALL {
-        qb.push(format_args!(
-            " WHEN {} THEN {}",
-            outcome.code(),
-            status_code_of(*outcome)
-        ));
-    }
-    qb.push(format_args!(
-        " ELSE {} END END",
-        status_code_of(CallOutcome::Unspecified)
-    ));
+/// Which kept states one branch of a dialing-list page reads.
+#[derive(Debug, Clone, Copy)]
+enum Branch {
+    /// Every number of the task.
+    All,
+    /// Numbers whose latest call had this outcome.
+    Outcome(i32),
+    /// Numbers without a call whose list status is this (or none).
+    Uncalled(Option<i32>),
 }
 
 #[async_trait]
@@ -79,6 +71,9 @@ where
         now: UnixMs,
     ) -> Result<TaskNumberUpsert, StoreError> {
         let mut tx = self.begin(tenant).await?;
+        // The registry of tenants lists every tenant with data, dialing lists
+        // too (migrations walk it tenant by tenant).
+        Self::register_tenant(&mut tx, tenant).await?;
         let result = Self::write_task_numbers(&mut tx, tenant, task_id, entries, now).await?;
         tx.commit().await?;
         Ok(result)
@@ -89,67 +84,27 @@ where
         tenant: &str,
         q: &TaskNumberQuery,
     ) -> Result<TaskNumberPage, StoreError> {
-        let mut qb = QueryBuilder::<DB>::new("SELECT * FROM (SELECT n.phone, ");
-        qb.push(
-            "COALESCE(tn.name, '') AS name, COALESCE(tn.phone_raw, '') AS phone_raw, \
-                 tn.status_code AS vendor_status_code, \
-                 COALESCE(tn.attributes, '{}') AS attributes, ",
-        );
-        for field in LOCATION_FIELDS {
-            // The upload's location wins; the latest call fills what it lacks.
-            qb.push(format_args!(
-                "COALESCE(NULLIF(tn.{field}, ''), lc.{field}, '') AS {field}, "
-            ));
+        let limit = i64::from(q.page_size) + 1;
+        // Each branch walks one range of a state index in phone order and
+        // stops at the page's end; the page is the first of their union.
+        let mut branches: Vec<Branch> = Vec::new();
+        if q.statuses.is_empty() {
+            branches.push(Branch::All);
+        } else {
+            let sources = StatusSources::of(&q.statuses);
+            branches.extend(sources.outcomes.into_iter().map(Branch::Outcome));
+            branches.extend(sources.vendor_statuses.into_iter().map(Branch::Uncalled));
         }
-        qb.push("lc.call_time AS last_call_time, ");
-        push_number_status(&mut qb);
-        qb.push(" AS status_code, ");
-        qb.push("(SELECT COUNT(*) FROM calls a WHERE a.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND a.task_id = ")
-            .push_bind(q.task_id.clone())
-            .push(" AND a.callee = n.phone) AS attempts FROM (");
-        // Every number of the task: uploaded, or called.
-        self.push_number_source(&mut qb, tenant, q, "task_numbers", "phone");
-        qb.push(" UNION ");
-        self.push_number_source(&mut qb, tenant, q, "calls", "callee");
-        if q.statuses.is_empty() && q.carriers.is_empty() {
-            // Nothing filters on the derived columns: cut the page from the
-            // phones first, and derive status and attempts for it alone.
-            qb.push(" ORDER BY phone LIMIT ")
-                .push_bind(i64::from(q.page_size) + 1);
-        }
-        qb.push(") n LEFT JOIN task_numbers tn ON tn.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND tn.task_id = ")
-            .push_bind(q.task_id.clone())
-            .push(" AND tn.phone = n.phone LEFT JOIN calls lc ON lc.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND lc.call_id = (SELECT l.call_id FROM calls l WHERE l.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND l.task_id = ")
-            .push_bind(q.task_id.clone())
-            .push(" AND l.callee = n.phone ORDER BY l.call_time DESC, l.call_id DESC LIMIT 1)) x WHERE 1 = 1");
-        if !q.statuses.is_empty() {
-            qb.push(" AND x.status_code IN (");
-            let mut list = qb.separated(", ");
-            for status in &q.statuses {
-                list.push_bind(i64::from(*status));
+        let mut qb = QueryBuilder::<DB>::new("SELECT * FROM (");
+        for (i, branch) in branches.iter().enumerate() {
+            if i > 0 {
+                qb.push(" UNION ALL ");
             }
-            qb.push(")");
+            qb.push("SELECT * FROM (");
+            self.push_state_branch(&mut qb, tenant, q, *branch, limit);
+            qb.push(format_args!(") b{i}"));
         }
-        if !q.carriers.is_empty() {
-            let carriers: Vec<String> = q
-                .carriers
-                .iter()
-                .flat_map(|c| carrier_spellings(c))
-                .collect();
-            qb.push(" AND x.carrier IN (");
-            push_list(&mut qb, &carriers);
-            qb.push(")");
-        }
-        qb.push(" ORDER BY x.phone LIMIT ")
-            .push_bind(i64::from(q.page_size) + 1);
+        qb.push(") x ORDER BY x.phone LIMIT ").push_bind(limit);
 
         let mut tx = self.read(tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
@@ -173,7 +128,12 @@ where
                 vendor_status_code: row
                     .try_get::<Option<i64>, _>("vendor_status_code")?
                     .and_then(|c| i32::try_from(c).ok()),
-                status_code: row.try_get::<i64, _>("status_code")? as i32,
+                status_code: dial_status(
+                    row.try_get::<Option<i64>, _>("last_outcome")?
+                        .map(|c| i32::try_from(c).unwrap_or(-1)),
+                    row.try_get::<Option<i64>, _>("vendor_status_code")?
+                        .and_then(|c| i32::try_from(c).ok()),
+                ),
                 attempts: row.try_get("attempts")?,
                 last_call_time: row.try_get("last_call_time")?,
                 location,
@@ -312,30 +272,67 @@ where
         Ok(result)
     }
 
-    /// `SELECT {column} AS phone FROM {table}` narrowed to the task, the
-    /// phone filter and the page cursor.
-    fn push_number_source(
+    /// One branch of a dialing-list page: the kept states it covers, in
+    /// phone order after the cursor, with their list entry and latest call
+    /// joined, at most `limit` of them.
+    fn push_state_branch(
         &self,
         qb: &mut QueryBuilder<DB>,
         tenant: &str,
         q: &TaskNumberQuery,
-        table: &str,
-        column: &str,
+        branch: Branch,
+        limit: i64,
     ) {
-        qb.push(format_args!(
-            "SELECT {column} AS phone FROM {table} WHERE tenant_id = "
-        ))
+        qb.push(
+            "SELECT s.phone, COALESCE(tn.name, '') AS name, \
+             COALESCE(tn.phone_raw, '') AS phone_raw, tn.status_code AS vendor_status_code, \
+             COALESCE(tn.attributes, '{}') AS attributes, ",
+        );
+        for field in LOCATION_FIELDS {
+            // The upload's location wins; the latest call fills what it lacks.
+            qb.push(format_args!(
+                "COALESCE(NULLIF(tn.{field}, ''), lc.{field}, '') AS {field}, "
+            ));
+        }
+        qb.push(
+            "s.last_call_time, s.last_outcome, s.attempts FROM task_number_states s \
+             LEFT JOIN task_numbers tn ON tn.tenant_id = s.tenant_id AND tn.task_id = s.task_id \
+             AND tn.phone = s.phone LEFT JOIN calls lc ON lc.tenant_id = s.tenant_id \
+             AND lc.call_id = s.last_call_id WHERE s.tenant_id = ",
+        )
         .push_bind(tenant.to_owned())
-        .push(" AND task_id = ")
+        .push(" AND s.task_id = ")
         .push_bind(q.task_id.clone());
+        match branch {
+            Branch::All => {}
+            Branch::Outcome(code) => {
+                qb.push(" AND s.last_outcome = ").push_bind(i64::from(code));
+            }
+            Branch::Uncalled(Some(code)) => {
+                qb.push(" AND s.last_outcome IS NULL AND s.vendor_status_code = ")
+                    .push_bind(i64::from(code));
+            }
+            Branch::Uncalled(None) => {
+                qb.push(" AND s.last_outcome IS NULL AND s.vendor_status_code IS NULL");
+            }
+        }
         if let Some(phone) = &q.phone {
-            qb.push(format_args!(" AND {column} = "))
-                .push_bind(phone.clone());
+            qb.push(" AND s.phone = ").push_bind(phone.clone());
         }
         if let Some(after) = &q.after {
-            qb.push(format_args!(" AND {column} > "))
-                .push_bind(after.clone());
+            qb.push(" AND s.phone > ").push_bind(after.clone());
         }
+        if !q.carriers.is_empty() {
+            let carriers: Vec<String> = q
+                .carriers
+                .iter()
+                .flat_map(|c| carrier_spellings(c))
+                .collect();
+            qb.push(" AND COALESCE(NULLIF(tn.carrier, ''), lc.carrier, '') IN (");
+            push_list(qb, &carriers);
+            qb.push(")");
+        }
+        qb.push(" ORDER BY s.phone LIMIT ").push_bind(limit);
     }
 
     /// The calls of these numbers in the task, newest first, by number.

@@ -24,6 +24,7 @@ mod json_api;
 mod json_clients;
 mod logs;
 mod nats_sink;
+mod number_states;
 mod operations;
 mod outage;
 mod pg_cluster;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         outage::trials(),
         readme::trials(),
         replica::trials(),
+        number_states::trials(),
         readside::trials(),
         row_security::trials(),
         server::trials(),
