@@ -46,6 +46,14 @@ use libtest_mimic::{Arguments, Trial};
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
+    // The servers' own logs, when a failure needs them:
+    // `CALLSCOPE_TEST_LOG=error cargo test --test it -- <name>`.
+    if let Ok(filter) = std::env::var("CALLSCOPE_TEST_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let trials: Vec<Trial> = [
         admin::trials(),
         analytics::trials(),
