@@ -50,6 +50,17 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Unavailable(err)
             }
+            // PostgreSQL unique violations (23505): every write resolves the
+            // duplicates a client can send with ON CONFLICT, so one that
+            // still escapes is a race between concurrent writers. One seen:
+            // two batches re-inserting, under its old call_id, a call that a
+            // concurrent DeleteCalls removed after both had looked it up;
+            // `calls_pkey` is not the upsert's arbiter, so the second insert
+            // fails instead of updating. The batch rolls back whole and a
+            // retry finds the row: retryable, like a deadlock.
+            E::Database(db) if db.code().as_deref() == Some("23505") => {
+                StoreError::Unavailable(err)
+            }
             _ => StoreError::Internal(err),
         }
     }
