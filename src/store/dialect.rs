@@ -175,9 +175,7 @@ where
     /// Opens a read transaction for `tenant`: the statements of one answer
     /// see one snapshot.
     pub(super) async fn read(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {
-        let mut tx = self.reader.begin().await?;
-        Self::declare_tenant(&mut tx, tenant, &[]).await?;
-        Ok(tx)
+        Self::read_on(&self.reader, tenant).await
     }
 
     /// Opens a read transaction for `tenant` on the primary: it sees every
@@ -186,7 +184,15 @@ where
         &self,
         tenant: &str,
     ) -> Result<Transaction<'static, DB>, StoreError> {
-        let mut tx = self.primary_reader.begin().await?;
+        Self::read_on(&self.primary_reader, tenant).await
+    }
+
+    /// A read transaction for `tenant` on `pool`.
+    async fn read_on(
+        pool: &Pool<DB>,
+        tenant: &str,
+    ) -> Result<Transaction<'static, DB>, StoreError> {
+        let mut tx = pool.begin().await?;
         Self::declare_tenant(&mut tx, tenant, &[]).await?;
         Ok(tx)
     }
@@ -197,10 +203,7 @@ where
         tenant: &str,
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
-        let mut tx = self.read(tenant).await?;
-        let rows = qb.build().fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows)
+        Self::fetch_all_on(&self.reader, tenant, qb).await
     }
 
     /// [`SqlStore::read_all`] on the primary.
@@ -209,7 +212,16 @@ where
         tenant: &str,
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
-        let mut tx = self.read_primary(tenant).await?;
+        Self::fetch_all_on(&self.primary_reader, tenant, qb).await
+    }
+
+    /// One read statement in a read transaction of its own on `pool`.
+    async fn fetch_all_on(
+        pool: &Pool<DB>,
+        tenant: &str,
+        qb: &mut QueryBuilder<DB>,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let mut tx = Self::read_on(pool, tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(rows)

@@ -72,16 +72,7 @@ impl PgInstance {
             .tempdir()
             .map_err(|e| e.to_string())?;
         let run_as = is_root().then(|| "postgres".to_owned());
-        if let Some(user) = &run_as {
-            let status = Command::new("chown")
-                .arg(format!("{user}:"))
-                .arg(dir.path())
-                .status()
-                .map_err(|e| format!("chown: {e}"))?;
-            if !status.success() {
-                return Err(format!("chown {user} {} failed", dir.path().display()));
-            }
-        }
+        chown_to(run_as.as_deref(), dir.path())?;
         let instance = Self {
             bin,
             dir,
@@ -116,16 +107,7 @@ impl PgInstance {
             .prefix("callscope-pg-replica-")
             .tempdir()
             .map_err(|e| e.to_string())?;
-        if let Some(user) = &primary.run_as {
-            let status = Command::new("chown")
-                .arg(format!("{user}:"))
-                .arg(dir.path())
-                .status()
-                .map_err(|e| format!("chown: {e}"))?;
-            if !status.success() {
-                return Err(format!("chown {user} {} failed", dir.path().display()));
-            }
-        }
+        chown_to(primary.run_as.as_deref(), dir.path())?;
         let replica = Self {
             bin: primary.bin.clone(),
             dir,
@@ -281,17 +263,25 @@ impl PgInstance {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some(user) = &self.run_as {
-            let status = Command::new("chown")
-                .arg(format!("{user}:"))
-                .arg(&path)
-                .status()
-                .map_err(|e| format!("chown: {e}"))?;
-            if !status.success() {
-                return Err(format!("chown {user} {} failed", path.display()));
-            }
-        }
+        chown_to(self.run_as.as_deref(), &path)?;
         Ok(path)
+    }
+}
+
+/// Gives `path` to `user` (the PostgreSQL tools' user when running as root).
+fn chown_to(user: Option<&str>, path: &Path) -> Result<(), String> {
+    let Some(user) = user else {
+        return Ok(());
+    };
+    let status = Command::new("chown")
+        .arg(format!("{user}:"))
+        .arg(path)
+        .status()
+        .map_err(|e| format!("chown: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("chown {user} {} failed", path.display()))
     }
 }
 
