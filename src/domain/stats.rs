@@ -76,6 +76,42 @@ pub fn nearest_rank_offset(percent: u32, n: i64) -> Option<i64> {
     Some(rank.clamp(1, n) - 1)
 }
 
+/// The width of a rollup bucket: statistics are kept per UTC hour.
+pub const ROLLUP_HOUR_MS: i64 = 3_600_000;
+/// The width of a talk-time histogram bin of the rollups.
+pub const ROLLUP_TALK_BIN_MS: i64 = 10_000;
+
+/// True when the rollups answer for `filter`: it names at most tasks and a
+/// `call_time` window whose ends fall on whole UTC hours. Every other filter
+/// is served by scanning the calls.
+pub fn rollups_answer(filter: &super::CallFilter) -> bool {
+    let window = filter.window;
+    let on_hour = |end: Option<UnixMs>| end.is_none_or(|t| t.rem_euclid(ROLLUP_HOUR_MS) == 0);
+    window.field == super::TimeField::CallTime
+        && on_hour(window.start)
+        && on_hour(window.end)
+        && *filter
+            == super::CallFilter {
+                task_ids: filter.task_ids.clone(),
+                window,
+                ..super::CallFilter::default()
+            }
+}
+
+/// Where the value at 0-based `offset` of a sorted multiset lies, given its
+/// histogram as (bin, count) sorted by bin: the bin, and the offset within
+/// it. `None` when the histogram holds `offset` or fewer values.
+pub fn locate_in_histogram(bins: &[(i64, i64)], offset: i64) -> Option<(i64, i64)> {
+    let mut before = 0;
+    for &(bin, count) in bins {
+        if offset < before + count {
+            return Some((bin, offset - before));
+        }
+        before += count;
+    }
+    None
+}
+
 /// Sorts a breakdown by count descending, then key ascending.
 pub fn sort_breakdown(entries: &mut [CountEntry]) {
     entries.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
@@ -377,6 +413,45 @@ pub fn sum_decimals<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<Str
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rollups_answer_tasks_and_whole_hour_call_time_windows_only() {
+        use crate::domain::{CallFilter, TimeField, TimeWindow};
+        let hour = |h: i64| Some(h * ROLLUP_HOUR_MS);
+        let window = |field, start, end| CallFilter {
+            task_ids: vec!["t".into()],
+            window: TimeWindow { field, start, end },
+            ..CallFilter::default()
+        };
+        assert!(rollups_answer(&CallFilter::default()));
+        assert!(rollups_answer(&window(
+            TimeField::CallTime,
+            hour(-3),
+            hour(5)
+        )));
+        assert!(rollups_answer(&window(TimeField::CallTime, None, hour(5))));
+        assert!(!rollups_answer(&window(TimeField::CallTime, Some(1), None)));
+        assert!(!rollups_answer(&window(
+            TimeField::AnswerTime,
+            hour(1),
+            hour(2)
+        )));
+        let narrower = CallFilter {
+            min_talk_ms: Some(0),
+            ..CallFilter::default()
+        };
+        assert!(!rollups_answer(&narrower));
+    }
+
+    #[test]
+    fn histogram_offsets_land_in_their_bin() {
+        let bins = [(0, 2), (3, 1), (7, 4)];
+        assert_eq!(locate_in_histogram(&bins, 0), Some((0, 0)));
+        assert_eq!(locate_in_histogram(&bins, 1), Some((0, 1)));
+        assert_eq!(locate_in_histogram(&bins, 2), Some((3, 0)));
+        assert_eq!(locate_in_histogram(&bins, 6), Some((7, 3)));
+        assert_eq!(locate_in_histogram(&bins, 7), None);
+    }
+
     use super::*;
 
     fn ms(text: &str) -> UnixMs {

@@ -4,6 +4,7 @@
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::Dialect;
+use super::dialect::push_list;
 use crate::domain::carrier::carrier_spellings;
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
@@ -330,4 +331,26 @@ fn escape_like(text: &str) -> String {
         out.push(ch);
     }
     out
+}
+
+/// The rollup rows of a filter `stats::rollups_answer` accepts: the
+/// tenant's, of its tasks when it names some, in its whole-hour window.
+pub fn push_rollup_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, filter: &CallFilter)
+where
+    DB: Dialect,
+    for<'v> i64: Encode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Type<DB>,
+{
+    qb.push(" WHERE tenant_id = ").push_bind(tenant.to_owned());
+    if !filter.task_ids.is_empty() {
+        qb.push(" AND task_id IN (");
+        push_list(qb, &filter.task_ids);
+        qb.push(")");
+    }
+    if let Some(start) = filter.window.start {
+        qb.push(" AND hour >= ").push_bind(start);
+    }
+    if let Some(end) = filter.window.end {
+        qb.push(" AND hour < ").push_bind(end);
+    }
 }

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
 
 use super::dialect::push_list;
-use super::filter_sql::{push_where, time_column};
+use super::filter_sql::{push_rollup_where, push_where, time_column};
 use super::{Dialect, SqlStore, StatsStore, StoreError};
 use crate::domain::stats::{
     self, BucketSums, CallStats, CountEntry, Decimal, MoneyTotal, NO_INTENT_LEVEL_KEY,
+    ROLLUP_HOUR_MS, ROLLUP_TALK_BIN_MS,
 };
 use crate::domain::{CallFilter, CallOutcome, Party, UnixMs};
 
@@ -62,6 +63,9 @@ where
         filter: &CallFilter,
         top_tags: u32,
     ) -> Result<CallStats, StoreError> {
+        if stats::rollups_answer(filter) {
+            return self.rollup_stats(tenant, filter, top_tags).await;
+        }
         // Independent scans run on separate reader connections at once.
         let ((totals, dims), by_tag, cost_totals) = tokio::try_join!(
             self.stat_scan(tenant, filter),
@@ -100,6 +104,14 @@ where
         origin: UnixMs,
         slot_ms: i64,
     ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError> {
+        if stats::rollups_answer(filter)
+            && origin.rem_euclid(ROLLUP_HOUR_MS) == 0
+            && slot_ms % ROLLUP_HOUR_MS == 0
+        {
+            return self
+                .rollup_time_slots(tenant, filter, origin, slot_ms)
+                .await;
+        }
         let column = time_column(filter.window.field);
         let answered = CallOutcome::Answered.code();
         let mut qb = QueryBuilder::<DB>::new(format!("SELECT ({column} - "));
@@ -150,6 +162,282 @@ where
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
+    /// The stats of a filter the rollups answer (`stats::rollups_answer`):
+    /// every figure from the hours' rollup rows, but the two talk-time
+    /// percentiles, whose 10-second bin the rollups find and whose exact
+    /// value one short range of the task's talk index gives.
+    async fn rollup_stats(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        top: u32,
+    ) -> Result<CallStats, StoreError> {
+        let (sums, by_tag) = tokio::try_join!(
+            self.rollup_sums(tenant, filter),
+            self.rollup_tags(tenant, filter, top),
+        )?;
+        let mut t = Totals {
+            total: 0,
+            answered: 0,
+            talk_total: 0,
+            ring_sum: 0,
+            rounds_sum: 0,
+            score_sum: 0,
+            score_count: 0,
+            by_outcome: Vec::new(),
+            by_party: Vec::new(),
+        };
+        let mut carriers: BTreeMap<String, i64> = BTreeMap::new();
+        let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
+        let mut by_intent_level = Vec::new();
+        let mut talk_bins: Vec<(i64, i64)> = Vec::new();
+        let mut costs: BTreeMap<String, Decimal> = BTreeMap::new();
+        for row in sums {
+            let RollupRow {
+                dim,
+                key,
+                detail,
+                calls: n,
+                name,
+            } = row.0;
+            let code = || {
+                key.parse::<i64>()
+                    .map_err(|_| StoreError::Corrupt(format!("rollup {dim} = {key}")))
+            };
+            match dim.as_str() {
+                "all" => {
+                    t.total = n;
+                    (
+                        t.answered,
+                        t.talk_total,
+                        t.ring_sum,
+                        t.rounds_sum,
+                        t.score_sum,
+                        t.score_count,
+                    ) = row.1;
+                }
+                _ if n == 0 => {}
+                "outcome" => {
+                    let outcome = i32::try_from(code()?)
+                        .ok()
+                        .and_then(CallOutcome::from_code)
+                        .ok_or_else(|| StoreError::Corrupt(format!("outcome = {key}")))?;
+                    t.by_outcome.push(stats::outcome_entry(outcome, n));
+                }
+                "party" => {
+                    let party = i32::try_from(code()?)
+                        .ok()
+                        .and_then(Party::from_code)
+                        .ok_or_else(|| StoreError::Corrupt(format!("hangup_by = {key}")))?;
+                    t.by_party.push(stats::party_entry(party, n));
+                }
+                "carrier" => *carriers.entry(stats::text_key(&key)).or_default() += n,
+                "province" => *provinces.entry(stats::text_key(&key)).or_default() += n,
+                "level" => by_intent_level.push(CountEntry {
+                    name: if key == NO_INTENT_LEVEL_KEY {
+                        "none".to_owned()
+                    } else {
+                        name
+                    },
+                    key,
+                    count: n,
+                }),
+                "talk" => talk_bins.push((code()?, n)),
+                "cost" => {
+                    let total = costs.entry(key.clone()).or_default();
+                    *total = Decimal::parse(&detail)
+                        .and_then(|d| d.checked_mul_int(n))
+                        .and_then(|d| total.checked_add(d))
+                        .ok_or_else(|| StoreError::Corrupt(format!("cost `{detail}` of {key}")))?;
+                }
+                _ => return Err(StoreError::Corrupt(format!("rollup dimension {dim}"))),
+            }
+        }
+        talk_bins.sort_unstable();
+        let (talk_ms_p50, talk_ms_p90) = tokio::try_join!(
+            self.rollup_talk_percentile(tenant, filter, &talk_bins, 50, t.answered),
+            self.rollup_talk_percentile(tenant, filter, &talk_bins, 90, t.answered),
+        )?;
+        stats::sort_breakdown(&mut t.by_outcome);
+        stats::sort_breakdown(&mut t.by_party);
+        stats::sort_breakdown(&mut by_intent_level);
+        Ok(CallStats {
+            total_calls: t.total,
+            answered_calls: t.answered,
+            answer_rate: stats::ratio(t.answered, t.total),
+            talk_ms_total: t.talk_total,
+            talk_ms_avg: stats::int_avg(t.talk_total, t.answered),
+            talk_ms_p50,
+            talk_ms_p90,
+            ring_ms_avg: stats::int_avg(t.ring_sum, t.total),
+            rounds_avg: stats::ratio(t.rounds_sum, t.total),
+            score_avg: stats::ratio(t.score_sum, t.score_count),
+            by_outcome: t.by_outcome,
+            by_intent_level,
+            by_tag,
+            by_hangup_party: t.by_party,
+            by_carrier: text_entries(carriers),
+            by_province: text_entries(provinces),
+            cost_totals: costs
+                .into_iter()
+                .map(|(currency, amount)| MoneyTotal {
+                    currency,
+                    amount: amount.to_plain_string(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Every key of every dimension but tags, summed over the filter's
+    /// hours, with the catalog name of intent levels.
+    async fn rollup_sums(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+    ) -> Result<Vec<(RollupRow, (i64, i64, i64, i64, i64, i64))>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT r.dim, r.key, r.detail, r.calls, r.answered, r.talk_sum, r.ring_sum, \
+             r.rounds_sum, r.score_sum, r.score_count, COALESCE(il.name, '') AS name FROM \
+             (SELECT dim, key, detail, CAST(SUM(calls) AS BIGINT) AS calls, \
+             CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(talk_sum) AS BIGINT) AS talk_sum, \
+             CAST(SUM(ring_sum) AS BIGINT) AS ring_sum, CAST(SUM(rounds_sum) AS BIGINT) AS rounds_sum, \
+             CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
+             CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups",
+        );
+        push_rollup_where(&mut qb, tenant, filter);
+        qb.push(" AND dim <> 'tag' GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND r.dim = 'level' AND il.intent_level_id = r.key");
+        let rows = self.read_all(tenant, &mut qb).await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    RollupRow {
+                        dim: row.try_get("dim")?,
+                        key: row.try_get("key")?,
+                        detail: row.try_get("detail")?,
+                        calls: row.try_get("calls")?,
+                        name: row.try_get("name")?,
+                    },
+                    (
+                        row.try_get("answered")?,
+                        row.try_get("talk_sum")?,
+                        row.try_get("ring_sum")?,
+                        row.try_get("rounds_sum")?,
+                        row.try_get("score_sum")?,
+                        row.try_get("score_count")?,
+                    ),
+                ))
+            })
+            .collect()
+    }
+
+    /// The `top` most used tags of the filter's hours, with catalog names.
+    async fn rollup_tags(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        top: u32,
+    ) -> Result<Vec<CountEntry>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT t.key AS tag_id, COALESCE(g.name, '') AS name, t.n FROM \
+             (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM call_rollups",
+        );
+        push_rollup_where(&mut qb, tenant, filter);
+        qb.push(" AND dim = 'tag' GROUP BY key HAVING SUM(calls) <> 0 ORDER BY n DESC, key LIMIT ")
+            .push_bind(i64::from(top))
+            .push(") t LEFT JOIN tags g ON g.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND g.tag_id = t.key ORDER BY t.n DESC, t.key");
+        let rows = self.read_all(tenant, &mut qb).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CountEntry {
+                    key: row.try_get("tag_id")?,
+                    name: row.try_get("name")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The nearest-rank percentile of answered calls' talk time: the
+    /// rollups' histogram names the 10-second bin and the offset in it, and
+    /// the calls of that bin alone are walked in talk order.
+    async fn rollup_talk_percentile(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        bins: &[(i64, i64)],
+        percent: u32,
+        answered: i64,
+    ) -> Result<i64, StoreError> {
+        let Some(offset) = stats::nearest_rank_offset(percent, answered) else {
+            return Ok(0);
+        };
+        let (bin, within) = stats::locate_in_histogram(bins, offset).ok_or_else(|| {
+            StoreError::Corrupt(format!("talk histogram holds fewer than {answered} calls"))
+        })?;
+        let mut qb = QueryBuilder::<DB>::new("SELECT c.talk_ms FROM calls c");
+        push_where(&mut qb, tenant, filter);
+        qb.push(format_args!(
+            " AND c.outcome = {} AND c.talk_ms >= ",
+            CallOutcome::Answered.code()
+        ))
+        .push_bind(bin * ROLLUP_TALK_BIN_MS)
+        .push(" AND c.talk_ms < ")
+        .push_bind((bin + 1) * ROLLUP_TALK_BIN_MS)
+        .push(" ORDER BY c.talk_ms LIMIT 1 OFFSET ")
+        .push_bind(within);
+        let rows = self.read_all(tenant, &mut qb).await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Err(StoreError::Corrupt(format!(
+                "talk bin {bin} holds fewer calls than its rollup"
+            ))),
+        }
+    }
+
+    /// Time-series slots (whole hours wide, from a whole hour) summed from
+    /// the rollups' `all` rows.
+    async fn rollup_time_slots(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        origin: UnixMs,
+        slot_ms: i64,
+    ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new("SELECT (hour - ");
+        qb.push_bind(origin)
+            .push(") / ")
+            .push_bind(slot_ms)
+            .push(
+                " AS slot, CAST(SUM(calls) AS BIGINT) AS total, CAST(SUM(answered) AS BIGINT) AS answered, \
+                 CAST(SUM(talk_sum) AS BIGINT) AS talk_total, CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
+                 CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups",
+            );
+        push_rollup_where(&mut qb, tenant, filter);
+        qb.push(" AND dim = 'all' AND hour >= ")
+            .push_bind(origin)
+            .push(" GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot");
+        let rows = self.read_all(tenant, &mut qb).await?;
+        rows.iter()
+            .map(|row| {
+                let slot: i64 = row.try_get("slot")?;
+                Ok((
+                    origin + slot * slot_ms,
+                    BucketSums {
+                        total_calls: row.try_get("total")?,
+                        answered_calls: row.try_get("answered")?,
+                        talk_ms_total: row.try_get("talk_total")?,
+                        score_sum: row.try_get("score_sum")?,
+                        score_count: row.try_get("score_count")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Totals, averages and every breakdown but tags, from one scan: the
     /// calls are grouped by carrier, province, intent level, outcome and
     /// hang-up party (on a task, the stats index yields rows in that order,
@@ -260,18 +548,6 @@ where
         stats::sort_breakdown(&mut t.by_outcome);
         stats::sort_breakdown(&mut t.by_party);
         stats::sort_breakdown(&mut by_intent_level);
-        let text_entries = |map: BTreeMap<String, i64>| {
-            let mut list: Vec<CountEntry> = map
-                .into_iter()
-                .map(|(key, count)| CountEntry {
-                    name: key.clone(),
-                    key,
-                    count,
-                })
-                .collect();
-            stats::sort_breakdown(&mut list);
-            list
-        };
         let dims = Dimensions {
             by_intent_level,
             by_carrier: text_entries(carriers),
@@ -431,6 +707,30 @@ where
             })
             .collect())
     }
+}
+
+/// One summed rollup key: its dimension, key, detail (a cost's text), calls
+/// and catalog name (intent levels).
+struct RollupRow {
+    dim: String,
+    key: String,
+    detail: String,
+    calls: i64,
+    name: String,
+}
+
+/// A free-text breakdown (carrier, province) as sorted entries.
+fn text_entries(map: BTreeMap<String, i64>) -> Vec<CountEntry> {
+    let mut list: Vec<CountEntry> = map
+        .into_iter()
+        .map(|(key, count)| CountEntry {
+            name: key.clone(),
+            key,
+            count,
+        })
+        .collect();
+    stats::sort_breakdown(&mut list);
+    list
 }
 
 /// True when the filter names tasks and nothing else.

@@ -31,6 +31,7 @@ mod pg_cluster;
 mod readme;
 mod readside;
 mod replica;
+mod rollups;
 mod row_security;
 mod server;
 mod smartivr_standin;
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         replica::trials(),
         number_states::trials(),
         readside::trials(),
+        rollups::trials(),
         row_security::trials(),
         server::trials(),
         sync::trials(),

@@ -1,0 +1,238 @@
+//! The statistics rollups against the scan of the calls they summarise:
+//! random calls are written, rewritten (moved across hours and tasks, their
+//! outcome, talk time, cost and tags changed), deleted and erased, then
+//! GetCallStats and GetCallTimeSeries of random filters the rollups answer
+//! (tasks and a whole-hour `call_time` window) must equal the answers to the
+//! same filter made to take the scan (`min_talk_ms: 0` selects the same
+//! calls, since talk time is never negative, but the rollups do not answer
+//! it). Seeded, so a failure repeats.
+
+use callscope::proto::{
+    self, CallFilter, CallOutcome, DeleteCallsRequest, ErasePhoneRequest, GetCallStatsRequest,
+    GetCallTimeSeriesRequest, Granularity, Party, Timestamp, UpsertCallsRequest,
+    admin_service_client::AdminServiceClient,
+};
+
+use crate::helpers::TestApp;
+
+const BASE: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const HOUR: i64 = 3_600_000;
+const HOURS: u64 = 72;
+const TASKS: [&str; 4] = ["t1", "t2", "t3", ""];
+
+/// xorshift64*: small, seeded, enough to spread cases.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// A random call of external id `ext`.
+fn random_call(rng: &mut Rng, ext: usize) -> proto::Call {
+    let outcome = *rng.pick(&[
+        CallOutcome::Answered,
+        CallOutcome::Answered,
+        CallOutcome::NoAnswer,
+        CallOutcome::Busy,
+        CallOutcome::Rejected,
+    ]);
+    let answered = outcome == CallOutcome::Answered;
+    // Ties and 10-second bin edges on purpose: whole seconds, and a few exact
+    // multiples of 10 s.
+    let talk_ms = match (answered, rng.below(4)) {
+        (false, _) => 0,
+        (true, 0) => 10_000 * rng.below(6) as i64,
+        (true, _) => 1_000 * rng.below(95) as i64,
+    };
+    let tags = [("g1", "甲"), ("g2", "乙"), ("g3", "丙"), ("g4", "丁")]
+        .into_iter()
+        .filter(|_| rng.below(3) == 0)
+        .map(|(id, name)| proto::Tag {
+            id: id.into(),
+            name: name.into(),
+            ..Default::default()
+        })
+        .collect();
+    proto::Call {
+        source: proto::Source::Api.into(),
+        external_id: format!("r{ext}"),
+        task_id: (*rng.pick(&TASKS)).into(),
+        callee: format!("+8613800{:06}", rng.below(40)),
+        call_time: Some(ts(BASE - 2 * HOUR + (rng.below(HOURS * 60) * 60_000) as i64)),
+        outcome: outcome.into(),
+        talk_ms,
+        ring_ms: rng.below(30_000) as i64,
+        rounds: rng.below(12) as i32,
+        score: (rng.below(3) > 0).then(|| rng.below(100) as i32),
+        intent_level: (rng.below(4) > 0).then(|| {
+            let (id, name) = *rng.pick(&[("A", "有意向"), ("B", "一般"), ("C", "无意向")]);
+            proto::IntentLevel {
+                id: id.into(),
+                name: name.into(),
+                ..Default::default()
+            }
+        }),
+        tags,
+        hangup_by: (*rng.pick(&[Party::Unspecified, Party::Robot, Party::Customer])).into(),
+        location: Some(proto::Location {
+            province: (*rng.pick(&["", "广东", "浙江"])).into(),
+            carrier: (*rng.pick(&["", "移动", "联通"])).into(),
+            ..Default::default()
+        }),
+        billing: (rng.below(3) > 0).then(|| proto::Billing {
+            cost: (*rng.pick(&["0.1", "0.25", "1.125", "3"])).into(),
+            currency: (*rng.pick(&["CNY", "USD", ""])).into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A random filter the rollups answer.
+fn random_filter(rng: &mut Rng) -> CallFilter {
+    let task_ids = TASKS
+        .iter()
+        .filter(|t| !t.is_empty() && rng.below(3) == 0)
+        .map(|t| (*t).to_owned())
+        .collect();
+    let hour = |rng: &mut Rng| BASE + (rng.below(HOURS + 6) as i64 - 4) * HOUR;
+    let (start, end) = match rng.below(4) {
+        0 => (None, None),
+        1 => (Some(hour(rng)), None),
+        2 => (None, Some(hour(rng))),
+        _ => {
+            let a = hour(rng);
+            (Some(a), Some(a + (1 + rng.below(30) as i64) * HOUR))
+        }
+    };
+    CallFilter {
+        task_ids,
+        start_time: start.map(ts),
+        end_time: end.map(ts),
+        ..Default::default()
+    }
+}
+
+/// The same calls, through the scan.
+fn scanned(filter: &CallFilter) -> CallFilter {
+    CallFilter {
+        min_talk_ms: Some(0),
+        ..filter.clone()
+    }
+}
+
+async fn rollups_answer_as_the_scan_does(app: TestApp) {
+    let mut rng = Rng(0x5EED_0F_2011);
+    let mut ingest = app.ingest.clone();
+    let mut admin = AdminServiceClient::new(app.channel.clone());
+    let mut calls: Vec<proto::Call> = (0..400).map(|i| random_call(&mut rng, i)).collect();
+    for batch in calls.chunks(50) {
+        ingest
+            .upsert_calls(UpsertCallsRequest {
+                calls: batch.to_vec(),
+            })
+            .await
+            .expect("upsert calls");
+    }
+    // Rewrites: a later view of 150 calls, each one with a new random body
+    // (its task, hour, outcome, talk time, cost and tags all may change).
+    for round in 0..3 {
+        let mut batch = Vec::new();
+        for _ in 0..50 {
+            let i = rng.below(calls.len() as u64) as usize;
+            let mut call = random_call(&mut rng, i);
+            call.update_time = Some(ts(BASE + 1_000_000_000 + round));
+            calls[i] = call.clone();
+            batch.push(call);
+        }
+        ingest
+            .upsert_calls(UpsertCallsRequest { calls: batch })
+            .await
+            .expect("rewrite calls");
+    }
+    let deleted = admin
+        .delete_calls(DeleteCallsRequest {
+            filter: Some(CallFilter {
+                task_ids: vec!["t3".into()],
+                start_time: Some(ts(BASE + 10 * HOUR + 1_234)),
+                end_time: Some(ts(BASE + 40 * HOUR)),
+                ..Default::default()
+            }),
+            validate_only: false,
+        })
+        .await
+        .expect("delete calls")
+        .into_inner()
+        .deleted_calls;
+    assert!(deleted > 0, "the deletion removes calls");
+    admin
+        .erase_phone(ErasePhoneRequest {
+            phone: "+8613800000007".into(),
+            validate_only: false,
+        })
+        .await
+        .expect("erase phone");
+
+    let mut analytics = app.analytics.clone();
+    for case in 0..40 {
+        let filter = random_filter(&mut rng);
+        let top_tags = rng.below(4) as i32;
+        let stats = |filter: CallFilter| GetCallStatsRequest {
+            filter: Some(filter),
+            top_tags,
+        };
+        let from_rollups = analytics
+            .get_call_stats(stats(filter.clone()))
+            .await
+            .expect("stats")
+            .into_inner();
+        let from_scan = analytics
+            .get_call_stats(stats(scanned(&filter)))
+            .await
+            .expect("scanned stats")
+            .into_inner();
+        assert_eq!(from_rollups, from_scan, "case {case}: stats of {filter:?}");
+
+        if filter.start_time.is_some() && filter.end_time.is_some() {
+            let zone = *rng.pick(&["UTC", "Asia/Shanghai", "Asia/Kolkata", "America/New_York"]);
+            let granularity = *rng.pick(&[Granularity::Hour, Granularity::Day]);
+            let series = |filter: CallFilter| GetCallTimeSeriesRequest {
+                filter: Some(filter),
+                granularity: granularity.into(),
+                time_zone: zone.into(),
+            };
+            let from_rollups = analytics
+                .get_call_time_series(series(filter.clone()))
+                .await
+                .expect("series")
+                .into_inner();
+            let from_scan = analytics
+                .get_call_time_series(series(scanned(&filter)))
+                .await
+                .expect("scanned series")
+                .into_inner();
+            assert_eq!(
+                from_rollups, from_scan,
+                "case {case}: {granularity:?} series in {zone} of {filter:?}"
+            );
+        }
+    }
+}
+
+crate::backend_tests!(rollups_answer_as_the_scan_does);
