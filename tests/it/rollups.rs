@@ -138,7 +138,7 @@ fn scanned(filter: &CallFilter) -> CallFilter {
 }
 
 async fn rollups_answer_as_the_scan_does(app: TestApp) {
-    let mut rng = Rng(0x5EED_0F_2011);
+    let mut rng = Rng(0x005E_ED0F_2011);
     let mut ingest = app.ingest.clone();
     let mut admin = AdminServiceClient::new(app.channel.clone());
     let mut calls: Vec<proto::Call> = (0..400).map(|i| random_call(&mut rng, i)).collect();
