@@ -103,8 +103,18 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         )
         .await?;
 
+    // The task's 30 local days (Asia/Shanghai midnights fall on whole UTC
+    // hours, so the rollups answer).
     let filter = CallFilter {
         task_ids: vec![TASK.into()],
+        start_time: Some(callscope::proto::Timestamp {
+            seconds: START_MS / 1000,
+            nanos: 0,
+        }),
+        end_time: Some(callscope::proto::Timestamp {
+            seconds: (START_MS + DAYS * DAY_MS) / 1000,
+            nanos: 0,
+        }),
         ..Default::default()
     };
     let stats_request = GetCallStatsRequest {
@@ -112,17 +122,7 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         top_tags: 20,
     };
     let series_request = GetCallTimeSeriesRequest {
-        filter: Some(CallFilter {
-            start_time: Some(callscope::proto::Timestamp {
-                seconds: START_MS / 1000,
-                nanos: 0,
-            }),
-            end_time: Some(callscope::proto::Timestamp {
-                seconds: (START_MS + DAYS * DAY_MS) / 1000,
-                nanos: 0,
-            }),
-            ..filter
-        }),
+        filter: Some(filter),
         granularity: Granularity::Day.into(),
         time_zone: "Asia/Shanghai".into(),
     };
@@ -131,10 +131,10 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         .get_call_stats(stats_request.clone())
         .await?
         .into_inner();
-    let direct_total = direct_stats(&direct).await?;
+    let direct_total = direct_rollup_stats(&direct).await?;
     anyhow::ensure!(
-        stats.total_calls == direct_total,
-        "gRPC and direct SQL disagree"
+        stats.total_calls == direct_total && direct_scan_stats(&direct).await? == direct_total,
+        "gRPC, the rollups' SQL and the scan's SQL disagree"
     );
     eprintln!(
         "[stats] task stats: total {} answered {} rate {:.3} talk avg {} ms p50 {} ms p90 {} ms, {} tags",
@@ -162,12 +162,12 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         },
         || {
             let pool = direct.clone();
-            async move { direct_stats(&pool).await.map(|_| ()) }
+            async move { direct_rollup_stats(&pool).await.map(|_| ()) }
         },
     )
     .await?;
     timed.push(Timed {
-        request: "GetCallStats",
+        request: "GetCallStats 30d",
         grpc,
         sql,
     });
@@ -185,7 +185,7 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         },
         || {
             let pool = direct.clone();
-            async move { direct_series(&pool).await.map(|_| ()) }
+            async move { direct_rollup_series(&pool).await.map(|_| ()) }
         },
     )
     .await?;
@@ -194,6 +194,41 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         grpc,
         sql,
     });
+    // What the rollups save: the service beside the scan of the calls that
+    // answered before them (the same statements, run directly).
+    let mut scans = Vec::new();
+    for (request, series) in [
+        ("GetCallStats 30d, scan SQL", false),
+        ("GetCallTimeSeries DAY 30d, scan SQL", true),
+    ] {
+        let (grpc, sql) = time_pair(
+            runs,
+            || {
+                let mut c = client.clone();
+                let (stats, series_r) = (stats_request.clone(), series_request.clone());
+                async move {
+                    if series {
+                        c.get_call_time_series(series_r).await.map(|_| ())
+                    } else {
+                        c.get_call_stats(stats).await.map(|_| ())
+                    }
+                    .map_err(anyhow::Error::from)
+                }
+            },
+            || {
+                let pool = direct.clone();
+                async move {
+                    if series {
+                        direct_scan_series(&pool).await
+                    } else {
+                        direct_scan_stats(&pool).await.map(|_| ())
+                    }
+                }
+            },
+        )
+        .await?;
+        scans.push(Timed { request, grpc, sql });
+    }
     let lookups = time_lookups(&server, &direct, dataset.calls, runs).await?;
     direct.close().await;
     server.shutdown().await?;
@@ -208,6 +243,23 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
     );
     println!("|---|---|---|---|---|---|");
     for t in &timed {
+        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
+        println!(
+            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
+            t.request,
+            gp50 / sp50
+        );
+    }
+    println!();
+    println!(
+        "## Analytics from rollups against the scan of the calls, SQLite (same calls, {runs} runs each)"
+    );
+    println!();
+    println!(
+        "| request | gRPC p50 ms | gRPC p99 ms | scan SQL p50 ms | scan SQL p99 ms | gRPC ÷ scan (p50) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for t in &scans {
         let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
         println!(
             "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
@@ -743,9 +795,106 @@ impl Synthetic {
     }
 }
 
-/// The SQL of GetCallStats for one task, written out by hand, run the same
-/// way (independent scans at once, then the two percentiles).
-async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
+/// The statements GetCallStats runs from the rollups for the task's 30
+/// days: every key's sums, the top 20 tags, then the two talk percentiles,
+/// each from its 10-second bin.
+async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
+    let (start, end) = (START_MS, START_MS + DAYS * DAY_MS);
+    let sums = sqlx::query(
+        "SELECT r.dim, r.key, r.detail, r.calls, r.answered, r.talk_sum, r.ring_sum, \
+         r.rounds_sum, r.score_sum, r.score_count, COALESCE(il.name, '') AS name FROM \
+         (SELECT dim, key, detail, CAST(SUM(calls) AS BIGINT) AS calls, \
+         CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(talk_sum) AS BIGINT) AS talk_sum, \
+         CAST(SUM(ring_sum) AS BIGINT) AS ring_sum, CAST(SUM(rounds_sum) AS BIGINT) AS rounds_sum, \
+         CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
+         CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups \
+         WHERE tenant_id = ? AND task_id IN (?) AND hour >= ? AND hour < ? AND dim <> 'tag' \
+         GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ? \
+         AND r.dim = 'level' AND il.intent_level_id = r.key",
+    )
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(start)
+    .bind(end)
+    .bind(TENANT)
+    .fetch_all(pool);
+    let tags = sqlx::query(
+        "SELECT t.key AS tag_id, COALESCE(g.name, '') AS name, t.n FROM \
+         (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM call_rollups \
+         WHERE tenant_id = ? AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag' \
+         GROUP BY key HAVING SUM(calls) <> 0 ORDER BY n DESC, key LIMIT ?) t \
+         LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.key ORDER BY t.n DESC, t.key",
+    )
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(start)
+    .bind(end)
+    .bind(20_i64)
+    .bind(TENANT)
+    .fetch_all(pool);
+    let (sums, _) = tokio::try_join!(sums, tags)?;
+    let (mut total, mut answered, mut bins) = (0, 0, Vec::new());
+    for row in &sums {
+        let dim: String = row.try_get("dim")?;
+        if dim == "all" {
+            total = row.try_get("calls")?;
+            answered = row.try_get("answered")?;
+        } else if dim == "talk" {
+            let key: String = row.try_get("key")?;
+            bins.push((key.parse::<i64>()?, row.try_get::<i64, _>("calls")?));
+        }
+    }
+    bins.sort_unstable();
+    let percentile = |p: i64| {
+        let offset = ((p * answered + 99) / 100 - 1).max(0);
+        let (bin, within) =
+            callscope::domain::stats::locate_in_histogram(&bins, offset).unwrap_or((0, 0));
+        sqlx::query_scalar::<_, i64>(
+            "SELECT c.talk_ms FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) \
+             AND c.call_time >= ? AND c.call_time < ? AND c.outcome = 1 \
+             AND c.talk_ms >= ? AND c.talk_ms < ? ORDER BY c.talk_ms LIMIT 1 OFFSET ?",
+        )
+        .bind(TENANT)
+        .bind(TASK)
+        .bind(start)
+        .bind(end)
+        .bind(bin * 10_000)
+        .bind((bin + 1) * 10_000)
+        .bind(within)
+        .fetch_optional(pool)
+    };
+    tokio::try_join!(percentile(50), percentile(90))?;
+    Ok(total)
+}
+
+/// The statement GetCallTimeSeries runs from the rollups (days in
+/// Asia/Shanghai: whole hours from a whole hour).
+async fn direct_rollup_series(pool: &SqlitePool) -> anyhow::Result<()> {
+    let origin = START_MS;
+    sqlx::query(
+        "SELECT (hour - ?) / ? AS slot, CAST(SUM(calls) AS BIGINT) AS total, \
+         CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(talk_sum) AS BIGINT) AS talk_total, \
+         CAST(SUM(score_sum) AS BIGINT) AS score_sum, CAST(SUM(score_count) AS BIGINT) AS score_count \
+         FROM call_rollups WHERE tenant_id = ? AND task_id IN (?) AND hour >= ? AND hour < ? \
+         AND dim = 'all' AND hour >= ? GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot",
+    )
+    .bind(origin)
+    .bind(DAY_MS)
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(origin)
+    .bind(origin + DAYS * DAY_MS)
+    .bind(origin)
+    .fetch_all(pool)
+    .await?;
+    Ok(())
+}
+
+/// The scan GetCallStats ran before the rollups, for the task alone (all of
+/// its calls fall in the 30 days; the task-only form is the cheaper scan),
+/// written out by hand and run the same way (independent scans at once, then
+/// the two percentiles).
+async fn direct_scan_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     let scan = async {
         let rows = sqlx::query(
             "WITH g AS MATERIALIZED (SELECT c.carrier, c.province, c.intent_level_id, c.outcome, \
@@ -820,8 +969,9 @@ async fn direct_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     Ok(total)
 }
 
-/// The SQL of GetCallTimeSeries (days in Asia/Shanghai, no DST: one slot per day).
-async fn direct_series(pool: &SqlitePool) -> anyhow::Result<()> {
+/// The scan GetCallTimeSeries ran before the rollups (days in Asia/Shanghai,
+/// no DST: one slot per day).
+async fn direct_scan_series(pool: &SqlitePool) -> anyhow::Result<()> {
     let origin = START_MS;
     sqlx::query(
         "SELECT (c.call_time - ?) / ? AS slot, COUNT(*), COALESCE(SUM(c.outcome = 1), 0), \
