@@ -400,32 +400,32 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// COPY text format of some rows.
-pub fn copy_text(rows: &[Vec<Val>]) -> Vec<u8> {
-    let mut out = String::with_capacity(rows.len() * 256);
+/// Rows in PostgreSQL's binary COPY format (`COPY … WITH (FORMAT binary)`):
+/// the signature, no flags, then each row as its field count and each field
+/// as its byte length (-1 for NULL) and value: integers as 8-byte big-endian
+/// `BIGINT` (every integer column of the tables is one), text as UTF-8.
+pub fn copy_binary(rows: &[Vec<Val>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(19 + rows.len() * 512);
+    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    out.extend_from_slice(&0_i32.to_be_bytes());
+    out.extend_from_slice(&0_i32.to_be_bytes());
     for row in rows {
-        for (i, value) in row.iter().enumerate() {
-            if i > 0 {
-                out.push('\t');
-            }
+        out.extend_from_slice(&(row.len() as i16).to_be_bytes());
+        for value in row {
             match value {
-                Val::Null => out.push_str("\\N"),
+                Val::Null => out.extend_from_slice(&(-1_i32).to_be_bytes()),
                 Val::Int(n) => {
-                    let _ = write!(out, "{n}");
+                    out.extend_from_slice(&8_i32.to_be_bytes());
+                    out.extend_from_slice(&n.to_be_bytes());
                 }
                 Val::Text(text) => {
-                    for ch in text.chars() {
-                        match ch {
-                            '\\' => out.push_str("\\\\"),
-                            '\t' => out.push_str("\\t"),
-                            '\n' => out.push_str("\\n"),
-                            '\r' => out.push_str("\\r"),
-                            c => out.push(c),
-                        }
-                    }
+                    out.extend_from_slice(&(text.len() as i32).to_be_bytes());
+                    out.extend_from_slice(text.as_bytes());
                 }
             }
         }
-        out.push('\n');
     }
-    out.into_bytes()
+    out.extend_from_slice(&(-1_i16).to_be_bytes());
+    out
 }
+

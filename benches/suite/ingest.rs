@@ -1,5 +1,5 @@
 //! Ingest: `UpsertCalls` over gRPC beside the same rows written the plain way
-//! (PostgreSQL `COPY … FROM STDIN`; SQLite multi-row `INSERT`, since it has no
+//! (PostgreSQL binary `COPY … FROM STDIN`; SQLite multi-row `INSERT`, since it has no
 //! COPY), into tables with the same indexes and, as a diagnostic, without.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::{Connection, Executor, PgConnection, QueryBuilder, Sqlite};
 
 use crate::Args;
-use crate::data::{BASE_TABLES, Val, baseline_rows, copy_text, synth};
+use crate::data::{BASE_TABLES, Val, baseline_rows, copy_binary, synth};
 use crate::server::Running;
 use callscope::proto::{self, ingest_service_client::IngestServiceClient};
 
@@ -102,9 +102,12 @@ pub async fn pg_copy(
                     if rows.is_empty() {
                         continue;
                     }
-                    let statement = format!("COPY {table} ({}) FROM STDIN", columns.join(", "));
+                    let statement = format!(
+                        "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
+                        columns.join(", ")
+                    );
                     let mut copy = tx.copy_in_raw(&statement).await?;
-                    copy.send(copy_text(rows)).await?;
+                    copy.send(copy_binary(rows)).await?;
                     copy.finish().await?;
                 }
                 tx.commit().await?;

@@ -27,8 +27,9 @@ pub const JSON_GOAL: Goal = Goal::RatioAtMost(1.3);
 /// Encoding a 1,000-call page must not dominate the call that fetches it.
 pub const ENCODE_GOAL: Goal = Goal::RatioAtMost(0.5);
 
-/// Timed rounds per filter and side; the sides take turns round by round.
-const ROUNDS: usize = 4;
+/// Timed rounds per filter and side; the sides take turns round by round,
+/// finely enough (12) that load drift on a shared machine hits both alike.
+const ROUNDS: usize = 12;
 
 pub async fn run(args: &Args) -> Vec<Measure> {
     match measure(args).await {
