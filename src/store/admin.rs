@@ -294,12 +294,12 @@ where
     /// Read without a declared tenant: `tenants` has no row-level security,
     /// it holds tenant ids only.
     async fn tenants(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<String> =
-            QueryBuilder::<DB>::new("SELECT tenant_id FROM tenants ORDER BY tenant_id")
-                .build_query_scalar()
-                .fetch_all(&self.primary_reader)
-                .await?;
-        Ok(rows)
+        let mut qb = QueryBuilder::<DB>::new("SELECT tenant_id FROM tenants ORDER BY tenant_id");
+        let rows = Self::fetch_all_untenanted(&self.primary_reader, &mut qb).await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn purge_calls_before(

@@ -227,6 +227,24 @@ where
         Ok(rows)
     }
 
+    /// One statement that declares no tenant (keys, the tenant list, the
+    /// event heads, a ping) in a transaction of its own on `pool`. Every
+    /// statement runs inside an explicit transaction, never alone: sqlx sends
+    /// one in two exchanges (prepare, then bind and execute), and PgBouncer
+    /// in transaction mode keeps a client on one server connection only
+    /// until a transaction ends, so between the two exchanges of a lone
+    /// statement it may hand the client another server connection (see
+    /// docs/scaling.md, Step 3).
+    pub(super) async fn fetch_all_untenanted(
+        pool: &Pool<DB>,
+        qb: &mut QueryBuilder<DB>,
+    ) -> Result<Vec<DB::Row>, StoreError> {
+        let mut tx = pool.begin().await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
     /// Deletes the tenant's rows of `table` whose `id_column` is one of `ids`,
     /// one statement per `chunk` ids.
     pub(super) async fn delete_by_ids(
@@ -357,14 +375,9 @@ where
     async fn ping(&self) -> Result<(), StoreError> {
         // Both databases when reads go to a replica: either one down fails
         // requests.
-        QueryBuilder::<DB>::new("SELECT 1")
-            .build()
-            .execute(&self.reader)
-            .await?;
-        QueryBuilder::<DB>::new("SELECT 1")
-            .build()
-            .execute(&self.primary_reader)
-            .await?;
+        for pool in [&self.reader, &self.primary_reader] {
+            Self::fetch_all_untenanted(pool, &mut QueryBuilder::new("SELECT 1")).await?;
+        }
         Ok(())
     }
 

@@ -315,12 +315,10 @@ where
     /// Read without a declared tenant: `event_heads` holds tenant ids and
     /// counters only and has no row-level security (like `tenants`).
     async fn event_logs(&self) -> Result<Vec<(String, EventLogState)>, StoreError> {
-        let rows = QueryBuilder::<DB>::new(
+        let mut qb = QueryBuilder::<DB>::new(
             "SELECT tenant_id, last_position, purged_through FROM event_heads ORDER BY tenant_id",
-        )
-        .build()
-        .fetch_all(&self.reader)
-        .await?;
+        );
+        let rows = Self::fetch_all_untenanted(&self.reader, &mut qb).await?;
         rows.iter()
             .map(|row| {
                 Ok((

@@ -1,5 +1,5 @@
 //! API keys: the one table read before the tenant is known, so its statements
-//! run on the pools directly, outside any tenant's transaction.
+//! declare no tenant (each in a transaction of its own, as every statement).
 
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
@@ -62,15 +62,15 @@ where
                 .push_bind(k.last_used_time)
                 .push_bind(k.revoke_time);
         });
-        qb.build().execute(&self.writer).await?;
+        Self::fetch_all_untenanted(&self.writer, &mut qb).await?;
         Ok(())
     }
 
     async fn get_key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
         let mut qb = QueryBuilder::<DB>::new(COLUMNS);
         qb.push(" WHERE key_id = ").push_bind(key_id.to_owned());
-        let row = qb.build().fetch_optional(&self.primary_reader).await?;
-        row.as_ref().map(key_from_row).transpose()
+        let rows = Self::fetch_all_untenanted(&self.primary_reader, &mut qb).await?;
+        rows.first().map(key_from_row).transpose()
     }
 
     async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<StoredKey>, StoreError> {
@@ -79,7 +79,7 @@ where
             qb.push(" WHERE tenant_id = ").push_bind(tenant.to_owned());
         }
         qb.push(" ORDER BY tenant_id, create_time, key_id");
-        let rows = qb.build().fetch_all(&self.primary_reader).await?;
+        let rows = Self::fetch_all_untenanted(&self.primary_reader, &mut qb).await?;
         rows.iter().map(key_from_row).collect()
     }
 
@@ -90,8 +90,8 @@ where
             .push(") WHERE key_id = ")
             .push_bind(key_id.to_owned())
             .push(" RETURNING key_id");
-        let found = qb.build().fetch_optional(&self.writer).await?;
-        Ok(found.is_some())
+        let found = Self::fetch_all_untenanted(&self.writer, &mut qb).await?;
+        Ok(!found.is_empty())
     }
 
     async fn touch_key(
@@ -107,7 +107,7 @@ where
             .push(" AND (last_used_time IS NULL OR last_used_time < ")
             .push_bind(not_since)
             .push(")");
-        qb.build().execute(&self.writer).await?;
+        Self::fetch_all_untenanted(&self.writer, &mut qb).await?;
         Ok(())
     }
 }

@@ -2,20 +2,22 @@
 //! reads that must see them, and optionally one on a streaming replica for
 //! the reads that may lag; a statement timeout keeps a statement inside a
 //! request.
+//!
+//! Every statement, these too, runs inside an explicit transaction, so
+//! callscope works behind PgBouncer in transaction mode (docs/scaling.md,
+//! Step 3).
 
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row};
+use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{SqlStore, StoreError, StoreOptions};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connects and migrates (the primary; a replica follows it by itself).
 pub(super) async fn connect(options: &StoreOptions) -> Result<SqlStore<Postgres>, StoreError> {
     let pool = open_pool(&options.url, options).await?;
-    MIGRATOR.run(&pool).await?;
+    migrate(&pool).await?;
     warn_when_search_cannot_use_its_index(&pool).await;
     let store = SqlStore::new(pool.clone(), pool);
     let Some(read_url) = &options.read_url else {
@@ -25,14 +27,39 @@ pub(super) async fn connect(options: &StoreOptions) -> Result<SqlStore<Postgres>
     // A replica is read-only and follows the primary: a writable server
     // here is a second primary (or the same one), whose reads would never
     // see this server's writes.
-    let in_recovery: bool = sqlx::query("SELECT pg_is_in_recovery()")
-        .fetch_one(&replica)
-        .await?
-        .try_get(0)?;
+    let rows = SqlStore::fetch_all_untenanted(
+        &replica,
+        &mut QueryBuilder::new("SELECT pg_is_in_recovery()"),
+    )
+    .await?;
+    let in_recovery: bool = match rows.first() {
+        Some(row) => row.try_get(0)?,
+        None => false,
+    };
     if !in_recovery {
         return Err(StoreError::NotAReplica(super::redact(read_url)));
     }
     Ok(store.with_replica(replica))
+}
+
+/// Applies the pending migrations in one transaction, which a
+/// transaction-scoped advisory lock keeps to one server at a time (replicas
+/// starting together). sqlx's own lock is off: it is a session lock, taken
+/// and released by statements of their own, which PgBouncer in transaction
+/// mode may send to two different server connections, leaving the lock held
+/// on one of them. Each migration runs in a savepoint; a migration marked
+/// `-- no-transaction` (`CREATE INDEX CONCURRENTLY`) cannot run here.
+async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut migrator = sqlx::migrate!("./migrations/postgres");
+    migrator.set_locking(false);
+    let mut tx = pool.begin().await?;
+    // Class 7002: the migrations (7001 is the erasure lock, see `dialect.rs`).
+    sqlx::query("SELECT pg_advisory_xact_lock(7002, 0)")
+        .execute(&mut *tx)
+        .await?;
+    migrator.run(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn open_pool(url: &str, options: &StoreOptions) -> Result<PgPool, StoreError> {
@@ -59,14 +86,16 @@ async fn open_pool(url: &str, options: &StoreOptions) -> Result<PgPool, StoreErr
 /// 23x the superuser's p99 in the benchmark suite). Marking it leakproof
 /// takes a superuser, once per database; this says so at start.
 async fn warn_when_search_cannot_use_its_index(pool: &PgPool) {
-    let row = sqlx::query(
-        "SELECT p.proleakproof, r.rolsuper OR r.rolbypassrls AS bypasses \
-         FROM pg_proc p, pg_roles r \
-         WHERE p.oid = 'textlike(text, text)'::regprocedure AND r.rolname = current_user",
+    let rows = SqlStore::fetch_all_untenanted(
+        pool,
+        &mut QueryBuilder::new(
+            "SELECT p.proleakproof, r.rolsuper OR r.rolbypassrls AS bypasses \
+             FROM pg_proc p, pg_roles r \
+             WHERE p.oid = 'textlike(text, text)'::regprocedure AND r.rolname = current_user",
+        ),
     )
-    .fetch_optional(pool)
     .await;
-    match row {
+    match rows.as_deref().map(<[_]>::first) {
         Ok(Some(row)) => {
             let leakproof: bool = row.try_get("proleakproof").unwrap_or(true);
             let bypasses: bool = row.try_get("bypasses").unwrap_or(true);

@@ -29,8 +29,8 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    /// A PostgreSQL test database to drop afterwards: (admin url, name).
-    drop_database: Option<(String, String)>,
+    /// The PostgreSQL test database, dropped with the app.
+    _database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
@@ -42,46 +42,93 @@ pub enum Backend {
 }
 
 /// A server on a fresh database of `backend`, its configuration adjusted by
-/// `adjust` first. PostgreSQL needs `CALLSCOPE_TEST_POSTGRES_URL` (an admin
+/// `adjust` first (which sees the new database's URL, and may route it
+/// through PgBouncer). PostgreSQL needs `CALLSCOPE_TEST_POSTGRES_URL` (an admin
 /// URL); the trials that call this list [`postgres_url`] among their
 /// prerequisites, so they never get here without it.
 pub async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     match backend {
         Backend::Sqlite => spawn_app_with(adjust).await,
         Backend::Postgres => {
-            let admin_url = postgres_admin_url()
-                .unwrap_or_else(|why| panic!("the PostgreSQL variant cannot run: {why}"));
-            let database = format!("callscope_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
-                .await
-                .expect("connect to the PostgreSQL admin database");
-            // The server connects as an ordinary role that owns the
-            // database, as in production: a superuser would bypass the
-            // row-level security every test then runs under.
-            sqlx::Executor::execute(
-                &mut admin,
-                sqlx::AssertSqlSafe(format!(
-                    "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; \
-                     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-                )),
-            )
-            .await
-            .expect("create the application role");
-            sqlx::Executor::execute(
-                &mut admin,
-                sqlx::AssertSqlSafe(format!("CREATE DATABASE {database} OWNER {APP_ROLE}")),
-            )
-            .await
-            .expect("create test database");
-            let url = app_role_url(&admin_url, &database);
+            let database = TestDatabase::create().await;
             let mut app = spawn_app_with(|c| {
+                c.database_url = database.url.clone();
                 adjust(c);
-                c.database_url = url;
             })
             .await;
-            app.drop_database = Some((admin_url, database));
+            app._database = Some(database);
             app
         }
+    }
+}
+
+/// A new PostgreSQL database of a test's own, dropped when this is.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    /// The database's URL as the application role.
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates it on the server of `CALLSCOPE_TEST_POSTGRES_URL`, owned by
+    /// [`APP_ROLE`]: the server connects as an ordinary role that owns the
+    /// database, as in production, since a superuser would bypass the
+    /// row-level security every test then runs under.
+    pub async fn create() -> TestDatabase {
+        let admin_url = postgres_admin_url()
+            .unwrap_or_else(|why| panic!("the PostgreSQL variant cannot run: {why}"));
+        let name = format!("callscope_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .expect("connect to the PostgreSQL admin database");
+        sqlx::Executor::execute(
+            &mut admin,
+            sqlx::AssertSqlSafe(format!(
+                "DO $$ BEGIN CREATE ROLE {APP_ROLE} LOGIN; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+            )),
+        )
+        .await
+        .expect("create the application role");
+        sqlx::Executor::execute(
+            &mut admin,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name} OWNER {APP_ROLE}")),
+        )
+        .await
+        .expect("create test database");
+        TestDatabase {
+            url: app_role_url(&admin_url, &name),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (admin_url, database) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: use a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime
+                .block_on(async {
+                    let mut admin =
+                        <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await?;
+                    sqlx::Executor::execute(
+                        &mut admin,
+                        sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+                        )),
+                    )
+                    .await
+                    .map(|_| ())
+                })
+                .map_err(std::io::Error::other)
+        })
+        .join();
     }
 }
 
@@ -132,7 +179,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
         database_url,
         shutdown: Some(tx),
         server: Some(server),
-        drop_database: None,
+        _database: None,
         _dir: dir,
     }
 }
@@ -201,29 +248,7 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some((admin_url, database)) = self.drop_database.take() {
-            // Drop runs inside the test's runtime: use a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?;
-                runtime
-                    .block_on(async {
-                        let mut admin =
-                            <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await?;
-                        sqlx::Executor::execute(
-                            &mut admin,
-                            sqlx::AssertSqlSafe(format!(
-                                "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
-                            )),
-                        )
-                        .await
-                        .map(|_| ())
-                    })
-                    .map_err(std::io::Error::other)
-            })
-            .join();
-        }
+        // The database (if any) is dropped after this, with the fields.
     }
 }
 

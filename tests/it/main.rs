@@ -6,8 +6,9 @@
 //!
 //! The harness is libtest-mimic (`harness = false`), so that a test whose
 //! prerequisite is missing (`CALLSCOPE_TEST_POSTGRES_URL`, grpcurl, the
-//! PostgreSQL binaries of the outage test) is reported as `ignored` with the
-//! reason, never as passed; under `CI=true` it fails instead.
+//! PostgreSQL binaries of the outage test, pgbouncer) is reported as
+//! `ignored` with the reason, never as passed; under `CI=true` it fails
+//! instead.
 
 #![recursion_limit = "512"]
 
@@ -28,6 +29,7 @@ mod number_states;
 mod operations;
 mod outage;
 mod pg_cluster;
+mod pgbouncer;
 mod readme;
 mod readside;
 mod replica;
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         operations::trials(),
         nats_sink::trials(),
         outage::trials(),
+        pgbouncer::trials(),
         readme::trials(),
         replica::trials(),
         number_states::trials(),

@@ -269,7 +269,7 @@ impl PgInstance {
 }
 
 /// Gives `path` to `user` (the PostgreSQL tools' user when running as root).
-fn chown_to(user: Option<&str>, path: &Path) -> Result<(), String> {
+pub fn chown_to(user: Option<&str>, path: &Path) -> Result<(), String> {
     let Some(user) = user else {
         return Ok(());
     };
@@ -289,7 +289,7 @@ fn read_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
