@@ -428,4 +428,3 @@ pub fn copy_binary(rows: &[Vec<Val>]) -> Vec<u8> {
     out.extend_from_slice(&(-1_i16).to_be_bytes());
     out
 }
-

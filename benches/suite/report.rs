@@ -19,7 +19,7 @@ pub enum Goal {
 }
 
 impl Goal {
-    fn text(self) -> String {
+    pub fn text(self) -> String {
         match self {
             Goal::RatioAtLeast(x) => format!("ratio >= {x}"),
             Goal::RatioAtMost(x) => format!("ratio <= {x}"),
@@ -27,7 +27,7 @@ impl Goal {
         }
     }
 
-    fn met(self, value: f64, ratio: Option<f64>) -> bool {
+    pub fn met(self, value: f64, ratio: Option<f64>) -> bool {
         match (self, ratio) {
             (Goal::RatioAtLeast(x), Some(r)) => r >= x,
             (Goal::RatioAtMost(x), Some(r)) => r <= x,

@@ -21,8 +21,8 @@
 -- lock keys in different orders. So each statement on `calls` or
 -- `call_tags` appends its net change per key (statement triggers over the
 -- transition tables), and an hour's rows are folded into one per key by
--- whichever statement finds more than 256 of them and wins the hour's
--- advisory lock.
+-- whichever statement finds more than 256 surplus rows (rows beyond one per
+-- key) and wins the hour's advisory lock.
 CREATE TABLE call_rollups (
     tenant_id   TEXT   NOT NULL,
     id          BIGINT GENERATED ALWAYS AS IDENTITY,
@@ -54,7 +54,11 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT at - ((at % 3600000) + 3600000) % 3600000 $$
 
 -- One call's contributions. Its tags count while both exist: the call's
 -- triggers add and remove the tags it has at that moment, the tags'
--- triggers those whose call exists, so either order of writes keeps it.
+-- triggers those whose call exists, so either order of writes keeps it,
+-- provided a call's tags are written under its row lock (the tag triggers
+-- read the call without locking it; every write path upserts or locks the
+-- call before its tags: upsert_rows before the children, load_calls
+-- FOR UPDATE before deletes).
 CREATE FUNCTION call_rollup_keys(c calls)
 RETURNS TABLE (dim TEXT, key TEXT, detail TEXT, calls BIGINT, answered BIGINT, talk_sum BIGINT,
     ring_sum BIGINT, rounds_sum BIGINT, score_sum BIGINT, score_count BIGINT)
@@ -74,14 +78,16 @@ LANGUAGE sql STABLE AS $$
         WHERE ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id
 $$;
 
--- Folds an hour's rows into one per key, unless another transaction is
--- folding it. Rows appended meanwhile by uncommitted writers are not seen by
--- the DELETE and stay as they are.
+-- Folds an hour's rows into one per key once more than 256 of them repeat a
+-- key (an hour may well hold more than 256 keys: counting rows alone would
+-- fold it again on every statement), unless another transaction is folding
+-- it. Rows appended meanwhile by uncommitted writers are not seen by the
+-- DELETE and stay as they are.
 CREATE FUNCTION call_rollups_fold(t TEXT, k TEXT, h BIGINT) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF (SELECT COUNT(*) FROM (SELECT 1 FROM call_rollups
-            WHERE tenant_id = t AND task_id = k AND hour = h LIMIT 257) r) <= 256 THEN
+    IF (SELECT COUNT(*) - COUNT(DISTINCT (dim, key, detail)) FROM call_rollups
+            WHERE tenant_id = t AND task_id = k AND hour = h) <= 256 THEN
         RETURN;
     END IF;
     IF NOT pg_try_advisory_xact_lock(hashtextextended('call_rollups:' || t || ':' || k || ':' || h, 0)) THEN
@@ -118,7 +124,9 @@ BEGIN
     HAVING SUM(s * calls) <> 0 OR SUM(s * answered) <> 0 OR SUM(s * talk_sum) <> 0
         OR SUM(s * ring_sum) <> 0 OR SUM(s * rounds_sum) <> 0 OR SUM(s * score_sum) <> 0
         OR SUM(s * score_count) <> 0;
-    FOR touched IN SELECT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM added LOOP
+    FOR touched IN
+        SELECT DISTINCT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM added
+    LOOP
         PERFORM call_rollups_fold(touched.tenant_id, touched.task_id, touched.hour);
     END LOOP;
     RETURN NULL;
@@ -140,7 +148,9 @@ BEGIN
     HAVING SUM(s * calls) <> 0 OR SUM(s * answered) <> 0 OR SUM(s * talk_sum) <> 0
         OR SUM(s * ring_sum) <> 0 OR SUM(s * rounds_sum) <> 0 OR SUM(s * score_sum) <> 0
         OR SUM(s * score_count) <> 0;
-    FOR touched IN SELECT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM removed LOOP
+    FOR touched IN
+        SELECT DISTINCT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM removed
+    LOOP
         PERFORM call_rollups_fold(touched.tenant_id, touched.task_id, touched.hour);
     END LOOP;
     RETURN NULL;
@@ -165,7 +175,10 @@ BEGIN
     HAVING SUM(s * calls) <> 0 OR SUM(s * answered) <> 0 OR SUM(s * talk_sum) <> 0
         OR SUM(s * ring_sum) <> 0 OR SUM(s * rounds_sum) <> 0 OR SUM(s * score_sum) <> 0
         OR SUM(s * score_count) <> 0;
-    FOR touched IN SELECT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM added UNION SELECT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM removed LOOP
+    FOR touched IN
+        SELECT tenant_id, task_id, call_rollup_hour(call_time) AS hour FROM added
+        UNION SELECT tenant_id, task_id, call_rollup_hour(call_time) FROM removed
+    LOOP
         PERFORM call_rollups_fold(touched.tenant_id, touched.task_id, touched.hour);
     END LOOP;
     RETURN NULL;

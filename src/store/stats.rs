@@ -375,9 +375,14 @@ where
         let Some(offset) = stats::nearest_rank_offset(percent, answered) else {
             return Ok(0);
         };
-        let (bin, within) = stats::locate_in_histogram(bins, offset).ok_or_else(|| {
-            StoreError::Corrupt(format!("talk histogram holds fewer than {answered} calls"))
-        })?;
+        // Each statement reads its own snapshot: a write committed between
+        // the histogram and this read (a call deleted, its talk time or hour
+        // changed) can leave the bin short. The scan answers then.
+        let Some((bin, within)) = stats::locate_in_histogram(bins, offset) else {
+            return self
+                .talk_percentile(tenant, filter, percent, answered)
+                .await;
+        };
         let mut qb = QueryBuilder::<DB>::new("SELECT c.talk_ms FROM calls c");
         push_where(&mut qb, tenant, filter);
         qb.push(format_args!(
@@ -392,9 +397,10 @@ where
         let rows = self.read_all(tenant, &mut qb).await?;
         match rows.first() {
             Some(row) => Ok(row.try_get(0)?),
-            None => Err(StoreError::Corrupt(format!(
-                "talk bin {bin} holds fewer calls than its rollup"
-            ))),
+            None => {
+                self.talk_percentile(tenant, filter, percent, answered)
+                    .await
+            }
         }
     }
 
@@ -479,11 +485,13 @@ where
             ));
         }
         qb.push(
-            " UNION ALL SELECT 'level', COALESCE(g.intent_level_id, ''), COALESCE(il.name, ''), \
+            " UNION ALL SELECT 'level', COALESCE(g.intent_level_id, ''), COALESCE(MAX(il.name), ''), \
              CAST(SUM(g.n) AS BIGINT), 0, 0, 0, 0, 0, 0 FROM g LEFT JOIN intent_levels il ON il.tenant_id = ",
         )
         .push_bind(tenant.to_owned())
-        .push(" AND il.intent_level_id = g.intent_level_id GROUP BY g.intent_level_id, il.name");
+        // A level stored as '' (a vendor's level with neither code nor task)
+        // counts with the calls that have none, as the rollups count it.
+        .push(" AND il.intent_level_id = g.intent_level_id GROUP BY COALESCE(g.intent_level_id, '')");
         let rows = self.read_all(tenant, &mut qb).await?;
 
         let mut t = Totals {
@@ -564,20 +572,11 @@ where
     ) -> Result<Vec<CountEntry>, StoreError> {
         let mut qb =
             QueryBuilder::<DB>::new("SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM (");
-        if only_tasks(filter) {
-            // The dashboard's filter: counted on the task's tag index alone.
-            qb.push("SELECT ct.tag_id, COUNT(*) AS n FROM call_tags ct WHERE ct.tenant_id = ")
-                .push_bind(tenant.to_owned())
-                .push(" AND ct.task_id IN (");
-            push_list(&mut qb, &filter.task_ids);
-            qb.push(")");
-        } else {
-            qb.push(
-                "SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
-                 ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
-            );
-            push_where(&mut qb, tenant, filter);
-        }
+        qb.push(
+            "SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
+             ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
+        );
+        push_where(&mut qb, tenant, filter);
         qb.push(" GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT ")
             .push_bind(i64::from(top))
             .push(") t LEFT JOIN tags g ON g.tenant_id = ")
@@ -731,14 +730,4 @@ fn text_entries(map: BTreeMap<String, i64>) -> Vec<CountEntry> {
         .collect();
     stats::sort_breakdown(&mut list);
     list
-}
-
-/// True when the filter names tasks and nothing else.
-fn only_tasks(filter: &CallFilter) -> bool {
-    !filter.task_ids.is_empty()
-        && *filter
-            == CallFilter {
-                task_ids: filter.task_ids.clone(),
-                ..CallFilter::default()
-            }
 }

@@ -2,7 +2,8 @@
 //! random calls are written, rewritten (moved across hours and tasks, their
 //! outcome, talk time, cost and tags changed), deleted and erased, then
 //! GetCallStats and GetCallTimeSeries of random filters the rollups answer
-//! (tasks and a whole-hour `call_time` window) must equal the answers to the
+//! (tasks and a whole-hour `call_time` window; one task-hour crowded past
+//! the PostgreSQL fold's 256 keys) must equal the answers to the
 //! same filter made to take the scan (`min_talk_ms: 0` selects the same
 //! calls, since talk time is never negative, but the rollups do not answer
 //! it). Seeded, so a failure repeats.
@@ -150,12 +151,33 @@ async fn rollups_answer_as_the_scan_does(app: TestApp) {
             .await
             .expect("upsert calls");
     }
+    // A crowded task-hour: 600 calls of t1 in two hours with 300 provinces,
+    // in batches of 100, so an hour's keys outnumber the fold's 256 and
+    // PostgreSQL folds them repeatedly.
+    for first in (0..600).step_by(100) {
+        let batch: Vec<proto::Call> = (first..first + 100)
+            .map(|i| {
+                let mut call = random_call(&mut rng, 1_000 + i);
+                call.task_id = "t1".into();
+                call.call_time = Some(ts(BASE + 30 * HOUR + (rng.below(120) * 60_000) as i64));
+                if let Some(location) = call.location.as_mut() {
+                    location.province = format!("p{}", rng.below(300));
+                }
+                call
+            })
+            .collect();
+        calls.extend(batch.iter().cloned());
+        ingest
+            .upsert_calls(UpsertCallsRequest { calls: batch })
+            .await
+            .expect("upsert crowded calls");
+    }
     // Rewrites: a later view of 150 calls, each one with a new random body
     // (its task, hour, outcome, talk time, cost and tags all may change).
     for round in 0..3 {
         let mut batch = Vec::new();
         for _ in 0..50 {
-            let i = rng.below(calls.len() as u64) as usize;
+            let i = rng.below(400) as usize;
             let mut call = random_call(&mut rng, i);
             call.update_time = Some(ts(BASE + 1_000_000_000 + round));
             calls[i] = call.clone();
@@ -190,8 +212,18 @@ async fn rollups_answer_as_the_scan_does(app: TestApp) {
         .expect("erase phone");
 
     let mut analytics = app.analytics.clone();
+    let crowded = CallFilter {
+        task_ids: vec!["t1".into()],
+        start_time: Some(ts(BASE + 30 * HOUR)),
+        end_time: Some(ts(BASE + 32 * HOUR)),
+        ..Default::default()
+    };
     for case in 0..40 {
-        let filter = random_filter(&mut rng);
+        let filter = if case == 0 {
+            crowded.clone()
+        } else {
+            random_filter(&mut rng)
+        };
         let top_tags = rng.below(4) as i32;
         let stats = |filter: CallFilter| GetCallStatsRequest {
             filter: Some(filter),
