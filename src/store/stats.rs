@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
 
-use super::dialect::push_list;
 use super::filter_sql::{push_rollup_where, push_where, time_column};
 use super::{Dialect, SqlStore, StatsStore, StoreError};
 use crate::domain::stats::{
