@@ -210,7 +210,8 @@ async fn rls_on(args: &Args, app_url: &str, super_url: &str) -> anyhow::Result<V
         "[rls] ingesting {} calls through UpsertCalls as {APP_ROLE}",
         args.calls
     );
-    ingest::grpc(&owner, args).await?;
+    let rate = ingest::grpc(&owner, args).await?;
+    eprintln!("[rls] ingest as {APP_ROLE}: {rate:.0} rows/s");
     let mut conn = PgConnection::connect(super_url).await?;
     conn.execute("ANALYZE").await?;
     let checks: (bool, bool, bool) = sqlx::query_as(
