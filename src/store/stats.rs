@@ -21,8 +21,11 @@ const FRACTION_CHUNK: u32 = 9;
 /// Fraction digits the chunked sum covers; longer costs take the slow path.
 const FRACTION_DIGITS: i64 = 18;
 
-/// Counts, sums and the per-outcome and per-party counts.
-struct Totals {
+/// The figures of CallStats as the database's summed rows arrive, from the
+/// scan of the calls or from the rollups alike: the totals, and one row per
+/// breakdown key.
+#[derive(Default)]
+struct Figures {
     total: i64,
     answered: i64,
     talk_total: i64,
@@ -32,13 +35,87 @@ struct Totals {
     score_count: i64,
     by_outcome: Vec<CountEntry>,
     by_party: Vec<CountEntry>,
+    by_intent_level: Vec<CountEntry>,
+    // `unknown` may also be a carrier's or province's own text: both add up.
+    carriers: BTreeMap<String, i64>,
+    provinces: BTreeMap<String, i64>,
 }
 
-/// The free-text breakdowns.
-struct Dimensions {
-    by_intent_level: Vec<CountEntry>,
-    by_carrier: Vec<CountEntry>,
-    by_province: Vec<CountEntry>,
+impl Figures {
+    /// Counts `n` calls under `key` of breakdown `dim`; `name` gives an
+    /// intent level's catalog name. False for a dimension that is no
+    /// breakdown.
+    fn add(
+        &mut self,
+        dim: &str,
+        key: String,
+        name: impl FnOnce() -> Result<String, StoreError>,
+        n: i64,
+    ) -> Result<bool, StoreError> {
+        let code = || {
+            key.parse::<i32>()
+                .map_err(|_| StoreError::Corrupt(format!("{dim} = {key}")))
+        };
+        match dim {
+            "outcome" => {
+                let outcome = CallOutcome::from_code(code()?)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outcome = {key}")))?;
+                self.by_outcome.push(stats::outcome_entry(outcome, n));
+            }
+            "party" => {
+                let party = Party::from_code(code()?)
+                    .ok_or_else(|| StoreError::Corrupt(format!("hangup_by = {key}")))?;
+                self.by_party.push(stats::party_entry(party, n));
+            }
+            "carrier" => *self.carriers.entry(stats::text_key(&key)).or_default() += n,
+            "province" => *self.provinces.entry(stats::text_key(&key)).or_default() += n,
+            "level" => {
+                let name = if key == NO_INTENT_LEVEL_KEY {
+                    "none".to_owned()
+                } else {
+                    name()?
+                };
+                self.by_intent_level.push(CountEntry {
+                    key,
+                    name,
+                    count: n,
+                });
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The stats, with what the breakdown rows do not carry.
+    fn into_stats(
+        mut self,
+        (talk_ms_p50, talk_ms_p90): (i64, i64),
+        by_tag: Vec<CountEntry>,
+        cost_totals: Vec<MoneyTotal>,
+    ) -> CallStats {
+        stats::sort_breakdown(&mut self.by_outcome);
+        stats::sort_breakdown(&mut self.by_party);
+        stats::sort_breakdown(&mut self.by_intent_level);
+        CallStats {
+            total_calls: self.total,
+            answered_calls: self.answered,
+            answer_rate: stats::ratio(self.answered, self.total),
+            talk_ms_total: self.talk_total,
+            talk_ms_avg: stats::int_avg(self.talk_total, self.answered),
+            talk_ms_p50,
+            talk_ms_p90,
+            ring_ms_avg: stats::int_avg(self.ring_sum, self.total),
+            rounds_avg: stats::ratio(self.rounds_sum, self.total),
+            score_avg: stats::ratio(self.score_sum, self.score_count),
+            by_outcome: self.by_outcome,
+            by_intent_level: self.by_intent_level,
+            by_tag,
+            by_hangup_party: self.by_party,
+            by_carrier: text_entries(self.carriers),
+            by_province: text_entries(self.provinces),
+            cost_totals,
+        }
+    }
 }
 
 #[async_trait]
@@ -66,34 +143,16 @@ where
             return self.rollup_stats(tenant, filter, top_tags).await;
         }
         // Independent scans run on separate reader connections at once.
-        let ((totals, dims), by_tag, cost_totals) = tokio::try_join!(
+        let (figures, by_tag, cost_totals) = tokio::try_join!(
             self.stat_scan(tenant, filter),
             self.stat_tags(tenant, filter, top_tags),
             self.stat_costs(tenant, filter),
         )?;
-        let (talk_ms_p50, talk_ms_p90) = tokio::try_join!(
-            self.talk_percentile(tenant, filter, 50, totals.answered),
-            self.talk_percentile(tenant, filter, 90, totals.answered),
+        let talk = tokio::try_join!(
+            self.talk_percentile(tenant, filter, 50, figures.answered),
+            self.talk_percentile(tenant, filter, 90, figures.answered),
         )?;
-        Ok(CallStats {
-            total_calls: totals.total,
-            answered_calls: totals.answered,
-            answer_rate: stats::ratio(totals.answered, totals.total),
-            talk_ms_total: totals.talk_total,
-            talk_ms_avg: stats::int_avg(totals.talk_total, totals.answered),
-            talk_ms_p50,
-            talk_ms_p90,
-            ring_ms_avg: stats::int_avg(totals.ring_sum, totals.total),
-            rounds_avg: stats::ratio(totals.rounds_sum, totals.total),
-            score_avg: stats::ratio(totals.score_sum, totals.score_count),
-            by_outcome: totals.by_outcome,
-            by_intent_level: dims.by_intent_level,
-            by_tag,
-            by_hangup_party: totals.by_party,
-            by_carrier: dims.by_carrier,
-            by_province: dims.by_province,
-            cost_totals,
-        })
+        Ok(figures.into_stats(talk, by_tag, cost_totals))
     }
 
     async fn call_time_slots(
@@ -103,31 +162,27 @@ where
         origin: UnixMs,
         slot_ms: i64,
     ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError> {
-        if stats::rollups_answer(filter)
+        let from_rollups = stats::rollups_answer(filter)
             && origin.rem_euclid(ROLLUP_HOUR_MS) == 0
-            && slot_ms % ROLLUP_HOUR_MS == 0
-        {
-            return self
-                .rollup_time_slots(tenant, filter, origin, slot_ms)
-                .await;
-        }
-        let column = time_column(filter.window.field);
-        let answered = CallOutcome::Answered.code();
-        let mut qb = QueryBuilder::<DB>::new(format!("SELECT ({column} - "));
-        qb.push_bind(origin)
-            .push(") / ")
-            .push_bind(slot_ms)
-            .push(format_args!(
-                " AS slot, COUNT(*) AS total, \
-                 CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN 1 ELSE 0 END), 0) AS BIGINT) AS answered, \
-                 CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END), 0) AS BIGINT) AS talk_total, \
-                 CAST(COALESCE(SUM(c.score), 0) AS BIGINT) AS score_sum, COUNT(c.score) AS score_count FROM calls c"
-            ));
-        push_where(&mut qb, tenant, filter);
-        // Slots before the origin cannot occur: the window starts at or
-        // after it, and the service always gives a window.
-        qb.push(format_args!(" AND {column} >= ")).push_bind(origin);
-        qb.push(" GROUP BY slot ORDER BY slot");
+            && slot_ms % ROLLUP_HOUR_MS == 0;
+        let mut qb = if from_rollups {
+            // Whole-hour slots from a whole hour: the rollups' `all` rows.
+            let mut qb = QueryBuilder::<DB>::new("SELECT (hour - ");
+            qb.push_bind(origin).push(") / ").push_bind(slot_ms).push(
+                " AS slot, CAST(SUM(calls) AS BIGINT) AS total, \
+                     CAST(SUM(answered) AS BIGINT) AS answered, \
+                     CAST(SUM(talk_sum) AS BIGINT) AS talk_total, \
+                     CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
+                     CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups",
+            );
+            push_rollup_where(&mut qb, tenant, filter);
+            qb.push(" AND dim = 'all' AND hour >= ")
+                .push_bind(origin)
+                .push(" GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot");
+            qb
+        } else {
+            scanned_slots(tenant, filter, origin, slot_ms)
+        };
         let rows = self.read_all(tenant, &mut qb).await?;
         rows.iter()
             .map(|row| {
@@ -175,73 +230,35 @@ where
             self.rollup_sums(tenant, filter),
             self.rollup_tags(tenant, filter, top),
         )?;
-        let mut t = Totals {
-            total: 0,
-            answered: 0,
-            talk_total: 0,
-            ring_sum: 0,
-            rounds_sum: 0,
-            score_sum: 0,
-            score_count: 0,
-            by_outcome: Vec::new(),
-            by_party: Vec::new(),
-        };
-        let mut carriers: BTreeMap<String, i64> = BTreeMap::new();
-        let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
-        let mut by_intent_level = Vec::new();
+        let mut figures = Figures::default();
         let mut talk_bins: Vec<(i64, i64)> = Vec::new();
         let mut costs: BTreeMap<String, Decimal> = BTreeMap::new();
-        for row in sums {
+        for (row, sums) in sums {
             let RollupRow {
                 dim,
                 key,
                 detail,
                 calls: n,
                 name,
-            } = row.0;
-            let code = || {
-                key.parse::<i64>()
-                    .map_err(|_| StoreError::Corrupt(format!("rollup {dim} = {key}")))
-            };
+            } = row;
             match dim.as_str() {
                 "all" => {
-                    t.total = n;
+                    figures.total = n;
                     (
-                        t.answered,
-                        t.talk_total,
-                        t.ring_sum,
-                        t.rounds_sum,
-                        t.score_sum,
-                        t.score_count,
-                    ) = row.1;
+                        figures.answered,
+                        figures.talk_total,
+                        figures.ring_sum,
+                        figures.rounds_sum,
+                        figures.score_sum,
+                        figures.score_count,
+                    ) = sums;
                 }
                 _ if n == 0 => {}
-                "outcome" => {
-                    let outcome = i32::try_from(code()?)
-                        .ok()
-                        .and_then(CallOutcome::from_code)
-                        .ok_or_else(|| StoreError::Corrupt(format!("outcome = {key}")))?;
-                    t.by_outcome.push(stats::outcome_entry(outcome, n));
-                }
-                "party" => {
-                    let party = i32::try_from(code()?)
-                        .ok()
-                        .and_then(Party::from_code)
-                        .ok_or_else(|| StoreError::Corrupt(format!("hangup_by = {key}")))?;
-                    t.by_party.push(stats::party_entry(party, n));
-                }
-                "carrier" => *carriers.entry(stats::text_key(&key)).or_default() += n,
-                "province" => *provinces.entry(stats::text_key(&key)).or_default() += n,
-                "level" => by_intent_level.push(CountEntry {
-                    name: if key == NO_INTENT_LEVEL_KEY {
-                        "none".to_owned()
-                    } else {
-                        name
-                    },
-                    key,
-                    count: n,
-                }),
-                "talk" => talk_bins.push((code()?, n)),
+                "talk" => talk_bins.push((
+                    key.parse()
+                        .map_err(|_| StoreError::Corrupt(format!("talk bin {key}")))?,
+                    n,
+                )),
                 "cost" => {
                     let total = costs.entry(key.clone()).or_default();
                     *total = Decimal::parse(&detail)
@@ -249,42 +266,26 @@ where
                         .and_then(|d| total.checked_add(d))
                         .ok_or_else(|| StoreError::Corrupt(format!("cost `{detail}` of {key}")))?;
                 }
-                _ => return Err(StoreError::Corrupt(format!("rollup dimension {dim}"))),
+                _ => {
+                    if !figures.add(&dim, key, || Ok(name), n)? {
+                        return Err(StoreError::Corrupt(format!("rollup dimension {dim}")));
+                    }
+                }
             }
         }
         talk_bins.sort_unstable();
-        let (talk_ms_p50, talk_ms_p90) = tokio::try_join!(
-            self.rollup_talk_percentile(tenant, filter, &talk_bins, 50, t.answered),
-            self.rollup_talk_percentile(tenant, filter, &talk_bins, 90, t.answered),
+        let talk = tokio::try_join!(
+            self.rollup_talk_percentile(tenant, filter, &talk_bins, 50, figures.answered),
+            self.rollup_talk_percentile(tenant, filter, &talk_bins, 90, figures.answered),
         )?;
-        stats::sort_breakdown(&mut t.by_outcome);
-        stats::sort_breakdown(&mut t.by_party);
-        stats::sort_breakdown(&mut by_intent_level);
-        Ok(CallStats {
-            total_calls: t.total,
-            answered_calls: t.answered,
-            answer_rate: stats::ratio(t.answered, t.total),
-            talk_ms_total: t.talk_total,
-            talk_ms_avg: stats::int_avg(t.talk_total, t.answered),
-            talk_ms_p50,
-            talk_ms_p90,
-            ring_ms_avg: stats::int_avg(t.ring_sum, t.total),
-            rounds_avg: stats::ratio(t.rounds_sum, t.total),
-            score_avg: stats::ratio(t.score_sum, t.score_count),
-            by_outcome: t.by_outcome,
-            by_intent_level,
-            by_tag,
-            by_hangup_party: t.by_party,
-            by_carrier: text_entries(carriers),
-            by_province: text_entries(provinces),
-            cost_totals: costs
-                .into_iter()
-                .map(|(currency, amount)| MoneyTotal {
-                    currency,
-                    amount: amount.to_plain_string(),
-                })
-                .collect(),
-        })
+        let cost_totals = costs
+            .into_iter()
+            .map(|(currency, amount)| MoneyTotal {
+                currency,
+                amount: amount.to_plain_string(),
+            })
+            .collect();
+        Ok(figures.into_stats(talk, by_tag, cost_totals))
     }
 
     /// Every key of every dimension but tags, summed over the filter's
@@ -338,26 +339,12 @@ where
         filter: &CallFilter,
         top: u32,
     ) -> Result<Vec<CountEntry>, StoreError> {
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT t.key AS tag_id, COALESCE(g.name, '') AS name, t.n FROM \
-             (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM call_rollups",
-        );
-        push_rollup_where(&mut qb, tenant, filter);
-        qb.push(" AND dim = 'tag' GROUP BY key HAVING SUM(calls) <> 0 ORDER BY n DESC, key LIMIT ")
-            .push_bind(i64::from(top))
-            .push(") t LEFT JOIN tags g ON g.tenant_id = ")
-            .push_bind(tenant.to_owned())
-            .push(" AND g.tag_id = t.key ORDER BY t.n DESC, t.key");
-        let rows = self.read_all(tenant, &mut qb).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CountEntry {
-                    key: row.try_get("tag_id")?,
-                    name: row.try_get("name")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
+        self.top_tags(tenant, top, |qb| {
+            qb.push("SELECT key AS tag_id, CAST(SUM(calls) AS BIGINT) AS n FROM call_rollups");
+            push_rollup_where(qb, tenant, filter);
+            qb.push(" AND dim = 'tag' GROUP BY key HAVING SUM(calls) <> 0");
+        })
+        .await
     }
 
     /// The nearest-rank percentile of answered calls' talk time: the
@@ -382,65 +369,14 @@ where
                 .talk_percentile(tenant, filter, percent, answered)
                 .await;
         };
-        let mut qb = QueryBuilder::<DB>::new("SELECT c.talk_ms FROM calls c");
-        push_where(&mut qb, tenant, filter);
-        qb.push(format_args!(
-            " AND c.outcome = {} AND c.talk_ms >= ",
-            CallOutcome::Answered.code()
-        ))
-        .push_bind(bin * ROLLUP_TALK_BIN_MS)
-        .push(" AND c.talk_ms < ")
-        .push_bind((bin + 1) * ROLLUP_TALK_BIN_MS)
-        .push(" ORDER BY c.talk_ms LIMIT 1 OFFSET ")
-        .push_bind(within);
-        let rows = self.read_all(tenant, &mut qb).await?;
-        match rows.first() {
-            Some(row) => Ok(row.try_get(0)?),
+        let range = (bin * ROLLUP_TALK_BIN_MS, (bin + 1) * ROLLUP_TALK_BIN_MS);
+        match self.talk_at(tenant, filter, within, Some(range)).await? {
+            Some(talk_ms) => Ok(talk_ms),
             None => {
                 self.talk_percentile(tenant, filter, percent, answered)
                     .await
             }
         }
-    }
-
-    /// Time-series slots (whole hours wide, from a whole hour) summed from
-    /// the rollups' `all` rows.
-    async fn rollup_time_slots(
-        &self,
-        tenant: &str,
-        filter: &CallFilter,
-        origin: UnixMs,
-        slot_ms: i64,
-    ) -> Result<Vec<(UnixMs, BucketSums)>, StoreError> {
-        let mut qb = QueryBuilder::<DB>::new("SELECT (hour - ");
-        qb.push_bind(origin)
-            .push(") / ")
-            .push_bind(slot_ms)
-            .push(
-                " AS slot, CAST(SUM(calls) AS BIGINT) AS total, CAST(SUM(answered) AS BIGINT) AS answered, \
-                 CAST(SUM(talk_sum) AS BIGINT) AS talk_total, CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
-                 CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups",
-            );
-        push_rollup_where(&mut qb, tenant, filter);
-        qb.push(" AND dim = 'all' AND hour >= ")
-            .push_bind(origin)
-            .push(" GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot");
-        let rows = self.read_all(tenant, &mut qb).await?;
-        rows.iter()
-            .map(|row| {
-                let slot: i64 = row.try_get("slot")?;
-                Ok((
-                    origin + slot * slot_ms,
-                    BucketSums {
-                        total_calls: row.try_get("total")?,
-                        answered_calls: row.try_get("answered")?,
-                        talk_ms_total: row.try_get("talk_total")?,
-                        score_sum: row.try_get("score_sum")?,
-                        score_count: row.try_get("score_count")?,
-                    },
-                ))
-            })
-            .collect()
     }
 
     /// Totals, averages and every breakdown but tags, from one scan: the
@@ -449,11 +385,7 @@ where
     /// so nothing is sorted), and those few groups are summed again per
     /// dimension in the same statement. Only the breakdown entries leave the
     /// database.
-    async fn stat_scan(
-        &self,
-        tenant: &str,
-        filter: &CallFilter,
-    ) -> Result<(Totals, Dimensions), StoreError> {
+    async fn stat_scan(&self, tenant: &str, filter: &CallFilter) -> Result<Figures, StoreError> {
         let answered = CallOutcome::Answered.code();
         let mut qb = QueryBuilder::<DB>::new(format!(
             "WITH g AS MATERIALIZED (SELECT c.carrier, c.province, c.intent_level_id, c.outcome, \
@@ -493,74 +425,23 @@ where
         .push(" AND il.intent_level_id = g.intent_level_id GROUP BY COALESCE(g.intent_level_id, '')");
         let rows = self.read_all(tenant, &mut qb).await?;
 
-        let mut t = Totals {
-            total: 0,
-            answered: 0,
-            talk_total: 0,
-            ring_sum: 0,
-            rounds_sum: 0,
-            score_sum: 0,
-            score_count: 0,
-            by_outcome: Vec::new(),
-            by_party: Vec::new(),
-        };
-        let mut carriers: BTreeMap<String, i64> = BTreeMap::new();
-        let mut provinces: BTreeMap<String, i64> = BTreeMap::new();
-        let mut by_intent_level = Vec::new();
+        let mut figures = Figures::default();
         for row in &rows {
             let dim: String = row.try_get("dim")?;
-            let key: String = row.try_get("key")?;
             let n: i64 = row.try_get("n")?;
-            let code = || {
-                key.parse::<i32>()
-                    .map_err(|_| StoreError::Corrupt(format!("{dim} = {key}")))
-            };
-            match dim.as_str() {
-                "all" => {
-                    t.total = n;
-                    t.answered = row.try_get("answered")?;
-                    t.talk_total = row.try_get("talk_sum")?;
-                    t.ring_sum = row.try_get("ring_sum")?;
-                    t.rounds_sum = row.try_get("rounds_sum")?;
-                    t.score_sum = row.try_get("score_sum")?;
-                    t.score_count = row.try_get("score_count")?;
-                }
-                "outcome" => {
-                    let outcome = CallOutcome::from_code(code()?)
-                        .ok_or_else(|| StoreError::Corrupt(format!("outcome = {key}")))?;
-                    t.by_outcome.push(stats::outcome_entry(outcome, n));
-                }
-                "party" => {
-                    let party = Party::from_code(code()?)
-                        .ok_or_else(|| StoreError::Corrupt(format!("hangup_by = {key}")))?;
-                    t.by_party.push(stats::party_entry(party, n));
-                }
-                // `unknown` may also be a carrier's own text: both add up.
-                "carrier" => *carriers.entry(stats::text_key(&key)).or_default() += n,
-                "province" => *provinces.entry(stats::text_key(&key)).or_default() += n,
-                _ => {
-                    let name = if key == NO_INTENT_LEVEL_KEY {
-                        "none".to_owned()
-                    } else {
-                        row.try_get("name")?
-                    };
-                    by_intent_level.push(CountEntry {
-                        key,
-                        name,
-                        count: n,
-                    });
-                }
+            if dim == "all" {
+                figures.total = n;
+                figures.answered = row.try_get("answered")?;
+                figures.talk_total = row.try_get("talk_sum")?;
+                figures.ring_sum = row.try_get("ring_sum")?;
+                figures.rounds_sum = row.try_get("rounds_sum")?;
+                figures.score_sum = row.try_get("score_sum")?;
+                figures.score_count = row.try_get("score_count")?;
+            } else if !figures.add(&dim, row.try_get("key")?, || Ok(row.try_get("name")?), n)? {
+                return Err(StoreError::Corrupt(format!("stats dimension {dim}")));
             }
         }
-        stats::sort_breakdown(&mut t.by_outcome);
-        stats::sort_breakdown(&mut t.by_party);
-        stats::sort_breakdown(&mut by_intent_level);
-        let dims = Dimensions {
-            by_intent_level,
-            by_carrier: text_entries(carriers),
-            by_province: text_entries(provinces),
-        };
-        Ok((t, dims))
+        Ok(figures)
     }
 
     async fn stat_tags(
@@ -569,14 +450,29 @@ where
         filter: &CallFilter,
         top: u32,
     ) -> Result<Vec<CountEntry>, StoreError> {
+        self.top_tags(tenant, top, |qb| {
+            qb.push(
+                "SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
+                 ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
+            );
+            push_where(qb, tenant, filter);
+            qb.push(" GROUP BY ct.tag_id");
+        })
+        .await
+    }
+
+    /// The `top` rows of the statement `counts` writes (columns `tag_id`
+    /// and `n`), most used first, with the tags' catalog names.
+    async fn top_tags(
+        &self,
+        tenant: &str,
+        top: u32,
+        counts: impl FnOnce(&mut QueryBuilder<DB>),
+    ) -> Result<Vec<CountEntry>, StoreError> {
         let mut qb =
             QueryBuilder::<DB>::new("SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM (");
-        qb.push(
-            "SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
-             ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id",
-        );
-        push_where(&mut qb, tenant, filter);
-        qb.push(" GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT ")
+        counts(&mut qb);
+        qb.push(" ORDER BY n DESC, tag_id LIMIT ")
             .push_bind(i64::from(top))
             .push(") t LEFT JOIN tags g ON g.tenant_id = ")
             .push_bind(tenant.to_owned())
@@ -606,17 +502,40 @@ where
         let Some(offset) = stats::nearest_rank_offset(percent, answered) else {
             return Ok(0);
         };
+        Ok(self
+            .talk_at(tenant, filter, offset, None)
+            .await?
+            .unwrap_or(0))
+    }
+
+    /// The talk time at 0-based `offset` among the filter's answered calls
+    /// in talk order, counting only talk times in `[from, to)` when given;
+    /// `None` past the last.
+    async fn talk_at(
+        &self,
+        tenant: &str,
+        filter: &CallFilter,
+        offset: i64,
+        range: Option<(i64, i64)>,
+    ) -> Result<Option<i64>, StoreError> {
         let mut qb = QueryBuilder::<DB>::new("SELECT c.talk_ms FROM calls c");
         push_where(&mut qb, tenant, filter);
         qb.push(format_args!(
-            " AND c.outcome = {} ORDER BY c.talk_ms LIMIT 1 OFFSET ",
+            " AND c.outcome = {}",
             CallOutcome::Answered.code()
-        ))
-        .push_bind(offset);
+        ));
+        if let Some((from, to)) = range {
+            qb.push(" AND c.talk_ms >= ")
+                .push_bind(from)
+                .push(" AND c.talk_ms < ")
+                .push_bind(to);
+        }
+        qb.push(" ORDER BY c.talk_ms LIMIT 1 OFFSET ")
+            .push_bind(offset);
         let rows = self.read_all(tenant, &mut qb).await?;
         Ok(match rows.first() {
-            Some(row) => row.try_get(0)?,
-            None => 0,
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
         })
     }
 
@@ -729,4 +648,36 @@ fn text_entries(map: BTreeMap<String, i64>) -> Vec<CountEntry> {
         .collect();
     stats::sort_breakdown(&mut list);
     list
+}
+
+/// The statement of time-series slots from the scan of the calls.
+fn scanned_slots<DB>(
+    tenant: &str,
+    filter: &CallFilter,
+    origin: UnixMs,
+    slot_ms: i64,
+) -> QueryBuilder<DB>
+where
+    DB: Dialect,
+    for<'v> i64: Encode<'v, DB> + Type<DB>,
+    for<'v> String: Encode<'v, DB> + Type<DB>,
+{
+    let column = time_column(filter.window.field);
+    let answered = CallOutcome::Answered.code();
+    let mut qb = QueryBuilder::<DB>::new(format!("SELECT ({column} - "));
+    qb.push_bind(origin)
+        .push(") / ")
+        .push_bind(slot_ms)
+        .push(format_args!(
+            " AS slot, COUNT(*) AS total, \
+             CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN 1 ELSE 0 END), 0) AS BIGINT) AS answered, \
+             CAST(COALESCE(SUM(CASE WHEN c.outcome = {answered} THEN c.talk_ms ELSE 0 END), 0) AS BIGINT) AS talk_total, \
+             CAST(COALESCE(SUM(c.score), 0) AS BIGINT) AS score_sum, COUNT(c.score) AS score_count FROM calls c"
+        ));
+    push_where(&mut qb, tenant, filter);
+    // Slots before the origin cannot occur: the window starts at or
+    // after it, and the service always gives a window.
+    qb.push(format_args!(" AND {column} >= ")).push_bind(origin);
+    qb.push(" GROUP BY slot ORDER BY slot");
+    qb
 }
