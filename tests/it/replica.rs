@@ -97,6 +97,39 @@ async fn counted(app: &mut TestApp) -> i64 {
         .total_calls
 }
 
+/// Waits until the replica has replayed everything the primary has written
+/// so far (the server's migrations, one transaction: until its commit
+/// replays, the replica has no tables to read).
+async fn until_replayed(primary_url: &str, replica_url: &str) {
+    let mut primary = <sqlx::PgConnection as sqlx::Connection>::connect(primary_url)
+        .await
+        .expect("connect to the primary");
+    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&mut primary)
+        .await
+        .expect("primary LSN");
+    let mut replica = <sqlx::PgConnection as sqlx::Connection>::connect(replica_url)
+        .await
+        .expect("connect to the replica");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let replayed: bool =
+            sqlx::query_scalar("SELECT pg_last_wal_replay_lsn() >= CAST($1 AS pg_lsn)")
+                .bind(&lsn)
+                .fetch_one(&mut replica)
+                .await
+                .expect("replica LSN");
+        if replayed {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never replayed {lsn}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls until the listing holds `expected`: the replica has replayed.
 async fn until_listed(app: &mut TestApp, expected: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -122,6 +155,7 @@ async fn lagging_reads_go_to_the_replica_and_own_writes_to_the_primary() {
         c.database_read_url = Some(replica_url.clone());
     })
     .await;
+    until_replayed(&primary_url, &replica_url).await;
 
     // Replaying: a write shows on the replica's side within moments.
     let first = app
