@@ -233,60 +233,49 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
     direct.close().await;
     server.shutdown().await?;
 
-    println!(
-        "## Analytics, SQLite ({} calls in one task, {runs} runs each)",
-        dataset.calls
+    print_timed(
+        &format!(
+            "Analytics, SQLite ({} calls in one task, {runs} runs each)",
+            dataset.calls
+        ),
+        "SQL",
+        &timed,
     );
-    println!();
-    println!(
-        "| request | gRPC p50 ms | gRPC p99 ms | SQL p50 ms | SQL p99 ms | gRPC ÷ SQL (p50) |"
+    print_timed(
+        &format!(
+            "Analytics from rollups against the scan of the calls, SQLite (same calls, {runs} runs each)"
+        ),
+        "scan SQL",
+        &scans,
     );
-    println!("|---|---|---|---|---|---|");
-    for t in &timed {
-        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
-        println!(
-            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
-            t.request,
-            gp50 / sp50
-        );
-    }
-    println!();
-    println!(
-        "## Analytics from rollups against the scan of the calls, SQLite (same calls, {runs} runs each)"
+    print_timed(
+        &format!("Read-side look-ups, SQLite (same calls, {runs} runs each)"),
+        "SQL",
+        &lookups,
     );
-    println!();
-    println!(
-        "| request | gRPC p50 ms | gRPC p99 ms | scan SQL p50 ms | scan SQL p99 ms | gRPC ÷ scan (p50) |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for t in &scans {
-        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
-        println!(
-            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
-            t.request,
-            gp50 / sp50
-        );
-    }
-    println!();
-    println!("## Read-side look-ups, SQLite (same calls, {runs} runs each)");
-    println!();
-    println!(
-        "| request | gRPC p50 ms | gRPC p99 ms | SQL p50 ms | SQL p99 ms | gRPC ÷ SQL (p50) |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for t in &lookups {
-        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
-        println!(
-            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
-            t.request,
-            gp50 / sp50
-        );
-    }
-    println!();
     Ok(Analytics {
         stats: timed,
         lookups,
     })
+}
+
+/// One markdown table of requests timed through gRPC beside `baseline`.
+fn print_timed(title: &str, baseline: &str, rows: &[Timed]) {
+    println!("## {title}");
+    println!();
+    println!(
+        "| request | gRPC p50 ms | gRPC p99 ms | {baseline} p50 ms | {baseline} p99 ms | gRPC ÷ {baseline} (p50) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for t in rows {
+        let ((gp50, gp99), (sp50, sp99)) = (p50_p99(&t.grpc), p50_p99(&t.sql));
+        println!(
+            "| {} | {gp50:.1} | {gp99:.1} | {sp50:.1} | {sp99:.1} | {:.2}x |",
+            t.request,
+            gp50 / sp50
+        );
+    }
+    println!();
 }
 
 /// GetTask (the task's progress: its calls, numbers by status, levels)
