@@ -232,26 +232,20 @@ where
         )?;
         let mut figures = Figures::default();
         let mut talk_bins: Vec<(i64, i64)> = Vec::new();
-        let mut costs: BTreeMap<String, Decimal> = BTreeMap::new();
-        for (row, sums) in sums {
-            let RollupRow {
-                dim,
-                key,
-                detail,
-                calls: n,
-                name,
-            } = row;
+        let mut costs = CostSums::default();
+        for row in &sums {
+            let dim: String = row.try_get("dim")?;
+            let key: String = row.try_get("key")?;
+            let n: i64 = row.try_get("calls")?;
             match dim.as_str() {
                 "all" => {
                     figures.total = n;
-                    (
-                        figures.answered,
-                        figures.talk_total,
-                        figures.ring_sum,
-                        figures.rounds_sum,
-                        figures.score_sum,
-                        figures.score_count,
-                    ) = sums;
+                    figures.answered = row.try_get("answered")?;
+                    figures.talk_total = row.try_get("talk_sum")?;
+                    figures.ring_sum = row.try_get("ring_sum")?;
+                    figures.rounds_sum = row.try_get("rounds_sum")?;
+                    figures.score_sum = row.try_get("score_sum")?;
+                    figures.score_count = row.try_get("score_count")?;
                 }
                 _ if n == 0 => {}
                 "talk" => talk_bins.push((
@@ -259,15 +253,9 @@ where
                         .map_err(|_| StoreError::Corrupt(format!("talk bin {key}")))?,
                     n,
                 )),
-                "cost" => {
-                    let total = costs.entry(key.clone()).or_default();
-                    *total = Decimal::parse(&detail)
-                        .and_then(|d| d.checked_mul_int(n))
-                        .and_then(|d| total.checked_add(d))
-                        .ok_or_else(|| StoreError::Corrupt(format!("cost `{detail}` of {key}")))?;
-                }
+                "cost" => costs.add(key, &row.try_get::<String, _>("detail")?, n)?,
                 _ => {
-                    if !figures.add(&dim, key, || Ok(name), n)? {
+                    if !figures.add(&dim, key, || Ok(row.try_get("name")?), n)? {
                         return Err(StoreError::Corrupt(format!("rollup dimension {dim}")));
                     }
                 }
@@ -278,14 +266,7 @@ where
             self.rollup_talk_percentile(tenant, filter, &talk_bins, 50, figures.answered),
             self.rollup_talk_percentile(tenant, filter, &talk_bins, 90, figures.answered),
         )?;
-        let cost_totals = costs
-            .into_iter()
-            .map(|(currency, amount)| MoneyTotal {
-                currency,
-                amount: amount.to_plain_string(),
-            })
-            .collect();
-        Ok(figures.into_stats(talk, by_tag, cost_totals))
+        Ok(figures.into_stats(talk, by_tag, costs.totals()))
     }
 
     /// Every key of every dimension but tags, summed over the filter's
@@ -294,7 +275,7 @@ where
         &self,
         tenant: &str,
         filter: &CallFilter,
-    ) -> Result<Vec<(RollupRow, (i64, i64, i64, i64, i64, i64))>, StoreError> {
+    ) -> Result<Vec<DB::Row>, StoreError> {
         let mut qb = QueryBuilder::<DB>::new(
             "SELECT r.dim, r.key, r.detail, r.calls, r.answered, r.talk_sum, r.ring_sum, \
              r.rounds_sum, r.score_sum, r.score_count, COALESCE(il.name, '') AS name FROM \
@@ -308,28 +289,7 @@ where
         qb.push(" AND dim <> 'tag' GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ")
             .push_bind(tenant.to_owned())
             .push(" AND r.dim = 'level' AND il.intent_level_id = r.key");
-        let rows = self.read_all(tenant, &mut qb).await?;
-        rows.iter()
-            .map(|row| {
-                Ok((
-                    RollupRow {
-                        dim: row.try_get("dim")?,
-                        key: row.try_get("key")?,
-                        detail: row.try_get("detail")?,
-                        calls: row.try_get("calls")?,
-                        name: row.try_get("name")?,
-                    },
-                    (
-                        row.try_get("answered")?,
-                        row.try_get("talk_sum")?,
-                        row.try_get("ring_sum")?,
-                        row.try_get("rounds_sum")?,
-                        row.try_get("score_sum")?,
-                        row.try_get("score_count")?,
-                    ),
-                ))
-            })
-            .collect()
+        self.read_all(tenant, &mut qb).await
     }
 
     /// The `top` most used tags of the filter's hours, with catalog names.
@@ -605,35 +565,41 @@ where
             QueryBuilder::<DB>::new("SELECT c.currency, c.cost, COUNT(*) AS n FROM calls c");
         push_where(&mut qb, tenant, filter);
         qb.push(" AND c.cost <> '' GROUP BY c.currency, c.cost");
-        let mut sums: BTreeMap<String, Decimal> = BTreeMap::new();
+        let mut sums = CostSums::default();
         for row in self.read_all(tenant, &mut qb).await? {
-            let currency: String = row.try_get("currency")?;
-            let cost: String = row.try_get("cost")?;
-            let n: i64 = row.try_get("n")?;
-            let total = sums.entry(currency.clone()).or_default();
-            *total = Decimal::parse(&cost)
-                .and_then(|d| d.checked_mul_int(n))
-                .and_then(|d| total.checked_add(d))
-                .ok_or_else(|| StoreError::Corrupt(format!("cost `{cost}` of {currency}")))?;
+            sums.add(
+                row.try_get("currency")?,
+                &row.try_get::<String, _>("cost")?,
+                row.try_get("n")?,
+            )?;
         }
-        Ok(sums
+        Ok(sums.totals())
+    }
+}
+
+/// Exact cost totals per currency, from each distinct cost and its calls.
+#[derive(Default)]
+struct CostSums(BTreeMap<String, Decimal>);
+
+impl CostSums {
+    fn add(&mut self, currency: String, cost: &str, calls: i64) -> Result<(), StoreError> {
+        let total = self.0.entry(currency.clone()).or_default();
+        *total = Decimal::parse(cost)
+            .and_then(|d| d.checked_mul_int(calls))
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(|| StoreError::Corrupt(format!("cost `{cost}` of {currency}")))?;
+        Ok(())
+    }
+
+    fn totals(self) -> Vec<MoneyTotal> {
+        self.0
             .into_iter()
             .map(|(currency, amount)| MoneyTotal {
                 currency,
                 amount: amount.to_plain_string(),
             })
-            .collect())
+            .collect()
     }
-}
-
-/// One summed rollup key: its dimension, key, detail (a cost's text), calls
-/// and catalog name (intent levels).
-struct RollupRow {
-    dim: String,
-    key: String,
-    detail: String,
-    calls: i64,
-    name: String,
 }
 
 /// A free-text breakdown (carrier, province) as sorted entries.
