@@ -58,16 +58,6 @@ fn primary_and_replica() -> (PgInstance, PgInstance) {
     (primary, replica)
 }
 
-/// Runs `sql` on the instance at `url` as its superuser.
-async fn execute(url: &str, sql: &str) {
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .expect("connect");
-    sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql.to_owned()))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
 fn campaign_call(external_id: &str, phone: &str) -> proto::Call {
     let mut call = helpers::call(external_id, phone, "2026-11-20T08:00:00Z");
     call.task_id = "replica-campaign".to_owned();
@@ -166,7 +156,7 @@ async fn lagging_reads_go_to_the_replica_and_own_writes_to_the_primary() {
     assert_eq!(counted(&mut app).await, 1);
 
     // Replay paused: the replica stops at this point.
-    execute(&replica_url, "SELECT pg_wal_replay_pause()").await;
+    helpers::execute(&replica_url, "SELECT pg_wal_replay_pause()").await;
     let second = app
         .upsert(vec![campaign_call("replica-2", "+8613800000002")])
         .await;
@@ -242,7 +232,7 @@ async fn lagging_reads_go_to_the_replica_and_own_writes_to_the_primary() {
     assert_eq!(total, 1);
 
     // Replay resumed: the replica catches up, and nothing was lost.
-    execute(&replica_url, "SELECT pg_wal_replay_resume()").await;
+    helpers::execute(&replica_url, "SELECT pg_wal_replay_resume()").await;
     until_listed(&mut app, &["replica-1", "replica-2"]).await;
     assert_eq!(counted(&mut app).await, 2);
     let got_first = app
