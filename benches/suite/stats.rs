@@ -14,6 +14,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::report::p50_p99;
 use crate::server::Running;
+use callscope::domain::stats::{locate_in_histogram, nearest_rank_offset};
 use callscope::proto::analytics_service_client::AnalyticsServiceClient;
 use callscope::proto::call_service_client::CallServiceClient;
 use callscope::proto::catalog_service_client::CatalogServiceClient;
@@ -834,10 +835,9 @@ async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
         }
     }
     bins.sort_unstable();
-    let percentile = |p: i64| {
-        let offset = ((p * answered + 99) / 100 - 1).max(0);
-        let (bin, within) =
-            callscope::domain::stats::locate_in_histogram(&bins, offset).unwrap_or((0, 0));
+    let percentile = |p: u32| {
+        let offset = nearest_rank_offset(p, answered).unwrap_or(0);
+        let (bin, within) = locate_in_histogram(&bins, offset).unwrap_or((0, 0));
         sqlx::query_scalar::<_, i64>(
             "SELECT c.talk_ms FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) \
              AND c.call_time >= ? AND c.call_time < ? AND c.outcome = 1 \
@@ -943,8 +943,8 @@ async fn direct_scan_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     .bind(TASK)
     .fetch_all(pool);
     let ((total, answered), _, _) = tokio::try_join!(scan, tags, costs)?;
-    let percentile = |p: i64| {
-        let offset = ((p * answered + 99) / 100 - 1).max(0);
+    let percentile = |p: u32| {
+        let offset = nearest_rank_offset(p, answered).unwrap_or(0);
         sqlx::query_scalar::<_, i64>(
             "SELECT c.talk_ms FROM calls c WHERE c.tenant_id = ? AND c.task_id IN (?) AND c.outcome = 1 \
              ORDER BY c.talk_ms LIMIT 1 OFFSET ?",
