@@ -1,6 +1,7 @@
 //! Ingest: `UpsertCalls` over gRPC beside the same rows written the plain way
 //! (PostgreSQL binary `COPY … FROM STDIN`; SQLite multi-row `INSERT`, since it has no
-//! COPY), into tables with the same indexes and, as a diagnostic, without.
+//! COPY), into the real tables (keys, indexes and triggers) and, as
+//! diagnostics, into copies without triggers or without indexes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,11 +17,18 @@ use crate::data::{BASE_TABLES, Val, baseline_rows, copy_binary, synth};
 use crate::server::Running;
 use callscope::proto::{self, ingest_service_client::IngestServiceClient};
 
-/// Whether a baseline writes into tables with every index of the real ones.
+/// Which tables a baseline writes into.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Indexes {
-    All,
-    None,
+pub enum Tables {
+    /// Column-only copies: no keys, indexes or triggers (diagnostic).
+    Bare,
+    /// Copies with every key and index of the real tables but none of their
+    /// triggers (`LIKE … INCLUDING ALL`; diagnostic, PostgreSQL).
+    Indexed,
+    /// The real tables of a freshly migrated database of their own: every
+    /// key, index and trigger (task counts, number states, rollups), so the
+    /// baseline leaves the database as ingest does, but for the events.
+    Real,
 }
 
 /// Ingest through UpsertCalls: `streams` connections, each sending batches
@@ -58,28 +66,26 @@ pub async fn grpc(server: &Running, args: &Args) -> anyhow::Result<f64> {
     Ok(args.calls as f64 / started.elapsed().as_secs_f64())
 }
 
-/// COPY of every row into tables like the real ones (`LIKE … INCLUDING ALL`
-/// copies the keys and every index; `INCLUDING DEFAULTS` none), as many
+/// COPY of every row into `tables` of the database at `url`, as many
 /// streams as the gRPC ingest, one transaction per batch as an UpsertCalls
 /// request is. Rows/s.
-pub async fn pg_copy(
-    url: &str,
-    pool: &PgPool,
-    args: &Args,
-    indexes: Indexes,
-) -> anyhow::Result<f64> {
-    let including = match indexes {
-        Indexes::All => "ALL",
-        Indexes::None => "DEFAULTS",
+pub async fn pg_copy(url: &str, args: &Args, tables: Tables) -> anyhow::Result<f64> {
+    let pool = PgPool::connect(url).await?;
+    let like = match tables {
+        Tables::Bare => Some("DEFAULTS"),
+        Tables::Indexed => Some("ALL"),
+        Tables::Real => None,
     };
-    for (table, like, _) in BASE_TABLES {
-        pool.execute(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {table} (LIKE {like} INCLUDING {including})"
-        )))
-        .await?;
+    if let Some(including) = like {
+        for (table, real, _) in BASE_TABLES {
+            pool.execute(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE {table} (LIKE {real} INCLUDING {including})"
+            )))
+            .await?;
+        }
     }
     eprintln!(
-        "[postgres] COPY of {} calls (indexes: {indexes:?})",
+        "[postgres] COPY of {} calls into {tables:?} tables",
         args.calls
     );
     let next = Arc::new(AtomicU64::new(0));
@@ -98,10 +104,11 @@ pub async fn pg_copy(
                 }
                 let rows = baseline_rows(first..(first + batch).min(total), total);
                 let mut tx = conn.begin().await?;
-                for ((table, _, columns), rows) in BASE_TABLES.iter().zip(&rows) {
+                for ((bench, real, columns), rows) in BASE_TABLES.iter().zip(&rows) {
                     if rows.is_empty() {
                         continue;
                     }
+                    let table = if like.is_some() { bench } else { real };
                     let statement = format!(
                         "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
                         columns.join(", ")
@@ -118,31 +125,38 @@ pub async fn pg_copy(
         task.await??;
     }
     let rate = args.calls as f64 / started.elapsed().as_secs_f64();
-    eprintln!("[postgres] COPY (indexes: {indexes:?}): {rate:.0} rows/s");
-    for (table, _, _) in BASE_TABLES {
-        pool.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
-            .await?;
+    eprintln!("[postgres] COPY into {tables:?} tables: {rate:.0} rows/s");
+    if like.is_some() {
+        for (table, _, _) in BASE_TABLES {
+            pool.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+                .await?;
+        }
     }
+    pool.close().await;
     Ok(rate)
 }
 
-/// Multi-row INSERTs (one per batch and table) in one transaction on one
-/// connection, SQLite's fastest plain bulk load. With [`Indexes::All`] the
-/// rows go into the real tables of `url`, which must be a freshly migrated
-/// file of its own; with [`Indexes::None`] into column-only copies of them,
-/// dropped afterwards. Rows/s.
-pub async fn sqlite_insert(url: &str, args: &Args, indexes: Indexes) -> anyhow::Result<f64> {
+/// Multi-row INSERTs (one per batch and table), one transaction per batch
+/// on one connection: SQLite's fastest plain way to commit what one
+/// UpsertCalls request commits. [`Tables::Real`] are those of `url`, which
+/// must be a freshly migrated file of its own; [`Tables::Bare`] copies are
+/// made in `url` and dropped afterwards. Rows/s.
+pub async fn sqlite_insert(url: &str, args: &Args, tables: Tables) -> anyhow::Result<f64> {
+    anyhow::ensure!(
+        tables != Tables::Indexed,
+        "SQLite has no LIKE … INCLUDING ALL"
+    );
     let mut conn = SqliteConnection::connect_with(
         &url.parse::<SqliteConnectOptions>()?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full),
     )
     .await?;
-    let table_name = |(bench, real, _): &(&'static str, &'static str, _)| match indexes {
-        Indexes::All => *real,
-        Indexes::None => *bench,
+    let table_name = |(bench, real, _): &(&'static str, &'static str, _)| match tables {
+        Tables::Bare => *bench,
+        _ => *real,
     };
-    if indexes == Indexes::None {
+    if tables == Tables::Bare {
         for (table, like, _) in BASE_TABLES {
             conn.execute(sqlx::AssertSqlSafe(format!(
                 "CREATE TABLE {table} AS SELECT * FROM {like} WHERE 0"
@@ -151,13 +165,14 @@ pub async fn sqlite_insert(url: &str, args: &Args, indexes: Indexes) -> anyhow::
         }
     }
     eprintln!(
-        "[sqlite] multi-row INSERT of {} calls (indexes: {indexes:?})",
+        "[sqlite] multi-row INSERT of {} calls into {tables:?} tables",
         args.calls
     );
     let started = Instant::now();
-    let mut tx = conn.begin().await?;
     let mut first = 0;
     while first < args.calls {
+        // One transaction per batch, as one UpsertCalls request commits.
+        let mut tx = conn.begin().await?;
         let rows = baseline_rows(first..(first + args.batch).min(args.calls), args.calls);
         for (table, rows) in BASE_TABLES.iter().zip(rows) {
             if rows.is_empty() {
@@ -179,12 +194,12 @@ pub async fn sqlite_insert(url: &str, args: &Args, indexes: Indexes) -> anyhow::
             });
             qb.build().execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         first += args.batch;
     }
-    tx.commit().await?;
     let rate = args.calls as f64 / started.elapsed().as_secs_f64();
-    eprintln!("[sqlite] INSERT (indexes: {indexes:?}): {rate:.0} rows/s");
-    if indexes == Indexes::None {
+    eprintln!("[sqlite] INSERT into {tables:?} tables: {rate:.0} rows/s");
+    if tables == Tables::Bare {
         for (table, _, _) in BASE_TABLES {
             conn.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
                 .await?;

@@ -167,9 +167,7 @@ where
 
     /// Opens a write transaction for `tenant`.
     pub(super) async fn begin(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {
-        let mut tx = self.writer.begin_with(DB::BEGIN).await?;
-        Self::declare_tenant(&mut tx, tenant, DB::WRITE_SETTINGS).await?;
-        Ok(tx)
+        Self::begin_on(&self.writer, DB::BEGIN, tenant, DB::WRITE_SETTINGS).await
     }
 
     /// Opens a read transaction for `tenant`: the statements of one answer
@@ -192,9 +190,33 @@ where
         pool: &Pool<DB>,
         tenant: &str,
     ) -> Result<Transaction<'static, DB>, StoreError> {
-        let mut tx = pool.begin().await?;
-        Self::declare_tenant(&mut tx, tenant, &[]).await?;
-        Ok(tx)
+        Self::begin_on(pool, "BEGIN", tenant, &[]).await
+    }
+
+    /// Opens a transaction on `pool` with `begin` and, where the backend
+    /// enforces tenants, sets `callscope.tenant` and `settings` for the rest
+    /// of it in the same exchange: `BEGIN; SELECT set_config(…)` as one
+    /// simple query. A bound `set_config` after BEGIN cost a round trip of
+    /// its own on every request, a third of a page's exchanges. The values go
+    /// into the text as literals, so the tenant name is checked here
+    /// (letters, digits, `.`, `_`, `-`: nothing to escape), and `settings`
+    /// are the backend's constants.
+    async fn begin_on(
+        pool: &Pool<DB>,
+        begin: &'static str,
+        tenant: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<Transaction<'static, DB>, StoreError> {
+        if !DB::DECLARES_TENANT {
+            return Ok(pool.begin_with(begin).await?);
+        }
+        crate::domain::key::validate_tenant(tenant).map_err(StoreError::InvalidTenant)?;
+        let mut statement =
+            format!("{begin}; SELECT set_config('callscope.tenant', '{tenant}', true)");
+        for (name, value) in settings {
+            statement.push_str(&format!(", set_config('{name}', '{value}', true)"));
+        }
+        Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
     }
 
     /// Runs one read statement in a read transaction of its own.
@@ -261,28 +283,6 @@ where
                 .push(format_args!(" AND {id_column} IN ("));
             push_list(&mut qb, part);
             qb.push(")");
-            qb.build().execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
-
-    /// Sets `callscope.tenant` for the rest of the transaction, where the
-    /// backend enforces it, with `settings`, in one statement.
-    async fn declare_tenant(
-        tx: &mut Transaction<'static, DB>,
-        tenant: &str,
-        settings: &[(&str, &str)],
-    ) -> Result<(), StoreError> {
-        if DB::DECLARES_TENANT {
-            let mut qb = QueryBuilder::<DB>::new("SELECT set_config('callscope.tenant', ");
-            qb.push_bind(tenant.to_owned()).push(", true)");
-            for (name, value) in settings {
-                qb.push(", set_config(")
-                    .push_bind((*name).to_owned())
-                    .push(", ")
-                    .push_bind((*value).to_owned())
-                    .push(", true)");
-            }
             qb.build().execute(&mut **tx).await?;
         }
         Ok(())

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// The database holds something it should not (a bad enum number, bad JSON).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A tenant name that is not `[A-Za-z0-9._-]{1,64}` reached the store
+    /// (the edge validates every name first: a fault of ours).
+    #[error("invalid tenant name: {0}")]
+    InvalidTenant(String),
     /// The database URL names no backend we have.
     #[error("unsupported database url `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
     UnsupportedUrl(String),
