@@ -10,7 +10,7 @@ use sqlx::{
 };
 
 use super::calls_write::ROWS_PER_STATEMENT;
-use super::dialect::{json, to_json};
+use super::dialect::{json, push_list, to_json};
 use super::{CatalogStore, Dialect, SqlStore, StoreError, TaskPage};
 use crate::domain::stats::{self, CountEntry, NO_INTENT_LEVEL_KEY};
 use crate::domain::task_number::{TaskProgress, dial_status};
@@ -88,12 +88,50 @@ where
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
-    /// Upserts every entry of `catalog`; tasks seen only in calls are added, never changed.
+    /// Upserts every entry of `catalog` that would change what is stored;
+    /// tasks seen only in calls are added, never changed.
+    ///
+    /// Entries already stored as the upsert would leave them are not
+    /// written: an upsert locks its row until commit even when it changes
+    /// nothing, and every batch of a campaign names the same tags, groups
+    /// and levels, so concurrent batches (PostgreSQL) would otherwise wait
+    /// for each other from here to their commit.
     pub(super) async fn write_catalog(
         catalog: Catalog,
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
     ) -> Result<(), StoreError> {
+        let mut catalog = catalog;
+        Self::drop_stored(
+            tx,
+            tenant,
+            "tag_groups",
+            "group_id",
+            &["name", "scene_id"],
+            &mut catalog.groups,
+            |g| vec![&g.name, &g.scene_id],
+        )
+        .await?;
+        Self::drop_stored(
+            tx,
+            tenant,
+            "tags",
+            "tag_id",
+            &["name", "color", "description"],
+            &mut catalog.tags,
+            |t| vec![&t.name, &t.color, &t.description],
+        )
+        .await?;
+        Self::drop_stored(
+            tx,
+            tenant,
+            "intent_levels",
+            "intent_level_id",
+            &["name", "alias", "color"],
+            &mut catalog.levels,
+            |l| vec![&l.name, &l.alias, &l.color],
+        )
+        .await?;
         let groups: Vec<TagGroup> = catalog.groups.into_values().collect();
         for chunk in groups.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
@@ -179,6 +217,47 @@ where
             });
             qb.push(" ON CONFLICT DO NOTHING");
             qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes from `entries` (by id) those `table` already holds with every
+    /// non-empty field of the entry: the upsert, which never erases a field
+    /// with an empty one, would leave them as they are. `fields` gives an
+    /// entry's values of `columns`, in order.
+    async fn drop_stored<T>(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        table: &str,
+        id_column: &str,
+        columns: &[&str],
+        entries: &mut BTreeMap<String, T>,
+        fields: impl Fn(&T) -> Vec<&String>,
+    ) -> Result<(), StoreError> {
+        let ids: Vec<String> = entries.keys().cloned().collect();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "SELECT {id_column}, {} FROM {table} WHERE tenant_id = ",
+                columns.join(", ")
+            ));
+            qb.push_bind(tenant.to_owned())
+                .push(format_args!(" AND {id_column} IN ("));
+            push_list(&mut qb, chunk);
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut **tx).await? {
+                let id: String = row.try_get(0)?;
+                let Some(entry) = entries.get(&id) else {
+                    continue;
+                };
+                let mut unchanged = true;
+                for (n, new) in fields(entry).into_iter().enumerate() {
+                    let stored: String = row.try_get(n + 1)?;
+                    unchanged &= new.is_empty() || *new == stored;
+                }
+                if unchanged {
+                    entries.remove(&id);
+                }
+            }
         }
         Ok(())
     }
