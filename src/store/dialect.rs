@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder, Row,
-    Transaction, Type,
+    ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder,
+    Row, Transaction, Type,
 };
 
 use super::{Backend, StoreError};
@@ -376,7 +376,24 @@ where
         // Both databases when reads go to a replica: either one down fails
         // requests.
         for pool in [&self.reader, &self.primary_reader] {
-            Self::fetch_all_untenanted(pool, &mut QueryBuilder::new("SELECT 1")).await?;
+            let mut conn = match pool.try_acquire() {
+                Some(conn) => conn,
+                // Every connection is serving a request: the database is
+                // answering them. Queueing behind them timed out on a
+                // saturated machine, and the watchdog then refused traffic
+                // to a working database (seen twice in the benchmarks'
+                // bulk loads). A connection that fails is closed, which
+                // leaves room for the next ping to open one and try.
+                None if pool.size() >= pool.options().get_max_connections() => continue,
+                None => pool.acquire().await?,
+            };
+            // Inside a transaction, as every statement (PgBouncer).
+            let mut tx = conn.begin().await?;
+            QueryBuilder::<DB>::new("SELECT 1")
+                .build()
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
         }
         Ok(())
     }
@@ -396,5 +413,38 @@ where
                 max: pool.options().get_max_connections(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::{Backend as _, StoreOptions};
+
+    #[tokio::test]
+    async fn a_ping_while_every_connection_serves_a_request_answers_at_once() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let options = StoreOptions {
+            url: format!("sqlite://{}", dir.path().join("ping.db").display()),
+            read_url: None,
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
+        };
+        let store = crate::store::sqlite::connect(&options)
+            .await
+            .expect("a new SQLite store");
+        let busy = [
+            store.reader.acquire().await.expect("a reader"),
+            store.reader.acquire().await.expect("a reader"),
+        ];
+        let ping = tokio::time::timeout(Duration::from_secs(2), store.ping()).await;
+        assert!(
+            matches!(ping, Ok(Ok(()))),
+            "a saturated pool is not a database down: {ping:?}"
+        );
+        drop(busy);
+        store.ping().await.expect("a ping on a free connection");
     }
 }
