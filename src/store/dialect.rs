@@ -357,6 +357,9 @@ pub(super) fn to_json(map: &BTreeMap<String, String>) -> Result<String, StoreErr
     serde_json::to_string(map).map_err(StoreError::encode)
 }
 
+/// How long a health ping waits for a pooled connection.
+const PING_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 #[async_trait]
 impl<DB> Backend for SqlStore<DB>
 where
@@ -376,16 +379,16 @@ where
         // Both databases when reads go to a replica: either one down fails
         // requests.
         for pool in [&self.reader, &self.primary_reader] {
-            let mut conn = match pool.try_acquire() {
-                Some(conn) => conn,
-                // Every connection is serving a request: the database is
-                // answering them. Queueing behind them timed out on a
-                // saturated machine, and the watchdog then refused traffic
-                // to a working database (seen twice in the benchmarks'
-                // bulk loads). A connection that fails is closed, which
-                // leaves room for the next ping to open one and try.
-                None if pool.size() >= pool.options().get_max_connections() => continue,
-                None => pool.acquire().await?,
+            let mut conn = match tokio::time::timeout(PING_WAIT, pool.acquire()).await {
+                Ok(conn) => conn?,
+                // Every connection stayed busy serving requests: the
+                // database is answering them. Queueing behind them timed out
+                // on a saturated machine, and the watchdog then refused
+                // traffic to a working database (seen twice in the
+                // benchmarks' bulk loads). A connection that fails is
+                // closed, which leaves room for the next ping to open one.
+                Err(_) if pool.size() >= pool.options().get_max_connections() => continue,
+                Err(_) => return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
             };
             // Inside a transaction, as every statement (PgBouncer).
             let mut tx = conn.begin().await?;
