@@ -91,47 +91,49 @@ where
     /// Upserts every entry of `catalog` that would change what is stored;
     /// tasks seen only in calls are added, never changed.
     ///
-    /// Entries already stored as the upsert would leave them are not
-    /// written: an upsert locks its row until commit even when it changes
-    /// nothing, and every batch of a campaign names the same tags, groups
-    /// and levels, so concurrent batches (PostgreSQL) would otherwise wait
-    /// for each other from here to their commit.
+    /// Where writers run concurrently, entries already stored as the upsert
+    /// would leave them are not written: an upsert locks its row until
+    /// commit even when it changes nothing, and every batch of a campaign
+    /// names the same tags, groups and levels, so concurrent batches would
+    /// otherwise wait for each other from here to their commit. With one
+    /// writer at a time (SQLite) the look-ups would only add work.
     pub(super) async fn write_catalog(
-        catalog: Catalog,
+        mut catalog: Catalog,
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
     ) -> Result<(), StoreError> {
-        let mut catalog = catalog;
-        Self::drop_stored(
-            tx,
-            tenant,
-            "tag_groups",
-            "group_id",
-            &["name", "scene_id"],
-            &mut catalog.groups,
-            |g| vec![&g.name, &g.scene_id],
-        )
-        .await?;
-        Self::drop_stored(
-            tx,
-            tenant,
-            "tags",
-            "tag_id",
-            &["name", "color", "description"],
-            &mut catalog.tags,
-            |t| vec![&t.name, &t.color, &t.description],
-        )
-        .await?;
-        Self::drop_stored(
-            tx,
-            tenant,
-            "intent_levels",
-            "intent_level_id",
-            &["name", "alias", "color"],
-            &mut catalog.levels,
-            |l| vec![&l.name, &l.alias, &l.color],
-        )
-        .await?;
+        if DB::CONCURRENT_WRITERS {
+            Self::drop_stored(
+                tx,
+                tenant,
+                "tag_groups",
+                "group_id",
+                &["name", "scene_id"],
+                &mut catalog.groups,
+                |g| vec![&g.name, &g.scene_id],
+            )
+            .await?;
+            Self::drop_stored(
+                tx,
+                tenant,
+                "tags",
+                "tag_id",
+                &["name", "color", "description"],
+                &mut catalog.tags,
+                |t| vec![&t.name, &t.color, &t.description],
+            )
+            .await?;
+            Self::drop_stored(
+                tx,
+                tenant,
+                "intent_levels",
+                "intent_level_id",
+                &["name", "alias", "color"],
+                &mut catalog.levels,
+                |l| vec![&l.name, &l.alias, &l.color],
+            )
+            .await?;
+        }
         let groups: Vec<TagGroup> = catalog.groups.into_values().collect();
         for chunk in groups.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(

@@ -8,6 +8,7 @@
 //! connections execute queries and which stores these types".
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -50,6 +51,10 @@ pub trait Dialect: Database {
     /// Appended to a `SELECT` of calls (`c`) to lock their rows for the rest
     /// of the transaction: a delete then logs exactly the version it removes.
     const LOCK_CALL_ROWS: &'static str;
+    /// Whether write transactions run concurrently, so that a row one of
+    /// them locks makes the others wait (PostgreSQL); SQLite writes one
+    /// transaction at a time.
+    const CONCURRENT_WRITERS: bool;
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -76,6 +81,7 @@ impl Dialect for sqlx::Sqlite {
     const SKIP_LOCKED: &'static str = "";
     // One writer at a time: nothing can change a row under the transaction.
     const LOCK_CALL_ROWS: &'static str = "";
+    const CONCURRENT_WRITERS: bool = false;
 }
 
 impl Dialect for sqlx::Postgres {
@@ -110,6 +116,7 @@ impl Dialect for sqlx::Postgres {
     ];
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_CALL_ROWS: &'static str = " FOR UPDATE OF c";
+    const CONCURRENT_WRITERS: bool = true;
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads
@@ -214,7 +221,7 @@ where
         let mut statement =
             format!("{begin}; SELECT set_config('callscope.tenant', '{tenant}', true)");
         for (name, value) in settings {
-            statement.push_str(&format!(", set_config('{name}', '{value}', true)"));
+            let _ = write!(statement, ", set_config('{name}', '{value}', true)");
         }
         Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
     }
@@ -243,10 +250,7 @@ where
         tenant: &str,
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
-        let mut tx = Self::read_on(pool, tenant).await?;
-        let rows = qb.build().fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows)
+        Self::fetch_all_in(Self::read_on(pool, tenant).await?, qb).await
     }
 
     /// One statement that declares no tenant (keys, the tenant list, the
@@ -261,7 +265,14 @@ where
         pool: &Pool<DB>,
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
-        let mut tx = pool.begin().await?;
+        Self::fetch_all_in(pool.begin().await?, qb).await
+    }
+
+    /// Runs one statement in `tx` and commits it.
+    async fn fetch_all_in(
+        mut tx: Transaction<'_, DB>,
+        qb: &mut QueryBuilder<DB>,
+    ) -> Result<Vec<DB::Row>, StoreError> {
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(rows)
@@ -391,12 +402,7 @@ where
                 Err(_) => return Err(StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
             };
             // Inside a transaction, as every statement (PgBouncer).
-            let mut tx = conn.begin().await?;
-            QueryBuilder::<DB>::new("SELECT 1")
-                .build()
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            Self::fetch_all_in(conn.begin().await?, &mut QueryBuilder::new("SELECT 1")).await?;
         }
         Ok(())
     }
