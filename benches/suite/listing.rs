@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
 use callscope::proto::{self, call_service_client::CallServiceClient};
+use callscope::store::Dialect;
 
 pub const FILTERS: &[&str] = &[
     "task + 7-day window",
@@ -157,7 +158,8 @@ where
 }
 
 /// The store's statements for the tags (with their groups) and the hit tag
-/// groups of a page, each completed by the page's call ids.
+/// groups of a page, each completed by the page's call ids (bound as one
+/// value, as the store binds them).
 const TAG_STATEMENTS: [(&str, &str); 2] = [
     (
         "SELECT ct.call_id, ct.tag_id, t.name, t.color, t.description, \
@@ -167,32 +169,29 @@ const TAG_STATEMENTS: [(&str, &str); 2] = [
          LEFT JOIN tag_group_members m ON m.tenant_id = ct.tenant_id AND m.tag_id = ct.tag_id \
          LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
          WHERE ct.tenant_id = ",
-        " AND ct.call_id IN (",
+        " AND ct.call_id",
     ),
     (
         "SELECT cg.call_id, cg.group_id, g.name, g.scene_id FROM call_tag_groups cg \
          LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
          WHERE cg.tenant_id = ",
-        " AND cg.call_id IN (",
+        " AND cg.call_id",
     ),
 ];
 const TAG_ORDER: [&str; 2] = [
-    ") ORDER BY ct.call_id, ct.position, g.group_id",
-    ") ORDER BY cg.call_id, cg.group_id",
+    " ORDER BY ct.call_id, ct.position, g.group_id",
+    " ORDER BY cg.call_id, cg.group_id",
 ];
 
 fn tag_statement<DB>(which: usize, ids: &[String]) -> QueryBuilder<DB>
 where
-    DB: Database,
+    DB: Dialect,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
-    let (head, list_start) = TAG_STATEMENTS[which];
+    let (head, column) = TAG_STATEMENTS[which];
     let mut qb = QueryBuilder::<DB>::new(head);
-    qb.push_bind(TENANT.to_owned()).push(list_start);
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(id.clone());
-    }
+    qb.push_bind(TENANT.to_owned()).push(column);
+    DB::push_in(&mut qb, ids);
     qb.push(TAG_ORDER[which]);
     qb
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
 
-use super::dialect::{code, json, opt_text, push_list};
+use super::dialect::{code, json, opt_text};
 use super::filter_sql::{SELECT_CALLS, push_page, push_where};
 use super::{CallPage, CallStore, Dialect, SqlStore, StoreError};
 use crate::domain::{
@@ -158,23 +158,21 @@ where
         let mut tx = self.read(tenant).await?;
         let mut turns: HashMap<String, Vec<DialogueTurn>> = HashMap::new();
         let ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
-        for chunk in ids.chunks(super::calls_write::ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "SELECT call_id, sequence, kind, customer_text, robot_text, node_id, node_name, \
-                 keyword, score, speak_ms, play_ms, asr_latency_ms, tags, turn_time, \
-                 after_transfer, turn_id, attributes FROM dialogue_turns WHERE tenant_id = ",
-            );
-            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(") AND kind <> ")
-                .push_bind(i64::from(TurnKind::Progress.code()))
-                .push(" ORDER BY call_id, sequence");
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                turns
-                    .entry(row.try_get("call_id")?)
-                    .or_default()
-                    .push(Self::row_to_turn(&row)?);
-            }
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT call_id, sequence, kind, customer_text, robot_text, node_id, node_name, \
+             keyword, score, speak_ms, play_ms, asr_latency_ms, tags, turn_time, \
+             after_transfer, turn_id, attributes FROM dialogue_turns WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned()).push(" AND call_id");
+        DB::push_in(&mut qb, &ids);
+        qb.push(" AND kind <> ")
+            .push_bind(i64::from(TurnKind::Progress.code()))
+            .push(" ORDER BY call_id, sequence");
+        for row in qb.build().fetch_all(&mut *tx).await? {
+            turns
+                .entry(row.try_get("call_id")?)
+                .or_default()
+                .push(Self::row_to_turn(&row)?);
         }
         tx.commit().await?;
         for call in calls.iter_mut() {
@@ -269,9 +267,8 @@ where
              LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
              WHERE ct.tenant_id = ",
         );
-        qb.push_bind(tenant.to_owned()).push(" AND ct.call_id IN (");
-        push_list(&mut qb, &ids);
-        qb.push(")");
+        qb.push_bind(tenant.to_owned()).push(" AND ct.call_id");
+        DB::push_in(&mut qb, &ids);
         if own_only {
             qb.push(" AND (ct.origin & 1) = 1");
         }
@@ -323,9 +320,8 @@ where
              LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
              WHERE cg.tenant_id = ",
         );
-        qb.push_bind(tenant.to_owned()).push(" AND cg.call_id IN (");
-        push_list(&mut qb, &ids);
-        qb.push(")");
+        qb.push_bind(tenant.to_owned()).push(" AND cg.call_id");
+        DB::push_in(&mut qb, &ids);
         if own_only {
             qb.push(" AND (cg.origin & 1) = 1");
         }

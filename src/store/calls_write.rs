@@ -11,7 +11,7 @@ use sqlx::{
 
 use super::calls_read::{TagsRead, snapshot};
 use super::catalogs::Catalog;
-use super::dialect::{push_list, to_json};
+use super::dialect::to_json;
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
 use crate::domain::event::EventKind;
 use crate::domain::merge::{MergeRule, merge_views};
@@ -78,6 +78,11 @@ const CALL_COLUMNS: &[&str] = &[
 /// Rows per multi-row statement: well below the bound-parameter limits of
 /// SQLite (32,766) and PostgreSQL (65,535) at ~55 parameters a call.
 pub(super) const ROWS_PER_STATEMENT: usize = 200;
+
+/// Ids per statement where the ids go in as one bound value
+/// ([`Dialect::push_in`]): no placeholder limit applies, so a batch's ids go
+/// in one statement; the bound only caps one statement's work.
+pub(super) const IDS_PER_STATEMENT: usize = 10_000;
 
 /// `origin` bits of a `call_tags` / `call_tag_groups` row: the call's own
 /// tags (and groups), the tags of its dialogue turns.
@@ -539,15 +544,15 @@ where
         call_ids: &[String],
     ) -> Result<HashMap<String, Call>, StoreError> {
         let mut out = HashMap::new();
-        for chunk in call_ids.chunks(ROWS_PER_STATEMENT) {
+        for chunk in call_ids.chunks(IDS_PER_STATEMENT) {
             let mut qb = Self::select_calls();
             qb.push(" WHERE c.tenant_id = ")
                 .push_bind(tenant.to_owned())
-                .push(" AND c.call_id IN (");
-            push_list(&mut qb, chunk);
+                .push(" AND c.call_id");
+            DB::push_in(&mut qb, chunk);
             // One lock order for every writer, so two batches that share
             // calls wait for each other rather than deadlock.
-            qb.push(") ORDER BY c.call_id").push(DB::LOCK_CALL_ROWS);
+            qb.push(" ORDER BY c.call_id").push(DB::LOCK_CALL_ROWS);
             let rows = qb.build().fetch_all(&mut **tx).await?;
             let mut calls = Vec::with_capacity(rows.len());
             for row in &rows {
@@ -567,9 +572,9 @@ where
                  keyword, score, speak_ms, play_ms, asr_latency_ms, tags, turn_time, \
                  after_transfer, turn_id, attributes FROM dialogue_turns WHERE tenant_id = ",
             );
-            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(") ORDER BY call_id, sequence");
+            qb.push_bind(tenant.to_owned()).push(" AND call_id");
+            DB::push_in(&mut qb, chunk);
+            qb.push(" ORDER BY call_id, sequence");
             let mut turns: HashMap<String, Vec<DialogueTurn>> = HashMap::new();
             for row in qb.build().fetch_all(&mut **tx).await? {
                 turns
@@ -601,12 +606,9 @@ where
         qb.push_bind(tenant.to_owned())
             .push(" AND source = ")
             .push_bind(i64::from(source))
-            .push(" AND external_id IN (");
-        let mut list = qb.separated(", ");
-        for id in external_ids {
-            list.push_bind((*id).to_owned());
-        }
-        qb.push(")");
+            .push(" AND external_id");
+        let ids: Vec<String> = external_ids.iter().map(|id| (*id).to_owned()).collect();
+        DB::push_in(&mut qb, &ids);
         qb
     }
 
@@ -619,7 +621,7 @@ where
     ) -> Result<HashMap<CallKey, Existing>, StoreError> {
         let mut existing: HashMap<CallKey, Existing> = HashMap::new();
         for (source, ids) in keys_by_source(calls, round) {
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
                 let mut qb = Self::select_by_keys(
                     "external_id, call_id, update_time, content_hash",
                     "calls",
@@ -653,7 +655,7 @@ where
     ) -> Result<HashSet<CallKey>, StoreError> {
         let mut erased = HashSet::new();
         for (source, ids) in keys_by_source(calls, round) {
-            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
                 let mut qb =
                     Self::select_by_keys("external_id", "erased_calls", tenant, source, chunk);
                 let found: Vec<String> = qb.build_query_scalar().fetch_all(&mut **tx).await?;
@@ -853,7 +855,7 @@ where
             ("call_tag_groups", &clear_all_tags),
             ("dialogue_turns", &clear_turns),
         ] {
-            Self::delete_by_ids(tx, table, "call_id", tenant, ids, ROWS_PER_STATEMENT).await?;
+            Self::delete_by_ids(tx, table, "call_id", tenant, ids, IDS_PER_STATEMENT).await?;
         }
         // One part replaced: its rows go, rows of both parts keep the other.
         for (ids, gone, stays) in [
@@ -861,15 +863,14 @@ where
             (&clear_turn_tags, TAG_FROM_TURN, TAG_FROM_CALL),
         ] {
             for table in ["call_tags", "call_tag_groups"] {
-                for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                for chunk in ids.chunks(IDS_PER_STATEMENT) {
                     let mut qb =
                         QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
                     qb.push_bind(tenant.to_owned())
                         .push(" AND origin = ")
                         .push_bind(gone)
-                        .push(" AND call_id IN (");
-                    push_list(&mut qb, chunk);
-                    qb.push(")");
+                        .push(" AND call_id");
+                    DB::push_in(&mut qb, chunk);
                     qb.build().execute(&mut **tx).await?;
                     let mut qb = QueryBuilder::<DB>::new(format!("UPDATE {table} SET origin = "));
                     qb.push_bind(stays)
@@ -877,24 +878,22 @@ where
                         .push_bind(tenant.to_owned())
                         .push(" AND origin = ")
                         .push_bind(TAG_FROM_CALL | TAG_FROM_TURN)
-                        .push(" AND call_id IN (");
-                    push_list(&mut qb, chunk);
-                    qb.push(")");
+                        .push(" AND call_id");
+                    DB::push_in(&mut qb, chunk);
                     qb.build().execute(&mut **tx).await?;
                 }
             }
         }
 
         // Tags a partial view kept follow their call's (possibly new) task.
-        for chunk in kept_tags.chunks(ROWS_PER_STATEMENT) {
+        for chunk in kept_tags.chunks(IDS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(
                 "UPDATE call_tags SET task_id = (SELECT c.task_id FROM calls c \
                  WHERE c.tenant_id = call_tags.tenant_id AND c.call_id = call_tags.call_id) \
                  WHERE tenant_id = ",
             );
-            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(")");
+            qb.push_bind(tenant.to_owned()).push(" AND call_id");
+            DB::push_in(&mut qb, chunk);
             qb.build().execute(&mut **tx).await?;
         }
 

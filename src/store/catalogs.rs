@@ -9,8 +9,8 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
-use super::calls_write::ROWS_PER_STATEMENT;
-use super::dialect::{json, push_list, to_json};
+use super::calls_write::{IDS_PER_STATEMENT, ROWS_PER_STATEMENT};
+use super::dialect::{json, to_json};
 use super::{CatalogStore, Dialect, SqlStore, StoreError, TaskPage};
 use crate::domain::stats::{self, CountEntry, NO_INTENT_LEVEL_KEY};
 use crate::domain::task_number::{TaskProgress, dial_status};
@@ -237,15 +237,14 @@ where
         fields: impl Fn(&T) -> Vec<&String>,
     ) -> Result<(), StoreError> {
         let ids: Vec<String> = entries.keys().cloned().collect();
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<DB>::new(format!(
                 "SELECT {id_column}, {} FROM {table} WHERE tenant_id = ",
                 columns.join(", ")
             ));
             qb.push_bind(tenant.to_owned())
-                .push(format_args!(" AND {id_column} IN ("));
-            push_list(&mut qb, chunk);
-            qb.push(")");
+                .push(format_args!(" AND {id_column}"));
+            DB::push_in(&mut qb, chunk);
             for row in qb.build().fetch_all(&mut **tx).await? {
                 let id: String = row.try_get(0)?;
                 let Some(entry) = entries.get(&id) else {

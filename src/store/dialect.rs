@@ -55,6 +55,11 @@ pub trait Dialect: Database {
     /// them locks makes the others wait (PostgreSQL); SQLite writes one
     /// transaction at a time.
     const CONCURRENT_WRITERS: bool;
+
+    /// ` IN (…)` over `values`, bound as one value: a statement keeps one
+    /// text (so one cached plan) whatever the count, and no count of
+    /// placeholders has to stay under the backend's limit.
+    fn push_in(qb: &mut QueryBuilder<Self>, values: &[String]);
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -82,6 +87,18 @@ impl Dialect for sqlx::Sqlite {
     // One writer at a time: nothing can change a row under the transaction.
     const LOCK_CALL_ROWS: &'static str = "";
     const CONCURRENT_WRITERS: bool = false;
+
+    fn push_in(qb: &mut QueryBuilder<Self>, values: &[String]) {
+        let array = serde_json::Value::Array(
+            values
+                .iter()
+                .map(|v| serde_json::Value::String(v.clone()))
+                .collect(),
+        );
+        qb.push(" IN (SELECT value FROM json_each(")
+            .push_bind(array.to_string())
+            .push("))");
+    }
 }
 
 impl Dialect for sqlx::Postgres {
@@ -117,6 +134,10 @@ impl Dialect for sqlx::Postgres {
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const LOCK_CALL_ROWS: &'static str = " FOR UPDATE OF c";
     const CONCURRENT_WRITERS: bool = true;
+
+    fn push_in(qb: &mut QueryBuilder<Self>, values: &[String]) {
+        qb.push(" = ANY(").push_bind(values.to_vec()).push(")");
+    }
 }
 
 /// The store over one SQL database: a pool that writes and a pool that reads
@@ -291,9 +312,8 @@ where
         for part in ids.chunks(chunk) {
             let mut qb = QueryBuilder::<DB>::new(format!("DELETE FROM {table} WHERE tenant_id = "));
             qb.push_bind(tenant.to_owned())
-                .push(format_args!(" AND {id_column} IN ("));
-            push_list(&mut qb, part);
-            qb.push(")");
+                .push(format_args!(" AND {id_column}"));
+            DB::push_in(&mut qb, part);
             qb.build().execute(&mut **tx).await?;
         }
         Ok(())

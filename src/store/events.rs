@@ -16,8 +16,6 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
-use super::calls_write::ROWS_PER_STATEMENT;
-use super::dialect::push_list;
 use super::{Dialect, EventStore, SqlStore, StoreError};
 use crate::domain::erasure::PhoneNotations;
 use crate::domain::event::{CallEvent, EventKind, EventLogState};
@@ -58,25 +56,20 @@ where
         ids: &[String],
         lock: bool,
     ) -> Result<Vec<StoredCall>, StoreError> {
-        let mut calls = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = Self::select_calls();
-            qb.push(" WHERE c.tenant_id = ")
-                .push_bind(tenant.to_owned())
-                .push(" AND c.call_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(")");
-            if lock {
-                qb.push(DB::LOCK_CALL_ROWS);
-            }
-            let rows = qb.build().fetch_all(&mut **tx).await?;
-            let mut part = rows
-                .iter()
-                .map(Self::row_to_call)
-                .collect::<Result<Vec<_>, _>>()?;
-            Self::attach_tags(&mut **tx, tenant, &mut part).await?;
-            calls.extend(part);
+        let mut qb = Self::select_calls();
+        qb.push(" WHERE c.tenant_id = ")
+            .push_bind(tenant.to_owned())
+            .push(" AND c.call_id");
+        DB::push_in(&mut qb, ids);
+        if lock {
+            qb.push(DB::LOCK_CALL_ROWS);
         }
+        let rows = qb.build().fetch_all(&mut **tx).await?;
+        let mut calls = rows
+            .iter()
+            .map(Self::row_to_call)
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::attach_tags(&mut **tx, tenant, &mut calls).await?;
         Ok(calls)
     }
 
@@ -166,18 +159,15 @@ where
         tenant: &str,
         ids: &[String],
     ) -> Result<(), StoreError> {
-        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "SELECT position, call_id, event_type, event_time, call_json FROM call_events \
-                 WHERE tenant_id = ",
-            );
-            qb.push_bind(tenant.to_owned()).push(" AND call_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(")");
-            for row in qb.build().fetch_all(&mut **tx).await? {
-                let event = Self::decode_event(tenant, &row)?;
-                Self::rewrite_event(tx, tenant, event.position, &event.call.erased()).await?;
-            }
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT position, call_id, event_type, event_time, call_json FROM call_events \
+             WHERE tenant_id = ",
+        );
+        qb.push_bind(tenant.to_owned()).push(" AND call_id");
+        DB::push_in(&mut qb, ids);
+        for row in qb.build().fetch_all(&mut **tx).await? {
+            let event = Self::decode_event(tenant, &row)?;
+            Self::rewrite_event(tx, tenant, event.position, &event.call.erased()).await?;
         }
         Ok(())
     }

@@ -310,9 +310,9 @@ where
             .push_bind(lease_until)
             .push(" WHERE tenant_id = ")
             .push_bind(tenant.to_owned())
-            .push(" AND subscription_id IN (");
-        super::dialect::push_list(&mut qb, &ids);
-        qb.push(format!(") RETURNING {SUBSCRIPTION_COLUMNS}"));
+            .push(" AND subscription_id");
+        DB::push_in(&mut qb, &ids);
+        qb.push(format!(" RETURNING {SUBSCRIPTION_COLUMNS}"));
         let claimed = qb
             .build()
             .fetch_all(&mut *tx)

@@ -9,7 +9,7 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
-use super::dialect::{code, json, push_list};
+use super::dialect::{code, json};
 use super::{Dialect, IngestBatch, IngestResults, SqlStore, StoreError, SyncStore};
 use crate::domain::sync::{
     StoredSyncSource, SyncCheckpoint, SyncRunReport, SyncSourceSpec, SyncState,
@@ -360,9 +360,8 @@ where
             qb.push_bind(tenant.to_owned())
                 .push(" AND source = ")
                 .push_bind(i64::from(source.code()))
-                .push(" AND external_id IN (");
-            push_list(&mut qb, chunk);
-            qb.push(")");
+                .push(" AND external_id");
+            DB::push_in(&mut qb, chunk);
             for row in qb.build().fetch_all(&mut *tx).await? {
                 found.insert(row.try_get("external_id")?, row.try_get("update_time")?);
             }
