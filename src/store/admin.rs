@@ -265,7 +265,7 @@ where
         tx.commit().await?;
         if deleted > 0 {
             self.events_committed();
-            self.after_write().await;
+            self.after_write(deleted as u64).await;
         }
         Ok(deleted)
     }
@@ -286,7 +286,7 @@ where
         tx.commit().await?;
         if !validate_only && counts.calls > 0 {
             self.events_committed();
-            self.after_write().await;
+            self.after_write(counts.calls as u64).await;
         }
         Ok(counts)
     }
@@ -330,7 +330,7 @@ where
             tokio::task::yield_now().await;
         }
         if purged > 0 {
-            self.after_write().await;
+            self.after_write(purged).await;
         }
         Ok(purged)
     }

@@ -295,7 +295,7 @@ where
         let results = Self::write_calls(&mut tx, tenant, &batch, now).await?;
         tx.commit().await?;
         self.events_committed();
-        self.after_write().await;
+        self.after_write(calls.len() as u64).await;
         Ok(results)
     }
 
@@ -323,7 +323,7 @@ where
         let results = Self::ingest_in(&mut tx, tenant, batch, now).await?;
         tx.commit().await?;
         self.events_committed();
-        self.after_write().await;
+        self.after_write(batch.rows()).await;
         Ok(results)
     }
 }

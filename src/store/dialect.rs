@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -23,7 +24,8 @@ use super::{Backend, StoreError};
 pub trait Dialect: Database {
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
-    /// A statement run after every committed write, if the backend needs one.
+    /// A statement run after committed writes, if the backend needs one, as
+    /// often as [`AfterWriteSchedule`] says.
     const AFTER_WRITE: Option<&'static str>;
     /// Whether cost totals can be summed exactly in SQL (64-bit integer
     /// arithmetic on text chunks) instead of in Rust over distinct costs.
@@ -69,7 +71,8 @@ impl Dialect for sqlx::Sqlite {
     // Keeps the planner's statistics current. Without them SQLite walks the
     // whole call-time index for a phone listing instead of using the phone
     // indexes (seconds at 200k calls). `PRAGMA optimize` analyzes only tables
-    // whose size changed a lot, sampling at most `analysis_limit` rows.
+    // whose size changed a lot, sampling at most `analysis_limit` rows; it
+    // runs as [`AfterWriteSchedule`] says.
     const AFTER_WRITE: Option<&'static str> = Some("PRAGMA optimize");
     const SUMS_COSTS_IN_SQL: bool = true;
     // One file, one tenant scope: every statement carries its predicate.
@@ -159,6 +162,38 @@ pub struct SqlStore<DB: Database> {
     pub(super) has_replica: bool,
     /// Bumped after every commit that wrote events (see `events.rs`).
     pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
+    pub(super) after_write: Arc<AfterWriteSchedule>,
+}
+
+/// When [`Dialect::AFTER_WRITE`] runs: after the first write, then each time
+/// the rows written since start have doubled. `PRAGMA optimize` re-analyzes a
+/// table only once its size changed about tenfold, so a run per doubling
+/// gives it every chance it takes. A run after every write cost each batch a
+/// second turn on SQLite's one writer connection: ingest went from 2,001 to
+/// 2,299 rows/s without it (30,000 calls, 4 streams).
+#[derive(Debug, Default)]
+pub(super) struct AfterWriteSchedule {
+    written: AtomicU64,
+    next: AtomicU64,
+}
+
+impl AfterWriteSchedule {
+    /// Counts `rows` written; whether the after-write statement is due.
+    fn due(&self, rows: u64) -> bool {
+        let written = self.written.fetch_add(rows, Ordering::Relaxed) + rows;
+        let next = self.next.load(Ordering::Relaxed);
+        // One of the writers that cross the mark runs it.
+        written >= next
+            && self
+                .next
+                .compare_exchange(
+                    next,
+                    written.saturating_mul(2),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
 }
 
 impl<DB> SqlStore<DB>
@@ -182,6 +217,7 @@ where
             reader,
             has_replica: false,
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
+            after_write: Arc::default(),
         }
     }
 
@@ -319,10 +355,11 @@ where
         Ok(())
     }
 
-    /// Runs the backend's after-write statement. A failure is logged: the
-    /// write stands.
-    pub(super) async fn after_write(&self) {
+    /// Runs the backend's after-write statement when `rows` more written make
+    /// it due. A failure is logged: the write stands.
+    pub(super) async fn after_write(&self, rows: u64) {
         if let Some(statement) = DB::AFTER_WRITE
+            && self.after_write.due(rows)
             && let Err(e) = QueryBuilder::<DB>::new(statement)
                 .build()
                 .execute(&self.writer)
@@ -449,7 +486,18 @@ where
 mod tests {
     use std::time::Duration;
 
+    use super::AfterWriteSchedule;
     use crate::store::{Backend as _, StoreOptions};
+
+    #[test]
+    fn the_after_write_statement_runs_after_the_first_write_and_each_doubling() {
+        let schedule = AfterWriteSchedule::default();
+        let due: Vec<usize> = (1..=20).filter(|_| schedule.due(500)).collect();
+        // 500, 1,000, 2,000, 4,000 and 8,000 rows written.
+        assert_eq!(due, [1, 2, 4, 8, 16]);
+        assert!(!schedule.due(0));
+        assert!(schedule.due(20_000), "30,000 rows: past 20,000");
+    }
 
     #[tokio::test]
     async fn a_ping_while_every_connection_serves_a_request_answers_at_once() {

@@ -66,6 +66,14 @@ pub struct IngestBatch {
     pub rejected: Vec<RejectedRecord>,
 }
 
+impl IngestBatch {
+    /// The rows the batch writes: calls, history calls and number entries.
+    pub fn rows(&self) -> u64 {
+        let entries: usize = self.numbers.iter().map(|(_, e)| e.len()).sum();
+        (self.calls.len() + self.history_calls.len() + entries) as u64
+    }
+}
+
 /// What storing an [`IngestBatch`] did, call by call, in batch order.
 #[derive(Debug, Clone, Default)]
 pub struct IngestResults {

@@ -320,7 +320,7 @@ where
         Self::write_checkpoint(&mut tx, tenant, name, checkpoint).await?;
         tx.commit().await?;
         self.events_committed();
-        self.after_write().await;
+        self.after_write(batch.rows()).await;
         Ok(Some(results))
     }
 
