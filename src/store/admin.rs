@@ -13,8 +13,8 @@ use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, Qu
 use crate::domain::event::EventKind;
 use crate::domain::{CallFilter, Source, UnixMs};
 
-/// Calls deleted per statement by DeleteCalls and ErasePhone: bound ids stay
-/// far below every backend's parameter limit.
+/// Calls deleted per statement by DeleteCalls and ErasePhone: a cap on one
+/// statement's work and on the calls (and their events) held in memory.
 const DELETE_BATCH: usize = 1000;
 
 /// The tables that hold a call's child rows, keyed by `(tenant_id, call_id)`.

@@ -32,6 +32,9 @@ struct EventBody {
 /// Events inserted per statement (6 bound values each).
 const EVENTS_PER_STATEMENT: usize = 500;
 
+/// Erased calls whose events one statement reads (see `erase_events`).
+const ERASED_CALLS_PER_READ: usize = 200;
+
 impl<DB> SqlStore<DB>
 where
     DB: Dialect,
@@ -62,7 +65,9 @@ where
             .push(" AND c.call_id");
         DB::push_in(&mut qb, ids);
         if lock {
-            qb.push(DB::LOCK_CALL_ROWS);
+            // One lock order for every writer (as `load_as_stored`), so a
+            // delete and a batch that share calls wait rather than deadlock.
+            qb.push(" ORDER BY c.call_id").push(DB::LOCK_CALL_ROWS);
         }
         let rows = qb.build().fetch_all(&mut **tx).await?;
         let mut calls = rows
@@ -159,15 +164,19 @@ where
         tenant: &str,
         ids: &[String],
     ) -> Result<(), StoreError> {
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT position, call_id, event_type, event_time, call_json FROM call_events \
-             WHERE tenant_id = ",
-        );
-        qb.push_bind(tenant.to_owned()).push(" AND call_id");
-        DB::push_in(&mut qb, ids);
-        for row in qb.build().fetch_all(&mut **tx).await? {
-            let event = Self::decode_event(tenant, &row)?;
-            Self::rewrite_event(tx, tenant, event.position, &event.call.erased()).await?;
+        // A few calls at a time: a number's calls may carry long histories,
+        // and every event read is held in memory until rewritten.
+        for chunk in ids.chunks(ERASED_CALLS_PER_READ) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "SELECT position, call_id, event_type, event_time, call_json FROM call_events \
+                 WHERE tenant_id = ",
+            );
+            qb.push_bind(tenant.to_owned()).push(" AND call_id");
+            DB::push_in(&mut qb, chunk);
+            for row in qb.build().fetch_all(&mut **tx).await? {
+                let event = Self::decode_event(tenant, &row)?;
+                Self::rewrite_event(tx, tenant, event.position, &event.call.erased()).await?;
+            }
         }
         Ok(())
     }

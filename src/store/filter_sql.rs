@@ -24,7 +24,7 @@ where
     qb.push(" WHERE c.tenant_id = ")
         .push_bind(tenant.to_owned());
 
-    push_in(qb, "c.task_id", f.task_ids.iter().cloned());
+    push_filter_values(qb, "c.task_id", f.task_ids.iter().cloned());
     if let Some(phone) = &f.phone {
         // Two index look-ups made explicit: with a plain `callee = ? OR
         // caller = ?` SQLite may walk the whole call-time index instead.
@@ -75,7 +75,7 @@ where
                     " AND EXISTS (SELECT 1 FROM call_tags t \
                      WHERE t.tenant_id = c.tenant_id AND t.call_id = c.call_id",
                 );
-                push_in(qb, "t.tag_id", ids.into_iter());
+                push_filter_values(qb, "t.tag_id", ids.into_iter());
                 qb.push(")");
             }
             TagMatch::All => {
@@ -83,7 +83,7 @@ where
                     " AND (SELECT COUNT(*) FROM call_tags t \
                      WHERE t.tenant_id = c.tenant_id AND t.call_id = c.call_id",
                 );
-                push_in(qb, "t.tag_id", ids.into_iter());
+                push_filter_values(qb, "t.tag_id", ids.into_iter());
                 qb.push(") = ").push_bind(wanted);
             }
         }
@@ -93,10 +93,10 @@ where
             " AND EXISTS (SELECT 1 FROM call_tag_groups g \
              WHERE g.tenant_id = c.tenant_id AND g.call_id = c.call_id",
         );
-        push_in(qb, "g.group_id", f.tag_group_ids.iter().cloned());
+        push_filter_values(qb, "g.group_id", f.tag_group_ids.iter().cloned());
         qb.push(")");
     }
-    push_in(qb, "c.intent_level_id", f.intent_level_ids.iter().cloned());
+    push_filter_values(qb, "c.intent_level_id", f.intent_level_ids.iter().cloned());
 
     let column = time_column(f.window.field);
     if let Some(start) = f.window.start {
@@ -126,8 +126,8 @@ where
         .iter()
         .flat_map(|c| carrier_spellings(c))
         .collect();
-    push_in(qb, "c.carrier", carriers.into_iter());
-    push_in(qb, "c.province", f.provinces.iter().cloned());
+    push_filter_values(qb, "c.carrier", carriers.into_iter());
+    push_filter_values(qb, "c.province", f.provinces.iter().cloned());
     if let Some(party) = f.hangup_by {
         qb.push(" AND c.hangup_by = ")
             .push_bind(i64::from(party.code()));
@@ -178,11 +178,11 @@ where
         // second id (smartivr's record id), whatever the source.
         qb.push(" AND c.call_id IN (SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
             .push_bind(tenant.to_owned());
-        push_in(qb, "p.external_id", f.external_ids.iter().cloned());
+        push_filter_values(qb, "p.external_id", f.external_ids.iter().cloned());
         qb.push(" UNION ALL SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
             .push_bind(tenant.to_owned())
             .push(" AND p.alt_id <> ''");
-        push_in(qb, "p.alt_id", f.external_ids.iter().cloned());
+        push_filter_values(qb, "p.alt_id", f.external_ids.iter().cloned());
         qb.push(")");
     }
     if !f.exclude_tag_ids.is_empty() {
@@ -191,7 +191,7 @@ where
             " AND NOT EXISTS (SELECT 1 FROM call_tags x \
              WHERE x.tenant_id = c.tenant_id AND x.call_id = c.call_id",
         );
-        push_in(qb, "x.tag_id", f.exclude_tag_ids.iter().cloned());
+        push_filter_values(qb, "x.tag_id", f.exclude_tag_ids.iter().cloned());
         qb.push(")");
     }
     if !f.exclude_intent_level_ids.is_empty() {
@@ -283,7 +283,10 @@ pub(crate) fn time_column(field: TimeField) -> &'static str {
     }
 }
 
-fn push_in<DB>(
+/// ` AND {column} IN (…)` over a filter's values, one placeholder each (none
+/// when the filter names none). Unlike the id lists of `Dialect::push_in`,
+/// these shape the listing's plan, which was measured with them as they are.
+fn push_filter_values<DB>(
     qb: &mut QueryBuilder<DB>,
     column: &str,
     values: impl ExactSizeIterator<Item = String>,
