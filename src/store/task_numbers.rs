@@ -218,9 +218,8 @@ where
                 .push_bind(tenant.to_owned())
                 .push(" AND task_id = ")
                 .push_bind(task_id.to_owned())
-                .push(" AND phone IN (");
-            push_list(&mut look_up, &phones);
-            look_up.push(")");
+                .push(" AND phone");
+            DB::push_in(&mut look_up, &phones);
             let existing: i64 = look_up.build_query_scalar().fetch_one(&mut **tx).await?;
             let rows = chunk
                 .iter()
@@ -347,9 +346,9 @@ where
             .push_bind(tenant.to_owned())
             .push(" AND c.task_id = ")
             .push_bind(task_id.to_owned())
-            .push(" AND c.callee IN (");
-        push_list(&mut qb, phones);
-        qb.push(") ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
+            .push(" AND c.callee");
+        DB::push_in(&mut qb, phones);
+        qb.push(" ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
         let rows = qb.build().fetch_all(&mut *conn).await?;
         let mut calls = rows
             .iter()
