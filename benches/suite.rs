@@ -73,6 +73,15 @@ pub struct Args {
     /// database is created (and dropped afterwards).
     #[arg(long, env = "CALLSCOPE_TEST_POSTGRES_URL")]
     postgres_url: Option<String>,
+    /// PostgreSQL: bulk-load this many calls first (COPY, the secondary
+    /// indexes built after), then measure ingest and listings on top of
+    /// them: how the 10M-call run is made.
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
+    /// PostgreSQL: keep the benchmark's database instead of dropping it
+    /// (for `EXPLAIN` afterwards); its URL is printed.
+    #[arg(long)]
+    keep_database: bool,
     /// Calls per UpsertCalls request (and per baseline chunk).
     #[arg(long, default_value_t = 500)]
     batch: u64,
@@ -144,6 +153,9 @@ async fn main() -> anyhow::Result<()> {
         bail!("--batch must be 1..=1000");
     }
     let backends = backends(&args)?;
+    if args.preload > 0 && backends != [Backend::Postgres] {
+        bail!("--preload is for PostgreSQL alone: add --backends postgres");
+    }
     if args.only == Some(Only::Sync) {
         let measures = sync::run(usize::try_from(args.calls)?).await?;
         println!("peak RSS of the process (VmHWM): {}", report::peak_rss());

@@ -9,7 +9,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use crate::Args;
-use crate::ingest::{self, Tables};
+use crate::ingest::{self, Slice, Tables};
 use crate::listing::{self, Direct, FILTERS};
 use crate::report::{PG_INGEST_GOAL, SQLITE_INGEST_GOAL, p50_p99};
 use crate::server::{POOL, PgDatabase, Running};
@@ -52,13 +52,17 @@ pub struct Baselines {
     /// Into copies with the keys and indexes but no triggers (diagnostic;
     /// PostgreSQL).
     pub untriggered: Option<f64>,
-    /// Into copies without keys or indexes (diagnostic).
-    pub bare: f64,
+    /// Into copies without keys or indexes (diagnostic; not run after a
+    /// preload).
+    pub bare: Option<f64>,
 }
 
 pub struct Figures {
     pub backend: Backend,
+    /// Calls in the database when the listings ran.
     pub calls: u64,
+    /// Of them, bulk-loaded before any measure (`--preload`).
+    pub preloaded: u64,
     /// UpsertCalls rows/s.
     pub ingest: f64,
     pub baselines: Baselines,
@@ -84,20 +88,84 @@ async fn sqlite_in(dir: &Path, args: &Args) -> anyhow::Result<Figures> {
     let baselines = Baselines {
         real,
         untriggered: None,
-        bare,
+        bare: Some(bare),
     };
     let pool = SqlitePoolOptions::new()
         .max_connections(POOL)
         .connect_with(url.parse::<SqliteConnectOptions>()?.read_only(true))
         .await?;
-    measure(Backend::Sqlite, &url, Direct::Sqlite(pool), baselines, args).await
+    let slice = Slice::all(args);
+    measure(
+        Backend::Sqlite,
+        &url,
+        Direct::Sqlite(pool),
+        baselines,
+        args,
+        slice,
+    )
+    .await
 }
 
 pub async fn postgres(args: &Args, server_url: &str) -> anyhow::Result<Figures> {
     let database = PgDatabase::create(server_url).await?;
-    let result = postgres_on(server_url, &database.url, args).await;
-    database.drop_now().await?;
+    let result = if args.preload > 0 {
+        postgres_preloaded(&database.url, args).await
+    } else {
+        postgres_on(server_url, &database.url, args).await
+    };
+    if args.keep_database {
+        eprintln!("[postgres] database kept: {}", database.url);
+    } else {
+        database.drop_now().await?;
+    }
     result
+}
+
+/// At scale: `--preload` calls bulk-loaded first, then the ingest measured
+/// in the same tables, the COPY baseline writing the first half of the
+/// next `--calls` and UpsertCalls the second, so both pay for indexes of
+/// the same size. The diagnostic copies are not made (they would be as big).
+async fn postgres_preloaded(url: &str, args: &Args) -> anyhow::Result<Figures> {
+    let total = args.preload + args.calls;
+    Running::migrate(url).await?;
+    let preload = Slice {
+        first: 0,
+        end: args.preload,
+        total,
+    };
+    ingest::pg_bulk_load(url, preload, args.streams).await?;
+    let half = args.preload + args.calls / 2;
+    let copied = Slice {
+        first: args.preload,
+        end: half,
+        total,
+    };
+    let real = ingest::pg_copy_slice(url, args, Tables::Real, copied).await?;
+    let baselines = Baselines {
+        real,
+        untriggered: None,
+        bare: None,
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL)
+        .connect(url)
+        .await?;
+    let ingested = Slice {
+        first: half,
+        end: total,
+        total,
+    };
+    let mut figures = measure(
+        Backend::Postgres,
+        url,
+        Direct::Pg(pool),
+        baselines,
+        args,
+        ingested,
+    )
+    .await?;
+    figures.preloaded = args.preload;
+    Ok(figures)
 }
 
 async fn postgres_on(server_url: &str, url: &str, args: &Args) -> anyhow::Result<Figures> {
@@ -117,13 +185,22 @@ async fn postgres_on(server_url: &str, url: &str, args: &Args) -> anyhow::Result
     let baselines = Baselines {
         real: real?,
         untriggered,
-        bare,
+        bare: Some(bare),
     };
     let pool = PgPoolOptions::new()
         .max_connections(POOL)
         .connect(url)
         .await?;
-    measure(Backend::Postgres, url, Direct::Pg(pool), baselines, args).await
+    let slice = Slice::all(args);
+    measure(
+        Backend::Postgres,
+        url,
+        Direct::Pg(pool),
+        baselines,
+        args,
+        slice,
+    )
+    .await
 }
 
 async fn measure(
@@ -132,13 +209,16 @@ async fn measure(
     direct: Direct,
     baselines: Baselines,
     args: &Args,
+    ingested: Slice,
 ) -> anyhow::Result<Figures> {
     let server = Running::start(url).await?;
     eprintln!(
         "[{backend}] ingesting {} calls through UpsertCalls",
-        args.calls
+        ingested.end - ingested.first
     );
-    let ingest = ingest::grpc(&server, args).await?;
+    let ingest = ingest::grpc_slice(&server, args, ingested).await?;
+    // The listings run over every call in the database.
+    let total = ingested.total;
     eprintln!("[{backend}] ingest: {ingest:.0} rows/s");
     if let Direct::Pg(pool) = &direct {
         // What autovacuum does after a bulk load, done now so the planner
@@ -150,10 +230,10 @@ async fn measure(
     for _ in 0..4 {
         channels.push(server.channel().await?);
     }
-    listing::check_same_rows(&channels[0], &direct, args.calls).await?;
+    listing::check_same_rows(&channels[0], &direct, total).await?;
     let mut listings = Vec::new();
     for (which, name) in FILTERS.iter().enumerate() {
-        let (clients, requests, calls) = (args.clients, args.requests, args.calls);
+        let (clients, requests, calls) = (args.clients, args.requests, total);
         // One untimed round warms caches and connections for both sides.
         listing::grpc(&channels, clients, 1, calls, which).await?;
         listing::direct(&direct, clients, 1, calls, which, true).await?;
@@ -183,7 +263,7 @@ async fn measure(
         });
     }
 
-    let deep_row = args.deep_row.min(args.calls.saturating_sub(16)).max(1);
+    let deep_row = args.deep_row.min(total.saturating_sub(16)).max(1);
     let token = listing::token_after(&channels[0], deep_row).await?;
     let deep_page = deep_row / 15 + 1;
     listing::time_page(&channels[0], "", 10).await?;
@@ -194,7 +274,8 @@ async fn measure(
     server.shutdown().await?;
     Ok(Figures {
         backend,
-        calls: args.calls,
+        calls: total,
+        preloaded: 0,
         ingest,
         baselines,
         listings,
@@ -219,6 +300,14 @@ impl Figures {
         let met = |ok: bool| if ok { "met" } else { "MISSED" };
         println!("## {} ({} calls)", self.backend, self.calls);
         println!();
+        if self.preloaded > 0 {
+            println!(
+                "{} calls bulk-loaded first (`--preload`); the ingest ran on top of them, the \
+                 baseline the first half of the rest and UpsertCalls the second half.",
+                self.preloaded
+            );
+            println!();
+        }
         println!("| measure | callscope | baseline | ratio | target |");
         println!("|---|---|---|---|---|");
         let ratio = self.ingest / self.baselines.real;
@@ -243,12 +332,13 @@ impl Figures {
                 self.ingest / untriggered
             );
         }
-        println!(
-            "| (diagnostic) same baseline into copies without keys or indexes | | {:.0} | ingest \
-             {:.2} of it | |",
-            self.baselines.bare,
-            self.ingest / self.baselines.bare
-        );
+        if let Some(bare) = self.baselines.bare {
+            println!(
+                "| (diagnostic) same baseline into copies without keys or indexes | | {bare:.0} | \
+                 ingest {:.2} of it | |",
+                self.ingest / bare
+            );
+        }
         for (name, l) in FILTERS.iter().zip(&self.listings) {
             let ratio = l.grpc.1 / l.sql_tags.1;
             println!(

@@ -31,9 +31,38 @@ pub enum Tables {
     Real,
 }
 
+/// Which calls of the synthetic data set a load writes: indexes `first..end`
+/// of a data set of `total` calls (whose size spreads their times).
+#[derive(Clone, Copy, Debug)]
+pub struct Slice {
+    pub first: u64,
+    pub end: u64,
+    pub total: u64,
+}
+
+impl Slice {
+    /// The whole data set of `--calls`.
+    pub fn all(args: &Args) -> Self {
+        Slice {
+            first: 0,
+            end: args.calls,
+            total: args.calls,
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.end.saturating_sub(self.first)
+    }
+}
+
 /// Ingest through UpsertCalls: `streams` connections, each sending batches
 /// taken from a shared counter. Answers rows/s.
 pub async fn grpc(server: &Running, args: &Args) -> anyhow::Result<f64> {
+    grpc_slice(server, args, Slice::all(args)).await
+}
+
+/// [`grpc`] of the calls of `slice`.
+pub async fn grpc_slice(server: &Running, args: &Args, slice: Slice) -> anyhow::Result<f64> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -42,16 +71,16 @@ pub async fn grpc(server: &Running, args: &Args) -> anyhow::Result<f64> {
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20);
         let next = next.clone();
-        let (total, batch) = (args.calls, args.batch);
+        let batch = args.batch;
         tasks.push(tokio::spawn(async move {
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
-                let first = b * batch;
-                if first >= total {
+                let first = slice.first + b * batch;
+                if first >= slice.end {
                     return Ok::<_, anyhow::Error>(());
                 }
-                let calls = (first..(first + batch).min(total))
-                    .map(|i| synth(i, total).to_proto())
+                let calls = (first..(first + batch).min(slice.end))
+                    .map(|i| synth(i, slice.total).to_proto())
                     .collect();
                 client
                     .upsert_calls(proto::UpsertCallsRequest { calls })
@@ -63,13 +92,23 @@ pub async fn grpc(server: &Running, args: &Args) -> anyhow::Result<f64> {
     for task in tasks {
         task.await??;
     }
-    Ok(args.calls as f64 / started.elapsed().as_secs_f64())
+    Ok(slice.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 /// COPY of every row into `tables` of the database at `url`, as many
 /// streams as the gRPC ingest, one transaction per batch as an UpsertCalls
 /// request is. Rows/s.
 pub async fn pg_copy(url: &str, args: &Args, tables: Tables) -> anyhow::Result<f64> {
+    pg_copy_slice(url, args, tables, Slice::all(args)).await
+}
+
+/// [`pg_copy`] of the calls of `slice`.
+pub async fn pg_copy_slice(
+    url: &str,
+    args: &Args,
+    tables: Tables,
+    slice: Slice,
+) -> anyhow::Result<f64> {
     let pool = PgPool::connect(url).await?;
     let like = match tables {
         Tables::Bare => Some("DEFAULTS"),
@@ -86,29 +125,50 @@ pub async fn pg_copy(url: &str, args: &Args, tables: Tables) -> anyhow::Result<f
     }
     eprintln!(
         "[postgres] COPY of {} calls into {tables:?} tables",
-        args.calls
+        slice.len()
     );
-    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    copy_streams(url, slice, args.streams, args.batch, like.is_some()).await?;
+    let rate = slice.len() as f64 / started.elapsed().as_secs_f64();
+    eprintln!("[postgres] COPY into {tables:?} tables: {rate:.0} rows/s");
+    if like.is_some() {
+        for (table, _, _) in BASE_TABLES {
+            pool.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+                .await?;
+        }
+    }
+    pool.close().await;
+    Ok(rate)
+}
+
+/// Binary COPY of `slice` in `streams` connections, one transaction per
+/// `batch` calls, into the bench's copies of the tables or the real ones.
+async fn copy_streams(
+    url: &str,
+    slice: Slice,
+    streams: usize,
+    batch: u64,
+    into_copies: bool,
+) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..args.streams {
+    for _ in 0..streams {
         let mut conn = PgConnection::connect(url).await?;
         let next = next.clone();
-        let (total, batch) = (args.calls, args.batch);
         tasks.push(tokio::spawn(async move {
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed);
-                let first = b * batch;
-                if first >= total {
+                let first = slice.first + b * batch;
+                if first >= slice.end {
                     return Ok::<_, anyhow::Error>(());
                 }
-                let rows = baseline_rows(first..(first + batch).min(total), total);
+                let rows = baseline_rows(first..(first + batch).min(slice.end), slice.total);
                 let mut tx = conn.begin().await?;
                 for ((bench, real, columns), rows) in BASE_TABLES.iter().zip(&rows) {
                     if rows.is_empty() {
                         continue;
                     }
-                    let table = if like.is_some() { bench } else { real };
+                    let table = if into_copies { bench } else { real };
                     let statement = format!(
                         "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
                         columns.join(", ")
@@ -124,16 +184,70 @@ pub async fn pg_copy(url: &str, args: &Args, tables: Tables) -> anyhow::Result<f
     for task in tasks {
         task.await??;
     }
-    let rate = args.calls as f64 / started.elapsed().as_secs_f64();
-    eprintln!("[postgres] COPY into {tables:?} tables: {rate:.0} rows/s");
-    if like.is_some() {
-        for (table, _, _) in BASE_TABLES {
-            pool.execute(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
-                .await?;
-        }
+    Ok(())
+}
+
+/// Fills the real tables of the freshly migrated database at `url` with
+/// `slice`, the quickest way that leaves them as ingest does (but for the
+/// event log, which no listing reads): the call tables' secondary indexes
+/// dropped, binary COPY of 5,000 calls a transaction with every trigger on
+/// (rollups, counts, number states), then the indexes built again from
+/// their own definitions, and `VACUUM ANALYZE`. This is how `--preload`
+/// reaches sizes (10M calls) that no measured ingest reaches in a session.
+pub async fn pg_bulk_load(url: &str, slice: Slice, streams: usize) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(url).await?;
+    let tables: Vec<String> = BASE_TABLES
+        .iter()
+        .map(|(_, real, _)| (*real).to_owned())
+        .collect();
+    // Keys stay: they are what a COPY must check.
+    let indexes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.indexname::text, i.indexdef FROM pg_indexes i \
+         WHERE i.schemaname = current_schema() AND i.tablename = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname) \
+         AND i.indexdef NOT LIKE 'CREATE UNIQUE%' ORDER BY i.indexname",
+    )
+    .bind(&tables)
+    .fetch_all(&mut conn)
+    .await?;
+    for (name, _) in &indexes {
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
+            .await?;
     }
-    pool.close().await;
-    Ok(rate)
+    eprintln!(
+        "[postgres] preloading {} calls: COPY without {} secondary indexes",
+        slice.len(),
+        indexes.len()
+    );
+    let started = Instant::now();
+    copy_streams(url, slice, streams, 5_000, false).await?;
+    eprintln!(
+        "[postgres] preload COPY: {:.0} s, {:.0} rows/s",
+        started.elapsed().as_secs_f64(),
+        slice.len() as f64 / started.elapsed().as_secs_f64()
+    );
+    conn.execute("SET maintenance_work_mem = '1GB'").await?;
+    for (name, definition) in &indexes {
+        let built = Instant::now();
+        conn.execute(sqlx::AssertSqlSafe(definition.clone()))
+            .await?;
+        eprintln!(
+            "[postgres] index {name} built in {:.0} s",
+            built.elapsed().as_secs_f64()
+        );
+    }
+    let vacuumed = Instant::now();
+    conn.execute("VACUUM ANALYZE").await?;
+    let size: String =
+        sqlx::query_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))")
+            .fetch_one(&mut conn)
+            .await?;
+    eprintln!(
+        "[postgres] VACUUM ANALYZE in {:.0} s; preload done in {:.0} s, database {size}",
+        vacuumed.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Multi-row INSERTs (one per batch and table), one transaction per batch
