@@ -82,6 +82,11 @@ pub struct Args {
     /// (for `EXPLAIN` afterwards); its URL is printed.
     #[arg(long)]
     keep_database: bool,
+    /// PostgreSQL: measure only the listings, on this database a
+    /// `--keep-database` run left, giving the `--preload` and `--calls` it
+    /// was loaded with.
+    #[arg(long, requires = "preload")]
+    pg_database: Option<String>,
     /// Calls per UpsertCalls request (and per baseline chunk).
     #[arg(long, default_value_t = 500)]
     batch: u64,
@@ -207,7 +212,9 @@ async fn main() -> anyhow::Result<()> {
     let secure = if matches!(
         args.only,
         Some(Only::Stats | Only::Events | Only::Json | Only::Overload)
-    ) {
+    ) || args.pg_database.is_some()
+    {
+        // A reused database is for its listings alone.
         Vec::new()
     } else {
         let pg = backends
@@ -341,6 +348,11 @@ fn measures(figures: &[Figures], timed: Option<&[stats::Timed]>, args: &Args) ->
         (Backend::Postgres, "pg_ingest_vs_copy", PG_INGEST_GOAL),
     ] {
         out.push(match of(backend) {
+            Some(f) if f.ingest.is_nan() => Measure::missing(
+                name,
+                "rows/s",
+                "not measured: --pg-database reuses a loaded database",
+            ),
             Some(f) => Measure::ratio(name, f.ingest, f.baselines.real, "rows/s", goal)
                 .with_note("baseline into the real tables: keys, indexes and triggers"),
             None => not_run(name, "rows/s", &backend.to_string()),

@@ -72,7 +72,7 @@ where
             query.after.as_ref(),
             i64::from(query.page_size) + 1,
         );
-        let mut tx = self.read(tenant).await?;
+        let mut tx = self.read_page(tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
         let mut calls = rows
             .iter()

@@ -11,7 +11,7 @@ use sqlx::{
 
 use super::calls_read::{TagsRead, snapshot};
 use super::catalogs::Catalog;
-use super::dialect::to_json;
+use super::dialect::{Rows, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
 use crate::domain::event::EventKind;
 use crate::domain::merge::{MergeRule, merge_views};
@@ -695,11 +695,12 @@ where
         };
         upserts.sort_by_cached_key(order);
         insert_only.sort_by_cached_key(order);
+        let per_statement = DB::rows_per_insert(CALL_COLUMNS.len() + 4);
         let mut chunks: Vec<(&[&PlannedWrite], bool)> = Vec::new();
-        for chunk in upserts.chunks(ROWS_PER_STATEMENT) {
+        for chunk in upserts.chunks(per_statement) {
             chunks.push((chunk, false));
         }
-        for chunk in insert_only.chunks(ROWS_PER_STATEMENT) {
+        for chunk in insert_only.chunks(per_statement) {
             chunks.push((chunk, true));
         }
         for (chunk, insert_only) in chunks {
@@ -709,19 +710,17 @@ where
             for column in CALL_COLUMNS {
                 qb.push(", ").push(column);
             }
-            qb.push(") VALUES ");
-            for (n, w) in chunk.iter().enumerate() {
-                qb.push(if n == 0 { "(" } else { ", (" })
-                    .push_bind(tenant.to_owned())
-                    .push(", ")
-                    .push_bind(w.call_id.clone())
-                    .push(", ")
-                    .push_bind(now)
-                    .push(", ")
-                    .push_bind(w.hash.clone());
-                Self::bind_call_values(&mut qb, calls[w.index].0)?;
-                qb.push(")");
+            qb.push(")");
+            let mut rows = Rows::default();
+            for w in chunk {
+                rows.row()
+                    .text(tenant)
+                    .text(w.call_id.clone())
+                    .int(now)
+                    .text(w.hash.clone());
+                Self::call_values(&mut rows, calls[w.index].0)?;
             }
+            DB::push_rows(&mut qb, rows)?;
             if insert_only {
                 qb.push(
                     " ON CONFLICT (tenant_id, source, external_id) DO NOTHING \
@@ -900,47 +899,37 @@ where
         Ok(())
     }
 
-    /// Binds the values of [`CALL_COLUMNS`], each preceded by `, `.
-    fn bind_call_values(qb: &mut QueryBuilder<DB>, c: &Call) -> Result<(), StoreError> {
+    /// Appends the values of [`CALL_COLUMNS`] to the current row.
+    fn call_values(rows: &mut Rows, c: &Call) -> Result<(), StoreError> {
         let attributes = to_json(&c.attributes)?;
-        let text = |qb: &mut QueryBuilder<DB>, v: &str| {
-            qb.push(", ").push_bind(v.to_owned());
-        };
-        let int = |qb: &mut QueryBuilder<DB>, v: i64| {
-            qb.push(", ").push_bind(v);
-        };
-        let opt = |qb: &mut QueryBuilder<DB>, v: Option<i64>| {
-            qb.push(", ").push_bind(v);
-        };
-        int(qb, c.source.code().into());
-        text(qb, &c.external_id);
-        text(qb, &c.task_id);
-        text(qb, &c.parent_task_id);
-        text(qb, &c.script_id);
-        text(qb, &c.callee);
-        text(qb, &c.callee_raw);
-        text(qb, &c.caller);
-        text(qb, &c.caller_raw);
-        opt(qb, c.submit_time);
-        int(qb, c.call_time);
-        opt(qb, c.ring_time);
-        opt(qb, c.answer_time);
-        opt(qb, c.hangup_time);
-        int(qb, c.ring_ms);
-        int(qb, c.talk_ms);
-        int(qb, c.total_ms);
-        int(qb, c.billed_ms);
-        int(qb, c.outcome.code().into());
-        text(qb, &c.vendor_status);
-        text(qb, &c.hangup_cause);
-        text(qb, &c.sip_code);
-        int(qb, c.hangup_by.code().into());
-        opt(qb, c.score.map(i64::from));
-        qb.push(", ")
-            .push_bind(c.intent_level.as_ref().map(|l| l.id.clone()));
-        int(qb, c.rounds.into());
-        text(qb, &c.recording_url);
-        int(qb, c.gender.code().into());
+        rows.int(c.source.code().into())
+            .text(c.external_id.as_str())
+            .text(c.task_id.as_str())
+            .text(c.parent_task_id.as_str())
+            .text(c.script_id.as_str())
+            .text(c.callee.as_str())
+            .text(c.callee_raw.as_str())
+            .text(c.caller.as_str())
+            .text(c.caller_raw.as_str())
+            .opt_int(c.submit_time)
+            .int(c.call_time)
+            .opt_int(c.ring_time)
+            .opt_int(c.answer_time)
+            .opt_int(c.hangup_time)
+            .int(c.ring_ms)
+            .int(c.talk_ms)
+            .int(c.total_ms)
+            .int(c.billed_ms)
+            .int(c.outcome.code().into())
+            .text(c.vendor_status.as_str())
+            .text(c.hangup_cause.as_str())
+            .text(c.sip_code.as_str())
+            .int(c.hangup_by.code().into())
+            .opt_int(c.score.map(i64::from))
+            .opt_text(c.intent_level.as_ref().map(|l| l.id.clone()))
+            .int(c.rounds.into())
+            .text(c.recording_url.as_str())
+            .int(c.gender.code().into());
         let l = &c.location;
         for v in [
             &l.province,
@@ -950,7 +939,7 @@ where
             &l.region,
             &l.post_code,
         ] {
-            text(qb, v);
+            rows.text(v.as_str());
         }
         let b = &c.billing;
         for v in [
@@ -963,25 +952,14 @@ where
             &b.quote_exchange,
             &b.bill_period,
         ] {
-            text(qb, v);
+            rows.text(v.as_str());
         }
-        text(qb, &c.dtmf);
-        int(qb, c.recall_count.into());
-        text(qb, &c.recall_of);
-        text(qb, &c.customer_name);
-        text(qb, &c.line_id);
-        text(qb, &attributes);
-        opt(qb, c.update_time);
-        text(qb, c.alt_id());
         // Stored as `,a,b,` so that a filter matches `,a,` whole.
         let flags = if c.quality_flags.is_empty() {
             String::new()
         } else {
             format!(",{},", c.quality_flags.join(","))
         };
-        text(qb, &flags);
-        text(qb, &b.base_cost_currency);
-        text(qb, &b.settle_currency);
         // The level as sent with this call: a later rename changes the
         // catalog, not this call.
         let level = c
@@ -990,7 +968,18 @@ where
             .map(serde_json::to_string)
             .transpose()
             .map_err(StoreError::encode)?;
-        qb.push(", ").push_bind(level);
+        rows.text(c.dtmf.as_str())
+            .int(c.recall_count.into())
+            .text(c.recall_of.as_str())
+            .text(c.customer_name.as_str())
+            .text(c.line_id.as_str())
+            .text(attributes)
+            .opt_int(c.update_time)
+            .text(c.alt_id())
+            .text(flags)
+            .text(b.base_cost_currency.as_str())
+            .text(b.settle_currency.as_str())
+            .opt_text(level);
         Ok(())
     }
 
@@ -1052,20 +1041,23 @@ where
             }
         }
 
-        for chunk in tag_rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in tag_rows.chunks(DB::rows_per_insert(7)) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position, origin, \
-                 snapshot) ",
+                 snapshot)",
             );
-            qb.push_values(chunk, |mut row, r| {
-                row.push_bind(tenant.to_owned())
-                    .push_bind(r.call_id.to_owned())
-                    .push_bind(r.id.clone())
-                    .push_bind(r.task_id.to_owned())
-                    .push_bind(r.position)
-                    .push_bind(r.origin)
-                    .push_bind(r.snapshot.clone());
-            });
+            let mut rows = Rows::default();
+            for r in chunk {
+                rows.row()
+                    .text(tenant)
+                    .text(r.call_id)
+                    .text(r.id.as_str())
+                    .text(r.task_id)
+                    .int(r.position)
+                    .int(r.origin)
+                    .text(r.snapshot.clone());
+            }
+            DB::push_rows(&mut qb, rows)?;
             // A row of the part a partial view kept meets the same tag in
             // the part it carries: the row is now of both.
             qb.push(
@@ -1077,19 +1069,22 @@ where
             );
             qb.build().execute(&mut **tx).await?;
         }
-        for chunk in group_rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in group_rows.chunks(DB::rows_per_insert(6)) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO call_tag_groups (tenant_id, call_id, group_id, position, origin, \
-                 snapshot) ",
+                 snapshot)",
             );
-            qb.push_values(chunk, |mut row, r| {
-                row.push_bind(tenant.to_owned())
-                    .push_bind(r.call_id.to_owned())
-                    .push_bind(r.id.clone())
-                    .push_bind(r.position)
-                    .push_bind(r.origin)
-                    .push_bind(r.snapshot.clone());
-            });
+            let mut rows = Rows::default();
+            for r in chunk {
+                rows.row()
+                    .text(tenant)
+                    .text(r.call_id)
+                    .text(r.id.as_str())
+                    .int(r.position)
+                    .int(r.origin)
+                    .text(r.snapshot.clone());
+            }
+            DB::push_rows(&mut qb, rows)?;
             qb.push(
                 " ON CONFLICT (tenant_id, call_id, group_id) DO UPDATE SET \
                  origin = call_tag_groups.origin | excluded.origin, \
@@ -1099,38 +1094,36 @@ where
             );
             qb.build().execute(&mut **tx).await?;
         }
-        for chunk in turn_rows.chunks(ROWS_PER_STATEMENT / 2) {
-            let mut encoded = Vec::with_capacity(chunk.len());
-            for (call_id, turn) in chunk {
-                let tags = serde_json::to_string(&turn.tags).map_err(StoreError::encode)?;
-                let attributes = to_json(&turn.attributes)?;
-                encoded.push((*call_id, *turn, tags, attributes));
-            }
+        for chunk in turn_rows.chunks(DB::rows_per_insert(18)) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO dialogue_turns (tenant_id, call_id, sequence, kind, customer_text, \
                  robot_text, node_id, node_name, keyword, score, speak_ms, play_ms, asr_latency_ms, \
-                 tags, turn_time, after_transfer, turn_id, attributes) ",
+                 tags, turn_time, after_transfer, turn_id, attributes)",
             );
-            qb.push_values(encoded, |mut row, (call_id, turn, tags, attributes)| {
-                row.push_bind(tenant.to_owned())
-                    .push_bind(call_id.to_owned())
-                    .push_bind(i64::from(turn.sequence))
-                    .push_bind(i64::from(turn.kind.code()))
-                    .push_bind(turn.customer_text.clone())
-                    .push_bind(turn.robot_text.clone())
-                    .push_bind(turn.node_id.clone())
-                    .push_bind(turn.node_name.clone())
-                    .push_bind(turn.keyword.clone())
-                    .push_bind(i64::from(turn.score))
-                    .push_bind(turn.speak_ms)
-                    .push_bind(turn.play_ms)
-                    .push_bind(turn.asr_latency_ms)
-                    .push_bind(tags)
-                    .push_bind(turn.time)
-                    .push_bind(turn.after_transfer)
-                    .push_bind(turn.turn_id.clone())
-                    .push_bind(attributes);
-            });
+            let mut rows = Rows::default();
+            for (call_id, turn) in chunk {
+                let tags = serde_json::to_string(&turn.tags).map_err(StoreError::encode)?;
+                rows.row()
+                    .text(tenant)
+                    .text(*call_id)
+                    .int(i64::from(turn.sequence))
+                    .int(i64::from(turn.kind.code()))
+                    .text(turn.customer_text.as_str())
+                    .text(turn.robot_text.as_str())
+                    .text(turn.node_id.as_str())
+                    .text(turn.node_name.as_str())
+                    .text(turn.keyword.as_str())
+                    .int(i64::from(turn.score))
+                    .int(turn.speak_ms)
+                    .int(turn.play_ms)
+                    .int(turn.asr_latency_ms)
+                    .text(tags)
+                    .opt_int(turn.time)
+                    .bool(turn.after_transfer)
+                    .text(turn.turn_id.as_str())
+                    .text(to_json(&turn.attributes)?);
+            }
+            DB::push_rows(&mut qb, rows)?;
             qb.build().execute(&mut **tx).await?;
         }
         Self::write_catalog(catalog, tx, tenant).await

@@ -37,6 +37,9 @@ pub trait Dialect: Database {
     /// Settings (`name`, `value`) for the rest of every write transaction,
     /// declared with the tenant in the same statement.
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)];
+    /// Settings for the rest of a listing's read transaction (a page of
+    /// calls, see [`SqlStore::read_page`]).
+    const PAGE_SETTINGS: &'static [(&'static str, &'static str)];
     /// Statements taking a tenant's erasure lock for the rest of the
     /// transaction, `(shared, exclusive)`, each completed by the bound tenant
     /// and `)`: writers of calls take it shared, ErasePhone exclusive, so a
@@ -62,6 +65,132 @@ pub trait Dialect: Database {
     /// text (so one cached plan) whatever the count, and no count of
     /// placeholders has to stay under the backend's limit.
     fn push_in(qb: &mut QueryBuilder<Self>, values: &[String]);
+
+    /// Rows one `INSERT` writes per statement at most, given `columns` a row.
+    fn rows_per_insert(columns: usize) -> usize;
+
+    /// The source of an `INSERT … (columns)`: `rows`, bound the way the
+    /// backend plans fastest. Fails if `rows` is ragged.
+    fn push_rows(qb: &mut QueryBuilder<Self>, rows: Rows) -> Result<(), StoreError>;
+}
+
+/// The rows of one `INSERT`, built row by row and kept column by column
+/// ([`Dialect::push_rows`]): PostgreSQL binds each column as one array, so
+/// a statement has one text (one plan, nothing to re-parse) whatever the
+/// count of rows, and its parse and bind no longer grow with thousands of
+/// placeholders; SQLite binds them as a multi-row `VALUES`.
+#[derive(Debug, Default)]
+pub struct Rows {
+    columns: Vec<Column>,
+    rows: usize,
+    /// The column being written in the current row.
+    at: usize,
+    /// A row gave a column a value of another kind than the first row did.
+    mixed: bool,
+}
+
+#[derive(Debug)]
+enum Column {
+    Text(Vec<String>),
+    OptText(Vec<Option<String>>),
+    Int(Vec<i64>),
+    OptInt(Vec<Option<i64>>),
+    Bool(Vec<bool>),
+}
+
+/// A column's values taken in row order ([`Dialect::push_rows`] on SQLite).
+enum ColumnValues {
+    Text(std::vec::IntoIter<String>),
+    OptText(std::vec::IntoIter<Option<String>>),
+    Int(std::vec::IntoIter<i64>),
+    OptInt(std::vec::IntoIter<Option<i64>>),
+    Bool(std::vec::IntoIter<bool>),
+}
+
+impl From<Column> for ColumnValues {
+    fn from(column: Column) -> Self {
+        match column {
+            Column::Text(v) => ColumnValues::Text(v.into_iter()),
+            Column::OptText(v) => ColumnValues::OptText(v.into_iter()),
+            Column::Int(v) => ColumnValues::Int(v.into_iter()),
+            Column::OptInt(v) => ColumnValues::OptInt(v.into_iter()),
+            Column::Bool(v) => ColumnValues::Bool(v.into_iter()),
+        }
+    }
+}
+
+impl Column {
+    fn len(&self) -> usize {
+        match self {
+            Column::Text(v) => v.len(),
+            Column::OptText(v) => v.len(),
+            Column::Int(v) => v.len(),
+            Column::OptInt(v) => v.len(),
+            Column::Bool(v) => v.len(),
+        }
+    }
+}
+
+/// Appends `$value` to the current row's next column, a `$kind` column.
+macro_rules! push_column {
+    ($rows:expr, $kind:ident, $value:expr) => {{
+        let value = $value;
+        match $rows.columns.get_mut($rows.at) {
+            Some(Column::$kind(column)) => column.push(value),
+            None if $rows.rows == 1 => $rows.columns.push(Column::$kind(vec![value])),
+            _ => $rows.mixed = true,
+        }
+        $rows.at += 1;
+        $rows
+    }};
+}
+
+impl Rows {
+    /// Starts the next row; its values follow in column order.
+    pub fn row(&mut self) -> &mut Self {
+        self.rows += 1;
+        self.at = 0;
+        self
+    }
+
+    pub fn text(&mut self, value: impl Into<String>) -> &mut Self {
+        push_column!(self, Text, value.into())
+    }
+
+    pub fn opt_text(&mut self, value: Option<String>) -> &mut Self {
+        push_column!(self, OptText, value)
+    }
+
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        push_column!(self, Int, value)
+    }
+
+    pub fn opt_int(&mut self, value: Option<i64>) -> &mut Self {
+        push_column!(self, OptInt, value)
+    }
+
+    pub fn bool(&mut self, value: bool) -> &mut Self {
+        push_column!(self, Bool, value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The columns, once every row gave every column a value of its kind.
+    fn into_columns(self) -> Result<Vec<Column>, StoreError> {
+        if self.mixed || self.columns.iter().any(|c| c.len() != self.rows) {
+            // A fault of ours in building the rows, never of a client's.
+            return Err(StoreError::Internal(sqlx::Error::Protocol(
+                "rows of one INSERT differ in their columns".into(),
+            )));
+        }
+        Ok(self.columns)
+    }
 }
 
 impl Dialect for sqlx::Sqlite {
@@ -78,6 +207,7 @@ impl Dialect for sqlx::Sqlite {
     // One file, one tenant scope: every statement carries its predicate.
     const DECLARES_TENANT: bool = false;
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)] = &[];
+    const PAGE_SETTINGS: &'static [(&'static str, &'static str)] = &[];
     // BEGIN IMMEDIATE already serialises every write transaction.
     const ERASURE_LOCK: Option<(&'static str, &'static str)> = None;
     const ATTRIBUTE_EQUALS: [&'static str; 3] = [
@@ -102,7 +232,45 @@ impl Dialect for sqlx::Sqlite {
             .push_bind(array.to_string())
             .push("))");
     }
+
+    fn rows_per_insert(columns: usize) -> usize {
+        // SQLite binds at most 32,766 values a statement.
+        (30_000 / columns.max(1)).clamp(1, ROWS_PER_VALUES)
+    }
+
+    fn push_rows(qb: &mut QueryBuilder<Self>, rows: Rows) -> Result<(), StoreError> {
+        let count = rows.len();
+        let mut columns: Vec<_> = rows
+            .into_columns()?
+            .into_iter()
+            .map(ColumnValues::from)
+            .collect();
+        qb.push(" VALUES ");
+        for row in 0..count {
+            qb.push(if row == 0 { "(" } else { ", (" });
+            for (n, column) in columns.iter_mut().enumerate() {
+                if n > 0 {
+                    qb.push(", ");
+                }
+                // Every column holds `count` values (checked above), so
+                // none runs out.
+                match column {
+                    ColumnValues::Text(v) => qb.push_bind(v.next().unwrap_or_default()),
+                    ColumnValues::OptText(v) => qb.push_bind(v.next().flatten()),
+                    ColumnValues::Int(v) => qb.push_bind(v.next().unwrap_or_default()),
+                    ColumnValues::OptInt(v) => qb.push_bind(v.next().flatten()),
+                    ColumnValues::Bool(v) => qb.push_bind(v.next().unwrap_or_default()),
+                };
+            }
+            qb.push(")");
+        }
+        Ok(())
+    }
 }
+
+/// Rows of a SQLite multi-row `VALUES` at most, as many as the write path
+/// has always put in one statement.
+const ROWS_PER_VALUES: usize = 200;
 
 impl Dialect for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
@@ -122,6 +290,14 @@ impl Dialect for sqlx::Postgres {
     // ANALYZE changes the statistics.
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)] =
         &[("plan_cache_mode", "force_custom_plan")];
+    // A page is a few rows found early along an index, which no parallel
+    // worker speeds up, but at 10M calls the planner chose a Gather Merge
+    // for the transcript search: starting two workers took 16 of its 21 ms,
+    // and each worker read its own 1,200 calls for 16 rows. Without them
+    // the same page read 384 calls in 2.6 ms (`EXPLAIN (ANALYZE, BUFFERS)`,
+    // BENCHMARKS.md). Statistics and exports keep parallel plans.
+    const PAGE_SETTINGS: &'static [(&'static str, &'static str)] =
+        &[("max_parallel_workers_per_gather", "0")];
     // Transaction-scoped advisory locks in a key space of their own (the
     // two-integer form, class 7001): shared ones do not block each other, so
     // concurrent ingest is unaffected until an erasure comes.
@@ -140,6 +316,30 @@ impl Dialect for sqlx::Postgres {
 
     fn push_in(qb: &mut QueryBuilder<Self>, values: &[String]) {
         qb.push(" = ANY(").push_bind(values.to_vec()).push(")");
+    }
+
+    fn rows_per_insert(_columns: usize) -> usize {
+        // One array per column: no placeholder limit; this bounds a
+        // statement's work only.
+        10_000
+    }
+
+    fn push_rows(qb: &mut QueryBuilder<Self>, rows: Rows) -> Result<(), StoreError> {
+        qb.push(" SELECT * FROM UNNEST(");
+        for (n, column) in rows.into_columns()?.into_iter().enumerate() {
+            if n > 0 {
+                qb.push(", ");
+            }
+            match column {
+                Column::Text(v) => qb.push_bind(v).push("::text[]"),
+                Column::OptText(v) => qb.push_bind(v).push("::text[]"),
+                Column::Int(v) => qb.push_bind(v).push("::int8[]"),
+                Column::OptInt(v) => qb.push_bind(v).push("::int8[]"),
+                Column::Bool(v) => qb.push_bind(v).push("::bool[]"),
+            };
+        }
+        qb.push(")");
+        Ok(())
     }
 }
 
@@ -249,6 +449,15 @@ where
     /// see one snapshot.
     pub(super) async fn read(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {
         Self::read_on(&self.reader, tenant).await
+    }
+
+    /// Opens a read transaction for `tenant` that answers a page of a
+    /// listing ([`Dialect::PAGE_SETTINGS`]).
+    pub(super) async fn read_page(
+        &self,
+        tenant: &str,
+    ) -> Result<Transaction<'static, DB>, StoreError> {
+        Self::begin_on(&self.reader, "BEGIN", tenant, DB::PAGE_SETTINGS).await
     }
 
     /// Opens a read transaction for `tenant` on the primary: it sees every
@@ -500,6 +709,52 @@ mod tests {
 
     use super::AfterWriteSchedule;
     use crate::store::{Backend as _, StoreOptions};
+
+    #[test]
+    fn rows_bind_on_sqlite_as_values_and_on_postgres_as_one_array_a_column() {
+        use super::{Dialect, Rows};
+        use sqlx::{Execute, Postgres, QueryBuilder, Sqlite};
+        let rows = || {
+            let mut rows = Rows::default();
+            for n in 0..3 {
+                rows.row()
+                    .text(format!("c{n}"))
+                    .opt_int((n > 0).then_some(n))
+                    .bool(n == 1);
+            }
+            rows
+        };
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b, c)");
+        Sqlite::push_rows(&mut qb, rows()).expect("even rows");
+        assert_eq!(
+            qb.build().sql().as_str(),
+            "INSERT INTO t (a, b, c) VALUES (?, ?, ?), (?, ?, ?), (?, ?, ?)"
+        );
+        let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO t (a, b, c)");
+        Postgres::push_rows(&mut qb, rows()).expect("even rows");
+        assert_eq!(
+            qb.build().sql().as_str(),
+            "INSERT INTO t (a, b, c) SELECT * FROM UNNEST($1::text[], $2::int8[], $3::bool[])"
+        );
+    }
+
+    #[test]
+    fn ragged_rows_are_refused() {
+        use super::{Dialect, Rows};
+        use sqlx::{QueryBuilder, Sqlite};
+        // A row short of a column.
+        let mut rows = Rows::default();
+        rows.row().text("a").int(1);
+        rows.row().text("b");
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b)");
+        assert!(Sqlite::push_rows(&mut qb, rows).is_err());
+        // A column of another kind.
+        let mut rows = Rows::default();
+        rows.row().text("a").int(1);
+        rows.row().text("b").text("2");
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b)");
+        assert!(Sqlite::push_rows(&mut qb, rows).is_err());
+    }
 
     #[test]
     fn the_after_write_statement_runs_after_the_first_write_and_each_doubling() {

@@ -16,7 +16,7 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
-use super::{Dialect, EventStore, SqlStore, StoreError};
+use super::{Dialect, EventStore, Rows, SqlStore, StoreError};
 use crate::domain::erasure::PhoneNotations;
 use crate::domain::event::{CallEvent, EventKind, EventLogState};
 use crate::domain::{Call, StoredCall, UnixMs};
@@ -28,9 +28,6 @@ struct EventBody {
     sync_time: UnixMs,
     call: Call,
 }
-
-/// Events inserted per statement (6 bound values each).
-const EVENTS_PER_STATEMENT: usize = 500;
 
 /// Erased calls whose events one statement reads (see `erase_events`).
 const ERASED_CALLS_PER_READ: usize = 200;
@@ -131,27 +128,29 @@ where
         let last: i64 = qb.build_query_scalar().fetch_one(&mut **tx).await?;
         // Taken after the lock, so event times follow positions.
         let now = crate::domain::now_ms();
-        let mut rows = Vec::with_capacity(events.len());
-        for (n, (kind, call)) in events.into_iter().enumerate() {
-            let body = EventBody {
-                sync_time: call.sync_time,
-                call: call.call,
-            };
-            let json = serde_json::to_string(&body).map_err(StoreError::encode)?;
-            rows.push((last - count + 1 + n as i64, kind, call.call_id, json));
-        }
-        for chunk in rows.chunks(EVENTS_PER_STATEMENT) {
+        let first = last - count + 1;
+        let per_statement = DB::rows_per_insert(6);
+        let mut events = events.into_iter().enumerate().peekable();
+        while events.peek().is_some() {
+            let mut rows = Rows::default();
+            for (n, (kind, call)) in events.by_ref().take(per_statement) {
+                let body = EventBody {
+                    sync_time: call.sync_time,
+                    call: call.call,
+                };
+                let json = serde_json::to_string(&body).map_err(StoreError::encode)?;
+                rows.row()
+                    .text(tenant)
+                    .int(first + n as i64)
+                    .int(i64::from(kind.code()))
+                    .text(call.call_id)
+                    .int(now)
+                    .text(json);
+            }
             let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_events (tenant_id, position, event_type, call_id, event_time, call_json) ",
+                "INSERT INTO call_events (tenant_id, position, event_type, call_id, event_time, call_json)",
             );
-            qb.push_values(chunk, |mut row, (position, kind, call_id, json)| {
-                row.push_bind(tenant.to_owned())
-                    .push_bind(*position)
-                    .push_bind(i64::from(kind.code()))
-                    .push_bind(call_id.clone())
-                    .push_bind(now)
-                    .push_bind(json.clone());
-            });
+            DB::push_rows(&mut qb, rows)?;
             qb.build().execute(&mut **tx).await?;
         }
         Ok(())

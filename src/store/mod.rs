@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use dialect::{Dialect, SqlStore};
+pub use dialect::{Dialect, Rows, SqlStore};
 pub use error::StoreError;
 pub use subscriptions::SubscriptionUpdate;
 pub use task_numbers::TaskNumberPage;
