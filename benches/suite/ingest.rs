@@ -202,10 +202,10 @@ pub async fn pg_bulk_load(url: &str, slice: Slice, streams: usize) -> anyhow::Re
         .collect();
     // Keys stay: they are what a COPY must check.
     let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT i.indexname::text, i.indexdef FROM pg_indexes i \
-         WHERE i.schemaname = current_schema() AND i.tablename = ANY($1) \
-         AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname) \
-         AND i.indexdef NOT LIKE 'CREATE UNIQUE%' ORDER BY i.indexname",
+        "SELECT x.relname::text, pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+         WHERE t.relname = ANY($1) AND t.relnamespace = current_schema()::regnamespace \
+         AND NOT i.indisunique AND NOT i.indisprimary ORDER BY 1",
     )
     .bind(&tables)
     .fetch_all(&mut conn)

@@ -102,6 +102,15 @@ struct TagRow<'a> {
     snapshot: String,
 }
 
+/// The two tables of [`TagRow`]s.
+#[derive(Clone, Copy)]
+enum TagTable {
+    /// `call_tags`, which also keeps the call's task.
+    Tags,
+    /// `call_tag_groups`.
+    Groups,
+}
+
 /// The tag (or group) rows of one call: one per id, first-seen position,
 /// the origins of every mention.
 struct TagRows<'a> {
@@ -983,6 +992,45 @@ where
         Ok(())
     }
 
+    /// Inserts a call's tag rows or hit-group rows. A row of the part a
+    /// partial view kept meets the same id in the part it carries: the row
+    /// is now of both, at the first of its positions.
+    async fn insert_tag_rows(
+        tx: &mut Transaction<'static, DB>,
+        tenant: &str,
+        table: TagTable,
+        tag_rows: &[TagRow<'_>],
+    ) -> Result<(), StoreError> {
+        let (name, id, with_task) = match table {
+            TagTable::Tags => ("call_tags", "tag_id", true),
+            TagTable::Groups => ("call_tag_groups", "group_id", false),
+        };
+        let task = if with_task { ", task_id" } else { "" };
+        for chunk in tag_rows.chunks(DB::rows_per_insert(7)) {
+            let mut qb = QueryBuilder::<DB>::new(format!(
+                "INSERT INTO {name} (tenant_id, call_id, {id}{task}, position, origin, snapshot)"
+            ));
+            let mut rows = Rows::default();
+            for r in chunk {
+                rows.row().text(tenant).text(r.call_id).text(r.id.as_str());
+                if with_task {
+                    rows.text(r.task_id);
+                }
+                rows.int(r.position).int(r.origin).text(r.snapshot.clone());
+            }
+            DB::push_rows(&mut qb, rows)?;
+            qb.push(format_args!(
+                " ON CONFLICT (tenant_id, call_id, {id}) DO UPDATE SET \
+                 origin = {name}.origin | excluded.origin, \
+                 snapshot = excluded.snapshot, \
+                 position = CASE WHEN excluded.position < {name}.position \
+                 THEN excluded.position ELSE {name}.position END"
+            ));
+            qb.build().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Writes the child rows of freshly written calls (tags, hit tag groups,
     /// turns) and fills the catalogs with the tags, groups, intent levels and
     /// tasks they name, in multi-row statements.
@@ -1041,59 +1089,8 @@ where
             }
         }
 
-        for chunk in tag_rows.chunks(DB::rows_per_insert(7)) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position, origin, \
-                 snapshot)",
-            );
-            let mut rows = Rows::default();
-            for r in chunk {
-                rows.row()
-                    .text(tenant)
-                    .text(r.call_id)
-                    .text(r.id.as_str())
-                    .text(r.task_id)
-                    .int(r.position)
-                    .int(r.origin)
-                    .text(r.snapshot.clone());
-            }
-            DB::push_rows(&mut qb, rows)?;
-            // A row of the part a partial view kept meets the same tag in
-            // the part it carries: the row is now of both.
-            qb.push(
-                " ON CONFLICT (tenant_id, call_id, tag_id) DO UPDATE SET \
-                 origin = call_tags.origin | excluded.origin, \
-                 snapshot = excluded.snapshot, \
-                 position = CASE WHEN excluded.position < call_tags.position \
-                 THEN excluded.position ELSE call_tags.position END",
-            );
-            qb.build().execute(&mut **tx).await?;
-        }
-        for chunk in group_rows.chunks(DB::rows_per_insert(6)) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "INSERT INTO call_tag_groups (tenant_id, call_id, group_id, position, origin, \
-                 snapshot)",
-            );
-            let mut rows = Rows::default();
-            for r in chunk {
-                rows.row()
-                    .text(tenant)
-                    .text(r.call_id)
-                    .text(r.id.as_str())
-                    .int(r.position)
-                    .int(r.origin)
-                    .text(r.snapshot.clone());
-            }
-            DB::push_rows(&mut qb, rows)?;
-            qb.push(
-                " ON CONFLICT (tenant_id, call_id, group_id) DO UPDATE SET \
-                 origin = call_tag_groups.origin | excluded.origin, \
-                 snapshot = excluded.snapshot, \
-                 position = CASE WHEN excluded.position < call_tag_groups.position \
-                 THEN excluded.position ELSE call_tag_groups.position END",
-            );
-            qb.build().execute(&mut **tx).await?;
-        }
+        Self::insert_tag_rows(tx, tenant, TagTable::Tags, &tag_rows).await?;
+        Self::insert_tag_rows(tx, tenant, TagTable::Groups, &group_rows).await?;
         for chunk in turn_rows.chunks(DB::rows_per_insert(18)) {
             let mut qb = QueryBuilder::<DB>::new(
                 "INSERT INTO dialogue_turns (tenant_id, call_id, sequence, kind, customer_text, \

@@ -70,7 +70,7 @@ pub trait Dialect: Database {
     fn rows_per_insert(columns: usize) -> usize;
 
     /// The source of an `INSERT … (columns)`: `rows`, bound the way the
-    /// backend plans fastest. Fails if `rows` is ragged.
+    /// backend plans fastest. Fails if `rows` is empty or ragged.
     fn push_rows(qb: &mut QueryBuilder<Self>, rows: Rows) -> Result<(), StoreError>;
 }
 
@@ -183,7 +183,8 @@ impl Rows {
 
     /// The columns, once every row gave every column a value of its kind.
     fn into_columns(self) -> Result<Vec<Column>, StoreError> {
-        if self.mixed || self.columns.iter().any(|c| c.len() != self.rows) {
+        // No rows would be no statement: `UNNEST()` and a bare `VALUES`.
+        if self.rows == 0 || self.mixed || self.columns.iter().any(|c| c.len() != self.rows) {
             // A fault of ours in building the rows, never of a client's.
             return Err(StoreError::Internal(sqlx::Error::Protocol(
                 "rows of one INSERT differ in their columns".into(),
@@ -754,6 +755,9 @@ mod tests {
         rows.row().text("b").text("2");
         let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b)");
         assert!(Sqlite::push_rows(&mut qb, rows).is_err());
+        // No rows at all.
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO t (a, b)");
+        assert!(Sqlite::push_rows(&mut qb, Rows::default()).is_err());
     }
 
     #[test]
