@@ -6,7 +6,7 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
-use super::calls_write::ROWS_PER_STATEMENT;
+use super::dialect::ROWS_PER_STATEMENT;
 use super::filter_sql::push_where;
 use super::{AdminStore, Dialect, SqlStore, StoreError};
 use crate::domain::erasure::{ErasureCounts, PhoneNotations, QuarantineLimits, QuarantineTrim};

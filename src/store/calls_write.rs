@@ -75,10 +75,6 @@ const CALL_COLUMNS: &[&str] = &[
     "intent_level_snapshot",
 ];
 
-/// Rows per multi-row statement: well below the bound-parameter limits of
-/// SQLite (32,766) and PostgreSQL (65,535) at ~55 parameters a call.
-pub(super) const ROWS_PER_STATEMENT: usize = 200;
-
 /// Ids per statement where the ids go in as one bound value
 /// ([`Dialect::push_in`]): no placeholder limit applies, so a batch's ids go
 /// in one statement; the bound only caps one statement's work.
@@ -1006,7 +1002,8 @@ where
             TagTable::Groups => ("call_tag_groups", "group_id", false),
         };
         let task = if with_task { ", task_id" } else { "" };
-        for chunk in tag_rows.chunks(DB::rows_per_insert(7)) {
+        let columns = if with_task { 7 } else { 6 };
+        for chunk in tag_rows.chunks(DB::rows_per_insert(columns)) {
             let mut qb = QueryBuilder::<DB>::new(format!(
                 "INSERT INTO {name} (tenant_id, call_id, {id}{task}, position, origin, snapshot)"
             ));

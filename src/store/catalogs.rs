@@ -9,7 +9,8 @@ use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Transaction, Type,
 };
 
-use super::calls_write::{IDS_PER_STATEMENT, ROWS_PER_STATEMENT};
+use super::calls_write::IDS_PER_STATEMENT;
+use super::dialect::ROWS_PER_STATEMENT;
 use super::dialect::{json, to_json};
 use super::{CatalogStore, Dialect, SqlStore, StoreError, TaskPage};
 use crate::domain::stats::{self, CountEntry, NO_INTENT_LEVEL_KEY};

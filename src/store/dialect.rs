@@ -236,7 +236,7 @@ impl Dialect for sqlx::Sqlite {
 
     fn rows_per_insert(columns: usize) -> usize {
         // SQLite binds at most 32,766 values a statement.
-        (30_000 / columns.max(1)).clamp(1, ROWS_PER_VALUES)
+        (30_000 / columns.max(1)).clamp(1, ROWS_PER_STATEMENT)
     }
 
     fn push_rows(qb: &mut QueryBuilder<Self>, rows: Rows) -> Result<(), StoreError> {
@@ -269,9 +269,11 @@ impl Dialect for sqlx::Sqlite {
     }
 }
 
-/// Rows of a SQLite multi-row `VALUES` at most, as many as the write path
-/// has always put in one statement.
-const ROWS_PER_VALUES: usize = 200;
+/// Rows per multi-row `VALUES` statement (SQLite's `push_rows`, and the
+/// catalog and admin statements on both backends): well below the
+/// bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535) at ~58
+/// parameters a call.
+pub(super) const ROWS_PER_STATEMENT: usize = 200;
 
 impl Dialect for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
