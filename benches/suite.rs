@@ -96,7 +96,8 @@ pub struct Args {
     /// Concurrent ListCalls clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
-    /// Timed ListCalls requests per client and filter.
+    /// Timed ListCalls requests per client, filter and round (the service
+    /// and the direct SQL take four turns each).
     #[arg(long, default_value_t = 20)]
     requests: usize,
     /// Timed ListCalls requests per filter from a single client.

@@ -83,29 +83,23 @@ async fn sqlite_in(dir: &Path, args: &Args) -> anyhow::Result<Figures> {
     // The baseline writes into the real tables of a file of its own.
     let baseline_url = format!("sqlite://{}", dir.join("baseline.db").display());
     Running::migrate(&baseline_url).await?;
-    let real = ingest::sqlite_insert(&baseline_url, args, Tables::Real).await?;
     let url = format!("sqlite://{}", dir.join("bench.db").display());
     Running::migrate(&url).await?;
     let bare = ingest::sqlite_insert(&url, args, Tables::Bare).await?;
-    let baselines = Baselines {
-        real,
-        untriggered: None,
-        bare: Some(bare),
-    };
     let pool = SqlitePoolOptions::new()
         .max_connections(POOL)
         .connect_with(url.parse::<SqliteConnectOptions>()?.read_only(true))
         .await?;
-    let slice = Slice::all(args);
     measure(
         Backend::Sqlite,
         &url,
         Direct::Sqlite(pool),
-        baselines,
+        Baseline::SqliteInsert(&baseline_url),
         args,
-        slice,
+        Rounds::each_loads_all(Slice::all(args)),
     )
     .await
+    .map(|figures| figures.with_diagnostics(None, Some(bare)))
 }
 
 pub async fn postgres(args: &Args, server_url: &str) -> anyhow::Result<Figures> {
@@ -153,9 +147,10 @@ async fn postgres_listings(url: &str, args: &Args) -> anyhow::Result<Figures> {
 }
 
 /// At scale: `--preload` calls bulk-loaded first, then the ingest measured
-/// in the same tables, the COPY baseline writing the first half of the
-/// next `--calls` and UpsertCalls the second, so both pay for indexes of
-/// the same size. The diagnostic copies are not made (they would be as big).
+/// in the same tables, the COPY baseline and UpsertCalls taking turns over
+/// the next `--calls` (each round's first half copied, its second half
+/// upserted), so both pay for indexes of the same size. The diagnostic
+/// copies are not made (they would be as big).
 async fn postgres_preloaded(url: &str, args: &Args) -> anyhow::Result<Figures> {
     let total = args.preload + args.calls;
     Running::migrate(url).await?;
@@ -165,21 +160,9 @@ async fn postgres_preloaded(url: &str, args: &Args) -> anyhow::Result<Figures> {
         total,
     };
     ingest::pg_bulk_load(url, preload, args.streams).await?;
-    let half = args.preload + args.calls / 2;
-    let copied = Slice {
-        first: args.preload,
-        end: half,
-        total,
-    };
-    let real = ingest::pg_copy_slice(url, args, Tables::Real, copied).await?;
-    let baselines = Baselines {
-        real,
-        untriggered: None,
-        bare: None,
-    };
     let pool = direct_pool(url).await?;
     let ingested = Slice {
-        first: half,
+        first: args.preload,
         end: total,
         total,
     };
@@ -187,9 +170,9 @@ async fn postgres_preloaded(url: &str, args: &Args) -> anyhow::Result<Figures> {
         Backend::Postgres,
         url,
         Direct::Pg(pool),
-        baselines,
+        Baseline::PgCopy(url),
         args,
-        ingested,
+        Rounds::take_turns(ingested),
     )
     .await?;
     figures.preloaded = args.preload;
@@ -202,30 +185,100 @@ async fn postgres_on(server_url: &str, url: &str, args: &Args) -> anyhow::Result
     // database of its own.
     Running::migrate(url).await?;
     let bare = ingest::pg_copy(url, args, Tables::Bare).await?;
-    let untriggered = Some(ingest::pg_copy(url, args, Tables::Indexed).await?);
+    let untriggered = ingest::pg_copy(url, args, Tables::Indexed).await?;
     let baseline_database = PgDatabase::create(server_url).await?;
-    let real = async {
+    let measured = async {
         Running::migrate(&baseline_database.url).await?;
-        ingest::pg_copy(&baseline_database.url, args, Tables::Real).await
+        let pool = direct_pool(url).await?;
+        measure(
+            Backend::Postgres,
+            url,
+            Direct::Pg(pool),
+            Baseline::PgCopy(&baseline_database.url),
+            args,
+            Rounds::each_loads_all(Slice::all(args)),
+        )
+        .await
     }
     .await;
     baseline_database.drop_now().await?;
-    let baselines = Baselines {
-        real: real?,
-        untriggered,
-        bare: Some(bare),
-    };
-    let pool = direct_pool(url).await?;
-    let slice = Slice::all(args);
-    measure(
-        Backend::Postgres,
-        url,
-        Direct::Pg(pool),
-        baselines,
-        args,
-        slice,
-    )
-    .await
+    Ok(measured?.with_diagnostics(Some(untriggered), Some(bare)))
+}
+
+/// The plain load an ingest is measured against, into the real tables of
+/// the database at its URL.
+enum Baseline<'a> {
+    /// Multi-row INSERTs, one transaction per batch ([`ingest::sqlite_insert`]).
+    SqliteInsert(&'a str),
+    /// Binary COPY, as many streams ([`ingest::pg_copy`]).
+    PgCopy(&'a str),
+}
+
+impl Baseline<'_> {
+    /// Loads `slice`; rows/s.
+    async fn load(&self, args: &Args, slice: Slice) -> anyhow::Result<f64> {
+        match self {
+            Baseline::SqliteInsert(url) => {
+                ingest::sqlite_insert_slice(url, args, Tables::Real, slice).await
+            }
+            Baseline::PgCopy(url) => ingest::pg_copy_slice(url, args, Tables::Real, slice).await,
+        }
+    }
+}
+
+/// Rounds of ingest in which the baseline and UpsertCalls take turns, so
+/// that the load of this shared machine drifting over the minutes of a run
+/// hits both sides alike: per round, the baseline's slice, then the
+/// service's.
+struct Rounds(Vec<(Slice, Slice)>);
+
+/// Rounds an ingest is split into.
+const INGEST_ROUNDS: u64 = 4;
+
+impl Rounds {
+    /// Each side loads every call of `slice`, into a database of its own:
+    /// `slice` in [`INGEST_ROUNDS`] consecutive parts, both sides loading
+    /// the same part in a round.
+    fn each_loads_all(slice: Slice) -> Self {
+        Rounds(
+            Self::parts(slice)
+                .into_iter()
+                .map(|part| (part, part))
+                .collect(),
+        )
+    }
+
+    /// Both sides write into the same tables: each part's first half is
+    /// the baseline's, its second half the service's.
+    fn take_turns(slice: Slice) -> Self {
+        Rounds(
+            Self::parts(slice)
+                .into_iter()
+                .map(|part| {
+                    let half = part.first + part.len() / 2;
+                    (
+                        Slice { end: half, ..part },
+                        Slice {
+                            first: half,
+                            ..part
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    fn parts(slice: Slice) -> Vec<Slice> {
+        let step = slice.len().div_ceil(INGEST_ROUNDS).max(1);
+        (slice.first..slice.end)
+            .step_by(step as usize)
+            .map(|first| Slice {
+                first,
+                end: (first + step).min(slice.end),
+                ..slice
+            })
+            .collect()
+    }
 }
 
 /// The pool of the direct SQL: the settings the store gives a listing's
@@ -251,29 +304,50 @@ async fn measure(
     backend: Backend,
     url: &str,
     direct: Direct,
-    baselines: Baselines,
+    baseline: Baseline<'_>,
     args: &Args,
-    ingested: Slice,
+    rounds: Rounds,
 ) -> anyhow::Result<Figures> {
     let server = Running::start(url).await?;
+    // The calls in the database once every round has run.
+    let total = rounds.0.first().map_or(0, |(part, _)| part.total);
+    let (mut service_rows, mut service_secs) = (0.0, 0.0);
+    let (mut baseline_rows, mut baseline_secs) = (0.0, 0.0);
+    for (round, (copied, ingested)) in rounds.0.into_iter().enumerate() {
+        eprintln!(
+            "[{backend}] round {round}: baseline {} calls, then UpsertCalls {} calls",
+            copied.len(),
+            ingested.len()
+        );
+        let rate = baseline.load(args, copied).await?;
+        baseline_rows += copied.len() as f64;
+        baseline_secs += copied.len() as f64 / rate;
+        let rate = ingest::grpc_slice(&server, args, ingested).await?;
+        service_rows += ingested.len() as f64;
+        service_secs += ingested.len() as f64 / rate;
+    }
+    let ingest = service_rows / service_secs;
+    let baselines = Baselines {
+        real: baseline_rows / baseline_secs,
+        untriggered: None,
+        bare: None,
+    };
     eprintln!(
-        "[{backend}] ingesting {} calls through UpsertCalls",
-        ingested.end - ingested.first
+        "[{backend}] ingest: {ingest:.0} rows/s, baseline {:.0} rows/s",
+        baselines.real
     );
-    let ingest = ingest::grpc_slice(&server, args, ingested).await?;
-    eprintln!("[{backend}] ingest: {ingest:.0} rows/s");
     if let Direct::Pg(pool) = &direct {
         // What autovacuum does after a bulk load, done now so the planner
         // does not guess.
         pool.execute("ANALYZE").await?;
     }
     // The listings run over every call in the database.
-    let measured = listings(backend, &server, &direct, args, ingested.total).await;
+    let measured = listings(backend, &server, &direct, args, total).await;
     server.shutdown().await?;
     let (listings, page1, deep, deep_page) = measured?;
     Ok(Figures {
         backend,
-        calls: ingested.total,
+        calls: total,
         preloaded: 0,
         ingest,
         baselines,
@@ -283,6 +357,10 @@ async fn measure(
         deep_page,
     })
 }
+
+/// Rounds of each filter's concurrent listings (`--requests` per client
+/// and round).
+const LISTING_ROUNDS: usize = 4;
 
 /// Every filter's listings and the deep page, over `total` calls:
 /// (listings, page 1, deep page, its number).
@@ -304,10 +382,15 @@ async fn listings(
         // One untimed round warms caches and connections for both sides.
         listing::grpc(&channels, clients, 1, calls, which).await?;
         listing::direct(direct, clients, 1, calls, which, true).await?;
-        let grpc = p50_p99(&listing::grpc(&channels, clients, requests, calls, which).await?);
-        let sql = p50_p99(&listing::direct(direct, clients, requests, calls, which, false).await?);
-        let sql_tags =
-            p50_p99(&listing::direct(direct, clients, requests, calls, which, true).await?);
+        // The three sides take turns, so that the load of this shared
+        // machine drifting during the run hits them alike.
+        let (mut grpc, mut sql, mut sql_tags) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..LISTING_ROUNDS {
+            grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
+            sql.extend(listing::direct(direct, clients, requests, calls, which, false).await?);
+            sql_tags.extend(listing::direct(direct, clients, requests, calls, which, true).await?);
+        }
+        let (grpc, sql, sql_tags) = (p50_p99(&grpc), p50_p99(&sql), p50_p99(&sql_tags));
         let one = listing::grpc(&channels, 1, args.single_requests, calls, which).await?;
         let grpc_one_client = p50_p99(&one);
         eprintln!(
@@ -342,6 +425,13 @@ async fn listings(
 }
 
 impl Figures {
+    /// These figures with the diagnostic baselines measured beside them.
+    fn with_diagnostics(mut self, untriggered: Option<f64>, bare: Option<f64>) -> Self {
+        self.baselines.untriggered = untriggered;
+        self.baselines.bare = bare;
+        self
+    }
+
     /// The detailed table of this backend (markdown).
     pub fn print(&self, args: &Args) {
         let baseline = match self.backend {

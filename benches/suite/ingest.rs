@@ -50,7 +50,7 @@ impl Slice {
         }
     }
 
-    fn len(&self) -> u64 {
+    pub fn len(&self) -> u64 {
         self.end.saturating_sub(self.first)
     }
 }
@@ -64,12 +64,17 @@ pub async fn grpc(server: &Running, args: &Args) -> anyhow::Result<f64> {
 /// [`grpc`] of the calls of `slice`.
 pub async fn grpc_slice(server: &Running, args: &Args, slice: Slice) -> anyhow::Result<f64> {
     let next = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..args.streams {
+        clients.push(
+            IngestServiceClient::new(server.channel().await?)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.streams {
-        let mut client = IngestServiceClient::new(server.channel().await?)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20);
+    for mut client in clients {
         let next = next.clone();
         let batch = args.batch;
         tasks.push(tokio::spawn(async move {
@@ -256,6 +261,16 @@ pub async fn pg_bulk_load(url: &str, slice: Slice, streams: usize) -> anyhow::Re
 /// must be a freshly migrated file of its own; [`Tables::Bare`] copies are
 /// made in `url` and dropped afterwards. Rows/s.
 pub async fn sqlite_insert(url: &str, args: &Args, tables: Tables) -> anyhow::Result<f64> {
+    sqlite_insert_slice(url, args, tables, Slice::all(args)).await
+}
+
+/// [`sqlite_insert`] of the calls of `slice`.
+pub async fn sqlite_insert_slice(
+    url: &str,
+    args: &Args,
+    tables: Tables,
+    slice: Slice,
+) -> anyhow::Result<f64> {
     anyhow::ensure!(
         tables != Tables::Indexed,
         "SQLite has no LIKE … INCLUDING ALL"
@@ -280,14 +295,14 @@ pub async fn sqlite_insert(url: &str, args: &Args, tables: Tables) -> anyhow::Re
     }
     eprintln!(
         "[sqlite] multi-row INSERT of {} calls into {tables:?} tables",
-        args.calls
+        slice.len()
     );
     let started = Instant::now();
-    let mut first = 0;
-    while first < args.calls {
+    let mut first = slice.first;
+    while first < slice.end {
         // One transaction per batch, as one UpsertCalls request commits.
         let mut tx = conn.begin().await?;
-        let rows = baseline_rows(first..(first + args.batch).min(args.calls), args.calls);
+        let rows = baseline_rows(first..(first + args.batch).min(slice.end), slice.total);
         for (table, rows) in BASE_TABLES.iter().zip(rows) {
             if rows.is_empty() {
                 continue;
@@ -311,7 +326,7 @@ pub async fn sqlite_insert(url: &str, args: &Args, tables: Tables) -> anyhow::Re
         tx.commit().await?;
         first += args.batch;
     }
-    let rate = args.calls as f64 / started.elapsed().as_secs_f64();
+    let rate = slice.len() as f64 / started.elapsed().as_secs_f64();
     eprintln!("[sqlite] INSERT into {tables:?} tables: {rate:.0} rows/s");
     if tables == Tables::Bare {
         for (table, _, _) in BASE_TABLES {

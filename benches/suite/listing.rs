@@ -153,8 +153,14 @@ where
             .push(" ESCAPE '\\'))");
         }
     }
-    qb.push(" ORDER BY c.call_time DESC, c.call_id DESC LIMIT ")
-        .push_bind(PAGE as i64 + 1);
+    // As the store writes it: the limit in the text where the filter's plan
+    // fits any values (task and window), bound otherwise.
+    qb.push(" ORDER BY c.call_time DESC, c.call_id DESC LIMIT ");
+    if which == 0 {
+        qb.push(PAGE as i64 + 1);
+    } else {
+        qb.push_bind(PAGE as i64 + 1);
+    }
 }
 
 /// The store's statements for the tags (with their groups) and the hit tag

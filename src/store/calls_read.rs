@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
 
 use super::dialect::{code, json, opt_text};
-use super::filter_sql::{SELECT_CALLS, push_page, push_where};
+use super::filter_sql::{SELECT_CALLS, plan_fits_any_values, push_page, push_where};
 use super::{CallPage, CallStore, Dialect, SqlStore, StoreError};
 use crate::domain::{
     Billing, Call, CallOutcome, CallQuery, DialogueTurn, Gender, IntentLevel, Location, Party,
@@ -71,6 +71,7 @@ where
             query.order,
             query.after.as_ref(),
             i64::from(query.page_size) + 1,
+            plan_fits_any_values(&query.filter, query.order),
         );
         let mut tx = self.read_page(tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
@@ -105,7 +106,7 @@ where
         } else {
             (None, false)
         };
-        tx.commit().await?;
+        Self::end_read(tx);
         Ok(CallPage {
             calls,
             next,
@@ -150,7 +151,7 @@ where
         for row in turns.build().fetch_all(&mut *tx).await? {
             call.call.turns.push(Self::row_to_turn(&row)?);
         }
-        tx.commit().await?;
+        Self::end_read(tx);
         Ok(Some(call))
     }
 
@@ -174,7 +175,7 @@ where
                 .or_default()
                 .push(Self::row_to_turn(&row)?);
         }
-        tx.commit().await?;
+        Self::end_read(tx);
         for call in calls.iter_mut() {
             call.call.turns = turns.remove(&call.call_id).unwrap_or_default();
         }

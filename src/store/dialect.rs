@@ -235,8 +235,10 @@ impl Dialect for sqlx::Sqlite {
     }
 
     fn rows_per_insert(columns: usize) -> usize {
-        // SQLite binds at most 32,766 values a statement.
-        (30_000 / columns.max(1)).clamp(1, ROWS_PER_STATEMENT)
+        // As many rows as SQLite binds (32,766 values a statement): a batch
+        // of 500 calls is one statement a table. Statements of 200 rows
+        // split each batch's calls, tags and turns in three to seven.
+        (30_000 / columns.max(1)).max(1)
     }
 
     fn push_rows(qb: &mut QueryBuilder<Self>, rows: Rows) -> Result<(), StoreError> {
@@ -269,8 +271,8 @@ impl Dialect for sqlx::Sqlite {
     }
 }
 
-/// Rows per multi-row `VALUES` statement (SQLite's `push_rows`, and the
-/// catalog and admin statements on both backends): well below the
+/// Rows per multi-row `VALUES` statement of the catalog and admin
+/// statements on both backends: well below the
 /// bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535) at ~58
 /// parameters a call.
 pub(super) const ROWS_PER_STATEMENT: usize = 200;
@@ -530,7 +532,22 @@ where
         tenant: &str,
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
-        Self::fetch_all_in(Self::read_on(pool, tenant).await?, qb).await
+        let mut tx = Self::read_on(pool, tenant).await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        Self::end_read(tx);
+        Ok(rows)
+    }
+
+    /// Ends a transaction that wrote nothing, without waiting on it.
+    /// Dropping it makes sqlx queue a `ROLLBACK`, which goes out with the
+    /// ping sqlx sends on every connection handed back to its pool; a
+    /// connection whose rollback fails is closed there, never reused. A
+    /// `COMMIT` would be a round trip the caller waits on for nothing: one
+    /// of the five exchanges of a PostgreSQL listing (BEGIN, the page, its
+    /// tags, its groups, COMMIT). Only for transactions that wrote nothing:
+    /// a write's commit must be awaited before it is acknowledged.
+    pub(super) fn end_read(tx: Transaction<'static, DB>) {
+        drop(tx);
     }
 
     /// One statement that declares no tenant (keys, the tenant list, the

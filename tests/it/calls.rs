@@ -1286,8 +1286,53 @@ async fn limits_keep_sums_indexes_and_queries_safe(mut app: TestApp) {
     assert_eq!(app.external_ids(search("ok")).await, Vec::<String>::new());
 }
 
+/// A batch of the most calls a request takes, each with tags and turns,
+/// is stored whole: on SQLite its rows span several statements a table.
+async fn a_full_batch_is_stored_whole(mut app: TestApp) {
+    let calls: Vec<proto::Call> = (0..1000)
+        .map(|i| {
+            let mut c = call(
+                &format!("full-{i:04}"),
+                "13800138000",
+                "2026-10-02T00:00:00Z",
+            );
+            c.tags = vec![tag(&format!("t{}", i % 7), &["g1"]), tag("all", &[])];
+            c.turns = (1..=3)
+                .map(|sequence| proto::DialogueTurn {
+                    sequence,
+                    kind: proto::TurnKind::CustomerUtterance as i32,
+                    customer_text: format!("call {i} turn {sequence}"),
+                    ..Default::default()
+                })
+                .collect();
+            c
+        })
+        .collect();
+    let done = app.upsert(calls).await;
+    assert_eq!((done.inserted, done.call_ids.len()), (1000, 1000));
+    let mut stored = app.external_ids(proto::CallFilter::default()).await;
+    stored.sort();
+    let expected: Vec<String> = (0..1000).map(|i| format!("full-{i:04}")).collect();
+    assert_eq!(stored, expected);
+    let tagged = app
+        .external_ids(proto::CallFilter {
+            tag_ids: vec!["t6".into()],
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(tagged.len(), (0..1000).filter(|i| i % 7 == 6).count());
+    let texts = app
+        .external_ids(proto::CallFilter {
+            transcript_contains: "call 999 turn 3".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(texts, ids(&["full-0999"]));
+}
+
 crate::backend_tests!(
     limits_keep_sums_indexes_and_queries_safe,
+    a_full_batch_is_stored_whole,
     nul_characters_are_refused_by_name,
     every_filter_field_alone_and_combined,
     listed_calls_carry_their_fields,

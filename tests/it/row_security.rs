@@ -8,15 +8,23 @@ use sqlx::{Connection, PgConnection, Row};
 use crate::helpers::{
     Backend, Sharing, block_on, call, postgres_url, spawn_app_on_with, tag, trial,
 };
-use callscope::proto::UpsertCallsRequest;
+use callscope::proto::{GetCallRequest, ListCallsRequest, UpsertCallsRequest};
 
 pub fn trials() -> Vec<Trial> {
-    vec![trial(
-        "row_security::postgres::a_query_without_its_tenant_sees_nothing".to_owned(),
-        &[postgres_url],
-        Sharing::Parallel,
-        || block_on(None, a_query_without_its_tenant_sees_nothing()),
-    )]
+    vec![
+        trial(
+            "row_security::postgres::a_query_without_its_tenant_sees_nothing".to_owned(),
+            &[postgres_url],
+            Sharing::Parallel,
+            || block_on(None, a_query_without_its_tenant_sees_nothing()),
+        ),
+        trial(
+            "row_security::postgres::reads_leave_no_transaction_open".to_owned(),
+            &[postgres_url],
+            Sharing::Parallel,
+            || block_on(None, reads_leave_no_transaction_open()),
+        ),
+    ]
 }
 
 /// Counts rows of `table` in a transaction that declared `tenant` (or none).
@@ -87,4 +95,58 @@ async fn a_query_without_its_tenant_sees_nothing() {
     );
     drop(tx);
     drop(conn);
+}
+
+/// Reads end their transaction without waiting for it (the store drops it
+/// and sqlx sends its ROLLBACK when the connection returns to the pool):
+/// with one connection, every read still starts on a connection whose
+/// last transaction, and the tenant it declared, has ended.
+async fn reads_leave_no_transaction_open() {
+    let mut app = spawn_app_on_with(Backend::Postgres, |c| c.db_max_connections = 1).await;
+    let done = app
+        .ingest
+        .upsert_calls(UpsertCallsRequest {
+            calls: vec![call("open-1", "13800138000", "2026-11-20T08:00:00Z")],
+        })
+        .await
+        .expect("upsert")
+        .into_inner();
+    for _ in 0..20 {
+        let page = app
+            .calls
+            .list_calls(ListCallsRequest::default())
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(page.calls.len(), 1);
+        let got = app
+            .calls
+            .get_call(GetCallRequest {
+                call_id: done.call_ids[0].clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("get")
+            .into_inner();
+        assert_eq!(got.external_id, "open-1");
+    }
+    let mut conn = PgConnection::connect(&app.database_url)
+        .await
+        .expect("connect as the application role");
+    let mut open = -1;
+    for _ in 0..50 {
+        open = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND state LIKE 'idle in transaction%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_stat_activity");
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    assert_eq!(open, 0, "a connection stayed idle in a transaction");
 }
