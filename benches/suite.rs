@@ -13,6 +13,8 @@
 
 #[path = "suite/backend.rs"]
 mod backend;
+#[path = "suite/cpu.rs"]
+mod cpu;
 #[path = "suite/data.rs"]
 mod data;
 #[path = "suite/events.rs"]
@@ -42,6 +44,11 @@ mod sync;
 mod smartivr_standin;
 
 use std::path::PathBuf;
+
+/// The server's allocator (see `src/main.rs`), for the server run in this
+/// process; the direct SQL side runs on it too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::bail;
 use clap::Parser;

@@ -6,6 +6,12 @@ use callscope::config::{Cli, Command};
 use callscope::logging::LogFormat;
 use callscope::server::{Application, shutdown_signal};
 
+/// mimalloc instead of glibc's malloc: a ListCalls request allocates for
+/// every row, column, tag and message, and glibc's malloc and free were
+/// 17 % of the server's CPU in a listing benchmark (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

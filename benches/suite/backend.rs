@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use callscope::store::Dialect;
 
 use crate::Args;
+use crate::cpu::CpuTimes;
 use crate::ingest::{self, Slice, Tables};
 use crate::listing::{self, Direct, FILTERS};
 use crate::report::{PG_INGEST_GOAL, SQLITE_INGEST_GOAL, p50_p99};
@@ -43,6 +44,11 @@ pub struct Listing {
     /// The listing statement and the two tag statements, direct: the same
     /// rows ListCalls answers, tags included (the baseline).
     pub sql_tags: Latency,
+    /// CPU milliseconds a ListCalls request took at `clients` clients: in
+    /// this process (server and client) and in PostgreSQL's processes.
+    pub grpc_cpu: CpuTimes,
+    /// The same for the baseline (`sql_tags`).
+    pub sql_tags_cpu: CpuTimes,
     /// ListCalls from one client.
     pub grpc_one_client: Latency,
 }
@@ -385,10 +391,16 @@ async fn listings(
         // The three sides take turns, so that the load of this shared
         // machine drifting during the run hits them alike.
         let (mut grpc, mut sql, mut sql_tags) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut grpc_cpu, mut sql_tags_cpu) = (CpuTimes::default(), CpuTimes::default());
+        let rounds_requests = clients * requests * LISTING_ROUNDS;
         for _ in 0..LISTING_ROUNDS {
+            let before = CpuTimes::now();
             grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
+            grpc_cpu = grpc_cpu.add(before.per_request(CpuTimes::now(), rounds_requests));
             sql.extend(listing::direct(direct, clients, requests, calls, which, false).await?);
+            let before = CpuTimes::now();
             sql_tags.extend(listing::direct(direct, clients, requests, calls, which, true).await?);
+            sql_tags_cpu = sql_tags_cpu.add(before.per_request(CpuTimes::now(), rounds_requests));
         }
         let (grpc, sql, sql_tags) = (p50_p99(&grpc), p50_p99(&sql), p50_p99(&sql_tags));
         let one = listing::grpc(&channels, 1, args.single_requests, calls, which).await?;
@@ -405,11 +417,21 @@ async fn listings(
             grpc_one_client.0,
             grpc_one_client.1
         );
+        eprintln!(
+            "[{backend}] {name}: CPU ms a request: ListCalls {:.2} here (server and client) + \
+             {:.2} postgres; direct SQL with tag statements {:.2} here + {:.2} postgres",
+            grpc_cpu.this_process,
+            grpc_cpu.postgres,
+            sql_tags_cpu.this_process,
+            sql_tags_cpu.postgres
+        );
         listings.push(Listing {
             grpc,
             sql,
             sql_tags,
             grpc_one_client,
+            grpc_cpu,
+            sql_tags_cpu,
         });
     }
 
@@ -511,6 +533,16 @@ impl Figures {
                 l.sql.1,
                 l.grpc.1 / l.sql.1
             );
+            if self.backend == Backend::Postgres {
+                println!(
+                    "| (diagnostic) CPU ms a request, this process (server and client) + \
+                     PostgreSQL | {:.2} + {:.2} | {:.2} + {:.2} | | |",
+                    l.grpc_cpu.this_process,
+                    l.grpc_cpu.postgres,
+                    l.sql_tags_cpu.this_process,
+                    l.sql_tags_cpu.postgres
+                );
+            }
             println!(
                 "| ListCalls {name}: p50 / p99 ms (1 client) | {:.2} / {:.2} | | | p99 < 10 ms {} |",
                 l.grpc_one_client.0,

@@ -270,11 +270,14 @@ pub fn plan_fits_any_values(f: &CallFilter, order: CallOrder) -> bool {
 ///
 /// With `reusable_plan` the limit is written into the text: PostgreSQL
 /// costs a cached generic plan with the limit it sees, and with a bound
-/// `LIMIT $n` it assumed a tenth of the matching rows, so the generic plan
-/// always looked dearer and every page was planned again (a third of
-/// PostgreSQL's CPU in a listing benchmark). Without it, the limit stays
-/// bound, which keeps a plan made for each request's values. Either way
-/// the limit is a number the store computed, never text a client sent.
+/// `LIMIT $n` it assumes a tenth of the matching rows, so a generic plan
+/// can look dearer than it is. The listing of every call, newest first,
+/// was planned again for each page with its limit bound, and reuses one
+/// plan with it in the text (`pg_prepared_statements` at 100k calls: no
+/// generic plan in 7 runs, then 2 of 7). Task + window reused its plan
+/// either way. Without `reusable_plan` the limit stays bound, which keeps
+/// a plan made for each request's values. Either way the limit is a number
+/// the store computed, never text a client sent.
 pub fn push_page<DB>(
     qb: &mut QueryBuilder<DB>,
     order: CallOrder,

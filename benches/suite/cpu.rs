@@ -1,0 +1,72 @@
+//! CPU time spent by this process and by the PostgreSQL server's processes
+//! on this machine, read from `/proc`: where a request's cost goes when the
+//! service and the direct SQL are compared on the same two cores.
+
+use std::fs;
+
+/// Clock ticks a second of `/proc/*/stat` (`getconf CLK_TCK`, 100 on Linux).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU seconds used so far by this process and by every `postgres` process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTimes {
+    pub this_process: f64,
+    pub postgres: f64,
+}
+
+impl CpuTimes {
+    /// Now; zeros where `/proc` cannot be read (the figures then say 0).
+    pub fn now() -> Self {
+        let this_process = fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| busy_seconds(&stat).map(|(_, s)| s))
+            .unwrap_or(0.0);
+        let mut postgres = 0.0;
+        if let Ok(entries) = fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let stat = entry.path().join("stat");
+                if let Some(("postgres", seconds)) = fs::read_to_string(stat)
+                    .ok()
+                    .as_deref()
+                    .and_then(busy_seconds)
+                {
+                    postgres += seconds;
+                }
+            }
+        }
+        CpuTimes {
+            this_process,
+            postgres,
+        }
+    }
+
+    /// CPU milliseconds per request between `self` and a later `after`.
+    pub fn per_request(self, after: CpuTimes, requests: usize) -> CpuTimes {
+        let n = requests.max(1) as f64 / 1000.0;
+        CpuTimes {
+            this_process: (after.this_process - self.this_process) / n,
+            postgres: (after.postgres - self.postgres) / n,
+        }
+    }
+
+    /// Sums CPU per request over rounds.
+    pub fn add(self, other: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            this_process: self.this_process + other.this_process,
+            postgres: self.postgres + other.postgres,
+        }
+    }
+}
+
+/// The command name and the user + system CPU seconds of one `/proc/<pid>/stat`.
+fn busy_seconds(stat: &str) -> Option<(&str, f64)> {
+    // `pid (comm) state …`: the name may hold spaces, so split at the last `)`.
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = &stat[open + 1..close];
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((comm, (utime + stime) / TICKS_PER_SECOND))
+}
