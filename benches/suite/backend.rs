@@ -11,7 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use callscope::store::Dialect;
 
 use crate::Args;
-use crate::cpu::CpuTimes;
+use crate::cpu::{CpuSnapshot, CpuTimes};
 use crate::ingest::{self, Slice, Tables};
 use crate::listing::{self, Direct, FILTERS};
 use crate::report::{PG_INGEST_GOAL, SQLITE_INGEST_GOAL, p50_p99};
@@ -320,17 +320,31 @@ async fn measure(
     let (mut service_rows, mut service_secs) = (0.0, 0.0);
     let (mut baseline_rows, mut baseline_secs) = (0.0, 0.0);
     for (round, (copied, ingested)) in rounds.0.into_iter().enumerate() {
+        // Who goes first alternates (ABBA), so that a checkpoint or an
+        // autovacuum that follows one side's writes falls on both.
+        let baseline_first = round % 2 == 0;
         eprintln!(
-            "[{backend}] round {round}: baseline {} calls, then UpsertCalls {} calls",
+            "[{backend}] round {round}: baseline {} calls, UpsertCalls {} calls, {} first",
             copied.len(),
-            ingested.len()
+            ingested.len(),
+            if baseline_first {
+                "baseline"
+            } else {
+                "UpsertCalls"
+            }
         );
-        let rate = baseline.load(args, copied).await?;
-        baseline_rows += copied.len() as f64;
-        baseline_secs += copied.len() as f64 / rate;
-        let rate = ingest::grpc_slice(&server, args, ingested).await?;
-        service_rows += ingested.len() as f64;
-        service_secs += ingested.len() as f64 / rate;
+        for baseline_turn in [baseline_first, !baseline_first] {
+            // An empty slice (a tiny `--calls`) has no rate to add.
+            if baseline_turn && copied.len() > 0 {
+                let rate = baseline.load(args, copied).await?;
+                baseline_rows += copied.len() as f64;
+                baseline_secs += copied.len() as f64 / rate;
+            } else if !baseline_turn && ingested.len() > 0 {
+                let rate = ingest::grpc_slice(&server, args, ingested).await?;
+                service_rows += ingested.len() as f64;
+                service_secs += ingested.len() as f64 / rate;
+            }
+        }
     }
     let ingest = service_rows / service_secs;
     let baselines = Baselines {
@@ -393,14 +407,23 @@ async fn listings(
         let (mut grpc, mut sql, mut sql_tags) = (Vec::new(), Vec::new(), Vec::new());
         let (mut grpc_cpu, mut sql_tags_cpu) = (CpuTimes::default(), CpuTimes::default());
         let rounds_requests = clients * requests * LISTING_ROUNDS;
-        for _ in 0..LISTING_ROUNDS {
-            let before = CpuTimes::now();
-            grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
-            grpc_cpu = grpc_cpu.add(before.per_request(CpuTimes::now(), rounds_requests));
+        for round in 0..LISTING_ROUNDS {
+            // ListCalls first in even rounds, last in odd ones (ABBA).
+            if round % 2 == 0 {
+                let before = CpuSnapshot::now();
+                grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
+                grpc_cpu = grpc_cpu.add(before.per_request(&CpuSnapshot::now(), rounds_requests));
+            }
             sql.extend(listing::direct(direct, clients, requests, calls, which, false).await?);
-            let before = CpuTimes::now();
+            let before = CpuSnapshot::now();
             sql_tags.extend(listing::direct(direct, clients, requests, calls, which, true).await?);
-            sql_tags_cpu = sql_tags_cpu.add(before.per_request(CpuTimes::now(), rounds_requests));
+            sql_tags_cpu =
+                sql_tags_cpu.add(before.per_request(&CpuSnapshot::now(), rounds_requests));
+            if round % 2 == 1 {
+                let before = CpuSnapshot::now();
+                grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
+                grpc_cpu = grpc_cpu.add(before.per_request(&CpuSnapshot::now(), rounds_requests));
+            }
         }
         let (grpc, sql, sql_tags) = (p50_p99(&grpc), p50_p99(&sql), p50_p99(&sql_tags));
         let one = listing::grpc(&channels, 1, args.single_requests, calls, which).await?;

@@ -2,12 +2,65 @@
 //! on this machine, read from `/proc`: where a request's cost goes when the
 //! service and the direct SQL are compared on the same two cores.
 
+use std::collections::HashMap;
 use std::fs;
 
 /// Clock ticks a second of `/proc/*/stat` (`getconf CLK_TCK`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// CPU seconds used so far by this process and by every `postgres` process.
+/// CPU seconds used so far by this process and by each `postgres` process
+/// (every PostgreSQL server on the machine: the suite's, and any other).
+pub struct CpuSnapshot {
+    this_process: f64,
+    postgres: HashMap<u32, f64>,
+}
+
+impl CpuSnapshot {
+    /// Now; zeros where `/proc` cannot be read (the figures then say 0).
+    pub fn now() -> Self {
+        let this_process = fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| busy_seconds(&stat).map(|(_, s)| s))
+            .unwrap_or(0.0);
+        let mut postgres = HashMap::new();
+        if let Ok(entries) = fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                if let Some(("postgres", seconds)) = fs::read_to_string(entry.path().join("stat"))
+                    .ok()
+                    .as_deref()
+                    .and_then(busy_seconds)
+                {
+                    postgres.insert(pid, seconds);
+                }
+            }
+        }
+        CpuSnapshot {
+            this_process,
+            postgres,
+        }
+    }
+
+    /// CPU milliseconds a request from `self` to a later `after`. PostgreSQL
+    /// counts per process: one started since `self` with all of its time,
+    /// one gone by `after` not at all (its last moments are lost).
+    pub fn per_request(&self, after: &CpuSnapshot, requests: usize) -> CpuTimes {
+        let thousands = requests.max(1) as f64 / 1000.0;
+        let postgres: f64 = after
+            .postgres
+            .iter()
+            .map(|(pid, seconds)| seconds - self.postgres.get(pid).copied().unwrap_or(0.0))
+            .sum();
+        CpuTimes {
+            this_process: (after.this_process - self.this_process) / thousands,
+            postgres: postgres / thousands,
+        }
+    }
+}
+
+/// CPU milliseconds a request, in this process and in PostgreSQL.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuTimes {
     pub this_process: f64,
@@ -15,41 +68,7 @@ pub struct CpuTimes {
 }
 
 impl CpuTimes {
-    /// Now; zeros where `/proc` cannot be read (the figures then say 0).
-    pub fn now() -> Self {
-        let this_process = fs::read_to_string("/proc/self/stat")
-            .ok()
-            .and_then(|stat| busy_seconds(&stat).map(|(_, s)| s))
-            .unwrap_or(0.0);
-        let mut postgres = 0.0;
-        if let Ok(entries) = fs::read_dir("/proc") {
-            for entry in entries.flatten() {
-                let stat = entry.path().join("stat");
-                if let Some(("postgres", seconds)) = fs::read_to_string(stat)
-                    .ok()
-                    .as_deref()
-                    .and_then(busy_seconds)
-                {
-                    postgres += seconds;
-                }
-            }
-        }
-        CpuTimes {
-            this_process,
-            postgres,
-        }
-    }
-
-    /// CPU milliseconds per request between `self` and a later `after`.
-    pub fn per_request(self, after: CpuTimes, requests: usize) -> CpuTimes {
-        let n = requests.max(1) as f64 / 1000.0;
-        CpuTimes {
-            this_process: (after.this_process - self.this_process) / n,
-            postgres: (after.postgres - self.postgres) / n,
-        }
-    }
-
-    /// Sums CPU per request over rounds.
+    /// Sums the shares of rounds (each divided by every round's requests).
     pub fn add(self, other: CpuTimes) -> CpuTimes {
         CpuTimes {
             this_process: self.this_process + other.this_process,

@@ -235,9 +235,10 @@ impl Dialect for sqlx::Sqlite {
     }
 
     fn rows_per_insert(columns: usize) -> usize {
-        // As many rows as SQLite binds (32,766 values a statement): a batch
-        // of 500 calls is one statement a table. Statements of 200 rows
-        // split each batch's calls, tags and turns in three to seven.
+        // As many rows as SQLite binds (32,766 values a statement): 517
+        // calls, 1,666 turns or 5,000 events a statement, so a 500-call
+        // batch's calls go in one statement, as a plain multi-row INSERT
+        // would. Statements of 200 rows split them in three.
         (30_000 / columns.max(1)).max(1)
     }
 
@@ -450,8 +451,8 @@ where
         Self::begin_on(&self.writer, DB::BEGIN, tenant, DB::WRITE_SETTINGS).await
     }
 
-    /// Opens a read transaction for `tenant`: the statements of one answer
-    /// see one snapshot.
+    /// Opens a read transaction for `tenant` (on SQLite its statements see
+    /// one snapshot; PostgreSQL's `READ COMMITTED` gives each its own).
     pub(super) async fn read(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {
         Self::read_on(&self.reader, tenant).await
     }
@@ -543,8 +544,9 @@ where
     /// ping sqlx sends on every connection handed back to its pool; a
     /// connection whose rollback fails is closed there, never reused. A
     /// `COMMIT` would be a round trip the caller waits on for nothing: one
-    /// of the five exchanges of a PostgreSQL listing (BEGIN, the page, its
-    /// tags, its groups, COMMIT). Only for transactions that wrote nothing:
+    /// of the six exchanges of a PostgreSQL listing (the pool's test ping,
+    /// BEGIN, the page, its tags, its groups, COMMIT). Only for transactions
+    /// that wrote nothing:
     /// a write's commit must be awaited before it is acknowledged.
     pub(super) fn end_read(tx: Transaction<'static, DB>) {
         drop(tx);

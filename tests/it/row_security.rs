@@ -99,8 +99,8 @@ async fn a_query_without_its_tenant_sees_nothing() {
 
 /// Reads end their transaction without waiting for it (the store drops it
 /// and sqlx sends its ROLLBACK when the connection returns to the pool):
-/// with one connection, every read still starts on a connection whose
-/// last transaction, and the tenant it declared, has ended.
+/// with the smallest pool (two connections), after many reads no
+/// connection is left inside a transaction, with the tenant it declared.
 async fn reads_leave_no_transaction_open() {
     let mut app = spawn_app_on_with(Backend::Postgres, |c| c.db_max_connections = 1).await;
     let done = app
