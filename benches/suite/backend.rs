@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use sqlx::Executor;
 use sqlx::postgres::PgPoolOptions;
@@ -403,28 +404,34 @@ async fn listings(
         listing::grpc(&channels, clients, 1, calls, which).await?;
         listing::direct(direct, clients, 1, calls, which, true).await?;
         // The three sides take turns, so that the load of this shared
-        // machine drifting during the run hits them alike.
-        let (mut grpc, mut sql, mut sql_tags) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut grpc_cpu, mut sql_tags_cpu) = (CpuTimes::default(), CpuTimes::default());
+        // machine drifting during the run hits them alike; ListCalls goes
+        // first in even rounds and last in odd ones (ABBA).
+        const GRPC: usize = 0;
+        const SQL: usize = 1;
+        const SQL_TAGS: usize = 2;
+        let mut sides: [(Vec<Duration>, CpuTimes); 3] = Default::default();
         let rounds_requests = clients * requests * LISTING_ROUNDS;
         for round in 0..LISTING_ROUNDS {
-            // ListCalls first in even rounds, last in odd ones (ABBA).
-            if round % 2 == 0 {
+            let order = if round % 2 == 0 {
+                [GRPC, SQL, SQL_TAGS]
+            } else {
+                [SQL, SQL_TAGS, GRPC]
+            };
+            for side in order {
                 let before = CpuSnapshot::now();
-                grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
-                grpc_cpu = grpc_cpu.add(before.per_request(&CpuSnapshot::now(), rounds_requests));
-            }
-            sql.extend(listing::direct(direct, clients, requests, calls, which, false).await?);
-            let before = CpuSnapshot::now();
-            sql_tags.extend(listing::direct(direct, clients, requests, calls, which, true).await?);
-            sql_tags_cpu =
-                sql_tags_cpu.add(before.per_request(&CpuSnapshot::now(), rounds_requests));
-            if round % 2 == 1 {
-                let before = CpuSnapshot::now();
-                grpc.extend(listing::grpc(&channels, clients, requests, calls, which).await?);
-                grpc_cpu = grpc_cpu.add(before.per_request(&CpuSnapshot::now(), rounds_requests));
+                let latencies = if side == GRPC {
+                    listing::grpc(&channels, clients, requests, calls, which).await?
+                } else {
+                    let tags = side == SQL_TAGS;
+                    listing::direct(direct, clients, requests, calls, which, tags).await?
+                };
+                let cpu = before.per_request(&CpuSnapshot::now(), rounds_requests);
+                let (all, all_cpu) = &mut sides[side];
+                all.extend(latencies);
+                *all_cpu = all_cpu.add(cpu);
             }
         }
+        let [(grpc, grpc_cpu), (sql, _), (sql_tags, sql_tags_cpu)] = sides;
         let (grpc, sql, sql_tags) = (p50_p99(&grpc), p50_p99(&sql), p50_p99(&sql_tags));
         let one = listing::grpc(&channels, 1, args.single_requests, calls, which).await?;
         let grpc_one_client = p50_p99(&one);

@@ -273,9 +273,8 @@ impl Dialect for sqlx::Sqlite {
 }
 
 /// Rows per multi-row `VALUES` statement of the catalog and admin
-/// statements on both backends: well below the
-/// bound-parameter limits of SQLite (32,766) and PostgreSQL (65,535) at ~58
-/// parameters a call.
+/// statements on both backends: well below the bound-parameter limits of
+/// SQLite (32,766) and PostgreSQL (65,535) at ~58 parameters a call.
 pub(super) const ROWS_PER_STATEMENT: usize = 200;
 
 impl Dialect for sqlx::Postgres {
@@ -546,8 +545,8 @@ where
     /// `COMMIT` would be a round trip the caller waits on for nothing: one
     /// of the six exchanges of a PostgreSQL listing (the pool's test ping,
     /// BEGIN, the page, its tags, its groups, COMMIT). Only for transactions
-    /// that wrote nothing:
-    /// a write's commit must be awaited before it is acknowledged.
+    /// that wrote nothing: a write's commit must be awaited before it is
+    /// acknowledged.
     pub(super) fn end_read(tx: Transaction<'static, DB>) {
         drop(tx);
     }

@@ -250,11 +250,11 @@ pub fn sort_expr(order: CallOrder) -> &'static str {
 /// `calls_by_time`) in page order, which no value makes worse. Several
 /// tasks are not: no index gives their calls in time order, and whether to
 /// walk `calls_by_time` and filter or fetch them all and sort turns on how
-/// many calls the tasks have. With any
-/// other condition the best plan turns on the values: a generic plan for
-/// score ranges and a tag no call has walked every scored call (275 ms at
-/// 100k calls, where the plan for those values took 1.6 ms), so those keep
-/// a plan made for their values (see [`push_page`]).
+/// many calls the tasks have. With any other condition the best plan turns
+/// on the values: a generic plan for score ranges and a tag no call has
+/// walked every scored call (275 ms at 100k calls, where the plan for those
+/// values took 1.6 ms), so those keep a plan made for their values (see
+/// [`push_page`]).
 pub fn plan_fits_any_values(f: &CallFilter, order: CallOrder) -> bool {
     let by_call_time = matches!(order, CallOrder::CallTimeDesc | CallOrder::CallTimeAsc);
     let window_on_call_time = f.window.field == TimeField::CallTime
