@@ -320,6 +320,8 @@ async fn measure(
     let total = rounds.0.first().map_or(0, |(part, _)| part.total);
     let (mut service_rows, mut service_secs) = (0.0, 0.0);
     let (mut baseline_rows, mut baseline_secs) = (0.0, 0.0);
+    let (mut service_cpu, mut baseline_cpu) = (CpuTimes::default(), CpuTimes::default());
+    let rounds_count = rounds.0.len();
     for (round, (copied, ingested)) in rounds.0.into_iter().enumerate() {
         // Who goes first alternates (ABBA), so that a checkpoint or an
         // autovacuum that follows one side's writes falls on both.
@@ -335,18 +337,33 @@ async fn measure(
             }
         );
         for baseline_turn in [baseline_first, !baseline_first] {
+            let before = CpuSnapshot::now();
             // An empty slice (a tiny `--calls`) has no rate to add.
             if baseline_turn && copied.len() > 0 {
                 let rate = baseline.load(args, copied).await?;
                 baseline_rows += copied.len() as f64;
                 baseline_secs += copied.len() as f64 / rate;
+                baseline_cpu =
+                    baseline_cpu.add(before.per_request(&CpuSnapshot::now(), copied.len() as usize));
             } else if !baseline_turn && ingested.len() > 0 {
                 let rate = ingest::grpc_slice(&server, args, ingested).await?;
                 service_rows += ingested.len() as f64;
                 service_secs += ingested.len() as f64 / rate;
+                service_cpu = service_cpu
+                    .add(before.per_request(&CpuSnapshot::now(), ingested.len() as usize));
             }
         }
     }
+    let rounds_run = rounds_count.max(1) as f64;
+    // CPU a call, in this process (rows made, gRPC client and server, or
+    // the COPY client) and in PostgreSQL: where UpsertCalls' extra time goes.
+    eprintln!(
+        "[{backend}] CPU ms a call: UpsertCalls {:.3} here + {:.3} postgres, baseline {:.3} here + {:.3} postgres",
+        service_cpu.this_process / rounds_run,
+        service_cpu.postgres / rounds_run,
+        baseline_cpu.this_process / rounds_run,
+        baseline_cpu.postgres / rounds_run,
+    );
     let ingest = service_rows / service_secs;
     let baselines = Baselines {
         real: baseline_rows / baseline_secs,

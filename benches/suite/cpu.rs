@@ -8,10 +8,14 @@ use std::fs;
 /// Clock ticks a second of `/proc/*/stat` (`getconf CLK_TCK`, 100 on Linux).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// CPU seconds used so far by this process and by each `postgres` process
+/// CPU seconds used so far by this process and by the `postgres` processes
 /// (every PostgreSQL server on the machine: the suite's, and any other).
 pub struct CpuSnapshot {
     this_process: f64,
+    /// Each `postgres` process's own time plus that of its children it has
+    /// reaped: a backend that exits (a baseline's connection closed) moves
+    /// its time into the postmaster's, so the sum over every process counts
+    /// it either way.
     postgres: HashMap<u32, f64>,
 }
 
@@ -44,15 +48,11 @@ impl CpuSnapshot {
     }
 
     /// CPU milliseconds a request from `self` to a later `after`. PostgreSQL
-    /// counts per process: one started since `self` with all of its time,
-    /// one gone by `after` not at all (its last moments are lost).
+    /// is the sum over its processes: one started since `self` counts with
+    /// all of its time, one gone by `after` with the time its parent reaped.
     pub fn per_request(&self, after: &CpuSnapshot, requests: usize) -> CpuTimes {
         let thousands = requests.max(1) as f64 / 1000.0;
-        let postgres: f64 = after
-            .postgres
-            .iter()
-            .map(|(pid, seconds)| seconds - self.postgres.get(pid).copied().unwrap_or(0.0))
-            .sum();
+        let postgres = after.postgres.values().sum::<f64>() - self.postgres.values().sum::<f64>();
         CpuTimes {
             this_process: (after.this_process - self.this_process) / thousands,
             postgres: postgres / thousands,
@@ -77,15 +77,19 @@ impl CpuTimes {
     }
 }
 
-/// The command name and the user + system CPU seconds of one `/proc/<pid>/stat`.
+/// The command name and the user + system CPU seconds of one
+/// `/proc/<pid>/stat`, its reaped children's included.
 fn busy_seconds(stat: &str) -> Option<(&str, f64)> {
     // `pid (comm) state …`: the name may hold spaces, so split at the last `)`.
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = &stat[open + 1..close];
     let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    // After the name: state is field 3, utime 14 and stime 15.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((comm, (utime + stime) / TICKS_PER_SECOND))
+    // After the name: state is field 3, utime 14 and stime 15, then the
+    // reaped children's cutime 16 and cstime 17.
+    let mut ticks = 0.0;
+    for field in 11..=14 {
+        ticks += fields.get(field)?.parse::<f64>().ok()?;
+    }
+    Some((comm, ticks / TICKS_PER_SECOND))
 }

@@ -15,7 +15,10 @@ use super::dialect::{Rows, to_json};
 use super::{Dialect, IngestBatch, IngestResults, IngestStore, SqlStore, StoreError};
 use crate::domain::event::EventKind;
 use crate::domain::merge::{MergeRule, merge_views};
-use crate::domain::{Call, DialogueTurn, IntentLevel, Task, UnixMs, UpsertOutcome, UpsertResult};
+use crate::domain::{
+    Call, DialogueTurn, IntentLevel, StoredCall, Tag, TagGroup, Task, UnixMs, UpsertOutcome,
+    UpsertResult,
+};
 
 /// The columns of `calls` written from a [`Call`], in bind order.
 const CALL_COLUMNS: &[&str] = &[
@@ -151,6 +154,62 @@ impl<'a> TagRows<'a> {
         }
         Ok(())
     }
+}
+
+/// A call's tags and hit groups as a read shows them ([`TagsRead::Shown`]),
+/// from the rows just built for it: each from the snapshot it was sent with.
+/// `None` when one was sent without a name, so that a read shows the
+/// catalog's, which only the database knows.
+fn shown_parts(
+    tags: &[TagRow<'_>],
+    groups: &[TagRow<'_>],
+) -> Result<Option<(Vec<Tag>, Vec<TagGroup>)>, StoreError> {
+    let mut shown_tags = Vec::with_capacity(tags.len());
+    for row in tags {
+        let mut tag: Tag = serde_json::from_str(&row.snapshot).map_err(StoreError::encode)?;
+        if tag.name.is_empty() {
+            return Ok(None);
+        }
+        tag.id = row.id.clone();
+        shown_tags.push(tag);
+    }
+    let mut shown_groups = Vec::with_capacity(groups.len());
+    for row in groups {
+        let mut group: TagGroup =
+            serde_json::from_str(&row.snapshot).map_err(StoreError::encode)?;
+        if group.name.is_empty() {
+            return Ok(None);
+        }
+        group.id = row.id.clone();
+        shown_groups.push(group);
+    }
+    Ok(Some((shown_tags, shown_groups)))
+}
+
+/// A call just written, as a read in the same transaction would return it
+/// (turns aside), when that is known without reading it: written whole
+/// (nothing kept from a stored version), its update time its own, its level
+/// and every tag and group named as sent. `None` otherwise: its event then
+/// reads the call back.
+fn known_version(
+    call: &Call,
+    mode: WriteMode,
+    outcome: UpsertOutcome,
+    parts: Option<(Vec<Tag>, Vec<TagGroup>)>,
+) -> Option<Call> {
+    let whole = mode == WriteMode::Replace || outcome == UpsertOutcome::Inserted;
+    // An update without an update time keeps the stored one (`upsert_rows`).
+    let own_update_time = outcome == UpsertOutcome::Inserted || call.update_time.is_some();
+    let level_as_sent = call.intent_level.as_ref().is_none_or(IntentLevel::is_named);
+    let (tags, tag_groups) = parts?;
+    if !(whole && own_update_time && level_as_sent) {
+        return None;
+    }
+    let mut shown = call.clone();
+    shown.tags = tags;
+    shown.tag_groups = tag_groups;
+    shown.turns = Vec::new();
+    Some(shown)
 }
 
 /// How a new version of a call is written over a stored one.
@@ -416,6 +475,8 @@ where
         // repeated in the batch is one change as far as readers can see.
         let mut changes: Vec<(String, EventKind)> = Vec::new();
         let mut changed: HashSet<String> = HashSet::new();
+        // The final version of each call written, where known without a read.
+        let mut known: HashMap<String, StoredCall> = HashMap::new();
         while !pending.is_empty() {
             let mut seen = HashSet::new();
             let (round, later): (Vec<usize>, Vec<usize>) = pending
@@ -463,8 +524,22 @@ where
                 .iter()
                 .map(|(index, call_id, _)| (call_id.as_str(), calls[*index].0))
                 .collect();
-            Self::write_children(tx, tenant, &written_calls).await?;
-            for (index, call_id, outcome) in stored {
+            let shown = Self::write_children(tx, tenant, &written_calls).await?;
+            for ((index, call_id, outcome), parts) in stored.into_iter().zip(shown) {
+                let (call, mode) = calls[index];
+                match known_version(call, mode, outcome, parts) {
+                    Some(call) => {
+                        let version = StoredCall {
+                            call_id: call_id.clone(),
+                            sync_time: now,
+                            call,
+                        };
+                        known.insert(call_id.clone(), version);
+                    }
+                    None => {
+                        known.remove(&call_id);
+                    }
+                }
                 let kind = match outcome {
                     UpsertOutcome::Inserted => EventKind::Created,
                     _ => EventKind::Updated,
@@ -480,7 +555,7 @@ where
             pending.extend(retry);
             pending.sort_unstable();
         }
-        Self::append_written(tx, tenant, &changes).await?;
+        Self::append_written(tx, tenant, &changes, known).await?;
         results
             .into_iter()
             .collect::<Option<Vec<_>>>()
@@ -1030,12 +1105,14 @@ where
 
     /// Writes the child rows of freshly written calls (tags, hit tag groups,
     /// turns) and fills the catalogs with the tags, groups, intent levels and
-    /// tasks they name, in multi-row statements.
+    /// tasks they name, in multi-row statements. Answers each call's tags
+    /// and groups as a read would show them, where known ([`shown_parts`]).
     async fn write_children(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
         calls: &[(&str, &Call)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Option<(Vec<Tag>, Vec<TagGroup>)>>, StoreError> {
+        let mut shown = Vec::with_capacity(calls.len());
         let mut tag_rows: Vec<TagRow> = Vec::new();
         let mut group_rows: Vec<TagRow> = Vec::new();
         let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
@@ -1067,6 +1144,7 @@ where
                     catalog.add_tag(tag);
                 }
             }
+            shown.push(shown_parts(&tags.rows, &groups.rows)?);
             tag_rows.extend(tags.rows);
             group_rows.extend(groups.rows);
             if let Some(level) = &call.intent_level {
@@ -1120,6 +1198,7 @@ where
             DB::push_rows(&mut qb, rows)?;
             qb.build().execute(&mut **tx).await?;
         }
-        Self::write_catalog(catalog, tx, tenant).await
+        Self::write_catalog(catalog, tx, tenant).await?;
+        Ok(shown)
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::helpers::{TestApp, bad_fields, call, execute, spawn_app_with};
+use crate::helpers::{TestApp, bad_fields, call, execute, spawn_app_with, tag, ts};
 use callscope::config::ServeConfig;
 use callscope::proto::{
     self, CallEvent, CallEventType, CallFilter, DeleteCallsRequest, ErasePhoneRequest,
@@ -751,6 +751,106 @@ async fn export_cli_writes_csv_and_ndjson_and_resumes_after_a_dropped_connection
     assert!(stderr.contains("end_time"), "{stderr}");
 }
 
+/// Every event carries its call as GetCall then shows it (turns aside): the
+/// write builds most events from what it wrote and reads back the rest, and
+/// a user must not tell which. The batch mixes both kinds: tags and groups
+/// sent with names and without (the catalog names those), named and unnamed
+/// intent levels, a tag on both the call and a turn, a key sent twice in one
+/// batch, and an update that gives no update time (the stored one stays).
+async fn events_carry_each_call_as_get_call_shows_it(mut app: TestApp) {
+    let mut live = watch(&app, CallFilter::default(), "").await.expect("watch");
+    app.ingest
+        .upsert_tags(proto::UpsertTagsRequest {
+            tags: vec![tag("catalogued", &["grp-c"])],
+            tag_groups: vec![],
+        })
+        .await
+        .expect("upsert tags");
+    let level = |id: &str, name: &str| proto::IntentLevel {
+        id: id.into(),
+        name: name.into(),
+        ..Default::default()
+    };
+    let plain = call("plain", "+8613800000001", "2026-11-20T08:00:00Z");
+    let mut named = call("named", "+8613800000002", "2026-11-20T08:01:00Z");
+    named.task_id = "t1".into();
+    named.intent_level = Some(level("A", "Strong"));
+    named.tags = vec![tag("a", &["g1", "g2"]), tag("b", &[])];
+    named.tag_groups = vec![proto::TagGroup {
+        id: "g0".into(),
+        name: "group 0".into(),
+        ..Default::default()
+    }];
+    named.update_time = Some(ts("2026-11-20T09:00:00Z"));
+    named.turns = vec![proto::DialogueTurn {
+        sequence: 1,
+        kind: proto::TurnKind::CustomerUtterance as i32,
+        customer_text: "hello".into(),
+        tags: vec![tag("b", &["g3"]), tag("c", &["g1"])],
+        ..Default::default()
+    }];
+    let mut unnamed = call("unnamed", "+8613800000003", "2026-11-20T08:02:00Z");
+    unnamed.intent_level = Some(level("B", ""));
+    unnamed.tags = vec![proto::Tag {
+        id: "catalogued".into(),
+        ..Default::default()
+    }];
+    let mut twice = call("twice", "+8613800000004", "2026-11-20T08:03:00Z");
+    twice.customer_name = "first".into();
+    let mut again = twice.clone();
+    again.customer_name = "second".into();
+    again.tags = vec![tag("a", &[])];
+    app.upsert(vec![plain, named.clone(), unnamed, twice, again])
+        .await;
+    // The same call again without an update time: it keeps 09:00.
+    let mut later = named.clone();
+    later.update_time = None;
+    later.customer_name = "later".into();
+    app.upsert(vec![later]).await;
+
+    let events = take(&mut live, 5).await;
+    assert_eq!(
+        summary(&events),
+        [
+            ("plain".to_owned(), CREATED),
+            ("named".to_owned(), CREATED),
+            ("unnamed".to_owned(), CREATED),
+            ("twice".to_owned(), CREATED),
+            ("named".to_owned(), UPDATED),
+        ]
+    );
+    quiet(&mut live).await;
+    for (n, event) in events.iter().enumerate() {
+        let sent = event.call.clone().expect("call");
+        let mut shown = app
+            .calls
+            .clone()
+            .get_call(proto::GetCallRequest {
+                call_id: sent.call_id.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("get call")
+            .into_inner();
+        shown.turns.clear();
+        if n == 1 {
+            // The first version of `named`, since updated.
+            assert_eq!(sent.customer_name, "");
+            assert_eq!(shown.customer_name, "later");
+            shown.customer_name.clear();
+            shown.sync_time = sent.sync_time;
+        }
+        assert_eq!(sent, shown, "event {n}");
+    }
+    let named = events[4].call.clone().expect("call");
+    assert_eq!(named.update_time, Some(ts("2026-11-20T09:00:00Z")));
+    let tags: Vec<&str> = named.tags.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(tags, ["a", "b", "c"]);
+    let unnamed = events[2].call.clone().expect("call");
+    assert_eq!(unnamed.tags[0].name, "tag catalogued");
+    assert_eq!(events[3].call.clone().expect("call").customer_name, "second");
+}
+
 crate::backend_tests!(
     export_is_complete_and_resumes_from_every_token,
     bad_resume_tokens_are_refused_by_code,
@@ -759,4 +859,5 @@ crate::backend_tests!(
     event_retention_removes_old_events_and_old_tokens_are_out_of_range,
     deadlines_end_streams_and_stalled_watchers_are_cut_off,
     export_cli_writes_csv_and_ndjson_and_resumes_after_a_dropped_connection,
+    events_carry_each_call_as_get_call_shows_it,
 );
