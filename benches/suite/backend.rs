@@ -343,8 +343,8 @@ async fn measure(
                 let rate = baseline.load(args, copied).await?;
                 baseline_rows += copied.len() as f64;
                 baseline_secs += copied.len() as f64 / rate;
-                baseline_cpu =
-                    baseline_cpu.add(before.per_request(&CpuSnapshot::now(), copied.len() as usize));
+                baseline_cpu = baseline_cpu
+                    .add(before.per_request(&CpuSnapshot::now(), copied.len() as usize));
             } else if !baseline_turn && ingested.len() > 0 {
                 let rate = ingest::grpc_slice(&server, args, ingested).await?;
                 service_rows += ingested.len() as f64;
@@ -360,9 +360,9 @@ async fn measure(
     eprintln!(
         "[{backend}] CPU ms a call: UpsertCalls {:.3} here + {:.3} postgres, baseline {:.3} here + {:.3} postgres",
         service_cpu.this_process / rounds_run,
-        service_cpu.postgres / rounds_run,
+        (service_cpu.postgres / rounds_run).max(0.0),
         baseline_cpu.this_process / rounds_run,
-        baseline_cpu.postgres / rounds_run,
+        (baseline_cpu.postgres / rounds_run).max(0.0),
     );
     let ingest = service_rows / service_secs;
     let baselines = Baselines {

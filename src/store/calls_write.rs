@@ -281,8 +281,10 @@ fn call_key(call: &Call) -> CallKey {
 
 /// Decides, call by call, whether a round inserts, updates or leaves alone.
 /// Calls left alone get their result at once; the others are returned.
+/// `hashes` are the calls' [`Call::content_hash`]es, by index.
 fn plan_round(
     calls: &[(&Call, WriteMode)],
+    hashes: &[String],
     round: &[usize],
     existing: &HashMap<CallKey, Existing>,
     erased: &HashSet<CallKey>,
@@ -300,7 +302,7 @@ fn plan_round(
             });
             continue;
         }
-        let hash = call.content_hash();
+        let hash = hashes[index].clone();
         match existing.get(&key) {
             None => writes.push(PlannedWrite {
                 index,
@@ -352,11 +354,14 @@ where
         calls: &[Call],
         now: UnixMs,
     ) -> Result<Vec<UpsertResult>, StoreError> {
+        // Before the transaction: on SQLite it holds the one writer, so
+        // work done first does not hold the other batches back.
+        let hashes: Vec<String> = calls.iter().map(Call::content_hash).collect();
         let mut tx = self.begin(tenant).await?;
         Self::register_tenant(&mut tx, tenant).await?;
         let batch: Vec<(&Call, WriteMode)> =
             calls.iter().map(|c| (c, WriteMode::Replace)).collect();
-        let results = Self::write_calls(&mut tx, tenant, &batch, now).await?;
+        let results = Self::write_calls(&mut tx, tenant, &batch, &hashes, now).await?;
         tx.commit().await?;
         self.events_committed();
         self.after_write(calls.len() as u64).await;
@@ -425,7 +430,8 @@ where
                     .map(|c| (c, WriteMode::InsertOnly)),
             )
             .collect();
-        let mut written = Self::write_calls(tx, tenant, &calls, now).await?;
+        let hashes: Vec<String> = calls.iter().map(|(c, _)| c.content_hash()).collect();
+        let mut written = Self::write_calls(tx, tenant, &calls, &hashes, now).await?;
         let history_calls = written.split_off(batch.calls.len());
         // After the calls: two batches with views of one call meet first on
         // the call's row (PostgreSQL), and one waits for the other there
@@ -465,6 +471,7 @@ where
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
         calls: &[(&Call, WriteMode)],
+        hashes: &[String],
         now: UnixMs,
     ) -> Result<Vec<UpsertResult>, StoreError> {
         // Before the tombstones are read: an erasure in flight finishes first.
@@ -515,7 +522,19 @@ where
                 .into_iter()
                 .filter(|&i| results[i].is_none())
                 .collect();
-            let writes = plan_round(calls, &round, &existing, &erased, &mut results);
+            // A merged call is new content: its own hash.
+            let mut round_hashes = hashes.to_vec();
+            for (&index, call) in &merged_calls {
+                round_hashes[index] = call.content_hash();
+            }
+            let writes = plan_round(
+                calls,
+                &round_hashes,
+                &round,
+                &existing,
+                &erased,
+                &mut results,
+            );
             let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
             let (stored, retry) =
                 Self::settle(tx, tenant, calls, writes, written, &mut results).await?;

@@ -848,7 +848,10 @@ async fn events_carry_each_call_as_get_call_shows_it(mut app: TestApp) {
     assert_eq!(tags, ["a", "b", "c"]);
     let unnamed = events[2].call.clone().expect("call");
     assert_eq!(unnamed.tags[0].name, "tag catalogued");
-    assert_eq!(events[3].call.clone().expect("call").customer_name, "second");
+    assert_eq!(
+        events[3].call.clone().expect("call").customer_name,
+        "second"
+    );
 }
 
 crate::backend_tests!(
