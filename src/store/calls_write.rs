@@ -156,6 +156,9 @@ impl<'a> TagRows<'a> {
     }
 }
 
+/// A call's tags and hit groups, in order.
+type ShownParts = (Vec<Tag>, Vec<TagGroup>);
+
 /// A call's tags and hit groups as a read shows them ([`TagsRead::Shown`]),
 /// from the rows just built for it: each from the snapshot it was sent with.
 /// `None` when one was sent without a name, so that a read shows the
@@ -163,7 +166,7 @@ impl<'a> TagRows<'a> {
 fn shown_parts(
     tags: &[TagRow<'_>],
     groups: &[TagRow<'_>],
-) -> Result<Option<(Vec<Tag>, Vec<TagGroup>)>, StoreError> {
+) -> Result<Option<ShownParts>, StoreError> {
     let mut shown_tags = Vec::with_capacity(tags.len());
     for row in tags {
         let mut tag: Tag = serde_json::from_str(&row.snapshot).map_err(StoreError::encode)?;
@@ -195,7 +198,7 @@ fn known_version(
     call: &Call,
     mode: WriteMode,
     outcome: UpsertOutcome,
-    parts: Option<(Vec<Tag>, Vec<TagGroup>)>,
+    parts: Option<ShownParts>,
 ) -> Option<Call> {
     let whole = mode == WriteMode::Replace || outcome == UpsertOutcome::Inserted;
     // An update without an update time keeps the stored one (`upsert_rows`).
@@ -1130,7 +1133,7 @@ where
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
         calls: &[(&str, &Call)],
-    ) -> Result<Vec<Option<(Vec<Tag>, Vec<TagGroup>)>>, StoreError> {
+    ) -> Result<Vec<Option<ShownParts>>, StoreError> {
         let mut shown = Vec::with_capacity(calls.len());
         let mut tag_rows: Vec<TagRow> = Vec::new();
         let mut group_rows: Vec<TagRow> = Vec::new();
