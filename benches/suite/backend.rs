@@ -321,7 +321,8 @@ async fn measure(
     let (mut service_rows, mut service_secs) = (0.0, 0.0);
     let (mut baseline_rows, mut baseline_secs) = (0.0, 0.0);
     let (mut service_cpu, mut baseline_cpu) = (CpuTimes::default(), CpuTimes::default());
-    let rounds_count = rounds.0.len();
+    // Rounds each side ran (a tiny `--calls` leaves some slices empty).
+    let (mut service_rounds, mut baseline_rounds) = (0_usize, 0_usize);
     for (round, (copied, ingested)) in rounds.0.into_iter().enumerate() {
         // Who goes first alternates (ABBA), so that a checkpoint or an
         // autovacuum that follows one side's writes falls on both.
@@ -345,24 +346,27 @@ async fn measure(
                 baseline_secs += copied.len() as f64 / rate;
                 baseline_cpu = baseline_cpu
                     .add(before.per_request(&CpuSnapshot::now(), copied.len() as usize));
+                baseline_rounds += 1;
             } else if !baseline_turn && ingested.len() > 0 {
                 let rate = ingest::grpc_slice(&server, args, ingested).await?;
                 service_rows += ingested.len() as f64;
                 service_secs += ingested.len() as f64 / rate;
                 service_cpu = service_cpu
                     .add(before.per_request(&CpuSnapshot::now(), ingested.len() as usize));
+                service_rounds += 1;
             }
         }
     }
-    let rounds_run = rounds_count.max(1) as f64;
+    let (service_rounds, baseline_rounds) =
+        (service_rounds.max(1) as f64, baseline_rounds.max(1) as f64);
     // CPU a call, in this process (rows made, gRPC client and server, or
     // the COPY client) and in PostgreSQL: where UpsertCalls' extra time goes.
     eprintln!(
         "[{backend}] CPU ms a call: UpsertCalls {:.3} here + {:.3} postgres, baseline {:.3} here + {:.3} postgres",
-        service_cpu.this_process / rounds_run,
-        (service_cpu.postgres / rounds_run).max(0.0),
-        baseline_cpu.this_process / rounds_run,
-        (baseline_cpu.postgres / rounds_run).max(0.0),
+        service_cpu.this_process / service_rounds,
+        (service_cpu.postgres / service_rounds).max(0.0),
+        baseline_cpu.this_process / baseline_rounds,
+        (baseline_cpu.postgres / baseline_rounds).max(0.0),
     );
     let ingest = service_rows / service_secs;
     let baselines = Baselines {

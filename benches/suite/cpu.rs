@@ -22,9 +22,11 @@ pub struct CpuSnapshot {
 impl CpuSnapshot {
     /// Now; zeros where `/proc` cannot be read (the figures then say 0).
     pub fn now() -> Self {
+        // This process without its reaped children (the overload
+        // benchmark's server runs in one).
         let this_process = fs::read_to_string("/proc/self/stat")
             .ok()
-            .and_then(|stat| busy_seconds(&stat).map(|(_, s)| s))
+            .and_then(|stat| busy_seconds(&stat).map(|(_, own, _)| own))
             .unwrap_or(0.0);
         let mut postgres = HashMap::new();
         if let Ok(entries) = fs::read_dir("/proc") {
@@ -32,12 +34,13 @@ impl CpuSnapshot {
                 let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
                     continue;
                 };
-                if let Some(("postgres", seconds)) = fs::read_to_string(entry.path().join("stat"))
-                    .ok()
-                    .as_deref()
-                    .and_then(busy_seconds)
+                if let Some(("postgres", own, children)) =
+                    fs::read_to_string(entry.path().join("stat"))
+                        .ok()
+                        .as_deref()
+                        .and_then(busy_seconds)
                 {
-                    postgres.insert(pid, seconds);
+                    postgres.insert(pid, own + children);
                 }
             }
         }
@@ -77,9 +80,9 @@ impl CpuTimes {
     }
 }
 
-/// The command name and the user + system CPU seconds of one
-/// `/proc/<pid>/stat`, its reaped children's included.
-fn busy_seconds(stat: &str) -> Option<(&str, f64)> {
+/// The command name, the user + system CPU seconds of one
+/// `/proc/<pid>/stat`, and those of the children it has reaped.
+fn busy_seconds(stat: &str) -> Option<(&str, f64, f64)> {
     // `pid (comm) state …`: the name may hold spaces, so split at the last `)`.
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
@@ -87,9 +90,13 @@ fn busy_seconds(stat: &str) -> Option<(&str, f64)> {
     let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
     // After the name: state is field 3, utime 14 and stime 15, then the
     // reaped children's cutime 16 and cstime 17.
-    let mut ticks = 0.0;
-    for field in 11..=14 {
-        ticks += fields.get(field)?.parse::<f64>().ok()?;
+    let mut ticks = [0.0; 4];
+    for (n, field) in (11..=14).enumerate() {
+        ticks[n] = fields.get(field)?.parse::<f64>().ok()?;
     }
-    Some((comm, ticks / TICKS_PER_SECOND))
+    Some((
+        comm,
+        (ticks[0] + ticks[1]) / TICKS_PER_SECOND,
+        (ticks[2] + ticks[3]) / TICKS_PER_SECOND,
+    ))
 }

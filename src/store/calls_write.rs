@@ -215,6 +215,18 @@ fn known_version(
     Some(shown)
 }
 
+/// The [`Call::content_hash`] of each call of a batch, its calls then its
+/// history calls (the order `ingest_in` writes them in): computed before
+/// the transaction, which on SQLite holds the one writer.
+pub(super) fn batch_hashes(batch: &IngestBatch) -> Vec<String> {
+    batch
+        .calls
+        .iter()
+        .chain(&batch.history_calls)
+        .map(Call::content_hash)
+        .collect()
+}
+
 /// How a new version of a call is written over a stored one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WriteMode {
@@ -284,10 +296,10 @@ fn call_key(call: &Call) -> CallKey {
 
 /// Decides, call by call, whether a round inserts, updates or leaves alone.
 /// Calls left alone get their result at once; the others are returned.
-/// `hashes` are the calls' [`Call::content_hash`]es, by index.
+/// `hash_of` gives a call's [`Call::content_hash`] by index.
 fn plan_round(
     calls: &[(&Call, WriteMode)],
-    hashes: &[String],
+    hash_of: &dyn Fn(usize) -> String,
     round: &[usize],
     existing: &HashMap<CallKey, Existing>,
     erased: &HashSet<CallKey>,
@@ -305,7 +317,7 @@ fn plan_round(
             });
             continue;
         }
-        let hash = hashes[index].clone();
+        let hash = hash_of(index);
         match existing.get(&key) {
             None => writes.push(PlannedWrite {
                 index,
@@ -390,9 +402,10 @@ where
             }
             tx.commit().await?;
         }
+        let hashes = batch_hashes(batch);
         let mut tx = self.begin(tenant).await?;
         Self::register_tenant(&mut tx, tenant).await?;
-        let results = Self::ingest_in(&mut tx, tenant, batch, now).await?;
+        let results = Self::ingest_in(&mut tx, tenant, batch, &hashes, now).await?;
         tx.commit().await?;
         self.events_committed();
         self.after_write(batch.rows()).await;
@@ -416,10 +429,12 @@ where
 {
     /// Everything of an [`IngestBatch`] but its rejected records, inside the
     /// caller's transaction (a sync page commits its checkpoint with it).
+    /// `hashes` are [`batch_hashes`], taken before the transaction.
     pub(super) async fn ingest_in(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
         batch: &IngestBatch,
+        hashes: &[String],
         now: UnixMs,
     ) -> Result<IngestResults, StoreError> {
         let calls: Vec<(&Call, WriteMode)> = batch
@@ -433,8 +448,7 @@ where
                     .map(|c| (c, WriteMode::InsertOnly)),
             )
             .collect();
-        let hashes: Vec<String> = calls.iter().map(|(c, _)| c.content_hash()).collect();
-        let mut written = Self::write_calls(tx, tenant, &calls, &hashes, now).await?;
+        let mut written = Self::write_calls(tx, tenant, &calls, hashes, now).await?;
         let history_calls = written.split_off(batch.calls.len());
         // After the calls: two batches with views of one call meet first on
         // the call's row (PostgreSQL), and one waits for the other there
@@ -526,18 +540,12 @@ where
                 .filter(|&i| results[i].is_none())
                 .collect();
             // A merged call is new content: its own hash.
-            let mut round_hashes = hashes.to_vec();
-            for (&index, call) in &merged_calls {
-                round_hashes[index] = call.content_hash();
-            }
-            let writes = plan_round(
-                calls,
-                &round_hashes,
-                &round,
-                &existing,
-                &erased,
-                &mut results,
-            );
+            let hash_of = |index: usize| {
+                merged_calls
+                    .get(&index)
+                    .map_or_else(|| hashes[index].clone(), Call::content_hash)
+            };
+            let writes = plan_round(calls, &hash_of, &round, &existing, &erased, &mut results);
             let written = Self::upsert_rows(tx, tenant, calls, &writes, now).await?;
             let (stored, retry) =
                 Self::settle(tx, tenant, calls, writes, written, &mut results).await?;

@@ -63,9 +63,9 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 }
 
 /// How long a pooled connection may sit idle before it is pinged on its
-/// next acquire. A server restarted faster than this can fail one request
-/// per connection that was idle in the pool: the client sees UNAVAILABLE,
-/// which gRPC clients retry.
+/// next acquire. A server restarted faster than this (or a backend ended
+/// within this of its connection's last use) can fail one request per such
+/// connection: the client sees UNAVAILABLE, which it may retry.
 const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn open_pool(url: &str, options: &StoreOptions) -> Result<PgPool, StoreError> {

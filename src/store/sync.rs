@@ -306,6 +306,7 @@ where
         checkpoint: &SyncCheckpoint,
         now: UnixMs,
     ) -> Result<Option<IngestResults>, StoreError> {
+        let hashes = super::calls_write::batch_hashes(batch);
         let mut tx = self.begin(tenant).await?;
         // Fenced: a run whose lease passed to another replica writes nothing.
         if !Self::hold_lease(&mut tx, tenant, name, owner, lease_until).await? {
@@ -316,7 +317,7 @@ where
         for record in &batch.rejected {
             Self::insert_rejected(&mut tx, tenant, record).await?;
         }
-        let results = Self::ingest_in(&mut tx, tenant, batch, now).await?;
+        let results = Self::ingest_in(&mut tx, tenant, batch, &hashes, now).await?;
         Self::write_checkpoint(&mut tx, tenant, name, checkpoint).await?;
         tx.commit().await?;
         self.events_committed();
