@@ -189,30 +189,28 @@ fn shown_parts(
     Ok(Some((shown_tags, shown_groups)))
 }
 
-/// A call just written, as a read in the same transaction would return it
-/// (turns aside), when that is known without reading it: written whole
-/// (nothing kept from a stored version), its update time its own, its level
-/// and every tag and group named as sent. `None` otherwise: its event then
-/// reads the call back.
-fn known_version(
-    call: &Call,
-    mode: WriteMode,
-    outcome: UpsertOutcome,
-    parts: Option<ShownParts>,
-) -> Option<Call> {
+/// Whether a call just written is, but for its tags and groups, what a read
+/// in the same transaction would return: written whole (nothing kept from a
+/// stored version), its update time its own, its level named as sent. Its
+/// tags and groups are then checked too ([`shown_parts`]); otherwise its
+/// event reads the call back.
+fn known_but_tags(call: &Call, mode: WriteMode, outcome: UpsertOutcome) -> bool {
     let whole = mode == WriteMode::Replace || outcome == UpsertOutcome::Inserted;
     // An update without an update time keeps the stored one (`upsert_rows`).
     let own_update_time = outcome == UpsertOutcome::Inserted || call.update_time.is_some();
     let level_as_sent = call.intent_level.as_ref().is_none_or(IntentLevel::is_named);
-    let (tags, tag_groups) = parts?;
-    if !(whole && own_update_time && level_as_sent) {
-        return None;
-    }
+    whole && own_update_time && level_as_sent
+}
+
+/// A call just written, as a read in the same transaction would return it
+/// (turns aside), from the call ([`known_but_tags`]) and its tags and groups
+/// as shown.
+fn known_version(call: &Call, (tags, tag_groups): ShownParts) -> Call {
     let mut shown = call.clone();
     shown.tags = tags;
     shown.tag_groups = tag_groups;
     shown.turns = Vec::new();
-    Some(shown)
+    shown
 }
 
 /// The [`Call::content_hash`] of each call of a batch, its calls then its
@@ -550,19 +548,21 @@ where
             let (stored, retry) =
                 Self::settle(tx, tenant, calls, writes, written, &mut results).await?;
             Self::replace_children(tx, tenant, calls, &stored).await?;
-            let written_calls: Vec<(&str, &Call)> = stored
+            let written_calls: Vec<(&str, &Call, bool)> = stored
                 .iter()
-                .map(|(index, call_id, _)| (call_id.as_str(), calls[*index].0))
+                .map(|(index, call_id, outcome)| {
+                    let (call, mode) = calls[*index];
+                    (call_id.as_str(), call, known_but_tags(call, mode, *outcome))
+                })
                 .collect();
             let shown = Self::write_children(tx, tenant, &written_calls).await?;
             for ((index, call_id, outcome), parts) in stored.into_iter().zip(shown) {
-                let (call, mode) = calls[index];
-                match known_version(call, mode, outcome, parts) {
-                    Some(call) => {
+                match parts {
+                    Some(parts) => {
                         let version = StoredCall {
                             call_id: call_id.clone(),
                             sync_time: now,
-                            call,
+                            call: known_version(calls[index].0, parts),
                         };
                         known.insert(call_id.clone(), version);
                     }
@@ -1135,19 +1135,20 @@ where
 
     /// Writes the child rows of freshly written calls (tags, hit tag groups,
     /// turns) and fills the catalogs with the tags, groups, intent levels and
-    /// tasks they name, in multi-row statements. Answers each call's tags
-    /// and groups as a read would show them, where known ([`shown_parts`]).
+    /// tasks they name, in multi-row statements. Answers, for each call
+    /// marked `true`, its tags and groups as a read would show them where
+    /// known ([`shown_parts`]); `None` for the others.
     async fn write_children(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
-        calls: &[(&str, &Call)],
+        calls: &[(&str, &Call, bool)],
     ) -> Result<Vec<Option<ShownParts>>, StoreError> {
         let mut shown = Vec::with_capacity(calls.len());
         let mut tag_rows: Vec<TagRow> = Vec::new();
         let mut group_rows: Vec<TagRow> = Vec::new();
         let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
         let mut catalog = Catalog::default();
-        for &(call_id, call) in calls {
+        for &(call_id, call, show) in calls {
             let mut tags = TagRows::new(call_id, &call.task_id);
             let mut groups = TagRows::new(call_id, &call.task_id);
             // The call's own groups first, in the order the vendor named
@@ -1174,7 +1175,11 @@ where
                     catalog.add_tag(tag);
                 }
             }
-            shown.push(shown_parts(&tags.rows, &groups.rows)?);
+            shown.push(if show {
+                shown_parts(&tags.rows, &groups.rows)?
+            } else {
+                None
+            });
             tag_rows.extend(tags.rows);
             group_rows.extend(groups.rows);
             if let Some(level) = &call.intent_level {

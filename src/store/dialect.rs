@@ -545,9 +545,8 @@ where
     /// `COMMIT` would be a round trip the caller waits on for nothing: one
     /// of the six exchanges a PostgreSQL listing had (the pool's test ping,
     /// since made only after a second idle, BEGIN, the page, its tags, its
-    /// groups, COMMIT). Only for transactions
-    /// that wrote nothing: a write's commit must be awaited before it is
-    /// acknowledged.
+    /// groups, COMMIT). Only for transactions that wrote nothing: a write's
+    /// commit must be awaited before it is acknowledged.
     pub(super) fn end_read(tx: Transaction<'static, DB>) {
         drop(tx);
     }
