@@ -13,7 +13,7 @@ use tonic::transport::Channel;
 
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
 use callscope::proto::{self, call_service_client::CallServiceClient};
-use callscope::store::Dialect;
+use callscope::store::{Dialect, SELECT_CALLS};
 
 pub const FILTERS: &[&str] = &[
     "task + 7-day window",
@@ -69,12 +69,6 @@ pub fn filter(which: usize, k: u64, total: u64) -> proto::CallFilter {
         },
     }
 }
-
-/// The start of the store's listing statement: calls with the name of their
-/// intent level.
-const SELECT_CALLS: &str = "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
-     FROM calls c LEFT JOIN intent_levels il \
-     ON il.tenant_id = c.tenant_id AND il.intent_level_id = c.intent_level_id";
 
 /// Completes [`SELECT_CALLS`] for `filter(which, k, total)` and the first
 /// page (15 calls and one more, to know whether a next page exists), as the

@@ -64,8 +64,10 @@ pub fn carrier_code(text: &str) -> Option<&'static str> {
     if folded.is_empty() {
         return None;
     }
+    // Compared without copying: every call of a listing page names its carrier.
+    let unspaced = |name: &str| name.chars().filter(|c| *c != ' ').eq(folded.chars());
     CARRIERS.iter().find_map(|(code, names)| {
-        (folded == *code || names.iter().any(|n| n.replace(' ', "") == folded)).then_some(*code)
+        (folded == *code || names.iter().any(|n| unspaced(n))).then_some(*code)
     })
 }
 

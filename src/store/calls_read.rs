@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
 
-use super::dialect::{code, json, opt_text};
+use super::dialect::{Columns, code, json, parse_snapshot};
 use super::filter_sql::{SELECT_CALLS, plan_fits_any_values, push_page, push_where};
 use super::{CallPage, CallStore, Dialect, SqlStore, StoreError};
 use crate::domain::{
@@ -39,6 +39,11 @@ where
     }
 }
 
+/// Text of an outer join's column (NULL: none), owned.
+fn owned(text: Option<&str>) -> String {
+    text.unwrap_or_default().to_owned()
+}
+
 /// `,a,b,` (the stored form, so a filter can match `,a,`) → `[a, b]`.
 fn split_flags(stored: &str) -> Vec<String> {
     stored
@@ -60,6 +65,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -75,10 +81,7 @@ where
         );
         let mut tx = self.read_page(tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
-        let mut calls = rows
-            .iter()
-            .map(Self::row_to_call)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut calls = Self::rows_to_calls(&rows)?;
         let next = if calls.len() > query.page_size as usize {
             calls.truncate(query.page_size as usize);
             calls.last().map(|last| query.order.cursor_of(last))
@@ -130,7 +133,7 @@ where
         let Some(row) = qb.build().fetch_optional(&mut *tx).await? else {
             return Ok(None);
         };
-        let mut calls = vec![Self::row_to_call(&row)?];
+        let mut calls = vec![Self::row_to_call(&row, true)?];
         Self::attach_tags(&mut tx, tenant, &mut calls).await?;
         let mut call = calls.remove(0);
         let mut turns = QueryBuilder::<DB>::new(
@@ -223,6 +226,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -274,29 +278,40 @@ where
             qb.push(" AND (ct.origin & 1) = 1");
         }
         qb.push(" ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id");
-        let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+        let rows = qb.build().fetch_all(&mut *conn).await?;
+        let mut tags: HashMap<&str, Vec<Tag>> = HashMap::with_capacity(calls.len());
         // Tags read from their snapshot take no groups from the catalog.
         let mut from_snapshot = false;
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            let call_id: String = row.try_get("call_id")?;
-            let tag_id: String = row.try_get("tag_id")?;
+        for (i, row) in rows.iter().enumerate() {
+            let mut c = Columns::new(row, i == 0);
+            let call_id: &str = c.get("call_id")?;
+            let tag_id: &str = c.get("tag_id")?;
+            let sent: Option<&str> = c.get("snapshot")?;
+            let name: Option<&str> = c.get("name")?;
+            let color: Option<&str> = c.get("color")?;
+            let description: Option<&str> = c.get("description")?;
+            let group_id: Option<&str> = c.get("group_id")?;
+            let group_name: Option<&str> = c.get("group_name")?;
+            let scene_id: Option<&str> = c.get("scene_id")?;
             let list = tags.entry(call_id).or_default();
             if list.last().is_none_or(|t| t.id != tag_id) {
-                let snapshot: Option<Tag> = snapshot(&row, "snapshot")?;
-                match snapshot.filter(|t| own_only || !t.name.is_empty()) {
-                    Some(mut tag) => {
-                        tag.id = tag_id;
-                        list.push(tag);
+                let sent: Option<Tag> = parse_snapshot("snapshot", sent)?;
+                match sent.filter(|t| own_only || !t.name.is_empty()) {
+                    Some(tag) => {
+                        list.push(Tag {
+                            id: tag_id.to_owned(),
+                            ..tag
+                        });
                         from_snapshot = true;
                         continue;
                     }
                     None => {
                         from_snapshot = false;
                         list.push(Tag {
-                            id: tag_id,
-                            name: opt_text(&row, "name")?,
-                            color: opt_text(&row, "color")?,
-                            description: opt_text(&row, "description")?,
+                            id: tag_id.to_owned(),
+                            name: owned(name),
+                            color: owned(color),
+                            description: owned(description),
                             groups: Vec::new(),
                         });
                     }
@@ -305,13 +320,13 @@ where
             if from_snapshot {
                 continue;
             }
-            if let Some(group_id) = row.try_get::<Option<String>, _>("group_id")?
+            if let Some(group_id) = group_id
                 && let Some(tag) = list.last_mut()
             {
                 tag.groups.push(TagGroup {
-                    id: group_id,
-                    name: opt_text(&row, "group_name")?,
-                    scene_id: opt_text(&row, "scene_id")?,
+                    id: group_id.to_owned(),
+                    name: owned(group_name),
+                    scene_id: owned(scene_id),
                 });
             }
         }
@@ -328,121 +343,139 @@ where
         }
         // First named first, as the vendor listed them.
         qb.push(" ORDER BY cg.call_id, cg.position, cg.group_id");
-        let mut groups: HashMap<String, Vec<TagGroup>> = HashMap::new();
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            let group_id: String = row.try_get("group_id")?;
-            let snapshot: Option<TagGroup> = snapshot(&row, "snapshot")?;
-            let group = match snapshot.filter(|g| own_only || !g.name.is_empty()) {
-                Some(mut group) => {
-                    group.id = group_id;
-                    group
-                }
+        let group_rows = qb.build().fetch_all(&mut *conn).await?;
+        let mut groups: HashMap<&str, Vec<TagGroup>> = HashMap::with_capacity(calls.len());
+        for (i, row) in group_rows.iter().enumerate() {
+            let mut c = Columns::new(row, i == 0);
+            let call_id: &str = c.get("call_id")?;
+            let group_id: &str = c.get("group_id")?;
+            let sent: Option<TagGroup> = c.snapshot("snapshot")?;
+            let name: Option<&str> = c.get("name")?;
+            let scene_id: Option<&str> = c.get("scene_id")?;
+            let group = match sent.filter(|g| own_only || !g.name.is_empty()) {
+                Some(group) => TagGroup {
+                    id: group_id.to_owned(),
+                    ..group
+                },
                 None => TagGroup {
-                    id: group_id,
-                    name: opt_text(&row, "name")?,
-                    scene_id: opt_text(&row, "scene_id")?,
+                    id: group_id.to_owned(),
+                    name: owned(name),
+                    scene_id: owned(scene_id),
                 },
             };
-            groups
-                .entry(row.try_get("call_id")?)
-                .or_default()
-                .push(group);
+            groups.entry(call_id).or_default().push(group);
         }
 
         for call in calls.iter_mut() {
-            call.call.tags = tags.remove(&call.call_id).unwrap_or_default();
-            call.call.tag_groups = groups.remove(&call.call_id).unwrap_or_default();
+            call.call.tags = tags.remove(call.call_id.as_str()).unwrap_or_default();
+            call.call.tag_groups = groups.remove(call.call_id.as_str()).unwrap_or_default();
         }
         Ok(())
     }
 
-    pub(super) fn row_to_call(row: &DB::Row) -> Result<StoredCall, StoreError> {
-        // The level as sent with this call when it was sent with a name,
-        // else as the catalog names it now.
-        let level_snapshot: Option<IntentLevel> = snapshot(row, "intent_level_snapshot")?;
-        let intent_level = row
-            .try_get::<Option<String>, _>("intent_level_id")?
-            .map(|id| -> Result<IntentLevel, sqlx::Error> {
-                if let Some(level) = level_snapshot.clone().filter(IntentLevel::is_named) {
-                    return Ok(IntentLevel { id, ..level });
-                }
-                Ok(IntentLevel {
-                    id,
-                    name: opt_text(row, "il_name")?,
-                    alias: opt_text(row, "il_alias")?,
-                    color: opt_text(row, "il_color")?,
-                })
-            })
-            .transpose()?;
-        let attributes: BTreeMap<String, String> = json(row, "attributes")?;
+    /// The calls of rows selected with [`SELECT_CALLS`], in their order.
+    pub(super) fn rows_to_calls(rows: &[DB::Row]) -> Result<Vec<StoredCall>, StoreError> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| Self::row_to_call(row, i == 0))
+            .collect()
+    }
+
+    /// The call of one row selected with [`SELECT_CALLS`], read by position
+    /// ([`Columns`]), `first` of its result set. The fields are written in
+    /// the statement's column order: Rust evaluates them as written.
+    pub(super) fn row_to_call(row: &DB::Row, first: bool) -> Result<StoredCall, StoreError> {
+        let mut c = Columns::new(row, first);
+        let call_id = c.get("call_id")?;
+        let sync_time = c.get("sync_time")?;
         let call = Call {
-            source: code(row, "source", Source::from_code)?,
-            external_id: row.try_get("external_id")?,
-            task_id: row.try_get("task_id")?,
-            parent_task_id: row.try_get("parent_task_id")?,
-            script_id: row.try_get("script_id")?,
-            callee: row.try_get("callee")?,
-            callee_raw: row.try_get("callee_raw")?,
-            caller: row.try_get("caller")?,
-            caller_raw: row.try_get("caller_raw")?,
-            submit_time: row.try_get("submit_time")?,
-            call_time: row.try_get("call_time")?,
-            ring_time: row.try_get("ring_time")?,
-            answer_time: row.try_get("answer_time")?,
-            hangup_time: row.try_get("hangup_time")?,
-            ring_ms: row.try_get("ring_ms")?,
-            talk_ms: row.try_get("talk_ms")?,
-            total_ms: row.try_get("total_ms")?,
-            billed_ms: row.try_get("billed_ms")?,
-            outcome: code(row, "outcome", CallOutcome::from_code)?,
-            vendor_status: row.try_get("vendor_status")?,
-            hangup_cause: row.try_get("hangup_cause")?,
-            sip_code: row.try_get("sip_code")?,
-            hangup_by: code(row, "hangup_by", Party::from_code)?,
-            score: row
-                .try_get::<Option<i64>, _>("score")?
+            source: c.code("source", Source::from_code)?,
+            external_id: c.get("external_id")?,
+            task_id: c.get("task_id")?,
+            parent_task_id: c.get("parent_task_id")?,
+            script_id: c.get("script_id")?,
+            callee: c.get("callee")?,
+            callee_raw: c.get("callee_raw")?,
+            caller: c.get("caller")?,
+            caller_raw: c.get("caller_raw")?,
+            submit_time: c.get("submit_time")?,
+            call_time: c.get("call_time")?,
+            ring_time: c.get("ring_time")?,
+            answer_time: c.get("answer_time")?,
+            hangup_time: c.get("hangup_time")?,
+            ring_ms: c.get("ring_ms")?,
+            talk_ms: c.get("talk_ms")?,
+            total_ms: c.get("total_ms")?,
+            billed_ms: c.get("billed_ms")?,
+            outcome: c.code("outcome", CallOutcome::from_code)?,
+            vendor_status: c.get("vendor_status")?,
+            hangup_cause: c.get("hangup_cause")?,
+            sip_code: c.get("sip_code")?,
+            hangup_by: c.code("hangup_by", Party::from_code)?,
+            score: c
+                .get::<Option<i64>>("score")?
                 .and_then(|s| i32::try_from(s).ok()),
-            intent_level,
-            rounds: row.try_get::<i64, _>("rounds")? as i32,
+            intent_level: Self::intent_level(&mut c)?,
+            rounds: c.get::<i64>("rounds")? as i32,
             tags: Vec::new(),
             tag_groups: Vec::new(),
-            recording_url: row.try_get("recording_url")?,
-            gender: code(row, "gender", Gender::from_code)?,
+            recording_url: c.get("recording_url")?,
+            gender: c.code("gender", Gender::from_code)?,
             location: Location {
-                province: row.try_get("province")?,
-                city: row.try_get("city")?,
-                area_code: row.try_get("area_code")?,
-                carrier: row.try_get("carrier")?,
-                region: row.try_get("region")?,
-                post_code: row.try_get("post_code")?,
+                province: c.get("province")?,
+                city: c.get("city")?,
+                area_code: c.get("area_code")?,
+                carrier: c.get("carrier")?,
+                region: c.get("region")?,
+                post_code: c.get("post_code")?,
             },
             billing: Billing {
-                rate: row.try_get("rate")?,
-                base_cost: row.try_get("base_cost")?,
-                cost: row.try_get("cost")?,
-                currency: row.try_get("currency")?,
-                settle_rate: row.try_get("settle_rate")?,
-                settle_cost: row.try_get("settle_cost")?,
-                quote_exchange: row.try_get("quote_exchange")?,
-                bill_period: row.try_get("bill_period")?,
-                base_cost_currency: row.try_get("base_cost_currency")?,
-                settle_currency: row.try_get("settle_currency")?,
+                rate: c.get("rate")?,
+                base_cost: c.get("base_cost")?,
+                cost: c.get("cost")?,
+                currency: c.get("currency")?,
+                settle_rate: c.get("settle_rate")?,
+                settle_cost: c.get("settle_cost")?,
+                quote_exchange: c.get("quote_exchange")?,
+                bill_period: c.get("bill_period")?,
+                base_cost_currency: c.get("base_cost_currency")?,
+                settle_currency: c.get("settle_currency")?,
             },
-            dtmf: row.try_get("dtmf")?,
-            recall_count: row.try_get::<i64, _>("recall_count")? as i32,
-            recall_of: row.try_get("recall_of")?,
-            customer_name: row.try_get("customer_name")?,
-            line_id: row.try_get("line_id")?,
-            attributes,
+            dtmf: c.get("dtmf")?,
+            recall_count: c.get::<i64>("recall_count")? as i32,
+            recall_of: c.get("recall_of")?,
+            customer_name: c.get("customer_name")?,
+            line_id: c.get("line_id")?,
+            attributes: c.json::<BTreeMap<String, String>>("attributes")?,
             turns: Vec::new(),
-            update_time: row.try_get("update_time")?,
-            quality_flags: split_flags(&row.try_get::<String, _>("quality_flags")?),
+            update_time: c.get("update_time")?,
+            quality_flags: split_flags(c.get("quality_flags")?),
         };
         Ok(StoredCall {
-            call_id: row.try_get("call_id")?,
-            sync_time: row.try_get("sync_time")?,
+            call_id,
+            sync_time,
             call,
         })
+    }
+
+    /// The intent level of a call row (its id, its snapshot and the
+    /// catalog's name, alias and colour): as sent with the call when it was
+    /// sent with a name, else as the catalog names it now.
+    fn intent_level(c: &mut Columns<'_, DB::Row>) -> Result<Option<IntentLevel>, StoreError> {
+        let id: Option<String> = c.get("intent_level_id")?;
+        let sent: Option<IntentLevel> = c.snapshot("intent_level_snapshot")?;
+        let name: Option<&str> = c.get("il_name")?;
+        let alias: Option<&str> = c.get("il_alias")?;
+        let color: Option<&str> = c.get("il_color")?;
+        Ok(id.map(|id| match sent.filter(IntentLevel::is_named) {
+            Some(level) => IntentLevel { id, ..level },
+            None => IntentLevel {
+                id,
+                name: owned(name),
+                alias: owned(alias),
+                color: owned(color),
+            },
+        }))
     }
 
     pub(super) fn row_to_turn(row: &DB::Row) -> Result<DialogueTurn, StoreError> {

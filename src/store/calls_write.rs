@@ -358,6 +358,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -422,6 +423,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -477,6 +479,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -665,8 +668,8 @@ where
             qb.push(" ORDER BY c.call_id").push(DB::LOCK_CALL_ROWS);
             let rows = qb.build().fetch_all(&mut **tx).await?;
             let mut calls = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let mut stored = Self::row_to_call(row)?;
+            for (i, row) in rows.iter().enumerate() {
+                let mut stored = Self::row_to_call(row, i == 0)?;
                 let sent: Option<IntentLevel> = snapshot(row, "intent_level_snapshot")?;
                 if let (Some(level), Some(sent)) = (stored.call.intent_level.as_mut(), sent) {
                     *level = IntentLevel {

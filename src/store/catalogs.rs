@@ -86,6 +86,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -314,6 +315,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -522,6 +524,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {

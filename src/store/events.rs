@@ -43,6 +43,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -67,10 +68,7 @@ where
             qb.push(" ORDER BY c.call_id").push(DB::LOCK_CALL_ROWS);
         }
         let rows = qb.build().fetch_all(&mut **tx).await?;
-        let mut calls = rows
-            .iter()
-            .map(Self::row_to_call)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut calls = Self::rows_to_calls(&rows)?;
         Self::attach_tags(&mut **tx, tenant, &mut calls).await?;
         Ok(calls)
     }
@@ -301,6 +299,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {

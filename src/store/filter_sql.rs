@@ -9,8 +9,21 @@ use crate::domain::carrier::carrier_spellings;
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
 /// The start of a call listing: calls (`c`) with the name of their intent
-/// level. [`push_where`] and [`push_page`] complete it.
-pub const SELECT_CALLS: &str = "SELECT c.*, il.name AS il_name, il.alias AS il_alias, il.color AS il_color \
+/// level. [`push_where`] and [`push_page`] complete it. The columns are
+/// named in the order `SqlStore::row_to_call` reads them, by position: the
+/// calls it shows, not the row's keeping (`tenant_id`, `content_hash`,
+/// `alt_id`).
+pub const SELECT_CALLS: &str = "SELECT c.call_id, c.sync_time, c.source, c.external_id, c.task_id, \
+     c.parent_task_id, c.script_id, c.callee, c.callee_raw, c.caller, c.caller_raw, \
+     c.submit_time, c.call_time, c.ring_time, c.answer_time, c.hangup_time, c.ring_ms, \
+     c.talk_ms, c.total_ms, c.billed_ms, c.outcome, c.vendor_status, c.hangup_cause, \
+     c.sip_code, c.hangup_by, c.score, c.intent_level_id, c.intent_level_snapshot, \
+     il.name AS il_name, il.alias AS il_alias, il.color AS il_color, c.rounds, \
+     c.recording_url, c.gender, c.province, c.city, c.area_code, c.carrier, c.region, \
+     c.post_code, c.rate, c.base_cost, c.cost, c.currency, c.settle_rate, c.settle_cost, \
+     c.quote_exchange, c.bill_period, c.base_cost_currency, c.settle_currency, c.dtmf, \
+     c.recall_count, c.recall_of, c.customer_name, c.line_id, c.attributes, c.update_time, \
+     c.quality_flags \
      FROM calls c LEFT JOIN intent_levels il \
      ON il.tenant_id = c.tenant_id AND il.intent_level_id = c.intent_level_id";
 

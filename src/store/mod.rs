@@ -38,6 +38,7 @@ use async_trait::async_trait;
 
 pub use dialect::{Dialect, Rows, SqlStore};
 pub use error::StoreError;
+pub use filter_sql::SELECT_CALLS;
 pub use subscriptions::SubscriptionUpdate;
 pub use task_numbers::TaskNumberPage;
 

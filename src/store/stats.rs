@@ -130,6 +130,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -213,6 +214,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {

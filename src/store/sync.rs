@@ -37,6 +37,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -188,6 +189,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {

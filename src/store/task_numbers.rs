@@ -60,6 +60,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -171,6 +172,7 @@ where
     for<'v> String: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> Vec<u8>: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
     for<'v> bool: Encode<'v, DB> + Decode<'v, DB> + Type<DB>,
+    for<'v> &'v str: Decode<'v, DB> + Type<DB>,
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
@@ -350,10 +352,7 @@ where
         DB::push_in(&mut qb, phones);
         qb.push(" ORDER BY c.callee, c.call_time DESC, c.call_id DESC");
         let rows = qb.build().fetch_all(&mut *conn).await?;
-        let mut calls = rows
-            .iter()
-            .map(Self::row_to_call)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut calls = Self::rows_to_calls(&rows)?;
         Self::attach_tags(conn, tenant, &mut calls).await?;
         let mut by_phone: HashMap<String, Vec<StoredCall>> = HashMap::new();
         for call in calls {
