@@ -103,6 +103,10 @@ pub struct Args {
     /// Concurrent ListCalls clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// HTTP/2 connections the ListCalls clients share (client `c` sends on
+    /// connection `c % connections`).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
     /// Timed ListCalls requests per client, filter and round (the service
     /// and the direct SQL take four turns each).
     #[arg(long, default_value_t = 20)]

@@ -414,7 +414,7 @@ async fn listings(
     total: u64,
 ) -> anyhow::Result<(Vec<Listing>, Latency, Latency, u64)> {
     let mut channels = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..args.connections.max(1) {
         channels.push(server.channel().await?);
     }
     listing::check_same_rows(&channels[0], direct, total).await?;

@@ -51,7 +51,7 @@ async fn measure(args: &Args) -> anyhow::Result<Vec<Measure>> {
     );
     ingest::grpc(&server, args).await?;
     let mut channels = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..args.connections.max(1) {
         channels.push(server.channel().await?);
     }
     let http = reqwest::Client::builder()

@@ -239,7 +239,7 @@ async fn compare(args: &Args, with: Side<'_>, without: Side<'_>) -> anyhow::Resu
     let mut sides = Vec::new();
     for (server, bearer) in [with, without] {
         let mut channels = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..args.connections.max(1) {
             channels.push(server.channel().await?);
         }
         sides.push((channels, bearer));
