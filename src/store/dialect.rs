@@ -527,12 +527,20 @@ where
         Self::fetch_all_on(&self.primary_reader, tenant, qb).await
     }
 
-    /// One read statement in a read transaction of its own on `pool`.
+    /// One read statement in a read transaction of its own on `pool`; on a
+    /// backend that declares no tenant, the statement alone. A statement
+    /// reads one snapshot by itself (SQLite runs it in an implicit
+    /// transaction), and on SQLite a `BEGIN` and its `ROLLBACK` are two more
+    /// trips to the connection's worker thread (GetCallStats, the time
+    /// series, catalog look-ups).
     async fn fetch_all_on(
         pool: &Pool<DB>,
         tenant: &str,
         qb: &mut QueryBuilder<DB>,
     ) -> Result<Vec<DB::Row>, StoreError> {
+        if !DB::DECLARES_TENANT {
+            return Ok(qb.build().fetch_all(pool).await?);
+        }
         let mut tx = Self::read_on(pool, tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
         Self::end_read(tx);
