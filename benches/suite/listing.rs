@@ -13,7 +13,10 @@ use tonic::transport::Channel;
 
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
 use callscope::proto::{self, call_service_client::CallServiceClient};
-use callscope::store::{Dialect, SELECT_CALLS};
+use callscope::store::{
+    CALL_TAG_GROUPS_ORDER, CALL_TAGS_ORDER, Dialect, SELECT_CALL_TAG_GROUPS, SELECT_CALL_TAGS,
+    SELECT_CALLS,
+};
 
 pub const FILTERS: &[&str] = &[
     "task + 7-day window",
@@ -159,28 +162,14 @@ where
 
 /// The store's statements for the tags (with their groups) and the hit tag
 /// groups of a page, each completed by the page's call ids (bound as one
-/// value, as the store binds them).
-const TAG_STATEMENTS: [(&str, &str); 2] = [
+/// value, as the store binds them) and its order.
+const TAG_STATEMENTS: [(&str, &str, &str); 2] = [
+    (SELECT_CALL_TAGS, " AND ct.call_id", CALL_TAGS_ORDER),
     (
-        "SELECT ct.call_id, ct.tag_id, t.name, t.color, t.description, \
-         g.group_id, g.name AS group_name, g.scene_id \
-         FROM call_tags ct \
-         LEFT JOIN tags t ON t.tenant_id = ct.tenant_id AND t.tag_id = ct.tag_id \
-         LEFT JOIN tag_group_members m ON m.tenant_id = ct.tenant_id AND m.tag_id = ct.tag_id \
-         LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
-         WHERE ct.tenant_id = ",
-        " AND ct.call_id",
-    ),
-    (
-        "SELECT cg.call_id, cg.group_id, g.name, g.scene_id FROM call_tag_groups cg \
-         LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
-         WHERE cg.tenant_id = ",
+        SELECT_CALL_TAG_GROUPS,
         " AND cg.call_id",
+        CALL_TAG_GROUPS_ORDER,
     ),
-];
-const TAG_ORDER: [&str; 2] = [
-    " ORDER BY ct.call_id, ct.position, g.group_id",
-    " ORDER BY cg.call_id, cg.group_id",
 ];
 
 fn tag_statement<DB>(which: usize, ids: &[String]) -> QueryBuilder<DB>
@@ -188,11 +177,11 @@ where
     DB: Dialect,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
-    let (head, column) = TAG_STATEMENTS[which];
+    let (head, column, order) = TAG_STATEMENTS[which];
     let mut qb = QueryBuilder::<DB>::new(head);
     qb.push_bind(TENANT.to_owned()).push(column);
     DB::push_in(&mut qb, ids);
-    qb.push(TAG_ORDER[which]);
+    qb.push(order);
     qb
 }
 

@@ -14,6 +14,27 @@ use crate::domain::{
     Source, StoredCall, Tag, TagGroup, TurnKind,
 };
 
+/// The tags of a page's calls, each with its catalog entry and groups:
+/// completed by the bound tenant, ` AND ct.call_id` and the page's ids, then
+/// [`CALL_TAGS_ORDER`]. Its columns are read by position.
+pub const SELECT_CALL_TAGS: &str = "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.name, t.color, \
+     t.description, g.group_id, g.name AS group_name, g.scene_id \
+     FROM call_tags ct \
+     LEFT JOIN tags t ON t.tenant_id = ct.tenant_id AND t.tag_id = ct.tag_id \
+     LEFT JOIN tag_group_members m ON m.tenant_id = ct.tenant_id AND m.tag_id = ct.tag_id \
+     LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
+     WHERE ct.tenant_id = ";
+/// A call's tags in the order they were sent, each tag's rows together.
+pub const CALL_TAGS_ORDER: &str = " ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id";
+/// The hit tag groups of a page's calls, completed like [`SELECT_CALL_TAGS`]
+/// (` AND cg.call_id`), then [`CALL_TAG_GROUPS_ORDER`].
+pub const SELECT_CALL_TAG_GROUPS: &str = "SELECT cg.call_id, cg.group_id, cg.snapshot, g.name, \
+     g.scene_id FROM call_tag_groups cg \
+     LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
+     WHERE cg.tenant_id = ";
+/// First named first, as the vendor listed them.
+pub const CALL_TAG_GROUPS_ORDER: &str = " ORDER BY cg.call_id, cg.position, cg.group_id";
+
 /// How [`SqlStore::attach_tags_of`] reads a call's tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TagsRead {
@@ -263,27 +284,19 @@ where
         let ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
         let own_only = read == TagsRead::OwnAsStored;
 
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.name, t.color, t.description, \
-             g.group_id, g.name AS group_name, g.scene_id \
-             FROM call_tags ct \
-             LEFT JOIN tags t ON t.tenant_id = ct.tenant_id AND t.tag_id = ct.tag_id \
-             LEFT JOIN tag_group_members m ON m.tenant_id = ct.tenant_id AND m.tag_id = ct.tag_id \
-             LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
-             WHERE ct.tenant_id = ",
-        );
+        let mut qb = QueryBuilder::<DB>::new(SELECT_CALL_TAGS);
         qb.push_bind(tenant.to_owned()).push(" AND ct.call_id");
         DB::push_in(&mut qb, &ids);
         if own_only {
             qb.push(" AND (ct.origin & 1) = 1");
         }
-        qb.push(" ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id");
+        qb.push(CALL_TAGS_ORDER);
         let rows = qb.build().fetch_all(&mut *conn).await?;
         let mut tags: HashMap<&str, Vec<Tag>> = HashMap::with_capacity(calls.len());
         // Tags read from their snapshot take no groups from the catalog.
         let mut from_snapshot = false;
         for (i, row) in rows.iter().enumerate() {
-            let mut c = Columns::new(row, i == 0);
+            let mut c = Columns::new(row, i == 0, DB::TYPES_EACH_VALUE);
             let call_id: &str = c.get("call_id")?;
             let tag_id: &str = c.get("tag_id")?;
             let sent: Option<&str> = c.get("snapshot")?;
@@ -331,22 +344,17 @@ where
             }
         }
 
-        let mut qb = QueryBuilder::<DB>::new(
-            "SELECT cg.call_id, cg.group_id, cg.snapshot, g.name, g.scene_id FROM call_tag_groups cg \
-             LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
-             WHERE cg.tenant_id = ",
-        );
+        let mut qb = QueryBuilder::<DB>::new(SELECT_CALL_TAG_GROUPS);
         qb.push_bind(tenant.to_owned()).push(" AND cg.call_id");
         DB::push_in(&mut qb, &ids);
         if own_only {
             qb.push(" AND (cg.origin & 1) = 1");
         }
-        // First named first, as the vendor listed them.
-        qb.push(" ORDER BY cg.call_id, cg.position, cg.group_id");
+        qb.push(CALL_TAG_GROUPS_ORDER);
         let group_rows = qb.build().fetch_all(&mut *conn).await?;
         let mut groups: HashMap<&str, Vec<TagGroup>> = HashMap::with_capacity(calls.len());
         for (i, row) in group_rows.iter().enumerate() {
-            let mut c = Columns::new(row, i == 0);
+            let mut c = Columns::new(row, i == 0, DB::TYPES_EACH_VALUE);
             let call_id: &str = c.get("call_id")?;
             let group_id: &str = c.get("group_id")?;
             let sent: Option<TagGroup> = c.snapshot("snapshot")?;
@@ -385,7 +393,7 @@ where
     /// ([`Columns`]), `first` of its result set. The fields are written in
     /// the statement's column order: Rust evaluates them as written.
     pub(super) fn row_to_call(row: &DB::Row, first: bool) -> Result<StoredCall, StoreError> {
-        let mut c = Columns::new(row, first);
+        let mut c = Columns::new(row, first, DB::TYPES_EACH_VALUE);
         let call_id = c.get("call_id")?;
         let sync_time = c.get("sync_time")?;
         let call = Call {

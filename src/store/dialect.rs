@@ -34,6 +34,10 @@ pub trait Dialect: Database {
     /// (`callscope.tenant`), which row-level security then enforces: a
     /// statement that forgot its tenant predicate sees nothing.
     const DECLARES_TENANT: bool;
+    /// Whether each value carries its own type (SQLite's storage classes),
+    /// so that every row of a result set is type-checked as it is read
+    /// ([`Columns`]); PostgreSQL types a column once for the statement.
+    const TYPES_EACH_VALUE: bool;
     /// Settings (`name`, `value`) for the rest of every write transaction,
     /// declared with the tenant in the same statement.
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)];
@@ -207,6 +211,7 @@ impl Dialect for sqlx::Sqlite {
     const SUMS_COSTS_IN_SQL: bool = true;
     // One file, one tenant scope: every statement carries its predicate.
     const DECLARES_TENANT: bool = false;
+    const TYPES_EACH_VALUE: bool = true;
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)] = &[];
     const PAGE_SETTINGS: &'static [(&'static str, &'static str)] = &[];
     // BEGIN IMMEDIATE already serialises every write transaction.
@@ -286,6 +291,7 @@ impl Dialect for sqlx::Postgres {
     // PostgreSQL distinct costs are added exactly in Rust.
     const SUMS_COSTS_IN_SQL: bool = false;
     const DECLARES_TENANT: bool = true;
+    const TYPES_EACH_VALUE: bool = false;
     // Writes plan every statement with its parameters and the table's
     // current size: a generic plan cached while `calls` was small kept a
     // sequential scan for the look-up by external id, and ingest fell
@@ -532,7 +538,9 @@ where
     /// reads one snapshot by itself (SQLite runs it in an implicit
     /// transaction), and on SQLite a `BEGIN` and its `ROLLBACK` are two more
     /// trips to the connection's worker thread (GetCallStats, the time
-    /// series, catalog look-ups).
+    /// series, catalog look-ups). PostgreSQL declares its tenant, so its
+    /// statements stay inside a transaction, as PgBouncer needs
+    /// ([`Self::fetch_all_untenanted`]).
     async fn fetch_all_on(
         pool: &Pool<DB>,
         tenant: &str,
@@ -736,23 +744,30 @@ where
 
 /// Reads the columns of one row in the order its statement selects them:
 /// by position, where `try_get("name")` hashes the name and compares it
-/// for every column of every row (with the type check, a fifth of a
-/// listing's own CPU on PostgreSQL). The first row of a result set is
-/// read with every column's name and type checked; the rows after it share
-/// the statement's columns, so their values are decoded unchecked.
+/// for every column of every row (reading a call this way halved
+/// `row_to_call`'s instructions, BENCHMARKS.md). The first row of a result
+/// set checks every column's name: a statement and its reader that disagree
+/// fail, they do not fill the wrong field. Types are checked on the first
+/// row (a NULL has none to check), and on every row where each value has a
+/// type of its own ([`Dialect::TYPES_EACH_VALUE`], SQLite); on PostgreSQL
+/// the rows after the first share the statement's column types and are
+/// decoded unchecked.
 pub(super) struct Columns<'r, R> {
     row: &'r R,
     next: usize,
-    check: bool,
+    names: bool,
+    types: bool,
 }
 
 impl<'r, R: Row> Columns<'r, R> {
-    /// A reader of `row`, the first of its result set when `first`.
-    pub(super) fn new(row: &'r R, first: bool) -> Self {
+    /// A reader of `row`, the first of its result set when `first`, from a
+    /// backend whose values are typed one by one when `types_each_value`.
+    pub(super) fn new(row: &'r R, first: bool, types_each_value: bool) -> Self {
         Self {
             row,
             next: 0,
-            check: first,
+            names: first,
+            types: first || types_each_value,
         }
     }
 
@@ -764,14 +779,18 @@ impl<'r, R: Row> Columns<'r, R> {
     {
         let index = self.next;
         self.next += 1;
-        if !self.check {
-            return Ok(self.row.try_get_unchecked(index)?);
+        if self.names {
+            let found = self.row.columns().get(index).map(sqlx::Column::name);
+            if found != Some(name) {
+                return Err(StoreError::Corrupt(format!(
+                    "column {index} of the statement is {found:?}, read as {name}"
+                )));
+            }
         }
-        match self.row.columns().get(index).map(sqlx::Column::name) {
-            Some(found) if found == name => Ok(self.row.try_get(index)?),
-            found => Err(StoreError::Corrupt(format!(
-                "column {index} of the statement is {found:?}, read as {name}"
-            ))),
+        if self.types {
+            Ok(self.row.try_get(index)?)
+        } else {
+            Ok(self.row.try_get_unchecked(index)?)
         }
     }
 
@@ -873,22 +892,35 @@ mod tests {
             .await
             .expect("two rows");
         // The first row checks each name; the second reads unchecked.
-        let mut first = Columns::new(&rows[0], true);
+        let mut first = Columns::new(&rows[0], true, false);
         assert_eq!(first.get::<i64>("a").expect("a"), 7);
         assert_eq!(first.get::<Option<&str>>("b").expect("b"), Some("x"));
-        let mut second = Columns::new(&rows[1], false);
+        let mut second = Columns::new(&rows[1], false, false);
         assert_eq!(second.get::<i64>("a").expect("a"), 8);
         assert_eq!(second.get::<Option<&str>>("b").expect("b"), None);
         // Reading `b` where the statement has `a` is an error, not a value.
-        let mut swapped = Columns::new(&rows[0], true);
+        let mut swapped = Columns::new(&rows[0], true, false);
         match swapped.get::<&str>("b") {
             Err(StoreError::Corrupt(why)) => {
                 assert_eq!(why, "column 0 of the statement is Some(\"a\"), read as b")
             }
             other => panic!("expected Corrupt, got {other:?}"),
         }
+        // A value of another type on a later row: refused where each value
+        // has a type of its own (SQLite), coerced when read unchecked.
+        let mixed = sqlx::query("SELECT 7 AS a UNION ALL SELECT 'x'")
+            .fetch_all(&mut conn)
+            .await
+            .expect("two rows");
+        let mut typed = Columns::new(&mixed[1], false, true);
+        assert!(matches!(
+            typed.get::<i64>("a"),
+            Err(StoreError::Internal(sqlx::Error::ColumnDecode { .. }))
+        ));
+        let mut untyped = Columns::new(&mixed[1], false, false);
+        assert_eq!(untyped.get::<i64>("a").expect("coerced"), 0);
         // Past the last column.
-        let mut past = Columns::new(&rows[0], true);
+        let mut past = Columns::new(&rows[0], true, false);
         past.get::<i64>("a").expect("a");
         past.get::<Option<&str>>("b").expect("b");
         assert!(matches!(
