@@ -52,12 +52,7 @@ where
     for<'v> String: Decode<'v, R::Database> + Type<R::Database>,
     T: serde::de::DeserializeOwned,
 {
-    match row.try_get::<Option<String>, _>(column)? {
-        None => Ok(None),
-        Some(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("{column}: {e}"))),
-    }
+    parse_snapshot(column, row.try_get::<Option<String>, _>(column)?.as_deref())
 }
 
 /// Text of an outer join's column (NULL: none), owned.

@@ -660,11 +660,15 @@ where
     for<'a> &'a str: ColumnIndex<R>,
     for<'v> i64: Decode<'v, R::Database> + Type<R::Database>,
 {
-    let value: i64 = row.try_get(column)?;
+    from_code(column, row.try_get(column)?, from)
+}
+
+/// The enum whose wire number column `name` holds as `value`.
+fn from_code<T>(name: &str, value: i64, from: fn(i32) -> Option<T>) -> Result<T, StoreError> {
     i32::try_from(value)
         .ok()
         .and_then(from)
-        .ok_or_else(|| StoreError::Corrupt(format!("{column} = {value}")))
+        .ok_or_else(|| StoreError::Corrupt(format!("{name} = {value}")))
 }
 
 /// A JSON text column.
@@ -675,8 +679,12 @@ where
     for<'a> &'a str: ColumnIndex<R>,
     for<'v> String: Decode<'v, R::Database> + Type<R::Database>,
 {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+    parse_json(column, &row.try_get::<String, _>(column)?)
+}
+
+/// The JSON text of column `name`, parsed.
+fn parse_json<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
 /// A map as the JSON text it is stored as.
@@ -804,11 +812,7 @@ impl<'r, R: Row> Columns<'r, R> {
         i64: Decode<'r, R::Database> + Type<R::Database>,
         usize: ColumnIndex<R>,
     {
-        let value: i64 = self.get(name)?;
-        i32::try_from(value)
-            .ok()
-            .and_then(from)
-            .ok_or_else(|| StoreError::Corrupt(format!("{name} = {value}")))
+        from_code(name, self.get(name)?, from)
     }
 
     /// The next column, JSON text.
@@ -818,8 +822,7 @@ impl<'r, R: Row> Columns<'r, R> {
         &'r str: Decode<'r, R::Database> + Type<R::Database>,
         usize: ColumnIndex<R>,
     {
-        let text: &str = self.get(name)?;
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+        parse_json(name, self.get(name)?)
     }
 
     /// The next column, a JSON snapshot (NULL: none).
@@ -838,10 +841,7 @@ pub(super) fn parse_snapshot<T>(name: &str, text: Option<&str>) -> Result<Option
 where
     T: serde::de::DeserializeOwned,
 {
-    text.map(|text| {
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
-    })
-    .transpose()
+    text.map(|text| parse_json(name, text)).transpose()
 }
 
 #[cfg(test)]
