@@ -786,10 +786,14 @@ impl Synthetic {
 }
 
 /// The statements GetCallStats runs from the rollups for the task's 30
-/// days: every key's sums, the top 20 tags, then the two talk percentiles,
-/// each from its 10-second bin.
+/// days: every key's sums (the 29 whole UTC days from the day rollups, the
+/// 8 hours before and 16 after them from the hour rollups), the top 20 tags
+/// likewise, then the two talk percentiles, each from its 10-second bin.
 async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     let (start, end) = (START_MS, START_MS + DAYS * DAY_MS);
+    // Asia/Shanghai midnight is 16:00 UTC.
+    let first_day = START_MS + 8 * 3_600_000;
+    let last_day = first_day + (DAYS - 1) * DAY_MS;
     let sums = sqlx::query(
         "SELECT r.dim, r.key, r.detail, r.calls, r.answered, r.talk_sum, r.ring_sum, \
          r.rounds_sum, r.score_sum, r.score_count, COALESCE(il.name, '') AS name FROM \
@@ -797,27 +801,56 @@ async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
          CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(talk_sum) AS BIGINT) AS talk_sum, \
          CAST(SUM(ring_sum) AS BIGINT) AS ring_sum, CAST(SUM(rounds_sum) AS BIGINT) AS rounds_sum, \
          CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
-         CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups \
-         WHERE tenant_id = ? AND task_id IN (?) AND hour >= ? AND hour < ? AND dim <> 'tag' \
+         CAST(SUM(score_count) AS BIGINT) AS score_count FROM \
+         (SELECT day AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, rounds_sum, \
+         score_sum, score_count FROM call_rollup_days WHERE tenant_id = ? AND task_id IN (?) \
+         AND day >= ? AND day < ? AND dim <> 'tag' \
+         UNION ALL SELECT hour AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, \
+         rounds_sum, score_sum, score_count FROM call_rollups WHERE tenant_id = ? \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim <> 'tag' \
+         UNION ALL SELECT hour AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, \
+         rounds_sum, score_sum, score_count FROM call_rollups WHERE tenant_id = ? \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim <> 'tag') r \
          GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ? \
          AND r.dim = 'level' AND il.intent_level_id = r.key",
     )
     .bind(TENANT)
     .bind(TASK)
+    .bind(first_day)
+    .bind(last_day)
+    .bind(TENANT)
+    .bind(TASK)
     .bind(start)
+    .bind(first_day)
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(last_day)
     .bind(end)
     .bind(TENANT)
     .fetch_all(pool);
     let tags = sqlx::query(
         "SELECT t.key AS tag_id, COALESCE(g.name, '') AS name, t.n FROM \
-         (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM call_rollups \
-         WHERE tenant_id = ? AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag' \
+         (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM \
+         (SELECT day AS at, key, calls FROM call_rollup_days WHERE tenant_id = ? \
+         AND task_id IN (?) AND day >= ? AND day < ? AND dim = 'tag' \
+         UNION ALL SELECT hour AS at, key, calls FROM call_rollups WHERE tenant_id = ? \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag' \
+         UNION ALL SELECT hour AS at, key, calls FROM call_rollups WHERE tenant_id = ? \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag') r \
          GROUP BY key HAVING SUM(calls) <> 0 ORDER BY n DESC, key LIMIT ?) t \
          LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.key ORDER BY t.n DESC, t.key",
     )
     .bind(TENANT)
     .bind(TASK)
+    .bind(first_day)
+    .bind(last_day)
+    .bind(TENANT)
+    .bind(TASK)
     .bind(start)
+    .bind(first_day)
+    .bind(TENANT)
+    .bind(TASK)
+    .bind(last_day)
     .bind(end)
     .bind(20_i64)
     .bind(TENANT)
@@ -857,15 +890,17 @@ async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
 }
 
 /// The statement GetCallTimeSeries runs from the rollups (days in
-/// Asia/Shanghai: whole hours from a whole hour).
+/// Asia/Shanghai: whole hours from a whole hour; its days straddle two UTC
+/// days, so the hour rollups alone).
 async fn direct_rollup_series(pool: &SqlitePool) -> anyhow::Result<()> {
     let origin = START_MS;
     sqlx::query(
-        "SELECT (hour - ?) / ? AS slot, CAST(SUM(calls) AS BIGINT) AS total, \
+        "SELECT (at - ?) / ? AS slot, CAST(SUM(calls) AS BIGINT) AS total, \
          CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(talk_sum) AS BIGINT) AS talk_total, \
          CAST(SUM(score_sum) AS BIGINT) AS score_sum, CAST(SUM(score_count) AS BIGINT) AS score_count \
+         FROM (SELECT hour AS at, calls, answered, talk_sum, score_sum, score_count \
          FROM call_rollups WHERE tenant_id = ? AND task_id IN (?) AND hour >= ? AND hour < ? \
-         AND dim = 'all' AND hour >= ? GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot",
+         AND dim = 'all') r GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot",
     )
     .bind(origin)
     .bind(DAY_MS)
@@ -873,7 +908,6 @@ async fn direct_rollup_series(pool: &SqlitePool) -> anyhow::Result<()> {
     .bind(TASK)
     .bind(origin)
     .bind(origin + DAYS * DAY_MS)
-    .bind(origin)
     .fetch_all(pool)
     .await?;
     Ok(())

@@ -78,8 +78,61 @@ pub fn nearest_rank_offset(percent: u32, n: i64) -> Option<i64> {
 
 /// The width of a rollup bucket: statistics are kept per UTC hour.
 pub const ROLLUP_HOUR_MS: i64 = 3_600_000;
+/// The width of a rollup bucket of the second tier: the hours of each whole
+/// UTC day are summed again, so a long window reads a row per key and day.
+pub const ROLLUP_DAY_MS: i64 = 86_400_000;
 /// The width of a talk-time histogram bin of the rollups.
 pub const ROLLUP_TALK_BIN_MS: i64 = 10_000;
+
+/// A half-open `[start, end)` range of rollup buckets; `None` is unbounded.
+pub type RollupSpan = (Option<UnixMs>, Option<UnixMs>);
+
+/// Which buckets of which tier sum to a window of whole hours: the whole UTC
+/// days inside it from the day rollups, and the hours before the first and
+/// after the last of them from the hour rollups. A window holding no whole
+/// day reads hours only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupSpans {
+    pub days: Option<RollupSpan>,
+    pub hours: Vec<RollupSpan>,
+}
+
+impl RollupSpans {
+    /// The spans of the window `[start, end)`, both ends on whole hours.
+    pub fn of(start: Option<UnixMs>, end: Option<UnixMs>) -> Self {
+        let first_day =
+            start.map(|s| s + (ROLLUP_DAY_MS - s.rem_euclid(ROLLUP_DAY_MS)) % ROLLUP_DAY_MS);
+        let last_day = end.map(|e| e - e.rem_euclid(ROLLUP_DAY_MS));
+        if let (Some(first), Some(last)) = (first_day, last_day)
+            && first >= last
+        {
+            return Self::hours_only(start, end);
+        }
+        let mut hours = Vec::new();
+        if let (Some(s), Some(first)) = (start, first_day)
+            && s < first
+        {
+            hours.push((Some(s), Some(first)));
+        }
+        if let (Some(last), Some(e)) = (last_day, end)
+            && last < e
+        {
+            hours.push((Some(last), Some(e)));
+        }
+        Self {
+            days: Some((first_day, last_day)),
+            hours,
+        }
+    }
+
+    /// The whole window from the hour rollups.
+    pub fn hours_only(start: Option<UnixMs>, end: Option<UnixMs>) -> Self {
+        Self {
+            days: None,
+            hours: vec![(start, end)],
+        }
+    }
+}
 
 /// True when the rollups answer for `filter`: it names at most tasks and a
 /// `call_time` window whose ends fall on whole UTC hours. Every other filter
@@ -440,6 +493,67 @@ mod tests {
             ..CallFilter::default()
         };
         assert!(!rollups_answer(&narrower));
+    }
+
+    #[test]
+    fn whole_utc_days_come_from_the_day_rollups_and_the_edges_from_hours() {
+        const H: i64 = ROLLUP_HOUR_MS;
+        const D: i64 = ROLLUP_DAY_MS;
+        let spans = |start, end| RollupSpans::of(start, end);
+        // 30 days of Asia/Shanghai: 8 hours, 29 whole UTC days, 16 hours.
+        assert_eq!(
+            spans(Some(-8 * H), Some(30 * D - 8 * H)),
+            RollupSpans {
+                days: Some((Some(0), Some(29 * D))),
+                hours: vec![
+                    (Some(-8 * H), Some(0)),
+                    (Some(29 * D), Some(30 * D - 8 * H))
+                ],
+            }
+        );
+        // Whole days only, and unbounded ends.
+        assert_eq!(
+            spans(Some(D), Some(3 * D)),
+            RollupSpans {
+                days: Some((Some(D), Some(3 * D))),
+                hours: vec![],
+            }
+        );
+        assert_eq!(
+            spans(None, None),
+            RollupSpans {
+                days: Some((None, None)),
+                hours: vec![],
+            }
+        );
+        assert_eq!(
+            spans(Some(-H), None),
+            RollupSpans {
+                days: Some((Some(0), None)),
+                hours: vec![(Some(-H), Some(0))],
+            }
+        );
+        assert_eq!(
+            spans(None, Some(D + 5 * H)),
+            RollupSpans {
+                days: Some((None, Some(D))),
+                hours: vec![(Some(D), Some(D + 5 * H))],
+            }
+        );
+        // No whole day inside: the hours alone, even across a midnight.
+        assert_eq!(
+            spans(Some(D - 2 * H), Some(D + 22 * H)),
+            RollupSpans::hours_only(Some(D - 2 * H), Some(D + 22 * H))
+        );
+        assert_eq!(
+            spans(Some(H), Some(2 * H)),
+            RollupSpans::hours_only(Some(H), Some(2 * H))
+        );
+        // An empty or reversed window reads nothing either way.
+        assert_eq!(
+            spans(Some(D), Some(D)),
+            RollupSpans::hours_only(Some(D), Some(D))
+        );
     }
 
     #[test]

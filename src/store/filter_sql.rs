@@ -6,6 +6,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 use super::Dialect;
 use super::dialect::push_list;
 use crate::domain::carrier::carrier_spellings;
+use crate::domain::stats::RollupSpans;
 use crate::domain::{CallFilter, CallOrder, Cursor, Party, TagMatch, TimeField, TurnKind};
 
 /// The start of a call listing: calls (`c`) with the name of their intent
@@ -391,26 +392,56 @@ fn escape_like(text: &str) -> String {
     out
 }
 
-/// The rollup rows of a filter `stats::rollups_answer` accepts: the
-/// tenant's, of its tasks when it names some, in its whole-hour window.
-pub fn push_rollup_where<DB>(qb: &mut QueryBuilder<DB>, tenant: &str, filter: &CallFilter)
-where
+/// `(SELECT <at>, <columns> FROM … UNION ALL …) r`: the rollup rows of a
+/// filter `stats::rollups_answer` accepts, the tenant's, of its tasks when
+/// it names some, whose buckets `spans` lists (day rows from
+/// `call_rollup_days`, hour rows from `call_rollups`), with `dims` their
+/// condition on `dim`. `at` is the start of each row's hour or day.
+pub fn push_rollup_rows<DB>(
+    qb: &mut QueryBuilder<DB>,
+    tenant: &str,
+    filter: &CallFilter,
+    spans: &RollupSpans,
+    columns: &str,
+    dims: &str,
+) where
     DB: Dialect,
     for<'v> i64: Encode<'v, DB> + Type<DB>,
     for<'v> String: Encode<'v, DB> + Type<DB>,
 {
-    qb.push(" WHERE tenant_id = ").push_bind(tenant.to_owned());
-    if !filter.task_ids.is_empty() {
-        qb.push(" AND task_id IN (");
-        push_list(qb, &filter.task_ids);
-        qb.push(")");
+    let tiers = spans
+        .days
+        .iter()
+        .map(|span| ("call_rollup_days", "day", span))
+        .chain(
+            spans
+                .hours
+                .iter()
+                .map(|span| ("call_rollups", "hour", span)),
+        );
+    qb.push("(");
+    for (n, (table, bucket, (start, end))) in tiers.enumerate() {
+        if n > 0 {
+            qb.push(" UNION ALL ");
+        }
+        qb.push(format_args!(
+            "SELECT {bucket} AS at, {columns} FROM {table} WHERE tenant_id = "
+        ))
+        .push_bind(tenant.to_owned());
+        if !filter.task_ids.is_empty() {
+            qb.push(" AND task_id IN (");
+            push_list(qb, &filter.task_ids);
+            qb.push(")");
+        }
+        if let Some(start) = start {
+            qb.push(format_args!(" AND {bucket} >= ")).push_bind(*start);
+        }
+        if let Some(end) = end {
+            qb.push(format_args!(" AND {bucket} < ")).push_bind(*end);
+        }
+        qb.push(format_args!(" AND {dims}"));
     }
-    if let Some(start) = filter.window.start {
-        qb.push(" AND hour >= ").push_bind(start);
-    }
-    if let Some(end) = filter.window.end {
-        qb.push(" AND hour < ").push_bind(end);
-    }
+    qb.push(") r");
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
 
-use super::filter_sql::{push_rollup_where, push_where, time_column};
+use super::filter_sql::{push_rollup_rows, push_where, time_column};
 use super::{Dialect, SqlStore, StatsStore, StoreError};
 use crate::domain::stats::{
     self, BucketSums, CallStats, CountEntry, Decimal, MoneyTotal, NO_INTENT_LEVEL_KEY,
-    ROLLUP_HOUR_MS, ROLLUP_TALK_BIN_MS,
+    ROLLUP_DAY_MS, ROLLUP_HOUR_MS, ROLLUP_TALK_BIN_MS, RollupSpans,
 };
 use crate::domain::{CallFilter, CallOutcome, Party, UnixMs};
 
@@ -167,19 +167,33 @@ where
             && origin.rem_euclid(ROLLUP_HOUR_MS) == 0
             && slot_ms % ROLLUP_HOUR_MS == 0;
         let mut qb = if from_rollups {
-            // Whole-hour slots from a whole hour: the rollups' `all` rows.
-            let mut qb = QueryBuilder::<DB>::new("SELECT (hour - ");
+            // Whole-hour slots from a whole hour: the rollups' `all` rows,
+            // of whole UTC days where the slots are whole UTC days too (a
+            // day in another zone straddles two of them). No slot starts
+            // before the origin: the service's window starts at or after it.
+            let (start, end) = (filter.window.start.max(Some(origin)), filter.window.end);
+            let spans = if origin.rem_euclid(ROLLUP_DAY_MS) == 0 && slot_ms % ROLLUP_DAY_MS == 0 {
+                RollupSpans::of(start, end)
+            } else {
+                RollupSpans::hours_only(start, end)
+            };
+            let mut qb = QueryBuilder::<DB>::new("SELECT (at - ");
             qb.push_bind(origin).push(") / ").push_bind(slot_ms).push(
                 " AS slot, CAST(SUM(calls) AS BIGINT) AS total, \
                      CAST(SUM(answered) AS BIGINT) AS answered, \
                      CAST(SUM(talk_sum) AS BIGINT) AS talk_total, \
                      CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
-                     CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups",
+                     CAST(SUM(score_count) AS BIGINT) AS score_count FROM ",
             );
-            push_rollup_where(&mut qb, tenant, filter);
-            qb.push(" AND dim = 'all' AND hour >= ")
-                .push_bind(origin)
-                .push(" GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot");
+            push_rollup_rows(
+                &mut qb,
+                tenant,
+                filter,
+                &spans,
+                "calls, answered, talk_sum, score_sum, score_count",
+                "dim = 'all'",
+            );
+            qb.push(" GROUP BY slot HAVING SUM(calls) <> 0 ORDER BY slot");
             qb
         } else {
             scanned_slots(tenant, filter, origin, slot_ms)
@@ -285,10 +299,18 @@ where
              CAST(SUM(answered) AS BIGINT) AS answered, CAST(SUM(talk_sum) AS BIGINT) AS talk_sum, \
              CAST(SUM(ring_sum) AS BIGINT) AS ring_sum, CAST(SUM(rounds_sum) AS BIGINT) AS rounds_sum, \
              CAST(SUM(score_sum) AS BIGINT) AS score_sum, \
-             CAST(SUM(score_count) AS BIGINT) AS score_count FROM call_rollups",
+             CAST(SUM(score_count) AS BIGINT) AS score_count FROM ",
         );
-        push_rollup_where(&mut qb, tenant, filter);
-        qb.push(" AND dim <> 'tag' GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ")
+        push_rollup_rows(
+            &mut qb,
+            tenant,
+            filter,
+            &window_spans(filter),
+            "dim, key, detail, calls, answered, talk_sum, ring_sum, rounds_sum, score_sum, \
+             score_count",
+            "dim <> 'tag'",
+        );
+        qb.push(" GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ")
             .push_bind(tenant.to_owned())
             .push(" AND r.dim = 'level' AND il.intent_level_id = r.key");
         self.read_all(tenant, &mut qb).await
@@ -302,9 +324,16 @@ where
         top: u32,
     ) -> Result<Vec<CountEntry>, StoreError> {
         self.top_tags(tenant, top, |qb| {
-            qb.push("SELECT key AS tag_id, CAST(SUM(calls) AS BIGINT) AS n FROM call_rollups");
-            push_rollup_where(qb, tenant, filter);
-            qb.push(" AND dim = 'tag' GROUP BY key HAVING SUM(calls) <> 0");
+            qb.push("SELECT key AS tag_id, CAST(SUM(calls) AS BIGINT) AS n FROM ");
+            push_rollup_rows(
+                qb,
+                tenant,
+                filter,
+                &window_spans(filter),
+                "key, calls",
+                "dim = 'tag'",
+            );
+            qb.push(" GROUP BY key HAVING SUM(calls) <> 0");
         })
         .await
     }
@@ -602,6 +631,12 @@ impl CostSums {
             })
             .collect()
     }
+}
+
+/// The rollup buckets of a filter's window: its whole UTC days from the day
+/// tier, its edges from hours.
+fn window_spans(filter: &CallFilter) -> RollupSpans {
+    RollupSpans::of(filter.window.start, filter.window.end)
 }
 
 /// A free-text breakdown (carrier, province) as sorted entries.

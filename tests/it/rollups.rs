@@ -2,8 +2,10 @@
 //! random calls are written, rewritten (moved across hours and tasks, their
 //! outcome, talk time, cost and tags changed), deleted and erased, then
 //! GetCallStats and GetCallTimeSeries of random filters the rollups answer
-//! (tasks and a whole-hour `call_time` window; one task-hour crowded past
-//! the PostgreSQL fold's 256 keys) must equal the answers to the
+//! (tasks and a whole-hour `call_time` window, open or up to 60 hours long,
+//! so whole UTC days come from the day rollups and the edges from the hour
+//! rollups; one task-hour crowded past the PostgreSQL fold's 256 keys, which
+//! crowds its day too) must equal the answers to the
 //! same filter made to take the scan (`min_talk_ms: 0` selects the same
 //! calls, since talk time is never negative, but the rollups do not answer
 //! it). Seeded, so a failure repeats.
@@ -119,7 +121,7 @@ fn random_filter(rng: &mut Rng) -> CallFilter {
         2 => (None, Some(hour(rng))),
         _ => {
             let a = hour(rng);
-            (Some(a), Some(a + (1 + rng.below(30) as i64) * HOUR))
+            (Some(a), Some(a + (1 + rng.below(60) as i64) * HOUR))
         }
     };
     CallFilter {
