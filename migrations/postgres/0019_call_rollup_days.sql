@@ -125,8 +125,17 @@ BEGIN
 END
 $$;
 
+-- The trigger first: creating it locks `call_rollups` against writers until
+-- the migration commits, so no hour row can be appended between the
+-- backfill's snapshot and the trigger (servers of an older version may still
+-- be writing while this one starts). The backfill writes only days, which
+-- fires nothing.
+CREATE TRIGGER call_rollups_day_insert AFTER INSERT ON call_rollups
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_day_added();
+
 -- The days of what is stored already, tenant by tenant (row-level
--- security), before the trigger exists.
+-- security).
 DO $$
 DECLARE
     t TEXT;
@@ -147,7 +156,3 @@ BEGIN
     PERFORM set_config('callscope.tenant', '', true);
 END
 $$;
-
-CREATE TRIGGER call_rollups_day_insert AFTER INSERT ON call_rollups
-    REFERENCING NEW TABLE AS added
-    FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_day_added();

@@ -12,7 +12,7 @@
 -- sqlite3 shell, 5,000 calls of the stats benchmark and their tags inserted
 -- in one transaction: 2,168 M instructions with 0016's triggers (hours
 -- only), 3,249 M keeping days by triggers on `call_rollups` (every hour
--- upsert firing a day upsert), 2,512 M with these.
+-- upsert firing a day upsert), 2,511 M with these.
 CREATE TABLE call_rollup_days (
     tenant_id   TEXT    NOT NULL,
     task_id     TEXT    NOT NULL,

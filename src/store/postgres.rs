@@ -77,7 +77,7 @@ async fn open_pool(url: &str, options: &StoreOptions) -> Result<PgPool, StoreErr
             // No LLVM compilation of callscope's statements: the rollup reads
             // of a 1M-call task's 30-day GetCallStats are estimated past
             // `jit_above_cost`, and compiling took longer than running them
-            // (psql: 32-35 ms for the day-tier sums with JIT, 12-16 ms
+            // (psql: 32-50 ms for the day-tier sums with JIT, 12-16 ms
             // without). Every statement here is short or a cursor.
             ("jit", "off"),
         ]);
