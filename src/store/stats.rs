@@ -233,7 +233,8 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     /// The stats of a filter the rollups answer (`stats::rollups_answer`):
-    /// every figure from the hours' rollup rows, but the two talk-time
+    /// every figure from the rollup rows of the window's days and edge hours
+    /// (`RollupSpans`), but the two talk-time
     /// percentiles, whose 10-second bin the rollups find and whose exact
     /// value one short range of the task's talk index gives.
     async fn rollup_stats(
@@ -242,9 +243,10 @@ where
         filter: &CallFilter,
         top: u32,
     ) -> Result<CallStats, StoreError> {
+        let spans = RollupSpans::of(filter.window.start, filter.window.end);
         let (sums, by_tag) = tokio::try_join!(
-            self.rollup_sums(tenant, filter),
-            self.rollup_tags(tenant, filter, top),
+            self.rollup_sums(tenant, filter, &spans),
+            self.rollup_tags(tenant, filter, &spans, top),
         )?;
         let mut figures = Figures::default();
         let mut talk_bins: Vec<(i64, i64)> = Vec::new();
@@ -285,12 +287,13 @@ where
         Ok(figures.into_stats(talk, by_tag, costs.totals()))
     }
 
-    /// Every key of every dimension but tags, summed over the filter's
-    /// hours, with the catalog name of intent levels.
+    /// Every key of every dimension but tags, summed over the rollup
+    /// buckets `spans`, with the catalog name of intent levels.
     async fn rollup_sums(
         &self,
         tenant: &str,
         filter: &CallFilter,
+        spans: &RollupSpans,
     ) -> Result<Vec<DB::Row>, StoreError> {
         let mut qb = QueryBuilder::<DB>::new(
             "SELECT r.dim, r.key, r.detail, r.calls, r.answered, r.talk_sum, r.ring_sum, \
@@ -305,7 +308,7 @@ where
             &mut qb,
             tenant,
             filter,
-            &window_spans(filter),
+            spans,
             "dim, key, detail, calls, answered, talk_sum, ring_sum, rounds_sum, score_sum, \
              score_count",
             "dim <> 'tag'",
@@ -316,23 +319,18 @@ where
         self.read_all(tenant, &mut qb).await
     }
 
-    /// The `top` most used tags of the filter's hours, with catalog names.
+    /// The `top` most used tags of the rollup buckets `spans`, with catalog
+    /// names.
     async fn rollup_tags(
         &self,
         tenant: &str,
         filter: &CallFilter,
+        spans: &RollupSpans,
         top: u32,
     ) -> Result<Vec<CountEntry>, StoreError> {
         self.top_tags(tenant, top, |qb| {
             qb.push("SELECT key AS tag_id, CAST(SUM(calls) AS BIGINT) AS n FROM ");
-            push_rollup_rows(
-                qb,
-                tenant,
-                filter,
-                &window_spans(filter),
-                "key, calls",
-                "dim = 'tag'",
-            );
+            push_rollup_rows(qb, tenant, filter, spans, "key, calls", "dim = 'tag'");
             qb.push(" GROUP BY key HAVING SUM(calls) <> 0");
         })
         .await
@@ -631,12 +629,6 @@ impl CostSums {
             })
             .collect()
     }
-}
-
-/// The rollup buckets of a filter's window: its whole UTC days from the day
-/// tier, its edges from hours.
-fn window_spans(filter: &CallFilter) -> RollupSpans {
-    RollupSpans::of(filter.window.start, filter.window.end)
 }
 
 /// A free-text breakdown (carrier, province) as sorted entries.
