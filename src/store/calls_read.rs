@@ -35,6 +35,13 @@ pub const SELECT_CALL_TAG_GROUPS: &str = "SELECT cg.call_id, cg.group_id, cg.sna
 /// First named first, as the vendor listed them.
 pub const CALL_TAG_GROUPS_ORDER: &str = " ORDER BY cg.call_id, cg.position, cg.group_id";
 
+/// The undecoded rows of a page's tags ([`SELECT_CALL_TAGS`]) and hit tag
+/// groups ([`SELECT_CALL_TAG_GROUPS`]).
+pub(super) struct TagRows<R> {
+    tags: Vec<R>,
+    groups: Vec<R>,
+}
+
 /// How [`SqlStore::attach_tags_of`] reads a call's tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TagsRead {
@@ -95,16 +102,20 @@ where
             i64::from(query.page_size) + 1,
             plan_fits_any_values(&query.filter, query.order),
         );
+        let page_size = query.page_size as usize;
+        // The page's statements run back to back and the connection goes
+        // back to the pool before any row is decoded, so no other request
+        // waits on the pool while this one decodes (its tags need only the
+        // page's call ids, read from the first column).
         let mut tx = self.read_page(tenant).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
-        let mut calls = Self::rows_to_calls(&rows)?;
-        let next = if calls.len() > query.page_size as usize {
-            calls.truncate(query.page_size as usize);
-            calls.last().map(|last| query.order.cursor_of(last))
-        } else {
-            None
-        };
-        Self::attach_tags(&mut tx, tenant, &mut calls).await?;
+        let ids = rows
+            .iter()
+            .take(page_size)
+            .enumerate()
+            .map(|(i, row)| Columns::new(row, i == 0, DB::TYPES_EACH_VALUE).get("call_id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        let tag_rows = Self::fetch_tag_rows(&mut tx, tenant, &ids, TagsRead::Shown).await?;
         let (total, total_capped) = if query.include_total {
             // Count one past the bound: enough to know the total is capped,
             // and never a scan of every match of a broad filter.
@@ -126,6 +137,16 @@ where
             (None, false)
         };
         Self::end_read(tx);
+        // One row past the page says that a next page exists; it is not
+        // decoded.
+        let more = rows.len() > page_size;
+        let mut calls = Self::rows_to_calls(&rows[..rows.len().min(page_size)])?;
+        let next = if more {
+            calls.last().map(|last| query.order.cursor_of(last))
+        } else {
+            None
+        };
+        Self::apply_tag_rows(&mut calls, &tag_rows, TagsRead::Shown)?;
         Ok(CallPage {
             calls,
             next,
@@ -277,20 +298,52 @@ where
             return Ok(());
         }
         let ids: Vec<String> = calls.iter().map(|c| c.call_id.clone()).collect();
-        let own_only = read == TagsRead::OwnAsStored;
+        let rows = Self::fetch_tag_rows(conn, tenant, &ids, read).await?;
+        Self::apply_tag_rows(calls, &rows, read)
+    }
 
-        let mut qb = QueryBuilder::<DB>::new(SELECT_CALL_TAGS);
-        qb.push_bind(tenant.to_owned()).push(" AND ct.call_id");
-        DB::push_in(&mut qb, &ids);
-        if own_only {
-            qb.push(" AND (ct.origin & 1) = 1");
+    /// The tag rows and hit tag group rows of the calls `ids`, undecoded;
+    /// none when there are no calls.
+    pub(super) async fn fetch_tag_rows(
+        conn: &mut DB::Connection,
+        tenant: &str,
+        ids: &[String],
+        read: TagsRead,
+    ) -> Result<TagRows<DB::Row>, StoreError> {
+        if ids.is_empty() {
+            return Ok(TagRows {
+                tags: Vec::new(),
+                groups: Vec::new(),
+            });
         }
-        qb.push(CALL_TAGS_ORDER);
-        let rows = qb.build().fetch_all(&mut *conn).await?;
+        let mut fetch = async |head: &str, alias: &str, order: &str| {
+            let mut qb = QueryBuilder::<DB>::new(head);
+            qb.push_bind(tenant.to_owned())
+                .push(format_args!(" AND {alias}.call_id"));
+            DB::push_in(&mut qb, ids);
+            if read == TagsRead::OwnAsStored {
+                qb.push(format_args!(" AND ({alias}.origin & 1) = 1"));
+            }
+            qb.push(order);
+            qb.build().fetch_all(&mut *conn).await
+        };
+        let tags = fetch(SELECT_CALL_TAGS, "ct", CALL_TAGS_ORDER).await?;
+        let groups = fetch(SELECT_CALL_TAG_GROUPS, "cg", CALL_TAG_GROUPS_ORDER).await?;
+        Ok(TagRows { tags, groups })
+    }
+
+    /// Fills the tags and hit tag groups of `calls` from their rows
+    /// ([`Self::fetch_tag_rows`]).
+    pub(super) fn apply_tag_rows(
+        calls: &mut [StoredCall],
+        rows: &TagRows<DB::Row>,
+        read: TagsRead,
+    ) -> Result<(), StoreError> {
+        let own_only = read == TagsRead::OwnAsStored;
         let mut tags: HashMap<&str, Vec<Tag>> = HashMap::with_capacity(calls.len());
         // Tags read from their snapshot take no groups from the catalog.
         let mut from_snapshot = false;
-        for (i, row) in rows.iter().enumerate() {
+        for (i, row) in rows.tags.iter().enumerate() {
             let mut c = Columns::new(row, i == 0, DB::TYPES_EACH_VALUE);
             let call_id: &str = c.get("call_id")?;
             let tag_id: &str = c.get("tag_id")?;
@@ -339,16 +392,8 @@ where
             }
         }
 
-        let mut qb = QueryBuilder::<DB>::new(SELECT_CALL_TAG_GROUPS);
-        qb.push_bind(tenant.to_owned()).push(" AND cg.call_id");
-        DB::push_in(&mut qb, &ids);
-        if own_only {
-            qb.push(" AND (cg.origin & 1) = 1");
-        }
-        qb.push(CALL_TAG_GROUPS_ORDER);
-        let group_rows = qb.build().fetch_all(&mut *conn).await?;
         let mut groups: HashMap<&str, Vec<TagGroup>> = HashMap::with_capacity(calls.len());
-        for (i, row) in group_rows.iter().enumerate() {
+        for (i, row) in rows.groups.iter().enumerate() {
             let mut c = Columns::new(row, i == 0, DB::TYPES_EACH_VALUE);
             let call_id: &str = c.get("call_id")?;
             let group_id: &str = c.get("group_id")?;
