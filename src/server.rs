@@ -67,6 +67,10 @@ impl Application {
                 ("--http-addr", config.http_addr),
             ],
         )?;
+        // Off the runtime's workers and not awaited: start-up does not wait
+        // for it, and a request that needs it first waits on the same
+        // initialisation.
+        tokio::task::spawn_blocking(crate::domain::phone::warm_up);
         let tls = crate::tls::Tls::load(&config.tls)?;
         let store = Store::connect(&config.store_options())
             .await
