@@ -13,10 +13,7 @@ use tonic::transport::Channel;
 
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
 use callscope::proto::{self, call_service_client::CallServiceClient};
-use callscope::store::{
-    CALL_TAG_GROUPS_ORDER, CALL_TAGS_ORDER, Dialect, SELECT_CALL_TAG_GROUPS, SELECT_CALL_TAGS,
-    SELECT_CALLS,
-};
+use callscope::store::{SELECT_CALLS, TagStatement};
 
 pub const FILTERS: &[&str] = &[
     "task + 7-day window",
@@ -160,31 +157,6 @@ where
     }
 }
 
-/// The store's statements for the tags (with their groups) and the hit tag
-/// groups of a page, each completed by the page's call ids (bound as one
-/// value, as the store binds them) and its order.
-const TAG_STATEMENTS: [(&str, &str, &str); 2] = [
-    (SELECT_CALL_TAGS, " AND ct.call_id", CALL_TAGS_ORDER),
-    (
-        SELECT_CALL_TAG_GROUPS,
-        " AND cg.call_id",
-        CALL_TAG_GROUPS_ORDER,
-    ),
-];
-
-fn tag_statement<DB>(which: usize, ids: &[String]) -> QueryBuilder<DB>
-where
-    DB: Dialect,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-{
-    let (head, column, order) = TAG_STATEMENTS[which];
-    let mut qb = QueryBuilder::<DB>::new(head);
-    qb.push_bind(TENANT.to_owned()).push(column);
-    DB::push_in(&mut qb, ids);
-    qb.push(order);
-    qb
-}
-
 /// A pool for the direct baseline, sized like the server's.
 #[derive(Clone)]
 pub enum Direct {
@@ -215,8 +187,8 @@ impl Direct {
                     .map(|r| r.try_get::<String, _>("call_id"))
                     .collect::<Result<Vec<_>, _>>()?;
                 if tags && !ids.is_empty() {
-                    for statement in 0..TAG_STATEMENTS.len() {
-                        let mut qb = tag_statement::<Postgres>(statement, &ids);
+                    for statement in TagStatement::BOTH {
+                        let mut qb = statement.query::<Postgres>(TENANT, &ids, false);
                         qb.build().fetch_all(pool).await?;
                     }
                 }
@@ -232,8 +204,8 @@ impl Direct {
                     .map(|r| r.try_get::<String, _>("call_id"))
                     .collect::<Result<Vec<_>, _>>()?;
                 if tags && !ids.is_empty() {
-                    for statement in 0..TAG_STATEMENTS.len() {
-                        let mut qb = tag_statement::<Sqlite>(statement, &ids);
+                    for statement in TagStatement::BOTH {
+                        let mut qb = statement.query::<Sqlite>(TENANT, &ids, false);
                         qb.build().fetch_all(pool).await?;
                     }
                 }

@@ -17,7 +17,7 @@ use crate::domain::{
 /// The tags of a page's calls, each with its catalog entry and groups:
 /// completed by the bound tenant, ` AND ct.call_id` and the page's ids, then
 /// [`CALL_TAGS_ORDER`]. Its columns are read by position.
-pub const SELECT_CALL_TAGS: &str = "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.name, t.color, \
+const SELECT_CALL_TAGS: &str = "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.name, t.color, \
      t.description, g.group_id, g.name AS group_name, g.scene_id \
      FROM call_tags ct \
      LEFT JOIN tags t ON t.tenant_id = ct.tenant_id AND t.tag_id = ct.tag_id \
@@ -25,15 +25,63 @@ pub const SELECT_CALL_TAGS: &str = "SELECT ct.call_id, ct.tag_id, ct.snapshot, t
      LEFT JOIN tag_groups g ON g.tenant_id = m.tenant_id AND g.group_id = m.group_id \
      WHERE ct.tenant_id = ";
 /// A call's tags in the order they were sent, each tag's rows together.
-pub const CALL_TAGS_ORDER: &str = " ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id";
+const CALL_TAGS_ORDER: &str = " ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id";
 /// The hit tag groups of a page's calls, completed like [`SELECT_CALL_TAGS`]
 /// (` AND cg.call_id`), then [`CALL_TAG_GROUPS_ORDER`].
-pub const SELECT_CALL_TAG_GROUPS: &str = "SELECT cg.call_id, cg.group_id, cg.snapshot, g.name, \
+const SELECT_CALL_TAG_GROUPS: &str = "SELECT cg.call_id, cg.group_id, cg.snapshot, g.name, \
      g.scene_id FROM call_tag_groups cg \
      LEFT JOIN tag_groups g ON g.tenant_id = cg.tenant_id AND g.group_id = cg.group_id \
      WHERE cg.tenant_id = ";
 /// First named first, as the vendor listed them.
-pub const CALL_TAG_GROUPS_ORDER: &str = " ORDER BY cg.call_id, cg.position, cg.group_id";
+const CALL_TAG_GROUPS_ORDER: &str = " ORDER BY cg.call_id, cg.position, cg.group_id";
+
+/// One of the two statements that read the tags of a page's calls: the
+/// service's, and the benchmark suite's direct baseline, which must run the
+/// same SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagStatement {
+    /// [`SELECT_CALL_TAGS`]: each tag with its catalog entry and groups.
+    Tags,
+    /// [`SELECT_CALL_TAG_GROUPS`]: the hit tag groups.
+    Groups,
+}
+
+impl TagStatement {
+    /// Both, in the order the store runs them.
+    pub const BOTH: [TagStatement; 2] = [TagStatement::Tags, TagStatement::Groups];
+
+    /// The statement for the calls `ids` of `tenant` (bound as one value);
+    /// with `own_only`, only what was sent with the call itself, not its
+    /// turns.
+    pub fn query<DB>(self, tenant: &str, ids: &[String], own_only: bool) -> QueryBuilder<DB>
+    where
+        DB: Dialect,
+        for<'q> String: Encode<'q, DB> + Type<DB>,
+    {
+        let (head, call_id, own, order) = match self {
+            TagStatement::Tags => (
+                SELECT_CALL_TAGS,
+                " AND ct.call_id",
+                " AND (ct.origin & 1) = 1",
+                CALL_TAGS_ORDER,
+            ),
+            TagStatement::Groups => (
+                SELECT_CALL_TAG_GROUPS,
+                " AND cg.call_id",
+                " AND (cg.origin & 1) = 1",
+                CALL_TAG_GROUPS_ORDER,
+            ),
+        };
+        let mut qb = QueryBuilder::<DB>::new(head);
+        qb.push_bind(tenant.to_owned()).push(call_id);
+        DB::push_in(&mut qb, ids);
+        if own_only {
+            qb.push(own);
+        }
+        qb.push(order);
+        qb
+    }
+}
 
 /// The undecoded rows of a page's tags ([`SELECT_CALL_TAGS`]) and hit tag
 /// groups ([`SELECT_CALL_TAG_GROUPS`]).
@@ -316,19 +364,17 @@ where
                 groups: Vec::new(),
             });
         }
-        let mut fetch = async |head: &str, alias: &str, order: &str| {
-            let mut qb = QueryBuilder::<DB>::new(head);
-            qb.push_bind(tenant.to_owned())
-                .push(format_args!(" AND {alias}.call_id"));
-            DB::push_in(&mut qb, ids);
-            if read == TagsRead::OwnAsStored {
-                qb.push(format_args!(" AND ({alias}.origin & 1) = 1"));
-            }
-            qb.push(order);
-            qb.build().fetch_all(&mut *conn).await
-        };
-        let tags = fetch(SELECT_CALL_TAGS, "ct", CALL_TAGS_ORDER).await?;
-        let groups = fetch(SELECT_CALL_TAG_GROUPS, "cg", CALL_TAG_GROUPS_ORDER).await?;
+        let own_only = read == TagsRead::OwnAsStored;
+        let tags = TagStatement::Tags
+            .query(tenant, ids, own_only)
+            .build()
+            .fetch_all(&mut *conn)
+            .await?;
+        let groups = TagStatement::Groups
+            .query(tenant, ids, own_only)
+            .build()
+            .fetch_all(&mut *conn)
+            .await?;
         Ok(TagRows { tags, groups })
     }
 

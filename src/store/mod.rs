@@ -36,9 +36,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use calls_read::{
-    CALL_TAG_GROUPS_ORDER, CALL_TAGS_ORDER, SELECT_CALL_TAG_GROUPS, SELECT_CALL_TAGS,
-};
+pub use calls_read::TagStatement;
 pub use dialect::{Dialect, Rows, SqlStore};
 pub use error::StoreError;
 pub use filter_sql::SELECT_CALLS;
