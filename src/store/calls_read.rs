@@ -143,19 +143,20 @@ where
     async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError> {
         let mut qb = Self::select_calls();
         push_where(&mut qb, tenant, &query.filter);
+        let walks_in_order = plan_fits_any_values(&query.filter, query.order);
         push_page(
             &mut qb,
             query.order,
             query.after.as_ref(),
             i64::from(query.page_size) + 1,
-            plan_fits_any_values(&query.filter, query.order),
+            walks_in_order,
         );
         let page_size = query.page_size as usize;
         // The page's statements run back to back and the connection goes
         // back to the pool before any row is decoded, so no other request
         // waits on the pool while this one decodes (its tags need only the
         // page's call ids, read from the first column).
-        let mut tx = self.read_page(tenant).await?;
+        let mut tx = self.read_page(tenant, walks_in_order).await?;
         let rows = qb.build().fetch_all(&mut *tx).await?;
         let ids = rows
             .iter()
