@@ -486,6 +486,20 @@ async fn listings(
         });
     }
 
+    // What any RPC costs before a handler does anything, beside which the
+    // listings' CPU a request can be read.
+    listing::health(&channels, args.clients, 1).await?;
+    let requests = args.clients * args.requests * LISTING_ROUNDS;
+    let before = CpuSnapshot::now();
+    let floor = listing::health(&channels, args.clients, args.requests * LISTING_ROUNDS).await?;
+    let floor_cpu = before.per_request(&CpuSnapshot::now(), requests);
+    let floor = p50_p99(&floor);
+    eprintln!(
+        "[{backend}] the gRPC floor, Health/Check from {} clients: {:.2}/{:.2} ms, CPU ms a \
+         request {:.3} here (server and client) + {:.3} postgres",
+        args.clients, floor.0, floor.1, floor_cpu.this_process, floor_cpu.postgres
+    );
+
     let deep_row = args.deep_row.min(total.saturating_sub(16)).max(1);
     let token = listing::token_after(&channels[0], deep_row).await?;
     let deep_page = deep_row / 15 + 1;

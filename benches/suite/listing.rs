@@ -284,6 +284,36 @@ pub async fn grpc(
     Ok(all)
 }
 
+/// The floor under every RPC: `grpc.health.v1.Health/Check` (no store, an
+/// answer of a few bytes) from `clients` concurrent clients on `channels`,
+/// `requests` each, through the same server and layers as ListCalls; every
+/// request's latency.
+pub async fn health(
+    channels: &[Channel],
+    clients: usize,
+    requests: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let mut client = HealthClient::new(channels[c % channels.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(requests);
+            for _ in 0..requests {
+                let started = Instant::now();
+                client.check(HealthCheckRequest::default()).await?;
+                latencies.push(started.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
 /// The same requests as [`grpc`], as SQL run directly.
 pub async fn direct(
     direct: &Direct,
