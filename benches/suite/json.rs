@@ -18,7 +18,7 @@ use callscope::proto::{self, call_service_client::CallServiceClient};
 
 use crate::Args;
 use crate::ingest;
-use crate::listing::{FILTERS, filter};
+use crate::listing::{FILTERS, each_client, filter};
 use crate::report::{Goal, Measure, p50_p99, worst};
 use crate::server::Running;
 
@@ -181,11 +181,10 @@ async fn list_grpc(
     first: usize,
     which: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
+    each_client(args.clients, |c| {
         let channel = channels[c % channels.len()].clone();
         let total = args.calls;
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut client = CallServiceClient::new(channel).max_decoding_message_size(64 << 20);
             let mut latencies = Vec::with_capacity(requests);
             for r in first..first + requests {
@@ -199,13 +198,9 @@ async fn list_grpc(
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+        }
+    })
+    .await
 }
 
 async fn list_json(
@@ -216,12 +211,11 @@ async fn list_json(
     first: usize,
     which: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
+    each_client(args.clients, |c| {
         let http = http.clone();
         let endpoint = endpoint.to_owned();
         let total = args.calls;
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut latencies = Vec::with_capacity(requests);
             for r in first..first + requests {
                 let k = (c * 1000 + r) as u64;
@@ -250,11 +244,7 @@ async fn list_json(
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+        }
+    })
+    .await
 }

@@ -250,6 +250,21 @@ pub async fn check_same_rows(channel: &Channel, direct: &Direct, total: u64) -> 
     Ok(())
 }
 
+/// Runs `client(c)` for each of `clients` clients, all at once, each in a
+/// task of its own that times its own requests; every request's latency.
+pub async fn each_client<F, Fut>(clients: usize, client: F) -> anyhow::Result<Vec<Duration>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<Duration>>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..clients).map(|c| tokio::spawn(client(c))).collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
 /// ListCalls of filter `which` from `clients` concurrent clients, `requests`
 /// each; every request's latency.
 pub async fn grpc(
@@ -259,10 +274,9 @@ pub async fn grpc(
     total: u64,
     which: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut tasks = Vec::new();
-    for c in 0..clients {
+    each_client(clients, |c| {
         let mut client = client(&channels[c % channels.len()]);
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut latencies = Vec::with_capacity(requests);
             for r in 0..requests {
                 let k = (c * requests + r) as u64;
@@ -275,13 +289,9 @@ pub async fn grpc(
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+        }
+    })
+    .await
 }
 
 /// The floor under every RPC: `grpc.health.v1.Health/Check` (no store, an
@@ -294,10 +304,9 @@ pub async fn health(
     requests: usize,
 ) -> anyhow::Result<Vec<Duration>> {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let mut tasks = Vec::new();
-    for c in 0..clients {
+    each_client(clients, |c| {
         let mut client = HealthClient::new(channels[c % channels.len()].clone());
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut latencies = Vec::with_capacity(requests);
             for _ in 0..requests {
                 let started = Instant::now();
@@ -305,13 +314,9 @@ pub async fn health(
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+        }
+    })
+    .await
 }
 
 /// The same requests as [`grpc`], as SQL run directly.
@@ -323,10 +328,9 @@ pub async fn direct(
     which: usize,
     tags: bool,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut tasks = Vec::new();
-    for c in 0..clients {
+    each_client(clients, |c| {
         let direct = direct.clone();
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut latencies = Vec::with_capacity(requests);
             for r in 0..requests {
                 let k = (c * requests + r) as u64;
@@ -335,13 +339,9 @@ pub async fn direct(
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+        }
+    })
+    .await
 }
 
 /// The page token after the first `row` calls of the default listing, got

@@ -28,7 +28,7 @@ use callscope::store::{Store, StoreOptions};
 use crate::Args;
 use crate::data::TENANT;
 use crate::ingest;
-use crate::listing::{FILTERS, filter};
+use crate::listing::{FILTERS, each_client, filter};
 use crate::report::{Goal, Measure, p50_p99, worst};
 use crate::server::Running;
 
@@ -279,12 +279,11 @@ async fn list(
     first: usize,
     which: usize,
 ) -> anyhow::Result<Vec<Duration>> {
-    let mut tasks = Vec::new();
-    for c in 0..args.clients {
+    each_client(args.clients, |c| {
         let channel = channels[c % channels.len()].clone();
         let bearer = bearer.clone();
         let total = args.calls;
-        tasks.push(tokio::spawn(async move {
+        async move {
             let mut client = CallServiceClient::new(channel).max_decoding_message_size(64 << 20);
             let mut latencies = Vec::with_capacity(requests);
             for r in first..first + requests {
@@ -301,11 +300,7 @@ async fn list(
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    Ok(all)
+        }
+    })
+    .await
 }
