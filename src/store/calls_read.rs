@@ -26,6 +26,10 @@ const SELECT_CALL_TAGS: &str = "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.nam
      WHERE ct.tenant_id = ";
 /// A call's tags in the order they were sent, each tag's rows together.
 const CALL_TAGS_ORDER: &str = " ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id";
+/// The catalog's columns of a tag in [`SELECT_CALL_TAGS`], and of the
+/// group a row pairs it with: not read for a tag shown from its snapshot.
+const TAG_CATALOG_COLUMNS: [&str; 3] = ["name", "color", "description"];
+const TAG_GROUP_COLUMNS: [&str; 3] = ["group_id", "group_name", "scene_id"];
 /// The hit tag groups of a page's calls, completed like [`SELECT_CALL_TAGS`]
 /// (` AND cg.call_id`), then [`CALL_TAG_GROUPS_ORDER`].
 const SELECT_CALL_TAG_GROUPS: &str = "SELECT cg.call_id, cg.group_id, cg.snapshot, g.name, \
@@ -394,27 +398,24 @@ where
             let mut c = Columns::new(row, i == 0, DB::TYPES_EACH_VALUE);
             let call_id: &str = c.get("call_id")?;
             let tag_id: &str = c.get("tag_id")?;
-            let sent: Option<&str> = c.get("snapshot")?;
-            let name: Option<&str> = c.get("name")?;
-            let color: Option<&str> = c.get("color")?;
-            let description: Option<&str> = c.get("description")?;
-            let group_id: Option<&str> = c.get("group_id")?;
-            let group_name: Option<&str> = c.get("group_name")?;
-            let scene_id: Option<&str> = c.get("scene_id")?;
             let list = tags.entry(call_id).or_default();
+            // A tag has a row per group it is in: its own columns are read
+            // from its first row only.
             if list.last().is_none_or(|t| t.id != tag_id) {
-                let sent: Option<Tag> = parse_snapshot("snapshot", sent)?;
-                match sent.filter(|t| own_only || !t.name.is_empty()) {
+                let sent: Option<Tag> = c.snapshot("snapshot")?;
+                from_snapshot = match sent.filter(|t| own_only || !t.name.is_empty()) {
                     Some(tag) => {
+                        c.skip(&TAG_CATALOG_COLUMNS)?;
                         list.push(Tag {
                             id: tag_id.to_owned(),
                             ..tag
                         });
-                        from_snapshot = true;
-                        continue;
+                        true
                     }
                     None => {
-                        from_snapshot = false;
+                        let name: Option<&str> = c.get("name")?;
+                        let color: Option<&str> = c.get("color")?;
+                        let description: Option<&str> = c.get("description")?;
                         list.push(Tag {
                             id: tag_id.to_owned(),
                             name: owned(name),
@@ -422,12 +423,20 @@ where
                             description: owned(description),
                             groups: Vec::new(),
                         });
+                        false
                     }
-                }
+                };
+            } else {
+                c.skip(&["snapshot"])?;
+                c.skip(&TAG_CATALOG_COLUMNS)?;
             }
             if from_snapshot {
+                c.skip(&TAG_GROUP_COLUMNS)?;
                 continue;
             }
+            let group_id: Option<&str> = c.get("group_id")?;
+            let group_name: Option<&str> = c.get("group_name")?;
+            let scene_id: Option<&str> = c.get("scene_id")?;
             if let Some(group_id) = group_id
                 && let Some(tag) = list.last_mut()
             {
@@ -445,18 +454,23 @@ where
             let call_id: &str = c.get("call_id")?;
             let group_id: &str = c.get("group_id")?;
             let sent: Option<TagGroup> = c.snapshot("snapshot")?;
-            let name: Option<&str> = c.get("name")?;
-            let scene_id: Option<&str> = c.get("scene_id")?;
             let group = match sent.filter(|g| own_only || !g.name.is_empty()) {
-                Some(group) => TagGroup {
-                    id: group_id.to_owned(),
-                    ..group
-                },
-                None => TagGroup {
-                    id: group_id.to_owned(),
-                    name: owned(name),
-                    scene_id: owned(scene_id),
-                },
+                Some(group) => {
+                    c.skip(&["name", "scene_id"])?;
+                    TagGroup {
+                        id: group_id.to_owned(),
+                        ..group
+                    }
+                }
+                None => {
+                    let name: Option<&str> = c.get("name")?;
+                    let scene_id: Option<&str> = c.get("scene_id")?;
+                    TagGroup {
+                        id: group_id.to_owned(),
+                        name: owned(name),
+                        scene_id: owned(scene_id),
+                    }
+                }
             };
             groups.entry(call_id).or_default().push(group);
         }
@@ -557,20 +571,30 @@ where
     /// catalog's name, alias and colour): as sent with the call when it was
     /// sent with a name, else as the catalog names it now.
     fn intent_level(c: &mut Columns<'_, DB::Row>) -> Result<Option<IntentLevel>, StoreError> {
+        const CATALOG: [&str; 3] = ["il_name", "il_alias", "il_color"];
         let id: Option<String> = c.get("intent_level_id")?;
         let sent: Option<IntentLevel> = c.snapshot("intent_level_snapshot")?;
-        let name: Option<&str> = c.get("il_name")?;
-        let alias: Option<&str> = c.get("il_alias")?;
-        let color: Option<&str> = c.get("il_color")?;
-        Ok(id.map(|id| match sent.filter(IntentLevel::is_named) {
-            Some(level) => IntentLevel { id, ..level },
-            None => IntentLevel {
-                id,
-                name: owned(name),
-                alias: owned(alias),
-                color: owned(color),
-            },
-        }))
+        Ok(match (id, sent.filter(IntentLevel::is_named)) {
+            (Some(id), Some(level)) => {
+                c.skip(&CATALOG)?;
+                Some(IntentLevel { id, ..level })
+            }
+            (Some(id), None) => {
+                let name: Option<&str> = c.get("il_name")?;
+                let alias: Option<&str> = c.get("il_alias")?;
+                let color: Option<&str> = c.get("il_color")?;
+                Some(IntentLevel {
+                    id,
+                    name: owned(name),
+                    alias: owned(alias),
+                    color: owned(color),
+                })
+            }
+            (None, _) => {
+                c.skip(&CATALOG)?;
+                None
+            }
+        })
     }
 
     pub(super) fn row_to_turn(row: &DB::Row) -> Result<DialogueTurn, StoreError> {
