@@ -27,7 +27,8 @@ const SELECT_CALL_TAGS: &str = "SELECT ct.call_id, ct.tag_id, ct.snapshot, t.nam
 /// A call's tags in the order they were sent, each tag's rows together.
 const CALL_TAGS_ORDER: &str = " ORDER BY ct.call_id, ct.position, ct.tag_id, g.group_id";
 /// The catalog's columns of a tag in [`SELECT_CALL_TAGS`], and of the
-/// group a row pairs it with: not read for a tag shown from its snapshot.
+/// group a row pairs it with: not read for a tag shown from its snapshot,
+/// and a tag's own columns only from its first row.
 const TAG_CATALOG_COLUMNS: [&str; 3] = ["name", "color", "description"];
 const TAG_GROUP_COLUMNS: [&str; 3] = ["group_id", "group_name", "scene_id"];
 /// The hit tag groups of a page's calls, completed like [`SELECT_CALL_TAGS`]

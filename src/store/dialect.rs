@@ -777,7 +777,8 @@ where
 /// `row_to_call`'s instructions, BENCHMARKS.md). The first row of a result
 /// set checks every column's name: a statement and its reader that disagree
 /// fail, they do not fill the wrong field. Types are checked on the first
-/// row (a NULL has none to check), and on every row where each value has a
+/// row (a NULL has none to check; a column passed with [`Columns::skip`] is
+/// decoded there too), and on every row where each value has a
 /// type of its own ([`Dialect::TYPES_EACH_VALUE`], SQLite); on PostgreSQL
 /// the rows after the first share the statement's column types and are
 /// decoded unchecked.
@@ -816,13 +817,24 @@ impl<'r, R: Row> Columns<'r, R> {
         Ok(index)
     }
 
-    /// Passes the next columns, which the statement names `names`, without
+    /// Passes the next columns, text the statement names `names`, without
     /// decoding them: values this row does not need (a tag shown from its
     /// snapshot needs none of the catalog's columns). Decoding a column was
-    /// about 200 instructions (callgrind), most of a tag row's cost.
-    pub(super) fn skip(&mut self, names: &[&str]) -> Result<(), StoreError> {
+    /// about 200 instructions (callgrind), most of a tag row's cost. On a
+    /// result's first row they are decoded all the same, so that their
+    /// types are checked for the rows after it, which may decode them
+    /// unchecked.
+    pub(super) fn skip(&mut self, names: &[&str]) -> Result<(), StoreError>
+    where
+        &'r str: Decode<'r, R::Database> + Type<R::Database>,
+        usize: ColumnIndex<R>,
+    {
         for name in names {
-            self.advance(name)?;
+            if self.names {
+                self.get::<Option<&'r str>>(name)?;
+            } else {
+                self.advance(name)?;
+            }
         }
         Ok(())
     }
