@@ -489,10 +489,9 @@ async fn listings(
     // What any RPC costs before a handler does anything, beside which the
     // listings' CPU a request can be read.
     listing::health(&channels, args.clients, 1).await?;
-    let requests = args.clients * args.requests * LISTING_ROUNDS;
     let before = CpuSnapshot::now();
     let floor = listing::health(&channels, args.clients, args.requests * LISTING_ROUNDS).await?;
-    let floor_cpu = before.per_request(&CpuSnapshot::now(), requests);
+    let floor_cpu = before.per_request(&CpuSnapshot::now(), floor.len());
     let floor = p50_p99(&floor);
     eprintln!(
         "[{backend}] the gRPC floor, Health/Check from {} clients: {:.2}/{:.2} ms, CPU ms a \
