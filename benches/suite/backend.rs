@@ -14,7 +14,7 @@ use callscope::store::Dialect;
 use crate::Args;
 use crate::cpu::{CpuSnapshot, CpuTimes};
 use crate::ingest::{self, Slice, Tables};
-use crate::listing::{self, Direct, FILTERS};
+use crate::listing::{self, Answer, Direct, FILTERS};
 use crate::report::{PG_INGEST_GOAL, SQLITE_INGEST_GOAL, p50_p99};
 use crate::server::{POOL, PgDatabase, Running};
 
@@ -38,8 +38,11 @@ pub type Latency = (f64, f64);
 
 /// One filter's listing latencies.
 pub struct Listing {
-    /// ListCalls at `clients` concurrent clients.
+    /// ListCalls at `clients` concurrent clients, each answer taken
+    /// undecoded, as the direct SQL takes its rows ([`listing::Answer`]).
     pub grpc: Latency,
+    /// The same, each answer decoded by prost (a diagnostic).
+    pub grpc_decoded: Latency,
     /// The listing statement alone, direct, as many clients.
     pub sql: Latency,
     /// The listing statement and the two tag statements, direct: the same
@@ -48,9 +51,11 @@ pub struct Listing {
     /// CPU milliseconds a ListCalls request took at `clients` clients: in
     /// this process (server and client) and in PostgreSQL's processes.
     pub grpc_cpu: CpuTimes,
+    /// The same with each answer decoded.
+    pub grpc_decoded_cpu: CpuTimes,
     /// The same for the baseline (`sql_tags`).
     pub sql_tags_cpu: CpuTimes,
-    /// ListCalls from one client.
+    /// ListCalls from one client, each answer decoded.
     pub grpc_one_client: Latency,
 }
 
@@ -401,8 +406,11 @@ async fn measure(
 }
 
 /// Rounds of each filter's concurrent listings (`--requests` per client
-/// and round).
-const LISTING_ROUNDS: usize = 4;
+/// and round). Eight rounds of 32 clients × 20 requests give each side
+/// 5,120 latencies, so a p99 is the 52nd slowest: one stall of this shared
+/// machine, which delays the 32 requests in flight at once, cannot make a
+/// side's p99 by itself (with four rounds it did: the 26th slowest).
+const LISTING_ROUNDS: usize = 8;
 
 /// Every filter's listings and the deep page, over `total` calls:
 /// (listings, page 1, deep page, its number).
@@ -418,33 +426,50 @@ async fn listings(
         channels.push(server.channel().await?);
     }
     listing::check_same_rows(&channels[0], direct, total).await?;
+    if let Direct::Pg(pool) = direct {
+        // The load before (a preload, or the ingest benchmark) leaves the
+        // checkpointer writing its pages out, spread over minutes; that
+        // writing is done now, before any side is timed.
+        pool.execute("CHECKPOINT").await?;
+    }
     let mut listings = Vec::new();
     for (which, name) in FILTERS.iter().enumerate() {
         let (clients, requests, calls) = (args.clients, args.requests, total);
         // One untimed round warms caches and connections for both sides.
-        listing::grpc(&channels, clients, 1, calls, which).await?;
+        for answer in [Answer::Undecoded, Answer::Decoded] {
+            listing::grpc(&channels, clients, 1, calls, which, answer).await?;
+        }
         listing::direct(direct, clients, 1, calls, which, true).await?;
-        // The three sides take turns, so that the load of this shared
+        // The four sides take turns, so that the load of this shared
         // machine drifting during the run hits them alike; ListCalls goes
         // first in even rounds and last in odd ones (ABBA).
         const GRPC: usize = 0;
-        const SQL: usize = 1;
-        const SQL_TAGS: usize = 2;
-        let mut sides: [(Vec<Duration>, CpuTimes); 3] = Default::default();
+        const GRPC_DECODED: usize = 1;
+        const SQL: usize = 2;
+        const SQL_TAGS: usize = 3;
+        let mut sides: [(Vec<Duration>, CpuTimes); 4] = Default::default();
         let rounds_requests = clients * requests * LISTING_ROUNDS;
         for round in 0..LISTING_ROUNDS {
             let order = if round % 2 == 0 {
-                [GRPC, SQL, SQL_TAGS]
+                [GRPC, GRPC_DECODED, SQL, SQL_TAGS]
             } else {
-                [SQL, SQL_TAGS, GRPC]
+                [SQL, SQL_TAGS, GRPC_DECODED, GRPC]
             };
             for side in order {
                 let before = CpuSnapshot::now();
-                let latencies = if side == GRPC {
-                    listing::grpc(&channels, clients, requests, calls, which).await?
-                } else {
-                    let tags = side == SQL_TAGS;
-                    listing::direct(direct, clients, requests, calls, which, tags).await?
+                let latencies = match side {
+                    GRPC | GRPC_DECODED => {
+                        let answer = if side == GRPC {
+                            Answer::Undecoded
+                        } else {
+                            Answer::Decoded
+                        };
+                        listing::grpc(&channels, clients, requests, calls, which, answer).await?
+                    }
+                    _ => {
+                        let tags = side == SQL_TAGS;
+                        listing::direct(direct, clients, requests, calls, which, tags).await?
+                    }
                 };
                 let cpu = before.per_request(&CpuSnapshot::now(), rounds_requests);
                 let (all, all_cpu) = &mut sides[side];
@@ -452,15 +477,31 @@ async fn listings(
                 *all_cpu = all_cpu.add(cpu);
             }
         }
-        let [(grpc, grpc_cpu), (sql, _), (sql_tags, sql_tags_cpu)] = sides;
-        let (grpc, sql, sql_tags) = (p50_p99(&grpc), p50_p99(&sql), p50_p99(&sql_tags));
-        let one = listing::grpc(&channels, 1, args.single_requests, calls, which).await?;
+        let [
+            (grpc, grpc_cpu),
+            (grpc_decoded, grpc_decoded_cpu),
+            (sql, _),
+            (sql_tags, sql_tags_cpu),
+        ] = sides;
+        let (grpc, grpc_decoded) = (p50_p99(&grpc), p50_p99(&grpc_decoded));
+        let (sql, sql_tags) = (p50_p99(&sql), p50_p99(&sql_tags));
+        let one = listing::grpc(
+            &channels,
+            1,
+            args.single_requests,
+            calls,
+            which,
+            Answer::Decoded,
+        )
+        .await?;
         let grpc_one_client = p50_p99(&one);
         eprintln!(
-            "[{backend}] {name}: {:.2}/{:.2} ms, direct {:.2}/{:.2} ms, with tag statements \
-             {:.2}/{:.2} ms; one client {:.2}/{:.2} ms",
+            "[{backend}] {name}: {:.2}/{:.2} ms (decoded {:.2}/{:.2} ms), direct {:.2}/{:.2} ms, \
+             with tag statements {:.2}/{:.2} ms; one client {:.2}/{:.2} ms",
             grpc.0,
             grpc.1,
+            grpc_decoded.0,
+            grpc_decoded.1,
             sql.0,
             sql.1,
             sql_tags.0,
@@ -470,18 +511,23 @@ async fn listings(
         );
         eprintln!(
             "[{backend}] {name}: CPU ms a request: ListCalls {:.2} here (server and client) + \
-             {:.2} postgres; direct SQL with tag statements {:.2} here + {:.2} postgres",
+             {:.2} postgres (decoded {:.2} + {:.2}); direct SQL with tag statements {:.2} here + \
+             {:.2} postgres",
             grpc_cpu.this_process,
             grpc_cpu.postgres,
+            grpc_decoded_cpu.this_process,
+            grpc_decoded_cpu.postgres,
             sql_tags_cpu.this_process,
             sql_tags_cpu.postgres
         );
         listings.push(Listing {
             grpc,
+            grpc_decoded,
             sql,
             sql_tags,
             grpc_one_client,
             grpc_cpu,
+            grpc_decoded_cpu,
             sql_tags_cpu,
         });
     }
@@ -591,6 +637,13 @@ impl Figures {
                 met(ratio <= 1.5)
             );
             println!(
+                "| (diagnostic) same, each answer decoded by the client (prost) | {:.2} / {:.2} \
+                 | | p99 {:.2}x | |",
+                l.grpc_decoded.0,
+                l.grpc_decoded.1,
+                l.grpc_decoded.1 / l.sql_tags.1
+            );
+            println!(
                 "| (diagnostic) same, vs the listing SQL alone direct | | {:.2} / {:.2} | p99 \
                  {:.2}x | |",
                 l.sql.0,
@@ -600,9 +653,11 @@ impl Figures {
             if self.backend == Backend::Postgres {
                 println!(
                     "| (diagnostic) CPU ms a request, this process (server and client) + \
-                     PostgreSQL | {:.2} + {:.2} | {:.2} + {:.2} | | |",
+                     PostgreSQL; decoded | {:.2} + {:.2}; {:.2} + {:.2} | {:.2} + {:.2} | | |",
                     l.grpc_cpu.this_process,
                     l.grpc_cpu.postgres,
+                    l.grpc_decoded_cpu.this_process,
+                    l.grpc_decoded_cpu.postgres,
                     l.sql_tags_cpu.this_process,
                     l.sql_tags_cpu.postgres
                 );

@@ -6,10 +6,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
+use bytes::{Buf, Bytes};
+use prost::Message;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use sqlx::{Database, Encode, Postgres, QueryBuilder, Row, Sqlite, Type};
+use tonic::Status;
+use tonic::client::Grpc;
+use tonic::codec::{Codec, DecodeBuf, Decoder};
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
+use tonic_prost::ProstEncoder;
 
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
 use callscope::proto::{self, call_service_client::CallServiceClient};
@@ -223,6 +230,72 @@ fn client(channel: &Channel) -> CallServiceClient<Channel> {
     CallServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20)
 }
 
+/// How the timed ListCalls clients take their answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// As the message's bytes, whole but not decoded: the same as the
+    /// direct SQL, which fetches its rows and does not decode them. The
+    /// listing measures compare the service with its SQL on this footing,
+    /// since a client's decoding is its own work, on its own machine in
+    /// production, and here it shares the server's two cores.
+    Undecoded,
+    /// Decoded into `ListCallsResponse` by prost, as a generated client
+    /// does: what a Rust client sees (`pg_list_p99_ms`), and a diagnostic
+    /// beside the measure.
+    Decoded,
+}
+
+/// ListCalls through the same channel and codec settings as the generated
+/// client, with the answer left as the bytes of its message.
+#[derive(Clone)]
+struct UndecodedClient(Grpc<Channel>);
+
+impl UndecodedClient {
+    fn new(channel: &Channel) -> Self {
+        Self(Grpc::new(channel.clone()).max_decoding_message_size(64 << 20))
+    }
+
+    async fn list_calls(&mut self, request: proto::ListCallsRequest) -> anyhow::Result<Bytes> {
+        self.0.ready().await?;
+        let path = PathAndQuery::from_static("/callscope.v1.CallService/ListCalls");
+        let answer = self
+            .0
+            .unary(tonic::Request::new(request), path, UndecodedCodec)
+            .await?;
+        Ok(answer.into_inner())
+    }
+}
+
+/// prost's encoder for the request; the answer's bytes as they arrived.
+#[derive(Clone, Copy)]
+struct UndecodedCodec;
+
+impl Codec for UndecodedCodec {
+    type Encode = proto::ListCallsRequest;
+    type Decode = Bytes;
+    type Encoder = ProstEncoder<proto::ListCallsRequest>;
+    type Decoder = UndecodedDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        UndecodedDecoder
+    }
+}
+
+struct UndecodedDecoder;
+
+impl Decoder for UndecodedDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
 /// Checks that the SQL written here selects what the server answers, for a
 /// few requests of every filter.
 pub async fn check_same_rows(channel: &Channel, direct: &Direct, total: u64) -> anyhow::Result<()> {
@@ -237,6 +310,18 @@ pub async fn check_same_rows(channel: &Channel, direct: &Direct, total: u64) -> 
                 })
                 .await?
                 .into_inner();
+            // The undecoded client gets the very same message.
+            let undecoded = UndecodedClient::new(channel)
+                .list_calls(proto::ListCallsRequest {
+                    filter: Some(filter(which, k, total)),
+                    page_size: PAGE as i32,
+                    ..Default::default()
+                })
+                .await?;
+            ensure!(
+                proto::ListCallsResponse::decode(undecoded)? == page,
+                "filter `{name}` #{k}: the undecoded client's answer is not the decoded one's"
+            );
             let grpc: Vec<String> = page.calls.into_iter().map(|c| c.call_id).collect();
             let sql = direct.list(which, k, total, false).await?;
             ensure!(
@@ -266,16 +351,18 @@ where
 }
 
 /// ListCalls of filter `which` from `clients` concurrent clients, `requests`
-/// each; every request's latency.
+/// each, answers taken as `answer` says; every request's latency.
 pub async fn grpc(
     channels: &[Channel],
     clients: usize,
     requests: usize,
     total: u64,
     which: usize,
+    answer: Answer,
 ) -> anyhow::Result<Vec<Duration>> {
     each_client(clients, |c| {
-        let mut client = client(&channels[c % channels.len()]);
+        let channel = &channels[c % channels.len()];
+        let (mut decoded, mut undecoded) = (client(channel), UndecodedClient::new(channel));
         async move {
             let mut latencies = Vec::with_capacity(requests);
             for r in 0..requests {
@@ -285,7 +372,10 @@ pub async fn grpc(
                     ..Default::default()
                 };
                 let started = Instant::now();
-                client.list_calls(request).await?;
+                match answer {
+                    Answer::Decoded => drop(decoded.list_calls(request).await?),
+                    Answer::Undecoded => drop(undecoded.list_calls(request).await?),
+                }
                 latencies.push(started.elapsed());
             }
             Ok::<_, anyhow::Error>(latencies)
