@@ -108,7 +108,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4)]
     connections: usize,
     /// Timed ListCalls requests per client, filter and round (the service
-    /// and the direct SQL take four turns each).
+    /// and the direct SQL take eight turns each).
     #[arg(long, default_value_t = 20)]
     requests: usize,
     /// Timed ListCalls requests per filter from a single client.
