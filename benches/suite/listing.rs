@@ -173,7 +173,7 @@ pub enum Direct {
 
 impl Direct {
     /// The listing SQL of the first page of `filter(which, k, total)`, rows
-    /// fetched but not decoded; with `tags`, also the two statements that
+    /// fetched and only their call ids decoded; with `tags`, also the two statements that
     /// fetch the tags and tag groups of the page, as the store does, on the
     /// same connection (as the store holds one for its three: taking the
     /// pool's connection for each statement cost the baseline two more
@@ -233,8 +233,8 @@ fn client(channel: &Channel) -> CallServiceClient<Channel> {
 /// How the timed ListCalls clients take their answer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
-    /// As the message's bytes, whole but not decoded: the same as the
-    /// direct SQL, which fetches its rows and does not decode them. The
+    /// As the message's bytes, whole but not decoded: as the direct SQL
+    /// fetches its rows and decodes only their call ids. The
     /// listing measures compare the service with its SQL on this footing,
     /// since a client's decoding is its own work, on its own machine in
     /// production, and here it shares the server's two cores.
