@@ -111,14 +111,9 @@ CREATE TABLE calls_part_default PARTITION OF calls_part DEFAULT;
 INSERT INTO calls_part SELECT * FROM calls;
 ALTER TABLE calls_part ADD PRIMARY KEY (tenant_id, call_id, call_time),
   ADD UNIQUE (tenant_id, source, external_id, call_time);
-SELECT replace(replace(indexdef, ' ON public.calls ', ' ON public.calls_part '),
-               'INDEX ' || indexname || ' ', 'INDEX ' || indexname || '_part ') || ';'
-  FROM pg_indexes
- WHERE schemaname = 'public' AND tablename = 'calls'
-   AND indexname NOT IN ('calls_pkey', 'calls_tenant_id_source_external_id_key')
-\gexec
-CHECKPOINT;
 SQL
+psql "$SERVER/${SOURCE}_ret_part" -q -v ON_ERROR_STOP=1 -v copies=part \
+  -f "$(dirname "$0")/indexes.sql" -c CHECKPOINT >/dev/null
 AUGUST=$(psql "$SERVER/${SOURCE}_ret_part" -Atc "SELECT count(*) FROM calls_part_2026_08")
 start=$(date +%s.%N)
 psql "$SERVER/${SOURCE}_ret_part" -q -v ON_ERROR_STOP=1 \

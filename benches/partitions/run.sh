@@ -24,7 +24,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 psql "$DB" -q -v ON_ERROR_STOP=1 -f "$HERE/setup.sql" >/dev/null
-psql "$DB" -q -v ON_ERROR_STOP=1 -f "$HERE/indexes.sql" >/dev/null
+psql "$DB" -q -v ON_ERROR_STOP=1 -v copies=flat,part -f "$HERE/indexes.sql" >/dev/null
 psql "$DB" -q -c "\\copy calls_tail TO '$WORK/tail.bin' WITH (FORMAT binary)"
 
 echo "## COPY of 100,000 calls (binary) into 902,000, every index, no triggers"

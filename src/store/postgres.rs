@@ -68,19 +68,23 @@ async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// connection: the client sees UNAVAILABLE, which it may retry.
 const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The session options of every connection the store opens (the benchmark
+/// suite's direct SQL takes them too).
+pub const SESSION_OPTIONS: [(&str, &str); 2] = [
+    // A statement never outlives a request: a stuck query is cut off.
+    ("statement_timeout", "30s"),
+    // No LLVM compilation of callscope's statements: the rollup reads of a
+    // 1M-call task's 30-day GetCallStats are estimated past
+    // `jit_above_cost`, and compiling took longer than running them (psql:
+    // 32-50 ms for the day-tier sums with JIT, 12-16 ms without). Every
+    // statement here is short or a cursor.
+    ("jit", "off"),
+];
+
 async fn open_pool(url: &str, options: &StoreOptions) -> Result<PgPool, StoreError> {
     let connect = PgConnectOptions::from_str(url)?
         .application_name("callscope")
-        .options([
-            // A statement never outlives a request: a stuck query is cut off.
-            ("statement_timeout", "30s"),
-            // No LLVM compilation of callscope's statements: the rollup reads
-            // of a 1M-call task's 30-day GetCallStats are estimated past
-            // `jit_above_cost`, and compiling took longer than running them
-            // (psql: 32-50 ms for the day-tier sums with JIT, 12-16 ms
-            // without). Every statement here is short or a cursor.
-            ("jit", "off"),
-        ]);
+        .options(SESSION_OPTIONS);
     Ok(PgPoolOptions::new()
         .max_connections(options.max_connections.max(2))
         .acquire_timeout(options.acquire_timeout)
