@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -289,9 +290,17 @@ impl Application {
         let http = match &self.tls {
             None => tokio::spawn(cut_at(
                 grace_over(stop_rx.clone()),
-                axum::serve(self.http_listener, hooks)
-                    .with_graceful_shutdown(stopped(stop_rx.clone()))
-                    .into_future(),
+                // Nagle off, as on the gRPC port and the TLS listener: an
+                // answer written in more than one piece must not wait 40 ms
+                // for the client's delayed ACK.
+                axum::serve(
+                    self.http_listener.tap_io(|stream| {
+                        let _ = stream.set_nodelay(true);
+                    }),
+                    hooks,
+                )
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
             )),
             Some(tls) => tokio::spawn(cut_at(
                 grace_over(stop_rx.clone()),

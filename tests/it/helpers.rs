@@ -346,7 +346,7 @@ pub fn is_ci() -> bool {
 }
 
 /// The PostgreSQL admin URL from `CALLSCOPE_TEST_POSTGRES_URL`.
-fn postgres_admin_url() -> Result<String, String> {
+pub fn postgres_admin_url() -> Result<String, String> {
     match std::env::var("CALLSCOPE_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Ok(url),
         _ => Err("CALLSCOPE_TEST_POSTGRES_URL is not set \

@@ -30,6 +30,7 @@ mod operations;
 mod outage;
 mod pg_cluster;
 mod pgbouncer;
+mod postgres_socket;
 mod readme;
 mod readside;
 mod replica;
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
         nats_sink::trials(),
         outage::trials(),
         pgbouncer::trials(),
+        postgres_socket::trials(),
         readme::trials(),
         replica::trials(),
         number_states::trials(),

@@ -30,7 +30,16 @@ pub fn trials() -> Vec<Trial> {
 async fn serve_binary_answers_health_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--database-url"])
+        // Both ports picked by the system: a process already on 8080 (the
+        // default HTTP port) must not stop this server from starting.
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--database-url",
+        ])
         .arg(format!(
             "sqlite://{}",
             dir.path().join("fresh.db").display()
