@@ -266,7 +266,7 @@ async fn export_undecoded(channel: &Channel) -> anyhow::Result<u64> {
     grpc.ready().await?;
     let path = PathAndQuery::from_static("/callscope.v1.CallService/ExportCalls");
     let codec = ProstCodec::<proto::ExportCallsRequest, UndecodedExportCallsResponse>::default();
-    let mut stream = grpc
+    let stream = grpc
         .server_streaming(
             tonic::Request::new(proto::ExportCallsRequest::default()),
             path,
@@ -274,23 +274,27 @@ async fn export_undecoded(channel: &Channel) -> anyhow::Result<u64> {
         )
         .await?
         .into_inner();
-    let mut exported = 0u64;
-    while let Some(message) = stream.message().await? {
-        exported += message.calls.len() as u64;
-    }
-    Ok(exported)
+    count_calls(stream, |message| message.calls.len()).await
 }
 
 /// ExportCalls of every call through the generated client, decoded by prost.
 async fn export_decoded(channel: &Channel) -> anyhow::Result<u64> {
     let mut client = CallServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
-    let mut stream = client
+    let stream = client
         .export_calls(proto::ExportCallsRequest::default())
         .await?
         .into_inner();
+    count_calls(stream, |message| message.calls.len()).await
+}
+
+/// Reads `stream` to its end, summing `calls` of each message.
+async fn count_calls<T>(
+    mut stream: tonic::Streaming<T>,
+    calls: impl Fn(&T) -> usize,
+) -> anyhow::Result<u64> {
     let mut exported = 0u64;
     while let Some(message) = stream.message().await? {
-        exported += message.calls.len() as u64;
+        exported += calls(&message) as u64;
     }
     Ok(exported)
 }
