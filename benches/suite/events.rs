@@ -32,8 +32,9 @@ use callscope::proto::{
 use crate::Args;
 use crate::data::{TENANT, synth};
 use crate::ingest;
+use crate::listing;
 use crate::report::{Goal, Measure, p50_p99, worst};
-use crate::server::{PgDatabase, Running};
+use crate::server::{MAX_MESSAGE_BYTES, PgDatabase, Running};
 
 /// ExportCalls at least 0.3 of COPY's rows/s.
 pub const EXPORT_GOAL: Goal = Goal::RatioAtLeast(0.3);
@@ -264,7 +265,7 @@ struct UndecodedExportCallsResponse {
 /// on its own machine in production, and here it shares the server's two
 /// cores (as in the listing measures).
 async fn export_undecoded(channel: &Channel) -> anyhow::Result<u64> {
-    let mut grpc = Grpc::new(channel.clone()).max_decoding_message_size(64 << 20);
+    let mut grpc = Grpc::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES);
     grpc.ready().await?;
     let path = PathAndQuery::from_static("/callscope.v1.CallService/ExportCalls");
     let codec = ProstCodec::<proto::ExportCallsRequest, UndecodedExportCallsResponse>::default();
@@ -281,8 +282,7 @@ async fn export_undecoded(channel: &Channel) -> anyhow::Result<u64> {
 
 /// ExportCalls of every call through the generated client, decoded by prost.
 async fn export_decoded(channel: &Channel) -> anyhow::Result<u64> {
-    let mut client = CallServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20);
-    let stream = client
+    let stream = listing::client(channel)
         .export_calls(proto::ExportCallsRequest::default())
         .await?
         .into_inner();

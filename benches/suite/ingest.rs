@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor, PgConnection, QueryBuilder, Sqlite};
 
 use crate::Args;
 use crate::data::{BASE_TABLES, Val, baseline_rows, copy_binary, synth};
-use crate::server::Running;
+use crate::server::{MAX_MESSAGE_BYTES, Running};
 use callscope::proto::{self, ingest_service_client::IngestServiceClient};
 
 /// Which tables a baseline writes into.
@@ -68,8 +68,8 @@ pub async fn grpc_slice(server: &Running, args: &Args, slice: Slice) -> anyhow::
     for _ in 0..args.streams {
         clients.push(
             IngestServiceClient::new(server.channel().await?)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
         );
     }
     let started = Instant::now();

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use tonic::transport::Channel;
 
-use callscope::proto::{self, call_service_client::CallServiceClient};
+use callscope::proto;
 
 use crate::Args;
 use crate::ingest;
-use crate::listing::{FILTERS, each_client, filter};
+use crate::listing::{self, FILTERS, each_client, filter};
 use crate::report::{Goal, Measure, p50_p99, worst};
 use crate::server::Running;
 
@@ -124,8 +124,7 @@ async fn measure(args: &Args) -> anyhow::Result<Vec<Measure>> {
     .expect("five filters");
 
     // A 1,000-call page, fetched over gRPC, then encoded as JSON.
-    let mut client =
-        CallServiceClient::new(channels[0].clone()).max_decoding_message_size(64 << 20);
+    let mut client = listing::client(&channels[0]);
     let page_request = proto::ListCallsRequest {
         page_size: 1000,
         ..Default::default()
@@ -185,7 +184,7 @@ async fn list_grpc(
         let channel = channels[c % channels.len()].clone();
         let total = args.calls;
         async move {
-            let mut client = CallServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            let mut client = listing::client(&channel);
             let mut latencies = Vec::with_capacity(requests);
             for r in first..first + requests {
                 let k = (c * 1000 + r) as u64;

@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 use tonic_prost::ProstEncoder;
 
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
+use crate::server::MAX_MESSAGE_BYTES;
 use callscope::proto::{self, call_service_client::CallServiceClient};
 use callscope::store::{SELECT_CALLS, TagStatement};
 
@@ -226,8 +227,10 @@ impl Direct {
     }
 }
 
-fn client(channel: &Channel) -> CallServiceClient<Channel> {
-    CallServiceClient::new(channel.clone()).max_decoding_message_size(64 << 20)
+/// The generated CallService client on `channel`, taking the suite's largest
+/// messages.
+pub fn client(channel: &Channel) -> CallServiceClient<Channel> {
+    CallServiceClient::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// How the timed ListCalls clients take their answer.
@@ -252,7 +255,7 @@ struct UndecodedClient(Grpc<Channel>);
 
 impl UndecodedClient {
     fn new(channel: &Channel) -> Self {
-        Self(Grpc::new(channel.clone()).max_decoding_message_size(64 << 20))
+        Self(Grpc::new(channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES))
     }
 
     async fn list_calls(&mut self, request: proto::ListCallsRequest) -> anyhow::Result<Bytes> {

@@ -21,14 +21,14 @@ use tonic::transport::Channel;
 
 use callscope::auth::AuthMode;
 use callscope::domain::key::Role;
-use callscope::proto::{self, call_service_client::CallServiceClient};
+use callscope::proto;
 use callscope::service::keys;
 use callscope::store::{Store, StoreOptions};
 
 use crate::Args;
 use crate::data::TENANT;
 use crate::ingest;
-use crate::listing::{FILTERS, each_client, filter};
+use crate::listing::{self, FILTERS, each_client, filter};
 use crate::report::{Goal, Measure, p50_p99, worst};
 use crate::server::Running;
 
@@ -284,7 +284,7 @@ async fn list(
         let bearer = bearer.clone();
         let total = args.calls;
         async move {
-            let mut client = CallServiceClient::new(channel).max_decoding_message_size(64 << 20);
+            let mut client = listing::client(&channel);
             let mut latencies = Vec::with_capacity(requests);
             for r in first..first + requests {
                 let k = (c * 1000 + r) as u64;

@@ -10,6 +10,10 @@ use callscope::config::ServeConfig;
 /// Database connections of the server and of the direct baselines alike.
 pub const POOL: u32 = 8;
 
+/// The largest message the suite's gRPC clients take or send: a 1,000-call
+/// page, an export message, an ingest batch.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
 pub struct Running {
     addr: std::net::SocketAddr,
     /// The HTTP port: webhooks and the JSON API.

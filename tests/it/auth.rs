@@ -619,8 +619,7 @@ fn keys_cli(url: &str, args: &[&str]) -> (bool, String, String) {
 }
 
 async fn serve_binary_logs_key_ids_never_keys() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("logs.db").display());
@@ -630,22 +629,13 @@ async fn serve_binary_logs_key_ids_never_keys() {
     let key_id = key[4..20].to_owned();
     let wrong = format!("{}_{}", &key[..20], "e".repeat(64));
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
-        .args(["serve", "--auth", "keys", "--grpc-addr", "127.0.0.1:0"])
-        .args(["--http-addr", "127.0.0.1:0", "--database-url", &url])
-        .env("RUST_LOG", "info,callscope=debug")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callscope");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (mut child, rx) = crate::helpers::spawn_with_stderr_lines(
+        Command::new(env!("CARGO_BIN_EXE_callscope"))
+            .args(["serve", "--auth", "keys", "--grpc-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0", "--database-url", &url])
+            .env("RUST_LOG", "info,callscope=debug")
+            .env("NO_COLOR", "1"),
+    );
     let mut lines = Vec::new();
     let listening = loop {
         let line = rx

@@ -457,6 +457,29 @@ pub fn trial(
     })
 }
 
+/// Spawns `command` (the binary, its arguments and environment set by the
+/// caller) with stdout discarded; each line of its stderr arrives on the
+/// receiver as it is written.
+pub fn spawn_with_stderr_lines(
+    command: &mut std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start callscope");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 /// Runs a future to completion on a runtime of its own, as `#[tokio::test]`
 /// does: current-thread, or multi-thread with `worker_threads` workers.
 pub fn block_on<F: Future<Output = ()>>(worker_threads: Option<usize>, future: F) {

@@ -2,14 +2,13 @@
 //! number, a transcript, a raw vendor payload or a database password, however
 //! the data arrives and whatever goes wrong.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use libtest_mimic::Trial;
 
-use crate::helpers::{Sharing, block_on, call, http_post, trial};
+use crate::helpers::{Sharing, block_on, call, http_post, spawn_with_stderr_lines, trial};
 use callscope::proto::{
     self, CallFilter, GetCallRequest, ListCallsRequest, UpsertCallsRequest,
     call_service_client::CallServiceClient, ingest_service_client::IngestServiceClient,
@@ -46,22 +45,12 @@ pub fn trials() -> Vec<Trial> {
 /// Starts `callscope` with `args` at the default log level; its stderr
 /// lines arrive on the receiver.
 fn start(args: &[&str]) -> (std::process::Child, Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callscope");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    spawn_with_stderr_lines(
+        Command::new(env!("CARGO_BIN_EXE_callscope"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1"),
+    )
 }
 
 fn assert_clean(log: &[String]) {

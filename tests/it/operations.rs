@@ -6,9 +6,8 @@
 //! streams with UNAVAILABLE and cuts slow HTTP clients at the grace deadline.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -334,22 +333,12 @@ async fn request_id_is_kept_or_made_and_echoed(mut app: TestApp) {
 
 /// Starts the binary with `args`; its stderr lines arrive on the receiver.
 fn start_binary(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("NO_COLOR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callscope");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+    helpers::spawn_with_stderr_lines(
+        Command::new(env!("CARGO_BIN_EXE_callscope"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR"),
+    )
 }
 
 fn stop_binary(child: &mut std::process::Child) {

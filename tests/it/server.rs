@@ -1,14 +1,13 @@
 //! The `callscope serve` binary itself: it starts with nothing but flags, serves
 //! health, and stops cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use libtest_mimic::Trial;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::helpers::{Sharing, block_on, trial};
+use crate::helpers::{Sharing, block_on, spawn_with_stderr_lines, trial};
 
 pub fn trials() -> Vec<Trial> {
     vec![
@@ -29,36 +28,22 @@ pub fn trials() -> Vec<Trial> {
 
 async fn serve_binary_answers_health_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callscope"))
-        // Both ports picked by the system: a process already on 8080 (the
-        // default HTTP port) must not stop this server from starting.
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--database-url",
-        ])
-        .arg(format!(
-            "sqlite://{}",
-            dir.path().join("fresh.db").display()
-        ))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callscope");
+    let (mut child, rx) = spawn_with_stderr_lines(
+        Command::new(env!("CARGO_BIN_EXE_callscope"))
+            // Both ports picked by the system: a process already on 8080
+            // (the default HTTP port) must not stop this server from
+            // starting.
+            .args(["serve", "--grpc-addr", "127.0.0.1:0"])
+            .args(["--http-addr", "127.0.0.1:0", "--database-url"])
+            .arg(format!(
+                "sqlite://{}",
+                dir.path().join("fresh.db").display()
+            ))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1"),
+    );
 
     // The log line `callscope listening addr=127.0.0.1:PORT` gives the port.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     let addr = loop {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
