@@ -38,6 +38,7 @@ mod rollups;
 mod row_security;
 mod server;
 mod smartivr_standin;
+mod statistics;
 mod subscriptions;
 mod sync;
 mod tls;
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
         rollups::trials(),
         row_security::trials(),
         server::trials(),
+        statistics::trials(),
         sync::trials(),
         subscriptions::trials(),
         tls::trials(),

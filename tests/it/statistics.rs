@@ -1,0 +1,105 @@
+//! PostgreSQL statistics without autovacuum: the server analyses the tables
+//! its writes grew far past their last ANALYZE (migration 0021). On a table
+//! never analysed, the look-up of a batch's external ids read the tenant's
+//! every call (BENCHMARKS.md, the eleventh session of 2026-12-01).
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Trial;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::helpers::{
+    Backend, Sharing, block_on, call, execute, postgres_admin_url, postgres_url, spawn_app_on_with,
+    trial,
+};
+
+/// Calls written at most before the trial gives up on an ANALYZE: the
+/// server checks after 500, 1,000, 2,000, 4,000 and 8,000 rows written, and
+/// the statistics it reads lag a second behind.
+const MAX_CALLS: usize = 16_000;
+
+pub fn trials() -> Vec<Trial> {
+    vec![trial(
+        "statistics::postgres::a_server_analyses_the_tables_it_grew_without_autovacuum".to_owned(),
+        &[postgres_url],
+        Sharing::Parallel,
+        || {
+            block_on(
+                None,
+                a_server_analyses_the_tables_it_grew_without_autovacuum(),
+            )
+        },
+    )]
+}
+
+async fn a_server_analyses_the_tables_it_grew_without_autovacuum() {
+    let mut app = spawn_app_on_with(Backend::Postgres, |_| {}).await;
+    // Whatever the cluster's setting, only the server can analyse `calls`.
+    execute(
+        &app.database_url,
+        "ALTER TABLE calls SET (autovacuum_enabled = false)",
+    )
+    .await;
+    let mut db = PgConnection::connect(&app.database_url)
+        .await
+        .expect("connect to the test database");
+    sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
+        .execute(&mut db)
+        .await
+        .expect("declare tenant");
+    let started = Instant::now();
+    let mut written = 0;
+    let analysed = loop {
+        let batch = (written..written + 500)
+            .map(|n| {
+                call(
+                    &format!("ext-{n:06}"),
+                    "13800000000",
+                    "2026-11-01T08:00:00Z",
+                )
+            })
+            .collect();
+        app.upsert(batch).await;
+        written += 500;
+        let analysed: bool = sqlx::query_scalar(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'calls'",
+        )
+        .fetch_one(&mut db)
+        .await
+        .expect("read the table's statistics state");
+        if analysed || written >= MAX_CALLS || started.elapsed() > Duration::from_secs(60) {
+            break analysed;
+        }
+    };
+    assert!(
+        analysed,
+        "calls was not analysed after {written} calls written in {:?}",
+        started.elapsed()
+    );
+
+    // What the planner lacked: how many distinct values each key column has
+    // (pg_stats hides a table under row-level security from its role).
+    let database = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    let admin_url = postgres_admin_url().expect("the admin URL");
+    let mut admin = PgConnectOptions::from_str(&admin_url)
+        .expect("the admin URL is a PostgreSQL URL")
+        .database(&database)
+        .connect()
+        .await
+        .expect("connect as admin to the test database");
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_stats WHERE tablename = 'calls' \
+         AND attname IN ('tenant_id', 'source', 'external_id') ORDER BY attname",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("read the gathered statistics");
+    assert_eq!(columns, ["external_id", "source", "tenant_id"]);
+}
