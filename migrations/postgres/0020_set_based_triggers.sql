@@ -31,12 +31,13 @@
 -- size (a join of 500 rows with `calls` probes its primary key; a join with
 -- an empty table may scan it), never from a plan cached while the table was
 -- another size; planning them costs a few per batch instead of one per row.
--- Statements over the transition tables alone stay static: their plans do
--- not depend on any stored table.
+-- The day trigger's statements read the transition table alone, whose plans
+-- depend on no stored table, and stay static.
 --
 -- The six rollup triggers of `calls` and `call_tags` now share one function,
 -- which builds its statement from the trigger's table and operation, and so
--- do the three count triggers. What they write is unchanged, but for the
+-- do the three count triggers (CREATE OR REPLACE TRIGGER: a lock that
+-- keeps writers out while the migration runs, not readers). What they write is unchanged, but for the
 -- folds: only the keys a statement appended to are checked (a key it did
 -- not append to gained no row). The fold functions are unchanged.
 
@@ -66,6 +67,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     touched RECORD;
 BEGIN
+    -- A statement that appended nothing.
+    IF t IS NULL THEN
+        RETURN;
+    END IF;
     FOR touched IN EXECUTE $q$
         SELECT x.t, x.k, x.h FROM unnest($1, $2, $3) AS x(t, k, h)
         WHERE (SELECT COUNT(*) - COUNT(DISTINCT (r.dim, r.key, r.detail)) FROM call_rollups r
@@ -83,6 +88,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     touched RECORD;
 BEGIN
+    -- A statement that appended nothing.
+    IF t IS NULL THEN
+        RETURN;
+    END IF;
     FOR touched IN EXECUTE $q$
         SELECT x.t, x.k, x.d FROM unnest($1, $2, $3) AS x(t, k, d)
         WHERE (SELECT COUNT(*) - COUNT(DISTINCT (r.dim, r.key, r.detail)) FROM call_rollup_days r
@@ -100,6 +109,10 @@ LANGUAGE plpgsql AS $$
 DECLARE
     touched RECORD;
 BEGIN
+    -- A statement that appended nothing.
+    IF t IS NULL THEN
+        RETURN;
+    END IF;
     FOR touched IN EXECUTE $q$
         SELECT x.t, x.k FROM unnest($1, $2) AS x(t, k)
         WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM task_call_counts c
@@ -184,28 +197,22 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER calls_rollup_insert ON calls;
-DROP TRIGGER calls_rollup_delete ON calls;
-DROP TRIGGER calls_rollup_update ON calls;
-DROP TRIGGER call_tags_rollup_insert ON call_tags;
-DROP TRIGGER call_tags_rollup_delete ON call_tags;
-DROP TRIGGER call_tags_rollup_update ON call_tags;
-CREATE TRIGGER calls_rollup_insert AFTER INSERT ON calls
+CREATE OR REPLACE TRIGGER calls_rollup_insert AFTER INSERT ON calls
     REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_follow();
-CREATE TRIGGER calls_rollup_delete AFTER DELETE ON calls
+CREATE OR REPLACE TRIGGER calls_rollup_delete AFTER DELETE ON calls
     REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_follow();
-CREATE TRIGGER calls_rollup_update AFTER UPDATE ON calls
+CREATE OR REPLACE TRIGGER calls_rollup_update AFTER UPDATE ON calls
     REFERENCING OLD TABLE AS removed NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_follow();
-CREATE TRIGGER call_tags_rollup_insert AFTER INSERT ON call_tags
+CREATE OR REPLACE TRIGGER call_tags_rollup_insert AFTER INSERT ON call_tags
     REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_follow();
-CREATE TRIGGER call_tags_rollup_delete AFTER DELETE ON call_tags
+CREATE OR REPLACE TRIGGER call_tags_rollup_delete AFTER DELETE ON call_tags
     REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_follow();
-CREATE TRIGGER call_tags_rollup_update AFTER UPDATE ON call_tags
+CREATE OR REPLACE TRIGGER call_tags_rollup_update AFTER UPDATE ON call_tags
     REFERENCING OLD TABLE AS removed NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION call_rollups_follow();
 DROP FUNCTION calls_rollup_added();
@@ -274,16 +281,13 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER calls_count_insert ON calls;
-DROP TRIGGER calls_count_delete ON calls;
-DROP TRIGGER calls_count_update ON calls;
-CREATE TRIGGER calls_count_insert AFTER INSERT ON calls
+CREATE OR REPLACE TRIGGER calls_count_insert AFTER INSERT ON calls
     REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION task_call_counts_follow();
-CREATE TRIGGER calls_count_delete AFTER DELETE ON calls
+CREATE OR REPLACE TRIGGER calls_count_delete AFTER DELETE ON calls
     REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION task_call_counts_follow();
-CREATE TRIGGER calls_count_update AFTER UPDATE ON calls
+CREATE OR REPLACE TRIGGER calls_count_update AFTER UPDATE ON calls
     REFERENCING OLD TABLE AS removed NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION task_call_counts_follow();
 DROP FUNCTION calls_count_added();

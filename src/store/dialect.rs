@@ -25,7 +25,8 @@ pub trait Dialect: Database {
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
     /// A statement run after committed writes, if the backend needs one, as
-    /// often as [`AfterWriteSchedule`] says.
+    /// often as [`AfterWriteSchedule`] says. Each row it answers (a text
+    /// column) is a statement to run next, each in a transaction of its own.
     const AFTER_WRITE: Option<&'static str>;
     /// Whether cost totals can be summed exactly in SQL (64-bit integer
     /// arithmetic on text chunks) instead of in Rust over distinct costs.
@@ -286,10 +287,21 @@ impl Dialect for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
     // Autovacuum keeps the statistics; production must run it (or a
     // scheduled ANALYZE), as the README says.
-    // ANALYZE of the tables whose statistics fell far behind (migration
-    // 0021): the net under autovacuum, without which the look-up of a
-    // batch's external ids reads the whole tenant.
-    const AFTER_WRITE: Option<&'static str> = Some("SELECT callscope_analyze_stale()");
+    // An ANALYZE of each table of callscope's schema of which more than half
+    // changed since its last ANALYZE, plus 1,000 rows: the net under
+    // autovacuum, which analyses a table a tenth changed and so leaves this
+    // nothing to do. On a table never analysed, PostgreSQL took `tenant_id =
+    // $1 AND source = $2` for 0.5 % of 0.5 % of the rows and the look-up of a
+    // batch's 500 external ids read the tenant's every call (96,600 buffers
+    // a batch at 200,000 calls, BENCHMARKS.md). Each ANALYZE runs in its own
+    // transaction (PgBouncer; a timeout loses one table's statistics, not
+    // all of them). The statements are quoted by PostgreSQL (`%I`).
+    const AFTER_WRITE: Option<&'static str> = Some(
+        "SELECT format('ANALYZE (SKIP_LOCKED) %I.%I', schemaname, relname) \
+         FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() AND n_mod_since_analyze > 1000 + n_live_tup / 2 \
+         ORDER BY relname",
+    );
     // The chunked sums use SQLite's string functions on untyped values; on
     // PostgreSQL distinct costs are added exactly in Rust.
     const SUMS_COSTS_IN_SQL: bool = false;
@@ -302,8 +314,9 @@ impl Dialect for sqlx::Postgres {
     // a listing cost more than running it (1.2 ms against 0.25 ms with 18
     // indexes on `calls` to weigh), and their plans are re-made whenever
     // ANALYZE changes the statistics. Statements inside functions inherit
-    // the setting, so the triggers run no statement per row (migration
-    // 0020): per row, each would be planned anew.
+    // the setting, so the rollup and count triggers run no statement per row
+    // (migration 0020): per row, each would be planned anew. The number-state
+    // triggers of a call's update or deletion still run per row.
     const WRITE_SETTINGS: &'static [(&'static str, &'static str)] =
         &[("plan_cache_mode", "force_custom_plan")];
     // A page is a few rows found early along an index, which no parallel
@@ -384,9 +397,9 @@ pub struct SqlStore<DB: Database> {
 /// When [`Dialect::AFTER_WRITE`] runs: after the first write, then each time
 /// the rows written since start have doubled, and at least every
 /// [`AFTER_WRITE_EVERY_ROWS`]. `PRAGMA optimize` (SQLite) re-analyzes a table
-/// only once its size changed about tenfold, and `callscope_analyze_stale()`
-/// (PostgreSQL) a table half changed since its last ANALYZE, so a run per
-/// doubling gives each every chance it takes; the cap keeps a long-running server with churn (writes
+/// only once its size changed about tenfold, and PostgreSQL's after-write a
+/// table half changed since its last ANALYZE, so a run per doubling gives
+/// each every chance it takes; the cap keeps a long-running server with churn (writes
 /// and purges of about the same rows) from waiting ever longer. A run after
 /// every write cost each batch a second turn on SQLite's one writer
 /// connection: ingest went from 2,001 to 2,299 rows/s without it (30,000
@@ -416,11 +429,6 @@ impl AfterWriteSchedule {
                     Ordering::Relaxed,
                 )
                 .is_ok()
-    }
-
-    /// The statement failed: the next write tries again.
-    fn retry(&self) {
-        self.next.store(0, Ordering::Relaxed);
     }
 }
 
@@ -640,19 +648,40 @@ where
         Ok(())
     }
 
-    /// Runs the backend's after-write statement when `rows` more written make
-    /// it due. A failure is logged: the write stands.
+    /// Starts the backend's after-write statement, and the statements it
+    /// answers, when `rows` more written make it due. They run in the
+    /// background, off the write that crossed the mark (an ANALYZE of a large
+    /// table takes seconds). A failure is logged and waits for the next mark:
+    /// the write stands.
     pub(super) async fn after_write(&self, rows: u64) {
         if let Some(statement) = DB::AFTER_WRITE
             && self.after_write.due(rows)
-            && let Err(e) = QueryBuilder::<DB>::new(statement)
-                .build()
-                .execute(&self.writer)
-                .await
         {
-            tracing::warn!(error = %e, statement, "after-write statement failed");
-            self.after_write.retry();
+            let writer = self.writer.clone();
+            tokio::spawn(async move {
+                if let Err(e) = Self::run_after_write(&writer, statement).await {
+                    tracing::warn!(error = %e, statement, "after-write statement failed");
+                }
+            });
         }
+    }
+
+    async fn run_after_write(writer: &Pool<DB>, statement: &'static str) -> Result<(), StoreError> {
+        let mut tx = writer.begin().await?;
+        let next: Vec<String> = QueryBuilder::<DB>::new(statement)
+            .build_query_scalar()
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        for statement in next {
+            let mut tx = writer.begin().await?;
+            // Made by the database from its own catalog (see AFTER_WRITE).
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }
 
@@ -1021,8 +1050,6 @@ mod tests {
         // Past 100,000 rows, a run at least every 100,000.
         assert!(!schedule.due(99_999), "279,999 rows");
         assert!(schedule.due(1), "280,000 rows");
-        schedule.retry();
-        assert!(schedule.due(1), "a failed run is tried again at once");
     }
 
     #[test]
