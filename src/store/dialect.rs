@@ -285,12 +285,11 @@ pub(super) const ROWS_PER_STATEMENT: usize = 200;
 
 impl Dialect for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
-    // Autovacuum keeps the statistics; production must run it (or a
-    // scheduled ANALYZE), as the README says.
-    // An ANALYZE of each table of callscope's schema of which more than half
-    // changed since its last ANALYZE, plus 1,000 rows: the net under
-    // autovacuum, which analyses a table a tenth changed and so leaves this
-    // nothing to do. On a table never analysed, PostgreSQL took `tenant_id =
+    // Production must run autovacuum (or a scheduled ANALYZE), as the README
+    // says. This is an ANALYZE of each table of callscope's schema of which
+    // more than half changed since its last ANALYZE, plus 1,000 rows: the net
+    // under autovacuum, which analyses a table a tenth changed and so leaves
+    // this nothing to do. On a table never analysed, PostgreSQL took `tenant_id =
     // $1 AND source = $2` for 0.5 % of 0.5 % of the rows and the look-up of a
     // batch's 500 external ids read the tenant's every call (96,600 buffers
     // a batch at 200,000 calls, BENCHMARKS.md). Each ANALYZE runs in its own
@@ -399,8 +398,8 @@ pub struct SqlStore<DB: Database> {
 /// [`AFTER_WRITE_EVERY_ROWS`]. `PRAGMA optimize` (SQLite) re-analyzes a table
 /// only once its size changed about tenfold, and PostgreSQL's after-write a
 /// table half changed since its last ANALYZE, so a run per doubling gives
-/// each every chance it takes; the cap keeps a long-running server with churn (writes
-/// and purges of about the same rows) from waiting ever longer. A run after
+/// each every chance it takes; the cap keeps a long-running server with
+/// churn (writes and purges of about the same rows) from waiting ever longer. A run after
 /// every write cost each batch a second turn on SQLite's one writer
 /// connection: ingest went from 2,001 to 2,299 rows/s without it (30,000
 /// calls, 4 streams).

@@ -8,12 +8,11 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
+use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::helpers::{
-    Backend, Sharing, block_on, call, execute, postgres_admin_url, postgres_url, spawn_app_on_with,
-    trial,
+    Backend, Sharing, block_on, call, postgres_admin_url, postgres_url, spawn_app_on_with, trial,
 };
 
 /// Calls written at most before the trial gives up on an ANALYZE: the
@@ -38,19 +37,26 @@ pub fn trials() -> Vec<Trial> {
 
 async fn a_server_analyses_the_tables_it_grew_without_autovacuum() {
     let mut app = spawn_app_on_with(Backend::Postgres, |_| {}).await;
+    // A superuser's connection to the test database: pg_stats hides a table
+    // under row-level security from its role.
+    let database = app
+        .database_url
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    let admin_url = postgres_admin_url().expect("the admin URL");
+    let mut admin = PgConnectOptions::from_str(&admin_url)
+        .expect("the admin URL is a PostgreSQL URL")
+        .database(&database)
+        .connect()
+        .await
+        .expect("connect as admin to the test database");
     // Whatever the cluster's setting, only the server can analyse `calls`.
-    execute(
-        &app.database_url,
-        "ALTER TABLE calls SET (autovacuum_enabled = false)",
-    )
-    .await;
-    let mut db = PgConnection::connect(&app.database_url)
+    sqlx::query("ALTER TABLE calls SET (autovacuum_enabled = false)")
+        .execute(&mut admin)
         .await
-        .expect("connect to the test database");
-    sqlx::query("SELECT set_config('callscope.tenant', 'default', false)")
-        .execute(&mut db)
-        .await
-        .expect("declare tenant");
+        .expect("turn autovacuum off for calls");
     let started = Instant::now();
     let mut written = 0;
     let analysed = loop {
@@ -73,7 +79,7 @@ async fn a_server_analyses_the_tables_it_grew_without_autovacuum() {
         let analysed: bool = sqlx::query_scalar(
             "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'calls'",
         )
-        .fetch_one(&mut db)
+        .fetch_one(&mut admin)
         .await
         .expect("read the table's statistics state");
         if analysed || started.elapsed() > Duration::from_secs(120) {
@@ -86,21 +92,7 @@ async fn a_server_analyses_the_tables_it_grew_without_autovacuum() {
         started.elapsed()
     );
 
-    // What the planner lacked: how many distinct values each key column has
-    // (pg_stats hides a table under row-level security from its role).
-    let database = app
-        .database_url
-        .rsplit('/')
-        .next()
-        .expect("a database name")
-        .to_owned();
-    let admin_url = postgres_admin_url().expect("the admin URL");
-    let mut admin = PgConnectOptions::from_str(&admin_url)
-        .expect("the admin URL is a PostgreSQL URL")
-        .database(&database)
-        .connect()
-        .await
-        .expect("connect as admin to the test database");
+    // What the planner lacked: how many distinct values each key column has.
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_stats WHERE tablename = 'calls' \
          AND attname IN ('tenant_id', 'source', 'external_id') ORDER BY attname",
