@@ -24,6 +24,8 @@ use super::{Backend, StoreError};
 pub trait Dialect: Database {
     /// The statement that opens a write transaction.
     const BEGIN: &'static str;
+    /// The statement that opens a read transaction.
+    const BEGIN_READ: &'static str;
     /// A statement run after committed writes, if the backend needs one, as
     /// often as [`AfterWriteSchedule`] says. Each row it answers (a text
     /// column) is a statement to run next, each in a transaction of its own.
@@ -203,6 +205,7 @@ impl Dialect for sqlx::Sqlite {
     // Take the write lock up front: a deferred transaction that reads first
     // could fail to upgrade under a concurrent writer.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const BEGIN_READ: &'static str = "BEGIN";
     // Keeps the planner's statistics current. Without them SQLite walks the
     // whole call-time index for a phone listing instead of using the phone
     // indexes (seconds at 200k calls). `PRAGMA optimize` analyzes only tables
@@ -285,6 +288,11 @@ pub(super) const ROWS_PER_STATEMENT: usize = 200;
 
 impl Dialect for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
+    // sqlx (vendor/sqlx-postgres, patched) sends a `BEGIN READ ONLY` with
+    // the transaction's first statement instead of waiting for it: a read
+    // costs the round trips of its statements and no more. Read-only, so
+    // that a statement sent behind a `BEGIN` that failed cannot write.
+    const BEGIN_READ: &'static str = "BEGIN READ ONLY";
     // Production must run autovacuum (or a scheduled ANALYZE), as the README
     // says. This is an ANALYZE of each table of callscope's schema of which
     // more than half changed since its last ANALYZE, plus 1,000 rows: the net
@@ -494,7 +502,7 @@ where
         } else {
             DB::PAGE_SETTINGS
         };
-        Self::begin_on(&self.reader, "BEGIN", tenant, settings).await
+        Self::begin_on(&self.reader, DB::BEGIN_READ, tenant, settings).await
     }
 
     /// Opens a read transaction for `tenant` on the primary: it sees every
@@ -511,7 +519,7 @@ where
         pool: &Pool<DB>,
         tenant: &str,
     ) -> Result<Transaction<'static, DB>, StoreError> {
-        Self::begin_on(pool, "BEGIN", tenant, &[]).await
+        Self::begin_on(pool, DB::BEGIN_READ, tenant, &[]).await
     }
 
     /// Opens a transaction on `pool` with `begin` and, where the backend

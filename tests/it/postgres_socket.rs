@@ -1,21 +1,33 @@
-//! The sockets of callscope's PostgreSQL connections: a statement whose
-//! messages leave in more than one write (over TLS, any message larger than
-//! one 16 KiB record) must not wait for the server's delayed ACK. sqlx 0.9.0
-//! stopped setting `TCP_NODELAY`; callscope carries the fix in
-//! `vendor/sqlx-core` (vendor/README.md), and this trial fails if a sqlx
-//! upgrade or a removed patch brings Nagle's algorithm back.
+//! The sockets of callscope's PostgreSQL connections, and the round trips
+//! on them: a statement whose messages leave in more than one write (over
+//! TLS, any message larger than one 16 KiB record) must not wait for the
+//! server's delayed ACK. sqlx 0.9.0 stopped setting `TCP_NODELAY`; callscope
+//! carries the fix in `vendor/sqlx-core` (vendor/README.md), and the first
+//! trial fails if a sqlx upgrade or a removed patch brings Nagle's algorithm
+//! back. A read's `BEGIN` goes out with its first statement
+//! (`vendor/sqlx-postgres`): the second trial puts a slow link between the
+//! server and PostgreSQL and fails if a page costs a round trip more.
 //!
-//! Needs `CALLSCOPE_TEST_POSTGRES_URL` and a server with `ssl = on` (Debian's
-//! default; the split into records is what TLS adds). Runs alone: it times.
+//! Needs `CALLSCOPE_TEST_POSTGRES_URL` and, for the first, a server with
+//! `ssl = on` (Debian's default; the split into records is what TLS adds).
+//! Both run alone: they time.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use callscope::proto;
 use libtest_mimic::Trial;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{Sharing, block_on, postgres_admin_url, postgres_url, trial};
+use crate::helpers::{
+    Backend, Sharing, block_on, call, postgres_admin_url, postgres_url, spawn_app_on_with, tag,
+    trial,
+};
 
 /// Statements timed; the verdict is on their median.
 const STATEMENTS: usize = 21;
@@ -29,17 +41,26 @@ const BIND_BYTES: usize = 64 * 1024;
 const MEDIAN_LIMIT: Duration = Duration::from_millis(20);
 
 pub fn trials() -> Vec<Trial> {
-    vec![trial(
-        "postgres_socket::statements_with_large_binds_over_tls_wait_for_no_delayed_ack".to_owned(),
-        &[postgres_url, postgres_tls],
-        Sharing::Alone,
-        || {
-            block_on(
-                None,
-                statements_with_large_binds_over_tls_wait_for_no_delayed_ack(),
-            )
-        },
-    )]
+    vec![
+        trial(
+            "postgres_socket::statements_with_large_binds_over_tls_wait_for_no_delayed_ack"
+                .to_owned(),
+            &[postgres_url, postgres_tls],
+            Sharing::Alone,
+            || {
+                block_on(
+                    None,
+                    statements_with_large_binds_over_tls_wait_for_no_delayed_ack(),
+                )
+            },
+        ),
+        trial(
+            "postgres_socket::a_page_of_calls_costs_three_round_trips_to_postgres".to_owned(),
+            &[postgres_url],
+            Sharing::Alone,
+            || block_on(None, a_page_of_calls_costs_three_round_trips_to_postgres()),
+        ),
+    ]
 }
 
 /// The admin URL's options, with TLS required; `None` without the URL
@@ -109,4 +130,168 @@ async fn statements_with_large_binds_over_tls_wait_for_no_delayed_ack() {
          has Nagle's algorithm on (see vendor/README.md)",
         took[0]
     );
+}
+
+/// The one-way delay the slow link adds to what the server sends PostgreSQL.
+const LINK_DELAY: Duration = Duration::from_millis(50);
+
+/// A page of calls with tags is three statements (the page, its tags, its
+/// tag groups), so three round trips; the read transaction's `BEGIN` (with
+/// the tenant's `SET LOCAL`) rides on the first. Through a link that delays
+/// each of the server's writes by [`LINK_DELAY`], the fastest ListCalls then
+/// takes three delays longer than without it, and four with the `BEGIN`
+/// waited on alone.
+async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
+    let delay = Arc::new(AtomicU64::new(0));
+    let link_delay = delay.clone();
+    let mut app = spawn_app_on_with(Backend::Postgres, move |config| {
+        config.database_url = through_slow_link(&config.database_url, link_delay);
+        // Few connections: each holds the statements prepared after the
+        // warm-up, and none is idle long enough to be pinged when taken.
+        config.db_max_connections = 2;
+    })
+    .await;
+    let mut calls = Vec::new();
+    for i in 0..20 {
+        let mut c = call(
+            &format!("rt-{i}"),
+            "13800000000",
+            &format!("2026-03-01T10:{i:02}:00Z"),
+        );
+        c.tags = vec![tag("t1", &["g1"]), tag("t2", &[])];
+        calls.push(c);
+    }
+    app.upsert(calls).await;
+    // Newest first: rt-19 down to rt-5.
+    let newest: Vec<String> = (5..20).rev().map(|i| format!("rt-{i}")).collect();
+    // Every call, and the calls of one number: the second reads with the
+    // page's settings, which its BEGIN selects (`set_config`), so the rows
+    // of that SELECT arrive ahead of the page's and must not join them.
+    let filters = [
+        proto::CallFilter::default(),
+        proto::CallFilter {
+            phone: "13800000000".to_owned(),
+            ..Default::default()
+        },
+    ];
+    let list = |filter: &proto::CallFilter| {
+        let mut client = app.calls.clone();
+        let request = proto::ListCallsRequest {
+            filter: Some(filter.clone()),
+            page_size: 15,
+            ..Default::default()
+        };
+        let newest = newest.clone();
+        async move {
+            let started = Instant::now();
+            let page = client
+                .list_calls(request)
+                .await
+                .expect("list calls")
+                .into_inner();
+            let took = started.elapsed();
+            let ids: Vec<String> = page.calls.iter().map(|c| c.external_id.clone()).collect();
+            assert_eq!(ids, newest);
+            assert!(page.calls.iter().all(|c| c.tags.len() == 2));
+            took
+        }
+    };
+    // The fastest of eight pages, each after the connection came back to
+    // its pool (its release ping is a round trip after the answer). The
+    // server's background work (event polls, the health watch) shares the
+    // pools and can only add round trips to a page; none can take one away.
+    let fastest = || {
+        let list = &list;
+        let filters = &filters;
+        async move {
+            let mut took = Vec::new();
+            for k in 0..8 {
+                took.push(list(&filters[k % 2]).await);
+                tokio::time::sleep(LINK_DELAY * 2).await;
+            }
+            took.into_iter().min().unwrap_or_default()
+        }
+    };
+    // The pages' statements get prepared (a round trip each, once) before
+    // anything is timed.
+    fastest().await;
+    let direct = fastest().await;
+    delay.store(LINK_DELAY.as_millis() as u64, Ordering::Relaxed);
+    let slowed = fastest().await;
+    let round_trips = slowed.saturating_sub(direct).as_secs_f64() / LINK_DELAY.as_secs_f64();
+    assert!(
+        round_trips > 2.5,
+        "ListCalls took {slowed:?} through the slow link and {direct:?} without (fastest of eight): \
+         {round_trips:.2} delays of {LINK_DELAY:?}, under three, so the link did not delay \
+         the page's three statements"
+    );
+    assert!(
+        round_trips < 3.5,
+        "ListCalls took {slowed:?} through the slow link and {direct:?} without (fastest of eight): \
+         {round_trips:.2} delays of {LINK_DELAY:?}, three being the page, its tags and its tag \
+         groups; a round trip more means the read's BEGIN was waited on by itself (see \
+         vendor/README.md)"
+    );
+}
+
+/// `url` (a PostgreSQL URL) pointed at a proxy on loopback that forwards to
+/// its server, holding each piece the client sends for `delay` milliseconds
+/// (what PostgreSQL sends comes back at once).
+fn through_slow_link(url: &str, delay: Arc<AtomicU64>) -> String {
+    let mut url = url::Url::parse(url).expect("a PostgreSQL URL");
+    let upstream = format!(
+        "{}:{}",
+        url.host_str().expect("a host"),
+        url.port().unwrap_or(5432)
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the link");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("the link's address").port();
+    let listener = TcpListener::from_std(listener).expect("the link's listener");
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (upstream, delay) = (upstream.clone(), delay.clone());
+            tokio::spawn(async move {
+                if let Ok(server) = TcpStream::connect(&upstream).await {
+                    forward(client, server, delay).await;
+                }
+            });
+        }
+    });
+    url.set_host(Some("127.0.0.1")).expect("a host");
+    url.set_port(Some(port)).expect("a port");
+    url.to_string()
+}
+
+/// Carries one connection both ways until either side closes it: each
+/// piece from `client` leaves `delay` after it arrived, in order.
+async fn forward(client: TcpStream, server: TcpStream, delay: Arc<AtomicU64>) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (pieces, mut due) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+            let at = Instant::now() + Duration::from_millis(delay.load(Ordering::Relaxed));
+            if pieces.send((at, buf[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((at, piece)) = due.recv().await {
+            tokio::time::sleep_until(at.into()).await;
+            if server_write.write_all(&piece).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let back = async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(async { tokio::join!(read, write) }, back);
 }
