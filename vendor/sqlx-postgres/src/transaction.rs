@@ -77,6 +77,10 @@ impl TransactionManager for PgTransactionManager {
     }
 
     fn start_rollback(conn: &mut PgConnection) {
+        // callscope patch: the `ROLLBACK` queued behind a pipelined `BEGIN`
+        // that no statement followed is waited on like any other.
+        conn.inner.begin_pipelined = false;
+
         if conn.inner.transaction_depth > 0 {
             conn.queue_simple_query(
                 rollback_ansi_transaction_sql(conn.inner.transaction_depth).as_str(),

@@ -109,6 +109,11 @@ impl PgConnection {
             }
         }
 
+        // callscope patch: a pipelined `BEGIN` drained here (a ping, a
+        // prepare, a savepoint) no longer lets the next statement skip its
+        // wait.
+        self.inner.begin_pipelined = false;
+
         Ok(())
     }
 
