@@ -140,12 +140,13 @@ const LINK_DELAY: Duration = Duration::from_millis(50);
 /// the tenant's `SET LOCAL`) rides on the first. Through a link that delays
 /// each of the server's writes by [`LINK_DELAY`], the fastest ListCalls then
 /// takes three delays longer than without it, and four with the `BEGIN`
-/// waited on alone.
+/// waited on alone. The link also reads what the server sends (without TLS
+/// here) and finds the `BEGIN`'s query in the same write as the page's bind.
 async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
-    let delay = Arc::new(AtomicU64::new(0));
-    let link_delay = delay.clone();
+    let link = Arc::new(SlowLink::default());
+    let server_link = link.clone();
     let mut app = spawn_app_on_with(Backend::Postgres, move |config| {
-        config.database_url = through_slow_link(&config.database_url, link_delay);
+        config.database_url = through_slow_link(&config.database_url, server_link);
         // Few connections: each holds the statements prepared after the
         // warm-up, and none is idle long enough to be pinged when taken.
         config.db_max_connections = 2;
@@ -216,7 +217,8 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
     // anything is timed.
     fastest().await;
     let direct = fastest().await;
-    delay.store(LINK_DELAY.as_millis() as u64, Ordering::Relaxed);
+    link.delay_ms
+        .store(LINK_DELAY.as_millis() as u64, Ordering::Relaxed);
     let slowed = fastest().await;
     let round_trips = slowed.saturating_sub(direct).as_secs_f64() / LINK_DELAY.as_secs_f64();
     assert!(
@@ -232,12 +234,54 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
          groups; a round trip more means the read's BEGIN was waited on by itself (see \
          vendor/README.md)"
     );
+    // A simple query (`Q`: the BEGIN and the tenant's SET LOCAL) and a bind
+    // (`B`) in one write: the page left with its BEGIN.
+    let writes = link.slowed_writes.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        writes
+            .iter()
+            .any(|kinds| kinds.first() == Some(&b'Q') && kinds.contains(&b'B')),
+        "no write to PostgreSQL carried a BEGIN with a statement's bind; the writes' \
+         message kinds: {:?}",
+        writes
+            .iter()
+            .map(|kinds| String::from_utf8_lossy(kinds).into_owned())
+            .collect::<Vec<_>>()
+    );
 }
 
-/// `url` (a PostgreSQL URL) pointed at a proxy on loopback that forwards to
-/// its server, holding each piece the client sends for `delay` milliseconds
-/// (what PostgreSQL sends comes back at once).
-fn through_slow_link(url: &str, delay: Arc<AtomicU64>) -> String {
+/// The proxy of [`through_slow_link`]: the delay it adds, and what went
+/// through it while it delayed.
+#[derive(Default)]
+struct SlowLink {
+    /// Milliseconds each piece the client sends is held.
+    delay_ms: AtomicU64,
+    /// The kinds (type bytes) of the protocol messages in each piece the
+    /// client sent while `delay_ms` was above zero.
+    slowed_writes: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+/// The type bytes of the frontend messages that `piece` holds whole (each
+/// a type byte and a length); past the start-up, a write is whole messages.
+fn message_kinds(piece: &[u8]) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    let mut at = 0;
+    while let Some(header) = piece.get(at..at + 5) {
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        if length < 4 {
+            break;
+        }
+        kinds.push(header[0]);
+        at += 1 + length;
+    }
+    kinds
+}
+
+/// `url` (a PostgreSQL URL, without TLS, so that `link` can read it) pointed
+/// at a proxy on loopback that forwards to its server, holding each piece
+/// the client sends for `link.delay_ms` (what PostgreSQL sends comes back at
+/// once).
+fn through_slow_link(url: &str, link: Arc<SlowLink>) -> String {
     let mut url = url::Url::parse(url).expect("a PostgreSQL URL");
     let upstream = format!(
         "{}:{}",
@@ -250,22 +294,23 @@ fn through_slow_link(url: &str, delay: Arc<AtomicU64>) -> String {
     let listener = TcpListener::from_std(listener).expect("the link's listener");
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let (upstream, delay) = (upstream.clone(), delay.clone());
+            let (upstream, link) = (upstream.clone(), link.clone());
             tokio::spawn(async move {
                 if let Ok(server) = TcpStream::connect(&upstream).await {
-                    forward(client, server, delay).await;
+                    forward(client, server, link).await;
                 }
             });
         }
     });
     url.set_host(Some("127.0.0.1")).expect("a host");
     url.set_port(Some(port)).expect("a port");
+    url.query_pairs_mut().append_pair("sslmode", "disable");
     url.to_string()
 }
 
 /// Carries one connection both ways until either side closes it: each
-/// piece from `client` leaves `delay` after it arrived, in order.
-async fn forward(client: TcpStream, server: TcpStream, delay: Arc<AtomicU64>) {
+/// piece from `client` leaves `link.delay_ms` after it arrived, in order.
+async fn forward(client: TcpStream, server: TcpStream, link: Arc<SlowLink>) {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (mut client_read, mut client_write) = client.into_split();
@@ -274,7 +319,14 @@ async fn forward(client: TcpStream, server: TcpStream, delay: Arc<AtomicU64>) {
     let read = async move {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-            let at = Instant::now() + Duration::from_millis(delay.load(Ordering::Relaxed));
+            let delay = link.delay_ms.load(Ordering::Relaxed);
+            if delay > 0 {
+                link.slowed_writes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(message_kinds(&buf[..n]));
+            }
+            let at = Instant::now() + Duration::from_millis(delay);
             if pieces.send((at, buf[..n].to_vec())).is_err() {
                 break;
             }
