@@ -345,5 +345,5 @@ async fn forward(client: TcpStream, server: TcpStream, link: Arc<SlowLink>) {
         let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
         let _ = client_write.shutdown().await;
     };
-    tokio::join!(async { tokio::join!(read, write) }, back);
+    tokio::join!(read, write, back);
 }
