@@ -489,9 +489,9 @@ where
     /// (its plan walks an index in page order and stops at the page's last
     /// row, [`super::filter_sql::plan_fits_any_values`]). Such a plan reads
     /// a page's rows and no more, so no parallel plan is ever cheaper, and
-    /// the setting only cost time: with it, PostgreSQL ran 15,100-16,500
-    /// `BEGIN; SELECT set_config(…)…; ROLLBACK` a second (pgbench, 8
-    /// clients), without it 19,700-20,000.
+    /// the setting only cost time: with it (then a `SELECT set_config`),
+    /// PostgreSQL ran 15,100-16,500 `BEGIN; …; ROLLBACK` a second (pgbench,
+    /// 8 clients), without it 19,700-20,000.
     pub(super) async fn read_page(
         &self,
         tenant: &str,
@@ -524,18 +524,18 @@ where
 
     /// Opens a transaction on `pool` with `begin` and, where the backend
     /// enforces tenants, sets `callscope.tenant` and `settings` for the rest
-    /// of it in the same exchange: `BEGIN; SELECT set_config(…)` as one
+    /// of it in the same exchange: `BEGIN; SET LOCAL …; SET LOCAL …` as one
     /// simple query. A bound `set_config` after BEGIN cost a round trip of
-    /// its own on every request, a third of a page's exchanges. The tenant
-    /// alone is set with `SET LOCAL`, which PostgreSQL runs without planning
-    /// a `SELECT`; with more settings, one `SELECT` of every `set_config`
-    /// costs less than a `SET LOCAL` each. pgbench, 8 clients, with
-    /// `ROLLBACK` after: 21,200-22,400 a second for `SET LOCAL` of the
-    /// tenant, 16,200-18,200 for its `SELECT set_config`; with the page's
-    /// setting too, 17,500-19,200 for one `SELECT`, 15,300-17,000 for two
-    /// `SET LOCAL`. The values go into the text as literals, so the tenant
-    /// name is checked here (letters, digits, `.`, `_`, `-`: nothing to
-    /// escape), and `settings` are the backend's constants.
+    /// its own on every request, a third of a page's exchanges. Each setting
+    /// is a `SET LOCAL`, which PostgreSQL runs without planning or executing
+    /// a `SELECT`: a page with `PAGE_SETTINGS` cost PostgreSQL 0.15-0.35 ms
+    /// less CPU a request than with one `SELECT set_config(…), set_config(…)`
+    /// (the suite's listings on this 2-core machine, four runs alternating,
+    /// BENCHMARKS.md, thirteenth session; an earlier pgbench comparison, one
+    /// statement a line, had favoured the `SELECT`). The values go into the
+    /// text as literals, so the tenant name is checked here (letters, digits,
+    /// `.`, `_`, `-`: nothing to escape), and `settings` are the backend's
+    /// constants.
     async fn begin_on(
         pool: &Pool<DB>,
         begin: &'static str,
@@ -546,13 +546,9 @@ where
             return Ok(pool.begin_with(begin).await?);
         }
         crate::domain::key::validate_tenant(tenant).map_err(StoreError::InvalidTenant)?;
-        let mut statement = if settings.is_empty() {
-            format!("{begin}; SET LOCAL callscope.tenant = '{tenant}'")
-        } else {
-            format!("{begin}; SELECT set_config('callscope.tenant', '{tenant}', true)")
-        };
+        let mut statement = format!("{begin}; SET LOCAL callscope.tenant = '{tenant}'");
         for (name, value) in settings {
-            let _ = write!(statement, ", set_config('{name}', '{value}', true)");
+            let _ = write!(statement, "; SET LOCAL {name} = '{value}'");
         }
         Ok(pool.begin_with(sqlx::AssertSqlSafe(statement)).await?)
     }

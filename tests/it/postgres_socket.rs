@@ -166,8 +166,8 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
     // Newest first: rt-19 down to rt-5.
     let newest: Vec<String> = (5..20).rev().map(|i| format!("rt-{i}")).collect();
     // Every call, and the calls of one number: the second reads with the
-    // page's settings, which its BEGIN selects (`set_config`), so the rows
-    // of that SELECT arrive ahead of the page's and must not join them.
+    // page's settings, so its BEGIN carries a `SET LOCAL` more, whose
+    // answer arrives ahead of the page's and must not join it.
     let filters = [
         proto::CallFilter::default(),
         proto::CallFilter {
@@ -248,6 +248,28 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
             .map(|kinds| String::from_utf8_lossy(kinds).into_owned())
             .collect::<Vec<_>>()
     );
+    // The phone page's BEGIN sets the tenant and the page's setting with a
+    // `SET LOCAL` each: a `SELECT set_config(…)` there cost PostgreSQL
+    // 0.15-0.35 ms more a page (BENCHMARKS.md, thirteenth session).
+    let queries = link
+        .simple_queries
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let page_begin = "BEGIN READ ONLY; SET LOCAL callscope.tenant = 'default'; \
+                      SET LOCAL max_parallel_workers_per_gather = '0'";
+    assert!(
+        queries.iter().any(|q| q == page_begin),
+        "no page began with {page_begin:?}; the simple queries: {:?}",
+        queries
+            .iter()
+            .filter(|q| q.starts_with("BEGIN"))
+            .collect::<Vec<_>>()
+    );
+    let begins: Vec<&String> = queries.iter().filter(|q| q.starts_with("BEGIN")).collect();
+    assert!(
+        !begins.iter().any(|q| q.contains("set_config")),
+        "a transaction began with a SELECT of set_config: {begins:?}"
+    );
 }
 
 /// The proxy of [`through_slow_link`]: the delay it adds, and what went
@@ -259,6 +281,29 @@ struct SlowLink {
     /// The kinds (type bytes) of the protocol messages in each piece the
     /// client sent while `delay_ms` was above zero.
     slowed_writes: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// The text of every simple query (`Q`) the client sent.
+    simple_queries: std::sync::Mutex<Vec<String>>,
+}
+
+/// The texts of the simple queries (`Q`) that `piece` holds whole.
+fn simple_queries(piece: &[u8]) -> Vec<String> {
+    let mut queries = Vec::new();
+    let mut at = 0;
+    while let Some(header) = piece.get(at..at + 5) {
+        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        if length < 4 {
+            break;
+        }
+        if header[0] == b'Q'
+            && let Some(body) = piece.get(at + 5..at + 1 + length)
+        {
+            queries.push(
+                String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned(),
+            );
+        }
+        at += 1 + length;
+    }
+    queries
 }
 
 /// The type bytes of the frontend messages that `piece` holds whole (each
@@ -320,6 +365,10 @@ async fn forward(client: TcpStream, server: TcpStream, link: Arc<SlowLink>) {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = client_read.read(&mut buf).await {
             let delay = link.delay_ms.load(Ordering::Relaxed);
+            link.simple_queries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(simple_queries(&buf[..n]));
             if delay > 0 {
                 link.slowed_writes
                     .lock()

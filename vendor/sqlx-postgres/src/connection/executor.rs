@@ -301,8 +301,8 @@ impl PgConnection {
             PgValueFormat::Text
         };
 
-        // callscope patch: what a pipelined `BEGIN` answers comes first (its
-        // rows too, if it selects `set_config`), up to its `ReadyForQuery`:
+        // callscope patch: what a pipelined `BEGIN` answers comes first (rows
+        // too, should its statements select any), up to its `ReadyForQuery`:
         // none of it is this statement's. An error in it ends the stream.
         let mut begin_answers = self.inner.pending_ready_for_query_count.saturating_sub(1);
 
