@@ -255,17 +255,13 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
         .simple_queries
         .lock()
         .unwrap_or_else(|e| e.into_inner());
+    let begins: Vec<&String> = queries.iter().filter(|q| q.starts_with("BEGIN")).collect();
     let page_begin = "BEGIN READ ONLY; SET LOCAL callscope.tenant = 'default'; \
                       SET LOCAL max_parallel_workers_per_gather = '0'";
     assert!(
-        queries.iter().any(|q| q == page_begin),
-        "no page began with {page_begin:?}; the simple queries: {:?}",
-        queries
-            .iter()
-            .filter(|q| q.starts_with("BEGIN"))
-            .collect::<Vec<_>>()
+        begins.iter().any(|q| *q == page_begin),
+        "no page began with {page_begin:?}; the transactions began with: {begins:?}"
     );
-    let begins: Vec<&String> = queries.iter().filter(|q| q.starts_with("BEGIN")).collect();
     assert!(
         !begins.iter().any(|q| q.contains("set_config")),
         "a transaction began with a SELECT of set_config: {begins:?}"
@@ -285,41 +281,34 @@ struct SlowLink {
     simple_queries: std::sync::Mutex<Vec<String>>,
 }
 
-/// The texts of the simple queries (`Q`) that `piece` holds whole.
-fn simple_queries(piece: &[u8]) -> Vec<String> {
-    let mut queries = Vec::new();
+/// The frontend messages that start in `piece`: each its type byte, and its
+/// body where `piece` holds it whole. Past the start-up, a write is whole
+/// messages.
+fn frontend_messages(piece: &[u8]) -> impl Iterator<Item = (u8, Option<&[u8]>)> {
     let mut at = 0;
-    while let Some(header) = piece.get(at..at + 5) {
+    std::iter::from_fn(move || {
+        let header = piece.get(at..at + 5)?;
         let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
         if length < 4 {
-            break;
+            return None;
         }
-        if header[0] == b'Q'
-            && let Some(body) = piece.get(at + 5..at + 1 + length)
-        {
-            queries.push(
-                String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned(),
-            );
-        }
+        let body = piece.get(at + 5..at + 1 + length);
         at += 1 + length;
-    }
-    queries
+        Some((header[0], body))
+    })
 }
 
-/// The type bytes of the frontend messages that `piece` holds whole (each
-/// a type byte and a length); past the start-up, a write is whole messages.
+/// The texts of the simple queries (`Q`) that `piece` holds whole.
+fn simple_queries(piece: &[u8]) -> Vec<String> {
+    frontend_messages(piece)
+        .filter_map(|(kind, body)| body.filter(|_| kind == b'Q'))
+        .map(|body| String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned())
+        .collect()
+}
+
+/// The type bytes of the frontend messages that start in `piece`.
 fn message_kinds(piece: &[u8]) -> Vec<u8> {
-    let mut kinds = Vec::new();
-    let mut at = 0;
-    while let Some(header) = piece.get(at..at + 5) {
-        let length = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if length < 4 {
-            break;
-        }
-        kinds.push(header[0]);
-        at += 1 + length;
-    }
-    kinds
+    frontend_messages(piece).map(|(kind, _)| kind).collect()
 }
 
 /// `url` (a PostgreSQL URL, without TLS, so that `link` can read it) pointed
