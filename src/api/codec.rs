@@ -1,13 +1,17 @@
 //! The protobuf codec of callscope's services: prost's, except that a
 //! request body that is not a valid message (truncated, random bytes,
 //! invalid UTF-8 in a string) is the client's mistake, `INVALID_ARGUMENT`
-//! with a `google.rpc.BadRequest`, not the `INTERNAL` prost's codec answers.
+//! with a `google.rpc.BadRequest`, not the `INTERNAL` prost's codec answers;
+//! and messages are encoded and decoded through contiguous bytes.
 //! `build.rs` names it as the codec of every generated service and client.
 
+use std::marker::PhantomData;
+
+use bytes::{Buf, BufMut};
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
-use tonic_prost::{ProstCodec, ProstEncoder};
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_prost::ProstCodec;
 
 use crate::domain::Violations;
 
@@ -28,15 +32,36 @@ where
 {
     type Encode = T;
     type Decode = U;
-    type Encoder = ProstEncoder<T>;
+    type Encoder = ContiguousEncoder<T>;
     type Decoder = ValidatingDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        self.0.encoder()
+        ContiguousEncoder(PhantomData)
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         ValidatingDecoder(self.0.decoder())
+    }
+}
+
+/// Encodes like prost, but into a `Vec` of the message's exact length that
+/// is then copied into tonic's buffer whole. prost writes a message a field
+/// at a time, a few bytes each: into tonic's buffer every write passes its
+/// `BufMut` layers (capacity, bounds, length), into a `Vec` it is a push.
+/// A page of 15 calls took 48% fewer instructions to encode this way
+/// (callgrind, BENCHMARKS.md, fourteenth session). The message is held
+/// twice while it is copied: at most the answers' limit, a page's default
+/// size 3.5 MiB (`domain::limits`).
+#[derive(Debug)]
+pub struct ContiguousEncoder<T>(PhantomData<T>);
+
+impl<T: Message> Encoder for ContiguousEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        buf.put_slice(&item.encode_to_vec());
+        Ok(())
     }
 }
 
@@ -49,7 +74,19 @@ impl<U: Message + Default> Decoder for ValidatingDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        U::decode(buf)
+        // A message arrives whole, in one chunk. Read from a plain slice,
+        // prost decodes it in 37% fewer instructions than through tonic's
+        // `Buf` (callgrind, the suite's listings).
+        let len = buf.remaining();
+        let decoded = match buf.chunk().get(..len) {
+            Some(whole) => {
+                let decoded = U::decode(whole);
+                buf.advance(len);
+                decoded
+            }
+            None => U::decode(&mut *buf),
+        };
+        decoded
             .map(Some)
             .map_err(|e| malformed(&e.to_string()).into())
     }
