@@ -34,7 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf.Timestamp", "crate::proto::Timestamp")
         .extern_path(".google.protobuf", "::pbjson_types")
         // prost's codec answers INTERNAL for a malformed body; ours,
-        // INVALID_ARGUMENT.
+        // INVALID_ARGUMENT, and it encodes and decodes through contiguous
+        // bytes (src/api/codec.rs).
         .codec_path("crate::api::codec::ValidatingCodec")
         .build_server(true)
         .build_client(true)
