@@ -10,19 +10,19 @@ use std::marker::PhantomData;
 use bytes::{Buf, BufMut};
 use prost::Message;
 use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic_prost::ProstCodec;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::domain::Violations;
 
-/// [`ProstCodec`]'s messages, with decode errors answered as
-/// `INVALID_ARGUMENT`, encoded and decoded through contiguous bytes.
+/// prost's messages, with decode errors answered as `INVALID_ARGUMENT`,
+/// encoded and decoded through contiguous bytes. Its encoder and decoder
+/// take tonic's default buffer settings, as `tonic_prost::ProstCodec`'s do.
 #[derive(Debug, Clone)]
-pub struct ValidatingCodec<T, U>(ProstCodec<T, U>);
+pub struct ValidatingCodec<T, U>(PhantomData<(T, U)>);
 
 impl<T, U> Default for ValidatingCodec<T, U> {
     fn default() -> Self {
-        Self(ProstCodec::new())
+        Self(PhantomData)
     }
 }
 
@@ -41,7 +41,7 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ValidatingDecoder(self.0.decoder())
+        ValidatingDecoder(PhantomData)
     }
 }
 
@@ -69,7 +69,7 @@ impl<T: Message> Encoder for ContiguousEncoder<T> {
 
 /// Decodes like prost; a malformed body becomes `INVALID_ARGUMENT`.
 #[derive(Debug)]
-pub struct ValidatingDecoder<U>(tonic_prost::ProstDecoder<U>);
+pub struct ValidatingDecoder<U>(PhantomData<U>);
 
 impl<U: Message + Default> Decoder for ValidatingDecoder<U> {
     type Item = U;
@@ -93,10 +93,6 @@ impl<U: Message + Default> Decoder for ValidatingDecoder<U> {
         decoded
             .map(Some)
             .map_err(|e| malformed(&e.to_string()).into())
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        self.0.buffer_settings()
     }
 }
 
