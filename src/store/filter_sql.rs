@@ -62,17 +62,20 @@ where
             .push(")");
     }
     if !f.score_ranges.is_empty() {
+        // On the expression the listings sort by, whose index (`calls_by_score`)
+        // serves both; it is below every score for a call without one, so the
+        // lower bound (at least `i32::MIN`) leaves those out.
+        let key = sort_expr(CallOrder::ScoreDesc);
         qb.push(" AND (");
         for (i, range) in f.score_ranges.iter().enumerate() {
             if i > 0 {
                 qb.push(" OR ");
             }
-            qb.push("(c.score IS NOT NULL");
-            if let Some(min) = range.min {
-                qb.push(" AND c.score >= ").push_bind(i64::from(min));
-            }
+            qb.push(format_args!("({key} >= "))
+                .push_bind(i64::from(range.min.unwrap_or(i32::MIN)));
             if let Some(max) = range.max {
-                qb.push(" AND c.score < ").push_bind(i64::from(max));
+                qb.push(format_args!(" AND {key} < "))
+                    .push_bind(i64::from(max));
             }
             qb.push(")");
         }
