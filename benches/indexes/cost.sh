@@ -31,7 +31,7 @@ q -c "DROP TABLE IF EXISTS ix_sample; CREATE TABLE ix_sample AS SELECT call_id F
 TABLES="calls dialogue_turns call_tags call_tag_groups"
 for t in $TABLES; do
   q -c "\\copy (SELECT t.* FROM $t t JOIN ix_sample s USING (call_id) WHERE t.tenant_id = (SELECT tenant_id FROM calls LIMIT 1) ORDER BY t.ctid) TO '$WORK/$t.bin' WITH (FORMAT binary)"
-  rows=$(q -At -c "SELECT count(*) FROM $t t JOIN ix_sample s USING (call_id)")
+  rows=$(q -At -c "SELECT count(*) FROM $t t JOIN ix_sample s USING (call_id) WHERE t.tenant_id = (SELECT tenant_id FROM calls LIMIT 1)")
   echo "$t: $rows rows of $CALLS calls" >&2
 done
 

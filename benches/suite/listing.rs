@@ -115,11 +115,13 @@ where
             let mut tags = vec![format!("t{:02}", k % 50), format!("t{:02}", (k + 17) % 50)];
             tags.sort();
             tags.dedup();
-            qb.push(" AND ((c.score IS NOT NULL AND c.score >= ")
+            // The store's score ranges (`filter_sql.rs`), on the expression
+            // its `calls_by_score` index is on.
+            qb.push(" AND ((COALESCE(c.score, -2147483649) >= ")
                 .push_bind(100_i64)
-                .push(" AND c.score < ")
+                .push(" AND COALESCE(c.score, -2147483649) < ")
                 .push_bind(200_i64)
-                .push(") OR (c.score IS NOT NULL AND c.score >= ")
+                .push(") OR (COALESCE(c.score, -2147483649) >= ")
                 .push_bind(400_i64)
                 .push(
                     ")) AND EXISTS (SELECT 1 FROM call_tags t \

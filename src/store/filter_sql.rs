@@ -451,8 +451,25 @@ pub fn push_rollup_rows<DB>(
 mod tests {
     use sqlx::{Execute, QueryBuilder, Sqlite};
 
-    use super::{plan_fits_any_values, push_page};
-    use crate::domain::{CallFilter, CallOrder, TimeField, TimeWindow};
+    use super::{plan_fits_any_values, push_page, sort_expr};
+    use crate::domain::{CallFilter, CallOrder, NO_SCORE_KEY, TimeField, TimeWindow};
+
+    /// The score order's SQL puts calls without a score where the cursor
+    /// does, and is the expression `calls_by_score` indexes on both
+    /// backends (a planner uses an expression index only for its very
+    /// expression).
+    #[test]
+    fn the_score_order_is_the_cursor_key_and_the_indexed_expression() {
+        let expr = sort_expr(CallOrder::ScoreDesc);
+        assert_eq!(expr, format!("COALESCE(c.score, {NO_SCORE_KEY})"));
+        let indexed = expr.replace("c.score", "score");
+        for migration in [
+            include_str!("../../migrations/postgres/0021_index_audit.sql"),
+            include_str!("../../migrations/sqlite/0021_index_audit.sql"),
+        ] {
+            assert!(migration.contains(&indexed), "{indexed} not indexed");
+        }
+    }
 
     #[test]
     fn only_one_task_and_a_call_time_window_by_call_time_reuse_a_plan() {
