@@ -299,7 +299,7 @@ const BASE_CALL_COLUMNS: &[&str] = &[
     "sync_time",
     "content_hash",
 ];
-const BASE_TAG_COLUMNS: &[&str] = &["tenant_id", "call_id", "tag_id", "task_id", "position"];
+const BASE_TAG_COLUMNS: &[&str] = &["tenant_id", "call_id", "tag_id", "position"];
 const BASE_GROUP_COLUMNS: &[&str] = &["tenant_id", "call_id", "group_id"];
 const BASE_TURN_COLUMNS: &[&str] = &[
     "tenant_id",
@@ -368,7 +368,6 @@ pub fn baseline_rows(range: std::ops::Range<u64>, total: u64) -> [Vec<Vec<Val>>;
                 t(),
                 id(),
                 Val::Text(format!("t{tag:02}")),
-                Val::Text(format!("task-{:02}", s.task)),
                 Val::Int(position as i64),
             ]);
             if !groups.contains(&(tag % TAG_GROUPS)) {

@@ -683,13 +683,12 @@ async fn generate(url: &str, n: usize) -> anyhow::Result<()> {
                 .collect();
             if !tags.is_empty() {
                 let mut qb = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO call_tags (tenant_id, call_id, tag_id, task_id, position) ",
+                    "INSERT INTO call_tags (tenant_id, call_id, tag_id, position) ",
                 );
                 qb.push_values(&tags, |mut b, (call_id, tag, position)| {
                     b.push_bind(TENANT)
                         .push_bind(*call_id)
                         .push_bind(tag.clone())
-                        .push_bind(TASK)
                         .push_bind(*position);
                 });
                 qb.build().execute(&mut *tx).await?;

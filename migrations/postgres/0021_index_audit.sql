@@ -5,6 +5,8 @@
 -- * `call_tags_by_task` has no reader: a task's tag counts come from the
 --   rollups, the rollup triggers take a tag row's task from `calls` (0020;
 --   SQLite's, 0016 and 0019), and the raw tag breakdown joins on the call.
+--   Nor has the column it indexed, `call_tags.task_id`, which every tag row
+--   wrote and every partial view of a call that moved task rewrote: gone.
 -- * `calls_task_time_stats` served only the time series' raw path (a window
 --   that is not whole hours), with the same leading columns as the task
 --   listing's `calls_by_task_time`. One index now serves both: the listing's
@@ -38,6 +40,7 @@ CREATE INDEX calls_by_callee_0021 ON calls (tenant_id, callee, task_id, call_tim
 CREATE INDEX calls_by_score_0021 ON calls (tenant_id, (COALESCE(score, -2147483649)), call_id);
 
 DROP INDEX call_tags_by_task;
+ALTER TABLE call_tags DROP COLUMN task_id;
 DROP INDEX calls_task_time_stats;
 DROP INDEX calls_by_task_time;
 DROP INDEX calls_by_task_callee;

@@ -4,6 +4,7 @@
 -- columns, where they serve the same reads.
 
 DROP INDEX call_tags_by_task;
+ALTER TABLE call_tags DROP COLUMN task_id;
 
 DROP INDEX calls_task_time_stats;
 DROP INDEX calls_by_task_time;

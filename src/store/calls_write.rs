@@ -93,7 +93,6 @@ const TURN_TAG_POSITIONS: i64 = 1_000_000;
 /// One row of `call_tags` or `call_tag_groups`.
 struct TagRow<'a> {
     call_id: &'a str,
-    task_id: &'a str,
     id: String,
     position: i64,
     origin: i64,
@@ -104,7 +103,7 @@ struct TagRow<'a> {
 /// The two tables of [`TagRow`]s.
 #[derive(Clone, Copy)]
 enum TagTable {
-    /// `call_tags`, which also keeps the call's task.
+    /// `call_tags`.
     Tags,
     /// `call_tag_groups`.
     Groups,
@@ -114,16 +113,14 @@ enum TagTable {
 /// the origins of every mention.
 struct TagRows<'a> {
     call_id: &'a str,
-    task_id: &'a str,
     rows: Vec<TagRow<'a>>,
     index: HashMap<String, usize>,
 }
 
 impl<'a> TagRows<'a> {
-    fn new(call_id: &'a str, task_id: &'a str) -> Self {
+    fn new(call_id: &'a str) -> Self {
         Self {
             call_id,
-            task_id,
             rows: Vec::new(),
             index: HashMap::new(),
         }
@@ -144,7 +141,6 @@ impl<'a> TagRows<'a> {
                 self.index.insert(id.to_owned(), self.rows.len());
                 self.rows.push(TagRow {
                     call_id: self.call_id,
-                    task_id: self.task_id,
                     id: id.to_owned(),
                     position: base + self.rows.len() as i64,
                     origin,
@@ -940,7 +936,6 @@ where
         let mut clear_own_tags = Vec::new();
         let mut clear_turn_tags = Vec::new();
         let mut clear_turns = Vec::new();
-        let mut kept_tags = Vec::new();
         for (index, call_id, outcome) in stored {
             let (call, mode) = calls[*index];
             if *outcome != UpsertOutcome::Updated {
@@ -957,9 +952,6 @@ where
             }
             if turns {
                 clear_turns.push(call_id.clone());
-            }
-            if !(own && turns) {
-                kept_tags.push(call_id.clone());
             }
         }
         for (table, ids) in [
@@ -995,18 +987,6 @@ where
                     qb.build().execute(&mut **tx).await?;
                 }
             }
-        }
-
-        // Tags a partial view kept follow their call's (possibly new) task.
-        for chunk in kept_tags.chunks(IDS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<DB>::new(
-                "UPDATE call_tags SET task_id = (SELECT c.task_id FROM calls c \
-                 WHERE c.tenant_id = call_tags.tenant_id AND c.call_id = call_tags.call_id) \
-                 WHERE tenant_id = ",
-            );
-            qb.push_bind(tenant.to_owned()).push(" AND call_id");
-            DB::push_in(&mut qb, chunk);
-            qb.build().execute(&mut **tx).await?;
         }
 
         Ok(())
@@ -1105,23 +1085,23 @@ where
         table: TagTable,
         tag_rows: &[TagRow<'_>],
     ) -> Result<(), StoreError> {
-        let (name, id, with_task) = match table {
-            TagTable::Tags => ("call_tags", "tag_id", true),
-            TagTable::Groups => ("call_tag_groups", "group_id", false),
+        let (name, id) = match table {
+            TagTable::Tags => ("call_tags", "tag_id"),
+            TagTable::Groups => ("call_tag_groups", "group_id"),
         };
-        let task = if with_task { ", task_id" } else { "" };
-        let columns = if with_task { 7 } else { 6 };
-        for chunk in tag_rows.chunks(DB::rows_per_insert(columns)) {
+        for chunk in tag_rows.chunks(DB::rows_per_insert(6)) {
             let mut qb = QueryBuilder::<DB>::new(format!(
-                "INSERT INTO {name} (tenant_id, call_id, {id}{task}, position, origin, snapshot)"
+                "INSERT INTO {name} (tenant_id, call_id, {id}, position, origin, snapshot)"
             ));
             let mut rows = Rows::default();
             for r in chunk {
-                rows.row().text(tenant).text(r.call_id).text(r.id.as_str());
-                if with_task {
-                    rows.text(r.task_id);
-                }
-                rows.int(r.position).int(r.origin).text(r.snapshot.clone());
+                rows.row()
+                    .text(tenant)
+                    .text(r.call_id)
+                    .text(r.id.as_str())
+                    .int(r.position)
+                    .int(r.origin)
+                    .text(r.snapshot.clone());
             }
             DB::push_rows(&mut qb, rows)?;
             qb.push(format_args!(
@@ -1152,8 +1132,8 @@ where
         let mut turn_rows: Vec<(&str, &DialogueTurn)> = Vec::new();
         let mut catalog = Catalog::default();
         for &(call_id, call, show) in calls {
-            let mut tags = TagRows::new(call_id, &call.task_id);
-            let mut groups = TagRows::new(call_id, &call.task_id);
+            let mut tags = TagRows::new(call_id);
+            let mut groups = TagRows::new(call_id);
             // The call's own groups first, in the order the vendor named
             // them, then those only its tags name.
             for group in &call.tag_groups {
