@@ -6,7 +6,8 @@
 --   rollups, the rollup triggers take a tag row's task from `calls` (0020;
 --   SQLite's, 0016 and 0019), and the raw tag breakdown joins on the call.
 --   Nor has the column it indexed, `call_tags.task_id`, which every tag row
---   wrote and every partial view of a call that moved task rewrote: gone.
+--   wrote and every partial view of a stored call rewrote (an UPDATE of the
+--   tags it kept, to follow the call's task): gone.
 -- * `calls_task_time_stats` served only the time series' raw path (a window
 --   that is not whole hours), with the same leading columns as the task
 --   listing's `calls_by_task_time`. One index now serves both: the listing's
