@@ -23,7 +23,10 @@ pub mod text;
 pub use call::*;
 pub use error::{FieldViolation, Violations};
 pub use filter::*;
-pub use phone::{PhoneError, Region, normalize_international_phone, normalize_phone, phone_digits};
+pub use phone::{
+    PhoneError, Region, forget_notations, normalize_international_phone, normalize_phone,
+    phone_digits,
+};
 pub use size::{calls_within, estimated_size};
 pub use task_number::{TaskNumber, TaskNumberEntry, TaskNumberQuery, TaskNumberUpsert};
 pub use text::{NUL_DESCRIPTION, find_nul, nul_fields, without_nul};

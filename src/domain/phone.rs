@@ -3,8 +3,10 @@
 //! `8618651683344` and `18651683344` are the same number.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use phonenumber::{Mode, country};
+use quick_cache::{Equivalent, sync::Cache};
 
 /// Why a phone number cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +18,7 @@ pub enum PhoneError {
 }
 
 /// A default region for numbers written without a country code (`CN`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Region(country::Id);
 
 impl std::fmt::Display for Region {
@@ -54,6 +56,80 @@ pub fn phone_digits(raw: &str) -> String {
     raw.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// Notations normalised so far, and their answers (errors included).
+///
+/// Parsing and validating one number with `phonenumber` costs about 165,000
+/// instructions (its patterns are regular expressions), more than the rest
+/// of a call's ingest in this process; and the same notations come back:
+/// every call of a campaign line carries the same caller, a number is dialled
+/// again and again, a dialing list is uploaded again. Normalisation is a pure
+/// function of the notation and the region, so an answer never goes stale.
+/// Bounded (65,536 notations of at most 64 bytes: about 10 MB at most), and
+/// cleared by [`forget_notations`].
+static NORMALISED: LazyLock<Cache<Notation, Result<String, PhoneError>>> =
+    LazyLock::new(|| Cache::new(NOTATIONS_KEPT));
+
+/// How many notations [`NORMALISED`] keeps.
+const NOTATIONS_KEPT: usize = 65_536;
+
+/// The longest notation [`NORMALISED`] keeps, in bytes: a client may send
+/// any text, and a long one (a number needs no more than 32 digits and some
+/// punctuation) is parsed every time rather than held.
+const LONGEST_KEPT: usize = 64;
+
+/// A key of [`NORMALISED`]: a notation read in a region (`None`: always
+/// international).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Notation {
+    region: Option<Region>,
+    raw: String,
+}
+
+/// [`Notation`] borrowed, to look one up without allocating; it hashes
+/// field by field as `Notation` does (`&str` as `String`).
+#[derive(Hash)]
+struct NotationRef<'a> {
+    region: Option<Region>,
+    raw: &'a str,
+}
+
+impl Equivalent<Notation> for NotationRef<'_> {
+    fn equivalent(&self, key: &Notation) -> bool {
+        self.region == key.region && self.raw == key.raw
+    }
+}
+
+/// The answer [`NORMALISED`] keeps for `raw` read in `region`, or `parse`'s,
+/// kept. Two requests may parse the same new notation at once; both get the
+/// same answer.
+fn normalised(
+    region: Option<Region>,
+    raw: &str,
+    parse: impl FnOnce() -> Result<String, PhoneError>,
+) -> Result<String, PhoneError> {
+    if raw.len() > LONGEST_KEPT {
+        return parse();
+    }
+    if let Some(answer) = NORMALISED.get(&NotationRef { region, raw }) {
+        return answer;
+    }
+    let answer = parse();
+    NORMALISED.insert(
+        Notation {
+            region,
+            raw: raw.to_owned(),
+        },
+        answer.clone(),
+    );
+    answer
+}
+
+/// Drops every notation normalised so far, so that a number erased from
+/// the store is not kept in this process's memory either.
+pub fn forget_notations() {
+    NORMALISED.clear();
+}
+
 /// Normalises a phone number as written by a person or a vendor.
 ///
 /// - With a leading `+` (or `00`), the number is international.
@@ -63,6 +139,10 @@ pub fn phone_digits(raw: &str) -> String {
 /// - A number valid in neither reading (a short code, an extension such as
 ///   `300708`) is kept as its bare digits, so it still compares equal to itself.
 pub fn normalize_phone(raw: &str, region: Region) -> Result<String, PhoneError> {
+    normalised(Some(region), raw, || parse_phone(raw, region))
+}
+
+fn parse_phone(raw: &str, region: Region) -> Result<String, PhoneError> {
     let digits = phone_digits(raw);
     if digits.is_empty() {
         return Err(PhoneError::NoDigits);
@@ -93,6 +173,10 @@ pub fn normalize_phone(raw: &str, region: Region) -> Result<String, PhoneError> 
 /// Normalises a number that the sender always writes internationally, with or
 /// without the `+` (LAAFFIC's `callee`).
 pub fn normalize_international_phone(raw: &str) -> Result<String, PhoneError> {
+    normalised(None, raw, || parse_international_phone(raw))
+}
+
+fn parse_international_phone(raw: &str) -> Result<String, PhoneError> {
     let digits = phone_digits(raw);
     if digits.is_empty() {
         return Err(PhoneError::NoDigits);
@@ -111,6 +195,61 @@ fn e164_if_valid(region: Option<country::Id>, text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_answer_is_the_parsed_one() {
+        let notations = [
+            "+86 186-5168-3344",
+            "18651683344",
+            "4915123456789",
+            "300708",
+            "no digits",
+            "",
+            "123456789012345678901234567890123",
+        ];
+        for raw in notations {
+            for region in [Region::default(), "US".parse().unwrap()] {
+                let parsed = parse_phone(raw, region);
+                // Once to keep it, once from the cache.
+                assert_eq!(normalize_phone(raw, region), parsed, "{raw} in {region}");
+                assert_eq!(normalize_phone(raw, region), parsed, "{raw} in {region}");
+            }
+            let parsed = parse_international_phone(raw);
+            assert_eq!(normalize_international_phone(raw), parsed, "{raw}");
+            assert_eq!(normalize_international_phone(raw), parsed, "{raw}");
+        }
+        // The same notation read in another region, or internationally, is
+        // another key.
+        assert_eq!(cn("16502530000"), "+8616502530000");
+        assert_eq!(
+            normalize_phone("16502530000", "US".parse().unwrap()).unwrap(),
+            "+16502530000"
+        );
+    }
+
+    #[test]
+    fn forgotten_notations_are_parsed_again() {
+        let raw = "+86 186 5168 0042 (forget me)";
+        assert_eq!(cn(raw), "+8618651680042");
+        let key = NotationRef {
+            region: Some(Region::default()),
+            raw,
+        };
+        assert_eq!(NORMALISED.get(&key), Some(Ok("+8618651680042".to_owned())));
+        forget_notations();
+        assert!(NORMALISED.get(&key).is_none());
+    }
+
+    #[test]
+    fn long_notations_are_parsed_and_not_kept() {
+        let raw = format!("+86 186 5168 3344{}", " ".repeat(LONGEST_KEPT));
+        assert_eq!(cn(&raw), "+8618651683344");
+        let key = NotationRef {
+            region: Some(Region::default()),
+            raw: &raw,
+        };
+        assert!(NORMALISED.get(&key).is_none());
+    }
 
     fn cn(raw: &str) -> String {
         normalize_phone(raw, Region::default()).unwrap()

@@ -82,6 +82,9 @@ impl CallScope {
             .store
             .erase_phone(actor.tenant, &notations, validate_only, domain::now_ms())
             .await?;
+        if !validate_only {
+            domain::forget_notations();
+        }
         tracing::info!(
             target: AUDIT_TARGET,
             action = "ErasePhone",
