@@ -950,8 +950,9 @@ async fn direct_scan_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     };
     let tags = sqlx::query(
         "SELECT t.tag_id, COALESCE(g.name, '') AS name, t.n FROM \
-         (SELECT ct.tag_id, COUNT(*) AS n FROM call_tags ct \
-         WHERE ct.tenant_id = ? AND ct.task_id IN (?) GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT 20) t \
+         (SELECT ct.tag_id, COUNT(*) AS n FROM calls c JOIN call_tags ct \
+         ON ct.tenant_id = c.tenant_id AND ct.call_id = c.call_id \
+         WHERE c.tenant_id = ? AND c.task_id IN (?) GROUP BY ct.tag_id ORDER BY n DESC, ct.tag_id LIMIT 20) t \
          LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.tag_id ORDER BY t.n DESC, t.tag_id",
     )
     .bind(TENANT)
