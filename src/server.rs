@@ -267,7 +267,9 @@ impl Application {
             .layer(RateLimitLayer::new(
                 self.config.rate_limit(),
                 metrics.clone(),
-            ));
+            ))
+            // A body that ends inside a message is the client's mistake.
+            .layer(crate::api::framing::WholeMessagesLayer);
         let request_timeout = Duration::from_millis(self.config.request_timeout_ms);
         let gateway = crate::http::connect::Gateway::new(
             BoxCloneSyncService::new(

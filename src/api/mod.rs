@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod codec;
 pub(crate) mod convert;
+pub mod framing;
 pub mod ops;
 pub mod rate_limit;
 pub mod status;

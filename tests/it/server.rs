@@ -23,6 +23,12 @@ pub fn trials() -> Vec<Trial> {
             Sharing::Parallel,
             || block_on(None, malformed_protobuf_bodies_are_invalid_argument()),
         ),
+        trial(
+            "server::a_body_cut_inside_a_message_is_invalid_argument".to_owned(),
+            &[],
+            Sharing::Parallel,
+            || block_on(None, a_body_cut_inside_a_message_is_invalid_argument()),
+        ),
     ]
 }
 
@@ -193,5 +199,73 @@ async fn malformed_protobuf_bodies_are_invalid_argument() {
             .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
             .unwrap_or_default();
         assert_eq!(named, [field], "{path}");
+    }
+}
+
+/// A request body that ends inside a gRPC message (its 5-byte prefix, or
+/// fewer bytes than the prefix announced): the client's mistake, so
+/// INVALID_ARGUMENT naming the body, where tonic alone answers INTERNAL.
+async fn a_body_cut_inside_a_message_is_invalid_argument() {
+    use http_body_util::BodyExt;
+    use tonic_types::StatusExt;
+    use tower::ServiceExt;
+
+    let app = crate::helpers::spawn_app_with(|_| {}).await;
+    let cases: [(&[u8], &str); 3] = [
+        // GetCall { call_id: "ab" } announced as 10 bytes; 4 follow.
+        (
+            &[0, 0, 0, 0, 10, 0x0a, 2, b'a', b'b'],
+            "ends 6 bytes before the end of the gRPC message its prefix announced",
+        ),
+        (
+            &[0, 0, 0],
+            "ends 3 bytes into a message's 5-byte gRPC prefix",
+        ),
+        // A whole message, then the start of another.
+        (
+            &[0, 0, 0, 0, 4, 0x0a, 2, b'a', b'b', 0],
+            "ends 1 bytes into a message's 5-byte gRPC prefix",
+        ),
+    ];
+    for (body, why) in cases {
+        let request = tonic::codegen::http::Request::builder()
+            .method("POST")
+            .uri("/callscope.v1.CallService/GetCall")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(body),
+            )))
+            .unwrap();
+        let response = app.channel.clone().oneshot(request).await.unwrap();
+        // The status is in the headers (an answer with no message) or in
+        // the trailers.
+        let status = match tonic::Status::from_header_map(response.headers()) {
+            Some(status) => status,
+            None => {
+                let collected = response.into_body().collect().await.unwrap();
+                let trailers = collected.trailers().cloned().unwrap_or_default();
+                tonic::Status::from_header_map(&trailers).expect("a grpc-status")
+            }
+        };
+        assert_eq!(
+            status.code(),
+            tonic::Code::InvalidArgument,
+            "{body:?}: {status:?}"
+        );
+        let violations: Vec<(String, String)> = status
+            .get_details_bad_request()
+            .map(|b| {
+                b.field_violations
+                    .into_iter()
+                    .map(|v| (v.field, v.description))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(
+            violations,
+            [("body".to_owned(), why.to_owned())],
+            "{body:?}"
+        );
     }
 }
