@@ -161,19 +161,28 @@ where
             return Poll::Ready(None);
         }
         match ready!(this.inner.poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
+            Some(Ok(frame)) => match frame.data_ref() {
+                Some(data) => {
                     *this.position = this.position.advance(data);
+                    Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
+                // Trailers end the request as far as tonic reads it: a
+                // message cut short before them is reported here, or tonic
+                // never asks again.
+                None => match this.position.cut_short() {
+                    None => Poll::Ready(Some(Ok(frame))),
+                    Some(why) => {
+                        *this.done = true;
+                        Poll::Ready(Some(Err(cut_short(why))))
+                    }
+                },
+            },
             Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
             None => match this.position.cut_short() {
                 None => Poll::Ready(None),
                 Some(why) => {
                     *this.done = true;
-                    let status = super::status::invalid_argument(&Violations::one("body", why));
-                    Poll::Ready(Some(Err(Box::new(status))))
+                    Poll::Ready(Some(Err(cut_short(why))))
                 }
             },
         }
@@ -188,9 +197,51 @@ where
     }
 }
 
+/// The error a body cut short ends with: tonic answers the status it holds.
+fn cut_short(why: String) -> tonic::codegen::StdError {
+    Box::new(super::status::invalid_argument(&Violations::one(
+        "body", why,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    /// What tonic would read of a body of `frames`: its frames up to the
+    /// first error, and that error's status.
+    async fn read(frames: Vec<Frame<Bytes>>) -> (usize, Option<tonic::Status>) {
+        let stream = tokio_stream::iter(frames.into_iter().map(Ok::<_, std::convert::Infallible>));
+        let mut body = WholeMessages::new(StreamBody::new(stream));
+        let mut read = 0;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(_) => read += 1,
+                Err(e) => return (read, Some(tonic::Status::from_error(e))),
+            }
+        }
+        (read, None)
+    }
+
+    #[tokio::test]
+    async fn a_message_cut_before_trailers_is_invalid_argument() {
+        let whole = || Frame::data(Bytes::from_static(&[0, 0, 0, 0, 1, 7]));
+        let cut = Frame::data(Bytes::from_static(&[0, 0, 0, 0, 9, 7]));
+        let trailers = || Frame::trailers(http::HeaderMap::new());
+        assert_eq!(read(vec![whole(), trailers()]).await.0, 2);
+        let (frames, status) = read(vec![whole(), cut, trailers()]).await;
+        assert_eq!(frames, 2);
+        let status = status.expect("an error");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().contains("ends 8 bytes before the end"),
+            "{status:?}"
+        );
+        // And without trailers, at the end of the body.
+        let (_, status) = read(vec![Frame::data(Bytes::from_static(&[0, 0]))]).await;
+        assert_eq!(status.map(|s| s.code()), Some(tonic::Code::InvalidArgument));
+    }
 
     fn after(chunks: &[&[u8]]) -> Position {
         chunks

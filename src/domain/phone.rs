@@ -64,8 +64,9 @@ pub fn phone_digits(raw: &str) -> String {
 /// every call of a campaign line carries the same caller, a number is dialled
 /// again and again, a dialing list is uploaded again. Normalisation is a pure
 /// function of the notation and the region, so an answer never goes stale.
-/// Bounded (65,536 notations of at most 64 bytes: about 10 MB at most), and
-/// cleared by [`forget_notations`].
+/// Bounded (65,536 notations of at most 64 bytes, with quick_cache's ghost
+/// entries and table: about 16 MB at most), and cleared by
+/// [`forget_notations`].
 static NORMALISED: LazyLock<Cache<Notation, Result<String, PhoneError>>> =
     LazyLock::new(|| Cache::new(NOTATIONS_KEPT));
 
@@ -124,8 +125,10 @@ fn normalised(
     answer
 }
 
-/// Drops every notation normalised so far, so that a number erased from
-/// the store is not kept in this process's memory either.
+/// Drops every notation normalised so far in this process, so that a number
+/// erased from the store does not stay in its cache. An ingest in flight
+/// may put it back, and other replicas keep theirs: entries leave those
+/// caches only as newer notations push them out.
 pub fn forget_notations() {
     NORMALISED.clear();
 }

@@ -29,6 +29,12 @@ pub fn trials() -> Vec<Trial> {
             Sharing::Parallel,
             || block_on(None, a_body_cut_inside_a_message_is_invalid_argument()),
         ),
+        trial(
+            "server::a_message_over_its_service_limit_is_out_of_range".to_owned(),
+            &[],
+            Sharing::Parallel,
+            || block_on(None, a_message_over_its_service_limit_is_out_of_range()),
+        ),
     ]
 }
 
@@ -268,4 +274,20 @@ async fn a_body_cut_inside_a_message_is_invalid_argument() {
             "{body:?}"
         );
     }
+}
+
+/// A request message over its service's size limit is refused by tonic
+/// before it is decoded, as the README's error table says.
+async fn a_message_over_its_service_limit_is_out_of_range() {
+    let mut app = crate::helpers::spawn_app_with(|_| {}).await;
+    let limit = callscope::domain::limits::MAX_QUERY_REQUEST_BYTES;
+    let request = callscope::proto::ListCallsRequest {
+        filter: Some(callscope::proto::CallFilter {
+            phone: "1".repeat(limit),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let status = app.calls.list_calls(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
 }
