@@ -160,31 +160,25 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        match ready!(this.inner.poll_frame(cx)) {
+        let last = match ready!(this.inner.poll_frame(cx)) {
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
             Some(Ok(frame)) => match frame.data_ref() {
                 Some(data) => {
                     *this.position = this.position.advance(data);
-                    Poll::Ready(Some(Ok(frame)))
+                    return Poll::Ready(Some(Ok(frame)));
                 }
-                // Trailers end the request as far as tonic reads it: a
-                // message cut short before them is reported here, or tonic
-                // never asks again.
-                None => match this.position.cut_short() {
-                    None => Poll::Ready(Some(Ok(frame))),
-                    Some(why) => {
-                        *this.done = true;
-                        Poll::Ready(Some(Err(cut_short(why))))
-                    }
-                },
+                None => Some(frame),
             },
-            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-            None => match this.position.cut_short() {
-                None => Poll::Ready(None),
-                Some(why) => {
-                    *this.done = true;
-                    Poll::Ready(Some(Err(cut_short(why))))
-                }
-            },
+            None => None,
+        };
+        // Trailers, or the end of the body: tonic reads no further, so a
+        // message cut short is reported now or never.
+        match this.position.cut_short() {
+            None => Poll::Ready(last.map(Ok)),
+            Some(why) => {
+                *this.done = true;
+                Poll::Ready(Some(Err(invalid_body(why))))
+            }
         }
     }
 
@@ -198,7 +192,7 @@ where
 }
 
 /// The error a body cut short ends with: tonic answers the status it holds.
-fn cut_short(why: String) -> tonic::codegen::StdError {
+fn invalid_body(why: String) -> tonic::codegen::StdError {
     Box::new(super::status::invalid_argument(&Violations::one(
         "body", why,
     )))

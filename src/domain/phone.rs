@@ -100,14 +100,14 @@ impl Equivalent<Notation> for NotationRef<'_> {
     }
 }
 
-/// The answer [`NORMALISED`] keeps for `raw` read in `region`, or `parse`'s,
-/// kept. Two requests may parse the same new notation at once; both get the
-/// same answer.
-fn normalised(
-    region: Option<Region>,
-    raw: &str,
-    parse: impl FnOnce() -> Result<String, PhoneError>,
-) -> Result<String, PhoneError> {
+/// The answer [`NORMALISED`] keeps for `raw` read in `region` (`None`:
+/// internationally), or the parsed one, kept. Two requests may parse the
+/// same new notation at once; both get the same answer.
+fn normalised(region: Option<Region>, raw: &str) -> Result<String, PhoneError> {
+    let parse = || match region {
+        Some(region) => parse_phone(raw, region),
+        None => parse_international_phone(raw),
+    };
     if raw.len() > LONGEST_KEPT {
         return parse();
     }
@@ -142,7 +142,7 @@ pub fn forget_notations() {
 /// - A number valid in neither reading (a short code, an extension such as
 ///   `300708`) is kept as its bare digits, so it still compares equal to itself.
 pub fn normalize_phone(raw: &str, region: Region) -> Result<String, PhoneError> {
-    normalised(Some(region), raw, || parse_phone(raw, region))
+    normalised(Some(region), raw)
 }
 
 fn parse_phone(raw: &str, region: Region) -> Result<String, PhoneError> {
@@ -176,7 +176,7 @@ fn parse_phone(raw: &str, region: Region) -> Result<String, PhoneError> {
 /// Normalises a number that the sender always writes internationally, with or
 /// without the `+` (LAAFFIC's `callee`).
 pub fn normalize_international_phone(raw: &str) -> Result<String, PhoneError> {
-    normalised(None, raw, || parse_international_phone(raw))
+    normalised(None, raw)
 }
 
 fn parse_international_phone(raw: &str) -> Result<String, PhoneError> {
