@@ -289,9 +289,10 @@ pub(super) const ROWS_PER_STATEMENT: usize = 200;
 impl Dialect for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
     // sqlx (vendor/sqlx-postgres, patched) sends a `BEGIN READ ONLY` with
-    // the transaction's first statement instead of waiting for it: a read
-    // costs the round trips of its statements and no more. Read-only, so
-    // that a statement sent behind a `BEGIN` that failed cannot write.
+    // the transaction's first statement, under that statement's Sync,
+    // instead of waiting for it: a read costs the round trips of its
+    // statements and no more, and PostgreSQL answers the `BEGIN` and the
+    // statement in one write. Only read-only ones are pipelined.
     const BEGIN_READ: &'static str = "BEGIN READ ONLY";
     // Production must run autovacuum (or a scheduled ANALYZE), as the README
     // says. This is an ANALYZE of each table of callscope's schema of which
@@ -524,8 +525,10 @@ where
 
     /// Opens a transaction on `pool` with `begin` and, where the backend
     /// enforces tenants, sets `callscope.tenant` and `settings` for the rest
-    /// of it in the same exchange: `BEGIN; SET LOCAL …; SET LOCAL …` as one
-    /// simple query. A bound `set_config` after BEGIN cost a round trip of
+    /// of it in the same exchange: `BEGIN; SET LOCAL …; SET LOCAL …` (for a
+    /// read, each parsed and run ahead of its first statement under one
+    /// Sync, vendor/README.md; so no `;` inside a literal here). A bound
+    /// `set_config` after BEGIN cost a round trip of
     /// its own on every request, a third of a page's exchanges. Each setting
     /// is a `SET LOCAL`, which PostgreSQL runs without planning or executing
     /// a `SELECT`: a page with `PAGE_SETTINGS` cost PostgreSQL 0.15-0.35 ms

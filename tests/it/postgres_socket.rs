@@ -60,7 +60,111 @@ pub fn trials() -> Vec<Trial> {
             Sharing::Alone,
             || block_on(None, a_page_of_calls_costs_three_round_trips_to_postgres()),
         ),
+        trial(
+            "postgres_socket::a_failed_pipelined_begin_leaves_the_connection_usable".to_owned(),
+            &[postgres_url],
+            Sharing::Parallel,
+            || {
+                block_on(
+                    None,
+                    a_failed_pipelined_begin_leaves_the_connection_usable(),
+                )
+            },
+        ),
     ]
+}
+
+/// A read's `BEGIN` rides, unanswered, ahead of its first statement
+/// (vendor/README.md). Whatever fails there (the `BEGIN`'s own statements,
+/// or the statement behind them) is the caller's error, the statement does
+/// not run outside the transaction, and the one connection of the pool is
+/// clean for the next transaction: no setting of the failed one survives.
+async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
+    use sqlx::Row;
+    use sqlx::postgres::PgPoolOptions;
+    let url = postgres_admin_url().expect("CALLSCOPE_TEST_POSTGRES_URL");
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect");
+    let tenant_of = |pool: sqlx::PgPool| async move {
+        let mut tx = pool
+            .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'next'")
+            .await
+            .expect("begin");
+        let row =
+            sqlx::query("SELECT current_setting('callscope.tenant', true) AS t, $1::int8 AS n")
+                .bind(7_i64)
+                .fetch_one(&mut *tx)
+                .await
+                .expect("the next transaction's statement");
+        (row.get::<Option<String>, _>("t"), row.get::<i64, _>("n"))
+    };
+    // 1. A statement of the BEGIN fails: the statement behind it is refused
+    //    with that error, never run.
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL statement_timeout = 'not a duration'")
+        .await
+        .expect("a pipelined BEGIN is only queued");
+    let failed = sqlx::query("SELECT $1::int8")
+        .bind(1_i64)
+        .fetch_one(&mut *tx)
+        .await
+        .expect_err("the BEGIN's SET LOCAL fails");
+    assert!(
+        failed.to_string().contains("statement_timeout"),
+        "the caller gets the BEGIN's error: {failed}"
+    );
+    drop(tx);
+    assert_eq!(tenant_of(pool.clone()).await, (Some("next".into()), 7));
+    // 2. The statement behind a good BEGIN fails.
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'failed'")
+        .await
+        .expect("begin");
+    let failed = sqlx::query("SELECT 1 / $1::int8")
+        .bind(0_i64)
+        .fetch_one(&mut *tx)
+        .await
+        .expect_err("division by zero");
+    assert!(failed.to_string().contains("division by zero"), "{failed}");
+    drop(tx);
+    assert_eq!(tenant_of(pool.clone()).await, (Some("next".into()), 7));
+    // 3. A BEGIN that no statement followed, then rolled back or committed.
+    let tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unused'")
+        .await
+        .expect("begin");
+    drop(tx);
+    let tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unused'")
+        .await
+        .expect("begin");
+    tx.commit().await.expect("commit an empty transaction");
+    assert_eq!(tenant_of(pool.clone()).await, (Some("next".into()), 7));
+    // 4. A read-only transaction refuses a write, and the setting of a
+    //    finished one does not outlive it.
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'ro'")
+        .await
+        .expect("begin");
+    let failed = sqlx::query("CREATE TEMPORARY TABLE pipelined_write (x int8)")
+        .execute(&mut *tx)
+        .await
+        .expect_err("a write in a read-only transaction");
+    assert!(failed.to_string().contains("read-only"), "{failed}");
+    drop(tx);
+    let outside: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('callscope.tenant', true)")
+            .fetch_one(&pool)
+            .await
+            .expect("a statement outside any transaction");
+    assert!(
+        outside.as_deref().unwrap_or("").is_empty(),
+        "a transaction's tenant outlived it: {outside:?}"
+    );
+    pool.close().await;
 }
 
 /// The admin URL's options, with TLS required; `None` without the URL
@@ -141,7 +245,8 @@ const LINK_DELAY: Duration = Duration::from_millis(50);
 /// each of the server's writes by [`LINK_DELAY`], the fastest ListCalls then
 /// takes three delays longer than without it, and four with the `BEGIN`
 /// waited on alone. The link also reads what the server sends (without TLS
-/// here) and finds the `BEGIN`'s query in the same write as the page's bind.
+/// here): the `BEGIN`'s statements in the same write as the page's bind,
+/// under its one Sync, and each ROLLBACK without a Sync of its own.
 async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
     let link = Arc::new(SlowLink::default());
     let server_link = link.clone();
@@ -234,38 +339,97 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
          groups; a round trip more means the read's BEGIN was waited on by itself (see \
          vendor/README.md)"
     );
-    // A simple query (`Q`: the BEGIN and the tenant's SET LOCAL) and a bind
-    // (`B`) in one write: the page left with its BEGIN.
+    // Each page's BEGIN went out in the same write as its first statement's
+    // bind, as parsed statements (`P`) under that statement's one Sync
+    // (`S`): PostgreSQL answers the lot with one write. The phone page's
+    // BEGIN sets the tenant and the page's setting with a `SET LOCAL` each:
+    // a `SELECT set_config(…)` there cost PostgreSQL 0.15-0.35 ms more a
+    // page (BENCHMARKS.md, thirteenth session).
     let writes = link.slowed_writes.lock().unwrap_or_else(|e| e.into_inner());
+    let shown: Vec<String> = writes.iter().map(|w| describe_write(w)).collect();
+    let tenant = "SET LOCAL callscope.tenant = 'default'";
+    let every_call_begin = ["BEGIN READ ONLY", tenant];
+    let phone_begin = [
+        "BEGIN READ ONLY",
+        tenant,
+        "SET LOCAL max_parallel_workers_per_gather = '0'",
+    ];
+    for begin in [&every_call_begin[..], &phone_begin[..]] {
+        assert!(
+            writes.iter().any(|w| carries_begin_with_bind(w, begin)),
+            "no write to PostgreSQL carried the BEGIN {begin:?} as parsed statements with a \
+             statement's bind under one Sync; the writes: {shown:#?}"
+        );
+    }
+    let statements = link.statements.lock().unwrap_or_else(|e| e.into_inner());
+    let simple_begins: Vec<&String> = statements
+        .iter()
+        .filter(|(kind, text)| *kind == b'Q' && text.starts_with("BEGIN READ ONLY"))
+        .map(|(_, text)| text)
+        .collect();
     assert!(
-        writes
+        simple_begins.is_empty(),
+        "a read's BEGIN went out as a simple query, answered apart from its statement: \
+         {simple_begins:?}"
+    );
+    let selects: Vec<&String> = statements
+        .iter()
+        .map(|(_, text)| text)
+        .filter(|text| text.starts_with("SELECT set_config"))
+        .collect();
+    assert!(
+        selects.is_empty(),
+        "a transaction set its tenant with a SELECT of set_config: {selects:?}"
+    );
+    // A page's transaction ends with the ROLLBACK queued when it is dropped;
+    // that ROLLBACK's answer is the pool's release ping, with no Sync more.
+    let rollbacks: Vec<&Vec<(u8, String)>> = writes
+        .iter()
+        .filter(|w| {
+            w.iter()
+                .any(|(kind, text)| *kind == b'Q' && text == "ROLLBACK")
+        })
+        .collect();
+    assert!(
+        !rollbacks.is_empty(),
+        "no page ended with a ROLLBACK: {shown:#?}"
+    );
+    assert!(
+        rollbacks
             .iter()
-            .any(|kinds| kinds.first() == Some(&b'Q') && kinds.contains(&b'B')),
-        "no write to PostgreSQL carried a BEGIN with a statement's bind; the writes' \
-         message kinds: {:?}",
-        writes
-            .iter()
-            .map(|kinds| String::from_utf8_lossy(kinds).into_owned())
-            .collect::<Vec<_>>()
+            .all(|w| !w.iter().any(|(kind, _)| *kind == b'S')),
+        "a ROLLBACK went out with a Sync, which PostgreSQL answers apart: {shown:#?}"
     );
-    // The phone page's BEGIN sets the tenant and the page's setting with a
-    // `SET LOCAL` each: a `SELECT set_config(…)` there cost PostgreSQL
-    // 0.15-0.35 ms more a page (BENCHMARKS.md, thirteenth session).
-    let queries = link
-        .simple_queries
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let begins: Vec<&String> = queries.iter().filter(|q| q.starts_with("BEGIN")).collect();
-    let page_begin = "BEGIN READ ONLY; SET LOCAL callscope.tenant = 'default'; \
-                      SET LOCAL max_parallel_workers_per_gather = '0'";
-    assert!(
-        begins.iter().any(|q| *q == page_begin),
-        "no page began with {page_begin:?}; the transactions began with: {begins:?}"
-    );
-    assert!(
-        !begins.iter().any(|q| q.contains("set_config")),
-        "a transaction began with a SELECT of set_config: {begins:?}"
-    );
+}
+
+/// Whether `write` holds `begin`'s statements parsed (`P`) in order, then a
+/// bind (`B`), and one Sync (`S`), last.
+fn carries_begin_with_bind(write: &[(u8, String)], begin: &[&str]) -> bool {
+    let parsed: Vec<&str> = write
+        .iter()
+        .filter(|(kind, _)| *kind == b'P')
+        .map(|(_, text)| text.as_str())
+        .collect();
+    let syncs = write.iter().filter(|(kind, _)| *kind == b'S').count();
+    parsed.starts_with(begin)
+        && write.iter().any(|(kind, _)| *kind == b'B')
+        && syncs == 1
+        && write.last().map(|(kind, _)| *kind) == Some(b'S')
+}
+
+/// A write's messages as their kinds, with the text of queries and parses.
+fn describe_write(write: &[(u8, String)]) -> String {
+    write
+        .iter()
+        .map(|(kind, text)| {
+            if text.is_empty() {
+                (*kind as char).to_string()
+            } else {
+                format!("{}({text})", *kind as char)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The proxy of [`through_slow_link`]: the delay it adds, and what went
@@ -274,11 +438,12 @@ async fn a_page_of_calls_costs_three_round_trips_to_postgres() {
 struct SlowLink {
     /// Milliseconds each piece the client sends is held.
     delay_ms: AtomicU64,
-    /// The kinds (type bytes) of the protocol messages in each piece the
-    /// client sent while `delay_ms` was above zero.
-    slowed_writes: std::sync::Mutex<Vec<Vec<u8>>>,
-    /// The text of every simple query (`Q`) the client sent.
-    simple_queries: std::sync::Mutex<Vec<String>>,
+    /// The protocol messages in each piece the client sent while
+    /// `delay_ms` was above zero: their kinds (type bytes), with the text
+    /// of each simple query (`Q`) and parse (`P`).
+    slowed_writes: std::sync::Mutex<Vec<Vec<(u8, String)>>>,
+    /// The kind and text of every simple query and parse the client sent.
+    statements: std::sync::Mutex<Vec<(u8, String)>>,
 }
 
 /// The frontend messages that start in `piece`: each its type byte, and its
@@ -298,17 +463,25 @@ fn frontend_messages(piece: &[u8]) -> impl Iterator<Item = (u8, Option<&[u8]>)> 
     })
 }
 
-/// The texts of the simple queries (`Q`) that `piece` holds whole.
-fn simple_queries(piece: &[u8]) -> Vec<String> {
+/// The frontend messages that start in `piece`: each its kind, with the
+/// SQL text of a simple query (`Q`: the body) or a parse (`P`: the second
+/// string of the body, after the statement's name); empty for the others.
+fn messages(piece: &[u8]) -> Vec<(u8, String)> {
     frontend_messages(piece)
-        .filter_map(|(kind, body)| body.filter(|_| kind == b'Q'))
-        .map(|body| String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body)).into_owned())
+        .map(|(kind, body)| {
+            let strings = |body: &[u8]| -> Vec<String> {
+                body.split(|b| *b == 0)
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect()
+            };
+            let text = match (kind, body) {
+                (b'Q', Some(body)) => strings(body).into_iter().next(),
+                (b'P', Some(body)) => strings(body).into_iter().nth(1),
+                _ => None,
+            };
+            (kind, text.unwrap_or_default())
+        })
         .collect()
-}
-
-/// The type bytes of the frontend messages that start in `piece`.
-fn message_kinds(piece: &[u8]) -> Vec<u8> {
-    frontend_messages(piece).map(|(kind, _)| kind).collect()
 }
 
 /// `url` (a PostgreSQL URL, without TLS, so that `link` can read it) pointed
@@ -354,15 +527,16 @@ async fn forward(client: TcpStream, server: TcpStream, link: Arc<SlowLink>) {
         let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n @ 1..) = client_read.read(&mut buf).await {
             let delay = link.delay_ms.load(Ordering::Relaxed);
-            link.simple_queries
+            let piece = messages(&buf[..n]);
+            link.statements
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .extend(simple_queries(&buf[..n]));
+                .extend(piece.iter().filter(|(_, text)| !text.is_empty()).cloned());
             if delay > 0 {
                 link.slowed_writes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(message_kinds(&buf[..n]));
+                    .push(piece);
             }
             let at = Instant::now() + Duration::from_millis(delay);
             if pieces.send((at, buf[..n].to_vec())).is_err() {

@@ -3,6 +3,8 @@ use sqlx_core::sql_str::SqlStr;
 
 use crate::error::Error;
 use crate::executor::Executor;
+use crate::io::{PortalId, StatementId};
+use crate::message::{Bind, Execute, Parse};
 
 use crate::{PgConnection, Postgres};
 
@@ -31,14 +33,42 @@ impl TransactionManager for PgTransactionManager {
 
         // callscope patch: a read-only transaction's `BEGIN` is queued, not
         // waited on: it goes out with the transaction's first statement, one
-        // round trip fewer. Only read-only ones: should the `BEGIN` fail,
-        // that statement still runs (outside any transaction), and its
-        // caller gets the `BEGIN`'s error.
+        // round trip fewer. Each of its `;`-separated statements is an
+        // unnamed Parse, Bind and Execute with no Sync of its own, so the
+        // first statement's Sync ends them all and PostgreSQL answers the
+        // lot with one `ReadyForQuery` (one write back, not two). Should
+        // one of them fail, PostgreSQL skips everything up to that Sync, the
+        // statement behind it included. The caller's text has no `;` inside
+        // a literal (the store checks the tenant it writes there).
         if depth == 0 && statement.as_str().starts_with(PIPELINED_BEGIN) {
             conn.wait_until_ready().await?;
-            conn.queue_simple_query(statement.as_str())?;
+            let mut commands = 0;
+            for part in statement.as_str().split(';').map(str::trim) {
+                if part.is_empty() {
+                    continue;
+                }
+                conn.inner.stream.write_msg(Parse {
+                    statement: StatementId::UNNAMED,
+                    query: part,
+                    param_types: &[],
+                })?;
+                conn.inner.stream.write_msg(Bind {
+                    portal: PortalId::UNNAMED,
+                    statement: StatementId::UNNAMED,
+                    formats: &[],
+                    num_params: 0,
+                    params: &[],
+                    result_formats: &[],
+                })?;
+                conn.inner.stream.write_msg(Execute {
+                    portal: PortalId::UNNAMED,
+                    limit: 0,
+                })?;
+                commands += 1;
+            }
             conn.inner.transaction_depth += 1;
             conn.inner.begin_pipelined = true;
+            conn.inner.pipelined_commands = commands;
             return Ok(());
         }
 
@@ -77,10 +107,8 @@ impl TransactionManager for PgTransactionManager {
     }
 
     fn start_rollback(conn: &mut PgConnection) {
-        // callscope patch: the `ROLLBACK` queued behind a pipelined `BEGIN`
-        // that no statement followed is waited on like any other.
-        conn.inner.begin_pipelined = false;
-
+        // (callscope patch: a pipelined `BEGIN` that no statement followed
+        // gets its Sync ahead of the `ROLLBACK`, in `queue_simple_query`.)
         if conn.inner.transaction_depth > 0 {
             conn.queue_simple_query(
                 rollback_ansi_transaction_sql(conn.inner.transaction_depth).as_str(),

@@ -143,6 +143,7 @@ impl PgConnection {
                 transaction_status,
                 transaction_depth: 0,
                 begin_pipelined: false,
+                pipelined_commands: 0,
                 pending_ready_for_query_count: 0,
                 next_statement_id: StatementId::NAMED_START,
                 cache_statement: StatementCache::new(options.statement_cache_capacity),

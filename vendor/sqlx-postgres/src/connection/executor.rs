@@ -207,14 +207,15 @@ impl PgConnection {
         let sql = logger.sql().as_str();
 
         // callscope patch: a queued read-only `BEGIN` is not waited on; it
-        // leaves in the same write as this statement, and the loop below
-        // reads its `ReadyForQuery` before this statement's.
-        let pipelined = std::mem::take(&mut self.inner.begin_pipelined);
+        // leaves in the same write as this statement, under this
+        // statement's Sync, and the loop below skips what it answers.
+        // Preparing this statement first waits on it instead.
 
         // before we continue, wait until we are "ready" to accept more queries
-        if !pipelined {
+        if !self.inner.begin_pipelined {
             self.wait_until_ready().await?;
         }
+        let mut begin_answers = 0;
 
         let mut metadata: Arc<PgStatementMetadata>;
 
@@ -244,9 +245,11 @@ impl PgConnection {
             arguments.apply_patches(self, &metadata.parameters).await?;
 
             // consume messages till `ReadyForQuery` before bind and execute
-            // (callscope patch: not the pipelined `BEGIN`'s, which goes out
-            // with the bind; preparing a statement has drained it already)
-            if !pipelined {
+            // (callscope patch: a pipelined `BEGIN` still queued goes out
+            // with the bind, its statements' CommandCompletes skipped below)
+            if std::mem::take(&mut self.inner.begin_pipelined) {
+                begin_answers = std::mem::take(&mut self.inner.pipelined_commands);
+            } else {
                 self.wait_until_ready().await?;
             }
 
@@ -291,6 +294,10 @@ impl PgConnection {
             // prepared statements are binary
             PgValueFormat::Binary
         } else {
+            // callscope patch: a simple query is not pipelined behind a
+            // `BEGIN` (the `BEGIN` is waited on here, with its Sync).
+            self.wait_until_ready().await?;
+
             // Query will trigger a ReadyForQuery
             self.queue_simple_query(sql)?;
 
@@ -301,20 +308,18 @@ impl PgConnection {
             PgValueFormat::Text
         };
 
-        // callscope patch: what a pipelined `BEGIN` answers comes first (rows
-        // too, should its statements select any), up to its `ReadyForQuery`:
-        // none of it is this statement's. An error in it ends the stream.
-        let mut begin_answers = self.inner.pending_ready_for_query_count.saturating_sub(1);
-
         self.inner.stream.flush().await?;
 
         Ok(try_stream! {
             loop {
                 let message = self.inner.stream.recv().await?;
 
+                // callscope patch: what a pipelined `BEGIN`'s statements
+                // answer comes first, up to the CommandComplete of the last:
+                // none of it is this statement's. An error in them ends the
+                // stream (PostgreSQL skips this statement).
                 if begin_answers > 0 {
-                    if let BackendMessageFormat::ReadyForQuery = message.format {
-                        self.handle_ready_for_query(message)?;
+                    if let BackendMessageFormat::CommandComplete = message.format {
                         begin_answers -= 1;
                     }
                     continue;

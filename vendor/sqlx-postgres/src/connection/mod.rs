@@ -79,6 +79,9 @@ pub struct PgConnectionInner {
     // statement goes out in the same write and takes its `ReadyForQuery`
     // (see `PgTransactionManager::begin`).
     pub(crate) begin_pipelined: bool,
+    // callscope patch: the statements of that `BEGIN` (each answers with a
+    // CommandComplete the next statement's stream skips).
+    pub(crate) pipelined_commands: usize,
 
     log_settings: LogSettings,
 }
@@ -97,6 +100,13 @@ impl PgConnection {
 
     // will return when the connection is ready for another query
     pub(crate) async fn wait_until_ready(&mut self) -> Result<(), Error> {
+        // callscope patch: a pipelined `BEGIN` waited on here (a ping, a
+        // prepare, a savepoint) gets the Sync that makes PostgreSQL answer it.
+        if std::mem::take(&mut self.inner.begin_pipelined) {
+            self.inner.pipelined_commands = 0;
+            self.write_sync();
+        }
+
         if !self.inner.stream.write_buffer_mut().is_empty() {
             self.inner.stream.flush().await?;
         }
@@ -108,11 +118,6 @@ impl PgConnection {
                 self.handle_ready_for_query(message)?;
             }
         }
-
-        // callscope patch: a pipelined `BEGIN` drained here (a ping, a
-        // prepare, a savepoint) no longer lets the next statement skip its
-        // wait.
-        self.inner.begin_pipelined = false;
 
         Ok(())
     }
@@ -144,6 +149,13 @@ impl PgConnection {
     /// Used for rolling back transactions and releasing advisory locks.
     #[inline(always)]
     pub(crate) fn queue_simple_query(&mut self, query: &str) -> Result<(), Error> {
+        // callscope patch: a pipelined `BEGIN` gets its Sync first, so a
+        // simple query never arrives while PostgreSQL may be skipping
+        // messages after an error in it (a rollback, a savepoint).
+        if std::mem::take(&mut self.inner.begin_pipelined) {
+            self.inner.pipelined_commands = 0;
+            self.write_sync();
+        }
         self.inner.stream.write_msg(Query(query))?;
         self.inner.pending_ready_for_query_count += 1;
 
@@ -193,7 +205,13 @@ impl Connection for PgConnection {
         // self.execute("/* SQLx ping */").map_ok(|_| ()).boxed()
 
         // The simplest call-and-response that's possible.
-        self.write_sync();
+        // callscope patch: unless an answer is awaited already (a rollback
+        // queued as its transaction was dropped, or a pipelined `BEGIN`,
+        // which gets its Sync there): its `ReadyForQuery` shows the
+        // connection alive as well, without PostgreSQL answering a Sync more.
+        if self.inner.pending_ready_for_query_count == 0 && !self.inner.begin_pipelined {
+            self.write_sync();
+        }
         self.wait_until_ready().await
     }
 
