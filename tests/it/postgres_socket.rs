@@ -76,48 +76,81 @@ pub fn trials() -> Vec<Trial> {
 
 /// A read's `BEGIN` rides, unanswered, ahead of its first statement
 /// (vendor/README.md). Whatever fails there (the `BEGIN`'s own statements,
-/// or the statement behind them) is the caller's error, the statement does
-/// not run outside the transaction, and the one connection of the pool is
-/// clean for the next transaction: no setting of the failed one survives.
+/// or the statement behind them), a first statement given up half way, or
+/// a statement of another kind right after the `BEGIN`: the caller gets the
+/// error, the statement does not run outside the transaction, and the one
+/// connection of the pool is clean for the next transaction, no setting of
+/// the last one seen by it. Every statement is prepared on the connection
+/// first, so that the `BEGIN` rides with it rather than with a prepare.
 async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
-    use sqlx::Row;
     use sqlx::postgres::PgPoolOptions;
+    use sqlx::{Executor, Row};
+    const TENANT: &str = "SELECT current_setting('callscope.tenant', true) AS t, $1::int8 AS n";
+    const SET_BAD_TIMEOUT: &str = "BEGIN READ ONLY; SET LOCAL statement_timeout = 'not a duration'";
     let url = postgres_admin_url().expect("CALLSCOPE_TEST_POSTGRES_URL");
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(&url)
         .await
         .expect("connect");
+    const SLOW: &str = "SELECT $1::int8 FROM pg_sleep(0.2)";
+    for (sql, value) in [
+        (TENANT, 1_i64),
+        ("SELECT $1::int8", 1),
+        ("SELECT 1 / $1::int8", 1),
+        (SLOW, 1),
+    ] {
+        sqlx::query(sql)
+            .bind(value)
+            .fetch_all(&pool)
+            .await
+            .expect("prepare the statements");
+    }
+    pool.execute("CREATE TEMPORARY TABLE IF NOT EXISTS pipelined_write (x int8)")
+        .await
+        .expect("a temporary table of this connection");
+    sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS pipelined_write (x int8)")
+        .execute(&pool)
+        .await
+        .expect("prepare the write");
     let tenant_of = |pool: sqlx::PgPool| async move {
         let mut tx = pool
             .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'next'")
             .await
             .expect("begin");
-        let row =
-            sqlx::query("SELECT current_setting('callscope.tenant', true) AS t, $1::int8 AS n")
-                .bind(7_i64)
-                .fetch_one(&mut *tx)
-                .await
-                .expect("the next transaction's statement");
+        let row = sqlx::query(TENANT)
+            .bind(7_i64)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("the next transaction's statement");
         (row.get::<Option<String>, _>("t"), row.get::<i64, _>("n"))
     };
+    let next = (Some("next".to_owned()), 7);
     // 1. A statement of the BEGIN fails: the statement behind it is refused
-    //    with that error, never run.
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL statement_timeout = 'not a duration'")
-        .await
-        .expect("a pipelined BEGIN is only queued");
-    let failed = sqlx::query("SELECT $1::int8")
-        .bind(1_i64)
-        .fetch_one(&mut *tx)
-        .await
-        .expect_err("the BEGIN's SET LOCAL fails");
-    assert!(
-        failed.to_string().contains("statement_timeout"),
-        "the caller gets the BEGIN's error: {failed}"
-    );
-    drop(tx);
-    assert_eq!(tenant_of(pool.clone()).await, (Some("next".into()), 7));
+    //    with that error, never run; then dropped, or committed.
+    for commit in [false, true] {
+        let mut tx = pool
+            .begin_with(SET_BAD_TIMEOUT)
+            .await
+            .expect("a pipelined BEGIN is only queued");
+        let failed = sqlx::query("SELECT $1::int8")
+            .bind(1_i64)
+            .fetch_one(&mut *tx)
+            .await
+            .expect_err("the BEGIN's SET LOCAL fails");
+        assert!(
+            failed.to_string().contains("statement_timeout"),
+            "the caller gets the BEGIN's error: {failed}"
+        );
+        if commit {
+            // PostgreSQL ends a failed transaction's COMMIT as a rollback;
+            // whichever sqlx answers, the connection must serve the next.
+            let _ = tx.commit().await;
+        } else {
+            drop(tx);
+        }
+        assert_eq!(tenant_of(pool.clone()).await, next, "commit: {commit}");
+    }
     // 2. The statement behind a good BEGIN fails.
     let mut tx = pool
         .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'failed'")
@@ -130,7 +163,7 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
         .expect_err("division by zero");
     assert!(failed.to_string().contains("division by zero"), "{failed}");
     drop(tx);
-    assert_eq!(tenant_of(pool.clone()).await, (Some("next".into()), 7));
+    assert_eq!(tenant_of(pool.clone()).await, next);
     // 3. A BEGIN that no statement followed, then rolled back or committed.
     let tx = pool
         .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unused'")
@@ -142,14 +175,69 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
         .await
         .expect("begin");
     tx.commit().await.expect("commit an empty transaction");
-    assert_eq!(tenant_of(pool.clone()).await, (Some("next".into()), 7));
-    // 4. A read-only transaction refuses a write, and the setting of a
+    assert_eq!(tenant_of(pool.clone()).await, next);
+    // 4. The first statement given up before its answer (its future dropped
+    //    after sending, while PostgreSQL runs it).
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'abandoned'")
+        .await
+        .expect("begin");
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(20),
+        sqlx::query(SLOW).bind(1_i64).fetch_one(&mut *tx),
+    )
+    .await;
+    assert!(
+        given_up.is_err(),
+        "a 200 ms statement answered within 20 ms"
+    );
+    drop(tx);
+    assert_eq!(tenant_of(pool.clone()).await, next);
+    // 5. Statements of other kinds first after the BEGIN: an unprepared one,
+    //    a simple query, a savepoint's. Each sees the transaction's tenant.
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unprepared'")
+        .await
+        .expect("begin");
+    let seen: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('callscope.tenant', true)")
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await
+            .expect("an unprepared statement");
+    assert_eq!(seen.as_deref(), Some("unprepared"));
+    drop(tx);
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'simple'")
+        .await
+        .expect("begin");
+    let row = (&mut *tx)
+        .fetch_one("SELECT current_setting('callscope.tenant', true) AS t")
+        .await
+        .expect("a simple query");
+    assert_eq!(row.get::<Option<String>, _>("t").as_deref(), Some("simple"));
+    drop(tx);
+    let mut tx = pool
+        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'saved'")
+        .await
+        .expect("begin");
+    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.expect("a savepoint");
+    let row = sqlx::query(TENANT)
+        .bind(3_i64)
+        .fetch_one(&mut *savepoint)
+        .await
+        .expect("a statement in the savepoint");
+    assert_eq!(row.get::<Option<String>, _>("t").as_deref(), Some("saved"));
+    drop(savepoint);
+    drop(tx);
+    assert_eq!(tenant_of(pool.clone()).await, next);
+    // 6. A read-only transaction refuses a write, and the setting of a
     //    finished one does not outlive it.
     let mut tx = pool
         .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'ro'")
         .await
         .expect("begin");
-    let failed = sqlx::query("CREATE TEMPORARY TABLE pipelined_write (x int8)")
+    let failed = sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS pipelined_write (x int8)")
         .execute(&mut *tx)
         .await
         .expect_err("a write in a read-only transaction");

@@ -315,14 +315,22 @@ impl PgConnection {
                 let message = self.inner.stream.recv().await?;
 
                 // callscope patch: what a pipelined `BEGIN`'s statements
-                // answer comes first, up to the CommandComplete of the last:
-                // none of it is this statement's. An error in them ends the
-                // stream (PostgreSQL skips this statement).
+                // answer comes first, up to the end of the last (its
+                // CommandComplete, or EmptyQueryResponse for a part with no
+                // command): none of it is this statement's. An error in them
+                // ends the stream (PostgreSQL skips this statement). A
+                // `ReadyForQuery` here would mean fewer answers than parts:
+                // it is handled as this statement's, never skipped.
                 if begin_answers > 0 {
-                    if let BackendMessageFormat::CommandComplete = message.format {
-                        begin_answers -= 1;
+                    match message.format {
+                        BackendMessageFormat::CommandComplete
+                        | BackendMessageFormat::EmptyQueryResponse => {
+                            begin_answers -= 1;
+                            continue;
+                        }
+                        BackendMessageFormat::ReadyForQuery => begin_answers = 0,
+                        _ => continue,
                     }
-                    continue;
                 }
 
                 match message.format {

@@ -205,11 +205,16 @@ impl Connection for PgConnection {
         // self.execute("/* SQLx ping */").map_ok(|_| ()).boxed()
 
         // The simplest call-and-response that's possible.
-        // callscope patch: unless an answer is awaited already (a rollback
-        // queued as its transaction was dropped, or a pipelined `BEGIN`,
-        // which gets its Sync there): its `ReadyForQuery` shows the
-        // connection alive as well, without PostgreSQL answering a Sync more.
-        if self.inner.pending_ready_for_query_count == 0 && !self.inner.begin_pipelined {
+        // callscope patch: unless a message that PostgreSQL answers with a
+        // `ReadyForQuery` is queued and not yet sent (a rollback queued as
+        // its transaction was dropped; a pipelined `BEGIN` gets its Sync in
+        // `wait_until_ready`): that answer, read after this write, shows the
+        // connection alive as well, without PostgreSQL answering a Sync
+        // more. An answer already received (a stream that stopped at an
+        // error) proves nothing, so a Sync goes out then.
+        let queued = !self.inner.stream.write_buffer_mut().is_empty()
+            && self.inner.pending_ready_for_query_count > 0;
+        if !queued && !self.inner.begin_pipelined {
             self.write_sync();
         }
         self.wait_until_ready().await
