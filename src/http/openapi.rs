@@ -28,7 +28,7 @@ pub fn document_json() -> &'static str {
 const ERRORS: &[(&str, &str)] = &[
     (
         "400",
-        "`invalid_argument`: bad input (malformed JSON, an unknown field, a wrong type, a value the service refuses); `google.rpc.BadRequest` names each field",
+        "`invalid_argument`: bad input (malformed JSON, an unknown field, a wrong type, a value the service refuses); `google.rpc.BadRequest` names each field. `out_of_range`: the request message is larger than its service accepts (4 MiB for queries, 64 MiB for ingest), as a gRPC client is told",
     ),
     (
         "401",
@@ -52,7 +52,7 @@ const ERRORS: &[(&str, &str)] = &[
     ),
     (
         "429",
-        "`resource_exhausted`: the request message is larger than its service accepts, or a rate limit",
+        "`resource_exhausted`: a rate limit; `google.rpc.RetryInfo` and `Retry-After` say when to retry",
     ),
     (
         "500",

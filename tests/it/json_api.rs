@@ -684,12 +684,28 @@ async fn bad_json_is_invalid_argument_naming_the_field(app: TestApp) {
     .await;
     assert_eq!(status, 200);
     // A request message over its service's limit (4 MiB for queries) is
-    // refused by the gRPC stack, with the code a gRPC client gets.
+    // refused by the gRPC stack, with the code a gRPC client gets: tonic's
+    // OUT_OF_RANGE, HTTP 400 (README, Errors; docs/openapi.json).
     let huge = json!({ "filter": { "taskIds": ["x".repeat(5 * 1024 * 1024)] } });
     let by_grpc = over_grpc(&app, LIST, &huge, None).await;
     let by_json = over_json(&app, LIST, &huge, None).await;
     assert_eq!(by_grpc, by_json);
-    assert!(matches!(by_json, Outcome::Err { .. }), "{by_json:?}");
+    assert!(
+        matches!(&by_json, Outcome::Err { code, .. } if code == "out_of_range"),
+        "{by_json:?}"
+    );
+    let (status, _) = refused(&app, LIST, JSON, huge.to_string().as_bytes()).await;
+    assert_eq!(status, 400, "a message over its service's limit");
+    // A body over what the JSON API reads at all (64 MiB) is refused before
+    // it becomes a message: 413, resource_exhausted, naming the body.
+    let mut too_big = br#"{"filter": {"taskIds": [""#.to_vec();
+    too_big.resize(callscope::domain::limits::MAX_JSON_REQUEST_BYTES + 1, b'x');
+    let (status, outcome) = refused(&app, LIST, JSON, &too_big).await;
+    assert_eq!(
+        (status, code_and_fields(&outcome)),
+        (413, ("resource_exhausted", vec!["body"])),
+        "a body over the JSON API's limit: {outcome:?}"
+    );
     // Neither left the server worse: a plain call still answers.
     let (status, _, _) = post_json(&app, LIST, JSON, b"{}".to_vec(), None).await;
     assert_eq!(status, 200);
