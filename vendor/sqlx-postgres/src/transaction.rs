@@ -67,7 +67,6 @@ impl TransactionManager for PgTransactionManager {
                 commands += 1;
             }
             conn.inner.transaction_depth += 1;
-            conn.inner.begin_pipelined = true;
             conn.inner.pipelined_commands = commands;
             return Ok(());
         }

@@ -142,7 +142,6 @@ impl PgConnection {
                 secret_key,
                 transaction_status,
                 transaction_depth: 0,
-                begin_pipelined: false,
                 pipelined_commands: 0,
                 pending_ready_for_query_count: 0,
                 next_statement_id: StatementId::NAMED_START,

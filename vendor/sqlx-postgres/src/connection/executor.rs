@@ -212,7 +212,7 @@ impl PgConnection {
         // Preparing this statement first waits on it instead.
 
         // before we continue, wait until we are "ready" to accept more queries
-        if !self.inner.begin_pipelined {
+        if self.inner.pipelined_commands == 0 {
             self.wait_until_ready().await?;
         }
         let mut begin_answers = 0;
@@ -247,9 +247,8 @@ impl PgConnection {
             // consume messages till `ReadyForQuery` before bind and execute
             // (callscope patch: a pipelined `BEGIN` still queued goes out
             // with the bind, its statements' CommandCompletes skipped below)
-            if std::mem::take(&mut self.inner.begin_pipelined) {
-                begin_answers = std::mem::take(&mut self.inner.pipelined_commands);
-            } else {
+            begin_answers = std::mem::take(&mut self.inner.pipelined_commands);
+            if begin_answers == 0 {
                 self.wait_until_ready().await?;
             }
 

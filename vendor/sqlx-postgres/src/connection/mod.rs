@@ -75,12 +75,10 @@ pub struct PgConnectionInner {
     transaction_status: TransactionStatus,
     pub(crate) transaction_depth: usize,
 
-    // callscope patch: a read-only `BEGIN` queued but not yet sent; the next
-    // statement goes out in the same write and takes its `ReadyForQuery`
-    // (see `PgTransactionManager::begin`).
-    pub(crate) begin_pipelined: bool,
-    // callscope patch: the statements of that `BEGIN` (each answers with a
-    // CommandComplete the next statement's stream skips).
+    // callscope patch: the statements of a read-only `BEGIN` queued with no
+    // Sync (0: none). The next statement goes out in the same write, under
+    // its own Sync, and its stream skips their answers (see
+    // `PgTransactionManager::begin`).
     pub(crate) pipelined_commands: usize,
 
     log_settings: LogSettings,
@@ -101,11 +99,8 @@ impl PgConnection {
     // will return when the connection is ready for another query
     pub(crate) async fn wait_until_ready(&mut self) -> Result<(), Error> {
         // callscope patch: a pipelined `BEGIN` waited on here (a ping, a
-        // prepare, a savepoint) gets the Sync that makes PostgreSQL answer it.
-        if std::mem::take(&mut self.inner.begin_pipelined) {
-            self.inner.pipelined_commands = 0;
-            self.write_sync();
-        }
+        // prepare) gets the Sync that makes PostgreSQL answer it.
+        self.sync_pipelined_begin();
 
         if !self.inner.stream.write_buffer_mut().is_empty() {
             self.inner.stream.flush().await?;
@@ -152,14 +147,19 @@ impl PgConnection {
         // callscope patch: a pipelined `BEGIN` gets its Sync first, so a
         // simple query never arrives while PostgreSQL may be skipping
         // messages after an error in it (a rollback, a savepoint).
-        if std::mem::take(&mut self.inner.begin_pipelined) {
-            self.inner.pipelined_commands = 0;
-            self.write_sync();
-        }
+        self.sync_pipelined_begin();
         self.inner.stream.write_msg(Query(query))?;
         self.inner.pending_ready_for_query_count += 1;
 
         Ok(())
+    }
+
+    /// callscope patch: ends the pipelining of a queued `BEGIN` with the
+    /// Sync that makes PostgreSQL answer it, if one is queued.
+    fn sync_pipelined_begin(&mut self) {
+        if std::mem::take(&mut self.inner.pipelined_commands) > 0 {
+            self.write_sync();
+        }
     }
 
     pub(crate) fn in_transaction(&self) -> bool {
@@ -214,7 +214,7 @@ impl Connection for PgConnection {
         // error) proves nothing, so a Sync goes out then.
         let queued = !self.inner.stream.write_buffer_mut().is_empty()
             && self.inner.pending_ready_for_query_count > 0;
-        if !queued && !self.inner.begin_pipelined {
+        if !queued && self.inner.pipelined_commands == 0 {
             self.write_sync();
         }
         self.wait_until_ready().await
