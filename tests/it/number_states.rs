@@ -362,6 +362,26 @@ async fn upload(app: &mut TestApp, model: &mut Model, task: &str, phones: &[&str
     }
 }
 
+/// Imports the smartivr number entry fixture for LISTED into T, with the
+/// vendor's dial status `status`.
+async fn import_number_entry(app: &mut TestApp, status: i32) {
+    let entry = fixture("smartivr/number_entry.json");
+    let mut value: serde_json::Value = serde_json::from_str(&entry).unwrap();
+    value["number"] = "186-5168-3344".into();
+    value["status"] = status.into();
+    let answer = app
+        .ingest
+        .import_records(ImportRecordsRequest {
+            source: Source::Smartivr as i32,
+            records: vec![value.to_string()],
+            task_id: T.into(),
+        })
+        .await
+        .expect("import number list")
+        .into_inner();
+    assert_eq!(answer.rejected, 0, "{answer:?}");
+}
+
 fn w(
     id: &'static str,
     task: &'static str,
@@ -439,21 +459,7 @@ async fn every_write_path_keeps_the_number_state(mut app: TestApp) {
 
     // A vendor number list: the entry goes to T with the vendor's status 11;
     // its call history goes to the task it names.
-    let entry = fixture("smartivr/number_entry.json");
-    let mut value: serde_json::Value = serde_json::from_str(&entry).unwrap();
-    value["number"] = "186-5168-3344".into();
-    value["status"] = 11.into();
-    let answer = app
-        .ingest
-        .import_records(ImportRecordsRequest {
-            source: Source::Smartivr as i32,
-            records: vec![value.to_string()],
-            task_id: T.into(),
-        })
-        .await
-        .expect("import number list")
-        .into_inner();
-    assert_eq!(answer.rejected, 0, "{answer:?}");
+    import_number_entry(&mut app, 11).await;
     model.numbers.insert((T.into(), LISTED.into()), Some(11));
     // The history's calls, as the vendor gave them.
     let history = app
@@ -486,6 +492,11 @@ async fn every_write_path_keeps_the_number_state(mut app: TestApp) {
     // Uploads after it: a number already listed, and a new one.
     upload(&mut app, &mut model, T, &[P2, P6, LISTED]).await;
     check(&mut app, &model, "vendor list").await;
+
+    // The vendor lists the number again, with another status.
+    import_number_entry(&mut app, 3).await;
+    model.numbers.insert((T.into(), LISTED.into()), Some(3));
+    check(&mut app, &model, "vendor status changed").await;
 
     // A call of ours to the vendor-listed number: the derived status wins.
     write(
@@ -560,6 +571,18 @@ async fn every_write_path_keeps_the_number_state(mut app: TestApp) {
     model.calls.retain(|_, c| c.callee != P2);
     model.numbers.retain(|(_, p), _| p != P2);
     check(&mut app, &model, "erase").await;
+
+    // ErasePhone of a number listed and never called: its list entry alone
+    // kept its state.
+    AdminServiceClient::new(app.channel.clone())
+        .erase_phone(ErasePhoneRequest {
+            phone: P6.into(),
+            validate_only: false,
+        })
+        .await
+        .expect("erase a listed number");
+    model.numbers.retain(|(_, p), _| p != P6);
+    check(&mut app, &model, "erase a number without calls").await;
 
     // The number can come back.
     upload(&mut app, &mut model, T, &[P2]).await;
