@@ -212,6 +212,14 @@ impl Application {
             stop_rx.clone(),
         ));
 
+        // Notations leave the phone cache at their age, so that a number
+        // erased through another replica leaves this one's memory too.
+        let notation_sweeper = tokio::spawn(every(NOTATION_SWEEP_PERIOD, || {
+            crate::domain::phone::forget_notations_older_than(
+                crate::domain::phone::NOTATIONS_MAX_AGE,
+            );
+        }));
+
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -357,6 +365,7 @@ impl Application {
         // A run in flight stops here; its last committed page is its checkpoint.
         scheduler.abort();
         event_retention.abort();
+        notation_sweeper.abort();
         if let Some(retention) = retention {
             // It stops on the same signal; a purge batch in flight rolls back.
             retention.abort();
@@ -376,6 +385,19 @@ impl Application {
         };
         tracing::info!("callscope stopped");
         result.context("gRPC server failed")
+    }
+}
+
+/// How often the phone cache is rid of notations past their age.
+const NOTATION_SWEEP_PERIOD: Duration = Duration::from_secs(60);
+
+/// Runs `work` now and then every `period`, until dropped.
+async fn every(period: Duration, work: impl Fn()) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        work();
     }
 }
 
@@ -480,4 +502,29 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown signal received, finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn every_runs_its_work_at_once_then_each_period() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let task = tokio::spawn(super::every(Duration::from_secs(60), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(59)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        task.abort();
+    }
 }
