@@ -16,11 +16,20 @@
 --
 -- Concurrency (READ COMMITTED), as in 0015: the states a statement's
 -- departures touch are locked first, in the order arrivals upsert them
--- (tenant, then task and phone in byte order), so concurrent writers lock
--- states in one order. A departing latest call is read again only after
--- that lock, by a statement whose fresh snapshot sees every call whose
--- writer held the lock before. Statements that read a stored table run
--- through EXECUTE, so they are planned for this statement's rows (0020).
+-- (tenant, then task and phone in byte order), then its arrivals are
+-- upserted in that order: each pass locks in one order. Two statements that
+-- move calls between the same two numbers in opposite directions can still
+-- deadlock across the passes, as the row triggers could; PostgreSQL then
+-- fails one, which the store answers as retryable (UNAVAILABLE). A
+-- departing latest call is read again only after the lock, by a statement
+-- whose fresh snapshot sees every call whose writer held the lock before.
+-- Statements that read a stored table run through EXECUTE, so they are
+-- planned for this statement's rows (0020).
+--
+-- The triggers keep their names and are replaced in place (CREATE OR
+-- REPLACE TRIGGER, as 0020): a lock that keeps writers out while the
+-- migration runs, not readers, where DROP TRIGGER would take the tables'
+-- ACCESS EXCLUSIVE lock.
 
 -- The rows of `calls` a statement's trigger of `op` saw change, as a query
 -- over its transition tables: what left its (task, number) when `side` is
@@ -167,16 +176,13 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER calls_keep_number_state_insert ON calls;
-DROP TRIGGER calls_keep_number_state_delete ON calls;
-DROP TRIGGER calls_keep_number_state_update ON calls;
-CREATE TRIGGER calls_keep_number_state_insert AFTER INSERT ON calls
+CREATE OR REPLACE TRIGGER calls_keep_number_state_insert AFTER INSERT ON calls
     REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION calls_number_states_follow();
-CREATE TRIGGER calls_keep_number_state_delete AFTER DELETE ON calls
+CREATE OR REPLACE TRIGGER calls_keep_number_state_delete AFTER DELETE ON calls
     REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION calls_number_states_follow();
-CREATE TRIGGER calls_keep_number_state_update AFTER UPDATE ON calls
+CREATE OR REPLACE TRIGGER calls_keep_number_state_update AFTER UPDATE ON calls
     REFERENCING OLD TABLE AS removed NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION calls_number_states_follow();
 DROP FUNCTION calls_number_states_added();
@@ -246,16 +252,13 @@ BEGIN
 END
 $$;
 
-DROP TRIGGER task_numbers_keep_state_insert ON task_numbers;
-DROP TRIGGER task_numbers_keep_state_delete ON task_numbers;
-DROP TRIGGER task_numbers_keep_state_update ON task_numbers;
-CREATE TRIGGER task_numbers_keep_state_insert AFTER INSERT ON task_numbers
+CREATE OR REPLACE TRIGGER task_numbers_keep_state_insert AFTER INSERT ON task_numbers
     REFERENCING NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION task_numbers_states_follow();
-CREATE TRIGGER task_numbers_keep_state_delete AFTER DELETE ON task_numbers
+CREATE OR REPLACE TRIGGER task_numbers_keep_state_delete AFTER DELETE ON task_numbers
     REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION task_numbers_states_follow();
-CREATE TRIGGER task_numbers_keep_state_update AFTER UPDATE ON task_numbers
+CREATE OR REPLACE TRIGGER task_numbers_keep_state_update AFTER UPDATE ON task_numbers
     REFERENCING OLD TABLE AS removed NEW TABLE AS added
     FOR EACH STATEMENT EXECUTE FUNCTION task_numbers_states_follow();
 DROP FUNCTION task_numbers_keep_state();
