@@ -31,27 +31,19 @@
 -- migration runs, not readers, where DROP TRIGGER would take the tables'
 -- ACCESS EXCLUSIVE lock.
 
--- The rows of `calls` a statement's trigger of `op` saw change, as a query
--- over its transition tables: what left its (task, number) when `side` is
--- 'left', what arrived when 'arrived'. A row whose task, number, time and
--- outcome an UPDATE rewrote unchanged is in neither; calls without a task
--- have no state.
-CREATE FUNCTION number_states_calls_sql(op TEXT, side TEXT) RETURNS TEXT
+-- The rows a statement's trigger of `op` saw change, as a query over its
+-- transition tables of `columns`: what left when `side` is 'left' (the old
+-- rows; for an UPDATE, those no new row matches on `columns`), what arrived
+-- when 'arrived' (the converse). Rows without a task have no state. An
+-- UPDATE that rewrote a row unchanged in `columns` is in neither.
+CREATE FUNCTION number_states_rows_sql(op TEXT, side TEXT, columns TEXT) RETURNS TEXT
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE
-        WHEN op = 'INSERT' AND side = 'arrived' OR op = 'DELETE' AND side = 'left' THEN format(
-            'SELECT tenant_id, task_id, callee, call_id, call_time, outcome FROM %I '
-            'WHERE task_id <> %L', CASE side WHEN 'left' THEN 'removed' ELSE 'added' END, '')
-        WHEN op = 'UPDATE' THEN format(
-            'SELECT tenant_id, task_id, callee, call_id, call_time, outcome FROM %I '
-            'WHERE task_id <> %L EXCEPT ALL '
-            'SELECT tenant_id, task_id, callee, call_id, call_time, outcome FROM %I '
-            'WHERE task_id <> %L',
-            CASE side WHEN 'left' THEN 'removed' ELSE 'added' END, '',
-            CASE side WHEN 'left' THEN 'added' ELSE 'removed' END, '')
-        ELSE 'SELECT NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::BIGINT, '
-             'NULL::BIGINT WHERE false'
-    END
+    SELECT format('SELECT %s FROM %I WHERE task_id <> %L', columns, this, '')
+        || CASE WHEN op = 'UPDATE'
+            THEN format(' EXCEPT ALL SELECT %s FROM %I WHERE task_id <> %L', columns, other, '')
+            ELSE '' END
+    FROM (SELECT CASE side WHEN 'left' THEN 'removed' ELSE 'added' END AS this,
+                 CASE side WHEN 'left' THEN 'added' ELSE 'removed' END AS other) tables
 $$;
 
 -- Locks the states of (tenant, task, phone) (arrays of one length) in the
@@ -88,6 +80,8 @@ $$;
 CREATE FUNCTION calls_number_states_follow() RETURNS trigger LANGUAGE plpgsql
 SET jit = off AS $$
 DECLARE
+    -- What a call's state depends on.
+    compared CONSTANT TEXT := 'tenant_id, task_id, callee, call_id, call_time, outcome';
     t TEXT[];
     k TEXT[];
     p TEXT[];
@@ -102,7 +96,7 @@ DECLARE
 BEGIN
     IF TG_OP <> 'INSERT' THEN
         EXECUTE 'SELECT array_agg(tenant_id), array_agg(task_id), array_agg(callee), '
-            'array_agg(call_id) FROM (' || number_states_calls_sql(TG_OP, 'left') || ') x'
+            'array_agg(call_id) FROM (' || number_states_rows_sql(TG_OP, 'left', compared) || ') x'
             INTO t, k, p, id;
     END IF;
     -- Departures: one attempt less a call, the latest read again where it
@@ -171,7 +165,7 @@ BEGIN
             last_call_id = CASE WHEN s.last_call_id IS NULL
                 OR (excluded.last_call_time, excluded.last_call_id) > (s.last_call_time, s.last_call_id)
                 THEN excluded.last_call_id ELSE s.last_call_id END
-        $q$, number_states_calls_sql(TG_OP, 'arrived'));
+        $q$, number_states_rows_sql(TG_OP, 'arrived', compared));
     RETURN NULL;
 END
 $$;
@@ -204,16 +198,14 @@ DECLARE
     ek TEXT[];
     ep TEXT[];
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        SELECT array_agg(tenant_id), array_agg(task_id), array_agg(phone) INTO t, k, p
-        FROM removed WHERE task_id <> '';
-    ELSIF TG_OP = 'UPDATE' THEN
-        -- A number still listed under its key (its vendor status changed)
-        -- is not unlisted first: the upsert below sets its new status.
-        SELECT array_agg(tenant_id), array_agg(task_id), array_agg(phone) INTO t, k, p
-        FROM (SELECT tenant_id, task_id, phone FROM removed WHERE task_id <> ''
-              EXCEPT
-              SELECT tenant_id, task_id, phone FROM added WHERE task_id <> '') x;
+    -- Compared on the key alone: a number still listed under its key (its
+    -- vendor status changed) is not unlisted first, the upsert below sets
+    -- its new status. A key is in a transition table once (the primary key
+    -- of task_numbers).
+    IF TG_OP <> 'INSERT' THEN
+        EXECUTE 'SELECT array_agg(tenant_id), array_agg(task_id), array_agg(phone) FROM ('
+            || number_states_rows_sql(TG_OP, 'left', 'tenant_id, task_id, phone') || ') x'
+            INTO t, k, p;
     END IF;
     IF t IS NOT NULL THEN
         PERFORM number_states_lock(t, k, p);
@@ -232,22 +224,15 @@ BEGIN
     IF TG_OP = 'DELETE' THEN
         RETURN NULL;
     END IF;
-    -- A key is in `added` once (the primary key of task_numbers), so no
-    -- state is upserted twice by one statement.
+    -- A key is in `added` once, so no state is upserted twice by one
+    -- statement.
     EXECUTE format($q$
         INSERT INTO task_number_states (tenant_id, task_id, phone, listed, vendor_status_code)
         SELECT tenant_id, task_id, phone, 1, status_code FROM (%s) listed
         ORDER BY tenant_id, task_id COLLATE "C", phone COLLATE "C"
         ON CONFLICT (tenant_id, task_id, phone) DO UPDATE SET
             listed = 1, vendor_status_code = excluded.vendor_status_code
-        $q$, CASE TG_OP
-            WHEN 'INSERT' THEN
-                'SELECT tenant_id, task_id, phone, status_code FROM added WHERE task_id <> '''''
-            ELSE
-                'SELECT tenant_id, task_id, phone, status_code FROM added WHERE task_id <> '''' '
-                'EXCEPT ALL '
-                'SELECT tenant_id, task_id, phone, status_code FROM removed WHERE task_id <> '''''
-        END);
+        $q$, number_states_rows_sql(TG_OP, 'arrived', 'tenant_id, task_id, phone, status_code'));
     RETURN NULL;
 END
 $$;
