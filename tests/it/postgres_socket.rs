@@ -114,10 +114,7 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
         .await
         .expect("prepare the write");
     let tenant_of = |pool: sqlx::PgPool| async move {
-        let mut tx = pool
-            .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'next'")
-            .await
-            .expect("begin");
+        let mut tx = read_as(&pool, "next").await;
         let row = sqlx::query(TENANT)
             .bind(7_i64)
             .fetch_one(&mut *tx)
@@ -152,10 +149,7 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
         assert_eq!(tenant_of(pool.clone()).await, next, "commit: {commit}");
     }
     // 2. The statement behind a good BEGIN fails.
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'failed'")
-        .await
-        .expect("begin");
+    let mut tx = read_as(&pool, "failed").await;
     let failed = sqlx::query("SELECT 1 / $1::int8")
         .bind(0_i64)
         .fetch_one(&mut *tx)
@@ -165,23 +159,14 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
     drop(tx);
     assert_eq!(tenant_of(pool.clone()).await, next);
     // 3. A BEGIN that no statement followed, then rolled back or committed.
-    let tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unused'")
-        .await
-        .expect("begin");
+    let tx = read_as(&pool, "unused").await;
     drop(tx);
-    let tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unused'")
-        .await
-        .expect("begin");
+    let tx = read_as(&pool, "unused").await;
     tx.commit().await.expect("commit an empty transaction");
     assert_eq!(tenant_of(pool.clone()).await, next);
     // 4. The first statement given up before its answer (its future dropped
     //    after sending, while PostgreSQL runs it).
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'abandoned'")
-        .await
-        .expect("begin");
+    let mut tx = read_as(&pool, "abandoned").await;
     let given_up = tokio::time::timeout(
         Duration::from_millis(20),
         sqlx::query(SLOW).bind(1_i64).fetch_one(&mut *tx),
@@ -195,10 +180,7 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
     assert_eq!(tenant_of(pool.clone()).await, next);
     // 5. Statements of other kinds first after the BEGIN: an unprepared one,
     //    a simple query, a savepoint's. Each sees the transaction's tenant.
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'unprepared'")
-        .await
-        .expect("begin");
+    let mut tx = read_as(&pool, "unprepared").await;
     let seen: Option<String> =
         sqlx::query_scalar("SELECT current_setting('callscope.tenant', true)")
             .persistent(false)
@@ -207,20 +189,14 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
             .expect("an unprepared statement");
     assert_eq!(seen.as_deref(), Some("unprepared"));
     drop(tx);
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'simple'")
-        .await
-        .expect("begin");
+    let mut tx = read_as(&pool, "simple").await;
     let row = (&mut *tx)
         .fetch_one("SELECT current_setting('callscope.tenant', true) AS t")
         .await
         .expect("a simple query");
     assert_eq!(row.get::<Option<String>, _>("t").as_deref(), Some("simple"));
     drop(tx);
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'saved'")
-        .await
-        .expect("begin");
+    let mut tx = read_as(&pool, "saved").await;
     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await.expect("a savepoint");
     let row = sqlx::query(TENANT)
         .bind(3_i64)
@@ -233,10 +209,7 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
     assert_eq!(tenant_of(pool.clone()).await, next);
     // 6. A read-only transaction refuses a write, and the setting of a
     //    finished one does not outlive it.
-    let mut tx = pool
-        .begin_with("BEGIN READ ONLY; SET LOCAL callscope.tenant = 'ro'")
-        .await
-        .expect("begin");
+    let mut tx = read_as(&pool, "ro").await;
     let failed = sqlx::query("CREATE TEMPORARY TABLE IF NOT EXISTS pipelined_write (x int8)")
         .execute(&mut *tx)
         .await
@@ -257,6 +230,15 @@ async fn a_failed_pipelined_begin_leaves_the_connection_usable() {
 
 /// The admin URL's options, with TLS required; `None` without the URL
 /// (which [`postgres_url`] reports).
+/// A read transaction begun as the store begins one, declaring `tenant`:
+/// queued, to go out with its first statement.
+async fn read_as(pool: &sqlx::PgPool, tenant: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let begin = format!("BEGIN READ ONLY; SET LOCAL callscope.tenant = '{tenant}'");
+    pool.begin_with(sqlx::AssertSqlSafe(begin))
+        .await
+        .expect("begin")
+}
+
 fn tls_options() -> Option<PgConnectOptions> {
     let url = postgres_admin_url().ok()?;
     let options = PgConnectOptions::from_str(&url)
