@@ -803,13 +803,13 @@ async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
          CAST(SUM(score_count) AS BIGINT) AS score_count FROM \
          (SELECT day AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, rounds_sum, \
          score_sum, score_count FROM call_rollup_days WHERE tenant_id = ? AND task_id IN (?) \
-         AND day >= ? AND day < ? AND dim <> 'tag' \
+         AND day >= ? AND day < ? AND dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost') \
          UNION ALL SELECT hour AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, \
          rounds_sum, score_sum, score_count FROM call_rollups WHERE tenant_id = ? \
-         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim <> 'tag' \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost') \
          UNION ALL SELECT hour AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, \
          rounds_sum, score_sum, score_count FROM call_rollups WHERE tenant_id = ? \
-         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim <> 'tag') r \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost')) r \
          GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ? \
          AND r.dim = 'level' AND il.intent_level_id = r.key",
     )

@@ -15,6 +15,13 @@ use crate::domain::stats::{
 };
 use crate::domain::{CallFilter, CallOutcome, Party, UnixMs};
 
+/// Every dimension of the rollups (migrations 0016 and 0019) but `tag`,
+/// named one by one: the rollup keys lead with the dimension (0024), so a
+/// list is a few ranges of the key where `dim <> 'tag'` walked every
+/// dimension's rows.
+const ROLLUP_DIMENSIONS_BUT_TAGS: &str =
+    "dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost')";
+
 /// Fraction digits the database sums per chunk: 9 digits of 10^9 calls fit
 /// an `i64` with room to spare.
 const FRACTION_CHUNK: u32 = 9;
@@ -311,7 +318,7 @@ where
             spans,
             "dim, key, detail, calls, answered, talk_sum, ring_sum, rounds_sum, score_sum, \
              score_count",
-            "dim <> 'tag'",
+            ROLLUP_DIMENSIONS_BUT_TAGS,
         );
         qb.push(" GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ")
             .push_bind(tenant.to_owned())
