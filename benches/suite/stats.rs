@@ -57,6 +57,9 @@ pub struct Dataset {
 pub struct Analytics {
     pub stats: Vec<Timed>,
     pub lookups: Vec<Timed>,
+    /// Health/Check from one client on the same channel: what any request
+    /// costs with no store behind it.
+    pub floor: Vec<Duration>,
 }
 
 pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
@@ -93,7 +96,8 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
     );
 
     let server = Running::start(&url).await?;
-    let mut client = AnalyticsServiceClient::new(server.channel().await?);
+    let channel = server.channel().await?;
+    let mut client = AnalyticsServiceClient::new(channel.clone());
     let direct = SqlitePoolOptions::new()
         .max_connections(8)
         .connect_with(
@@ -231,6 +235,7 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         scans.push(Timed { request, grpc, sql });
     }
     let lookups = time_lookups(&server, &direct, dataset.calls, runs).await?;
+    let floor = crate::listing::health(std::slice::from_ref(&channel), 1, runs).await?;
     direct.close().await;
     server.shutdown().await?;
 
@@ -242,6 +247,12 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
         "SQL",
         &timed,
     );
+    let (p50, p99) = p50_p99(&floor);
+    println!(
+        "The gRPC floor, Health/Check from one client on the same channel (no store): \
+         p50 {p50:.2} ms, p99 {p99:.2} ms."
+    );
+    println!();
     print_timed(
         &format!(
             "Analytics from rollups against the scan of the calls, SQLite (same calls, {runs} runs each)"
@@ -257,6 +268,7 @@ pub async fn run(dataset: &Dataset, runs: usize) -> anyhow::Result<Analytics> {
     Ok(Analytics {
         stats: timed,
         lookups,
+        floor,
     })
 }
 
