@@ -262,6 +262,14 @@ impl Metrics {
         self.with(|| gauge!("callscope_nats_connected").set(if connected { 1.0 } else { 0.0 }));
     }
 
+    /// A write (`operation`) lost a race with a concurrent one and runs
+    /// again.
+    pub fn write_retried(&self, operation: &'static str) {
+        self.with(|| {
+            counter!("callscope_write_retries_total", "operation" => operation).increment(1);
+        });
+    }
+
     /// `count` records of `source` were kept in quarantine.
     pub fn quarantined(&self, source: &'static str, count: u64) {
         if count == 0 {
@@ -274,6 +282,11 @@ impl Metrics {
 }
 
 fn describe() {
+    describe_counter!(
+        "callscope_write_retries_total",
+        "Writes run again because their transaction lost a race with a concurrent one \
+         (a deadlock or serialization conflict PostgreSQL broke by rolling it back), by operation."
+    );
     describe_counter!(
         "callscope_sync_runs_total",
         "Finished pulls, by tenant and sync source."

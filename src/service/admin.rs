@@ -52,8 +52,9 @@ impl CallScope {
             .into());
         }
         let deleted = self
-            .store
-            .delete_calls(actor.tenant, filter, validate_only)
+            .retrying("delete_calls", || {
+                self.store.delete_calls(actor.tenant, filter, validate_only)
+            })
             .await?;
         tracing::info!(
             target: AUDIT_TARGET,
@@ -78,9 +79,12 @@ impl CallScope {
         validate_only: bool,
     ) -> Result<ErasureCounts, ServiceError> {
         let notations = PhoneNotations::new(phone);
+        let now = domain::now_ms();
         let counts = self
-            .store
-            .erase_phone(actor.tenant, &notations, validate_only, domain::now_ms())
+            .retrying("erase_phone", || {
+                self.store
+                    .erase_phone(actor.tenant, &notations, validate_only, now)
+            })
             .await?;
         if !validate_only {
             domain::forget_notations();

@@ -92,8 +92,10 @@ impl CallScope {
         too_many("numbers", entries.len(), MAX_NUMBERS_PER_UPLOAD)?;
         let now = domain::now_ms();
         let counts = self
-            .store
-            .upsert_task_numbers(tenant, task_id, entries, now)
+            .retrying("upsert_task_numbers", || {
+                self.store
+                    .upsert_task_numbers(tenant, task_id, entries, now)
+            })
             .await?;
         Ok(TaskNumbersUpserted {
             counts,

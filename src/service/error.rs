@@ -9,6 +9,9 @@ use crate::store::StoreError;
 
 /// How long a client should wait before retrying an unavailable database.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long a client should wait before retrying a write that kept losing
+/// races with concurrent ones: they are usually over by then.
+pub const CONFLICT_RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// Why an operation failed, in terms a client can act on.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +80,16 @@ impl From<StoreError> for ServiceError {
                 ServiceError::Unavailable {
                     message: "database unavailable, retry later",
                     retry_after: RETRY_AFTER,
+                }
+            }
+            // Only once the service's own attempts are spent
+            // (`CallScope::retrying`), or for an operation it does not
+            // retry.
+            StoreError::Conflict(cause) => {
+                tracing::warn!(error = %cause, "write kept conflicting with concurrent ones");
+                ServiceError::Unavailable {
+                    message: "write conflicted with concurrent writes, retry",
+                    retry_after: CONFLICT_RETRY_AFTER,
                 }
             }
             other => {

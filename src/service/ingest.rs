@@ -192,7 +192,9 @@ impl CallScope {
     ) -> Result<Vec<RecordResult>, ServiceError> {
         let prepared = self.prepare_records(source, channel, records, task_id)?;
         let now = domain::now_ms();
-        let stored = self.store.ingest(tenant, &prepared.batch, now).await?;
+        let stored = self
+            .retrying("ingest", || self.store.ingest(tenant, &prepared.batch, now))
+            .await?;
         self.enforce_quarantine_caps(tenant, &prepared.batch.rejected)
             .await;
         let quarantined = prepared.batch.rejected.len() as u64;
@@ -323,7 +325,9 @@ impl CallScope {
             rejected: vec![record],
             ..Default::default()
         };
-        self.store.ingest(tenant, &batch, domain::now_ms()).await?;
+        let now = domain::now_ms();
+        self.retrying("ingest", || self.store.ingest(tenant, &batch, now))
+            .await?;
         self.enforce_quarantine_caps(tenant, &batch.rejected).await;
         let slug = source.map_or("unknown", Source::slug);
         self.metrics().quarantined(slug, 1);

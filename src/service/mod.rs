@@ -23,7 +23,17 @@ use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
     Violations,
 };
-use crate::store::{CallPage, Store};
+use std::future::Future;
+use std::time::Duration;
+
+use crate::store::{CallPage, Store, StoreError};
+
+/// Runs of a write whose transaction keeps losing races with concurrent
+/// ones ([`CallScope::retrying`]): the first and two more.
+const WRITE_ATTEMPTS: u32 = 3;
+/// The longest pause before a write's second run, in milliseconds; before
+/// its third, twice as long.
+const WRITE_RETRY_PAUSE_MS: u64 = 20;
 
 /// How a request names one call: by our id, or by the vendor's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +153,40 @@ impl CallScope {
         &self.store
     }
 
+    /// Runs the write `attempt` again, after a pause of a few random
+    /// milliseconds, while its transaction loses a race with a concurrent
+    /// one ([`StoreError::Conflict`]: PostgreSQL rolled it back whole to
+    /// break a deadlock, or a concurrent writer inserted a key first), up to
+    /// [`WRITE_ATTEMPTS`] runs in all. A transaction that lost wrote
+    /// nothing, so running it again is running it once; batches that meet
+    /// over the same calls or numbers in opposite orders then both succeed
+    /// instead of one answering UNAVAILABLE. `operation` names the write in
+    /// the log and in `callscope_write_retries_total`.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        operation: &'static str,
+        mut attempt: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut runs = 1;
+        loop {
+            match attempt().await {
+                Err(StoreError::Conflict(cause)) if runs < WRITE_ATTEMPTS => {
+                    tracing::info!(operation, run = runs, error = %cause, "write lost a race with a concurrent one, running it again");
+                    self.metrics.write_retried(operation);
+                    // Apart, so two writers that met do not meet again.
+                    let pause = rand::random_range(1..=WRITE_RETRY_PAUSE_MS * u64::from(runs));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    runs += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Stores validated calls, all or none.
     pub async fn upsert_calls(
         &self,
@@ -150,9 +194,11 @@ impl CallScope {
         calls: &[domain::Call],
     ) -> Result<Vec<UpsertResult>, ServiceError> {
         too_many("calls", calls.len(), MAX_CALLS_PER_REQUEST)?;
+        let now = domain::now_ms();
         let results = self
-            .store
-            .upsert_calls(tenant, calls, domain::now_ms())
+            .retrying("upsert_calls", || {
+                self.store.upsert_calls(tenant, calls, now)
+            })
             .await?;
         for outcome in [
             domain::UpsertOutcome::Inserted,

@@ -820,10 +820,12 @@ impl Run<'_> {
                     Some(task),
                 )?;
                 prepared.label_rejections(std::slice::from_ref(&label));
+                let now = domain::now_ms();
                 let stored = self
                     .scope
-                    .store
-                    .ingest(self.tenant, &prepared.batch, domain::now_ms())
+                    .retrying("ingest", || {
+                        self.scope.store.ingest(self.tenant, &prepared.batch, now)
+                    })
                     .await?;
                 self.scope
                     .enforce_quarantine_caps(self.tenant, &prepared.batch.rejected)

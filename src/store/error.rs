@@ -7,6 +7,13 @@ pub enum StoreError {
     /// The database cannot be reached or is too busy; the client may retry.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// A concurrent transaction won a race with this one: PostgreSQL broke
+    /// a deadlock or a serialization conflict by rolling this one back, or
+    /// a concurrent writer inserted a key first. Nothing of it was written,
+    /// and running it again may succeed (the service does, a few times:
+    /// `CallScope::retrying`).
+    #[error("transaction lost a race with a concurrent one: {0}")]
+    Conflict(#[source] sqlx::Error),
     /// A fault of ours or of the database; logged, never sent to a client.
     #[error("database error: {0}")]
     Internal(#[source] sqlx::Error),
@@ -44,15 +51,22 @@ impl From<sqlx::Error> for StoreError {
             E::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")) => {
                 StoreError::Unavailable(err)
             }
-            // PostgreSQL: connection exceptions (08…), shutdown (57P…),
-            // serialization failures and deadlocks (40…): retryable.
+            // PostgreSQL: connection exceptions (08…) and shutdown (57P…).
             E::Database(db)
                 if db.code().is_some_and(|c| {
-                    c.len() == 5
-                        && (c.starts_with("08") || c.starts_with("57P") || c.starts_with("40"))
+                    c.len() == 5 && (c.starts_with("08") || c.starts_with("57P"))
                 }) =>
             {
                 StoreError::Unavailable(err)
+            }
+            // PostgreSQL: serialization failures and deadlocks (40…): the
+            // transaction was rolled back to let a concurrent one through.
+            E::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.len() == 5 && c.starts_with("40")) =>
+            {
+                StoreError::Conflict(err)
             }
             // PostgreSQL unique violations (23505): every write resolves the
             // duplicates a client can send with ON CONFLICT, so one that
@@ -62,9 +76,7 @@ impl From<sqlx::Error> for StoreError {
             // `calls_pkey` is not the upsert's arbiter, so the second insert
             // fails instead of updating. The batch rolls back whole and a
             // retry finds the row: retryable, like a deadlock.
-            E::Database(db) if db.code().as_deref() == Some("23505") => {
-                StoreError::Unavailable(err)
-            }
+            E::Database(db) if db.code().as_deref() == Some("23505") => StoreError::Conflict(err),
             _ => StoreError::Internal(err),
         }
     }

@@ -394,17 +394,7 @@ async fn post(app: &TestApp, path: &str, headers: &str, body: &[u8]) -> (u16, St
     let _ = stream.write_all(body).await;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    crate::helpers::status_and_body(&response)
 }
 
 async fn webhooks_need_an_ingest_key(mut app: TestApp) {

@@ -15,6 +15,7 @@ use callscope::proto::{
     self, analytics_service_client::AnalyticsServiceClient, call_service_client::CallServiceClient,
     ingest_service_client::IngestServiceClient,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -185,6 +186,24 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
 }
 
 impl TestApp {
+    /// A superuser's connection to this app's PostgreSQL database: it
+    /// bypasses the row-level security the app's role runs under.
+    pub async fn admin_connection(&self) -> sqlx::PgConnection {
+        use sqlx::ConnectOptions;
+        let database = self
+            .database_url
+            .rsplit('/')
+            .next()
+            .expect("a database name");
+        let admin_url = postgres_admin_url().expect("the admin URL");
+        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&admin_url)
+            .expect("the admin URL is a PostgreSQL URL")
+            .database(database)
+            .connect()
+            .await
+            .expect("connect as admin to the test database")
+    }
+
     /// Stores calls and panics on any error.
     pub async fn upsert(&mut self, calls: Vec<proto::Call>) -> proto::UpsertCallsResponse {
         self.ingest
@@ -314,17 +333,7 @@ pub async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, Strin
     let _ = stream.write_all(body).await;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    status_and_body(&response)
 }
 
 /// A fixture file under `tests/fixtures/`.
@@ -651,4 +660,32 @@ pub async fn execute(database_url: &str, statement: &str) {
             .await
             .expect("execute");
     }
+}
+
+/// A minimal HTTP/1.1 GET over a real socket: status and body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect http");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    status_and_body(&response)
+}
+
+/// The status code and body of a raw HTTP/1.1 response (0 when there is
+/// no status line).
+pub fn status_and_body(response: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

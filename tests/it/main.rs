@@ -17,6 +17,7 @@ mod analytics;
 mod auth;
 mod bounded_work;
 mod calls;
+mod conflicts;
 mod events;
 mod fidelity;
 mod helpers;
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         auth::trials(),
         bounded_work::trials(),
         calls::trials(),
+        conflicts::trials(),
         events::trials(),
         fidelity::trials(),
         isolation::trials(),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_health::pb::{
@@ -21,7 +21,7 @@ use tonic_health::pb::{
 };
 use tonic_types::StatusExt;
 
-use crate::helpers::{self, Sharing, TestApp, block_on, call, sample, trial};
+use crate::helpers::{self, Sharing, TestApp, block_on, call, http_get, sample, trial};
 use callscope::proto::{
     self, GetCallRequest, ListCallsRequest, UpsertCallsRequest,
     call_service_client::CallServiceClient, ingest_service_client::IngestServiceClient,
@@ -81,28 +81,6 @@ pub fn trials() -> Vec<Trial> {
         },
     ));
     trials
-}
-
-/// A minimal HTTP/1.1 GET over a real socket: status and body.
-async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect http");
-    let head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 async fn scrape(app: &TestApp) -> String {

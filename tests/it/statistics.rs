@@ -4,16 +4,11 @@
 //! batch's external ids read the tenant's every call (BENCHMARKS.md, the
 //! eleventh session of 2026-12-01).
 
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Trial;
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
 
-use crate::helpers::{
-    Backend, Sharing, block_on, call, postgres_admin_url, postgres_url, spawn_app_on_with, trial,
-};
+use crate::helpers::{Backend, Sharing, block_on, call, postgres_url, spawn_app_on_with, trial};
 
 /// Calls written at most before the trial gives up on an ANALYZE: the
 /// server checks after 500, 1,000, 2,000, 4,000, 8,000 and 16,000 rows
@@ -39,19 +34,7 @@ async fn a_server_analyses_the_tables_it_grew_without_autovacuum() {
     let mut app = spawn_app_on_with(Backend::Postgres, |_| {}).await;
     // A superuser's connection to the test database: pg_stats hides a table
     // under row-level security from its role.
-    let database = app
-        .database_url
-        .rsplit('/')
-        .next()
-        .expect("a database name")
-        .to_owned();
-    let admin_url = postgres_admin_url().expect("the admin URL");
-    let mut admin = PgConnectOptions::from_str(&admin_url)
-        .expect("the admin URL is a PostgreSQL URL")
-        .database(&database)
-        .connect()
-        .await
-        .expect("connect as admin to the test database");
+    let mut admin = app.admin_connection().await;
     // Whatever the cluster's setting, only the server can analyse `calls`.
     sqlx::query("ALTER TABLE calls SET (autovacuum_enabled = false)")
         .execute(&mut admin)
