@@ -16,10 +16,21 @@
 -- task) lead with the dimension in the same way, so they no longer offer
 -- the fold checks the walk through every task's rows of an hour that 0020
 -- describes.
-CREATE INDEX call_rollups_by_dimension ON call_rollups (tenant_id, task_id, dim, hour);
-DROP INDEX call_rollups_by_hour;
-CREATE INDEX call_rollups_by_hour ON call_rollups (tenant_id, dim, hour);
+--
+-- As in 0021, the new indexes are built first, while the old ones still
+-- serve: a build holds writes to the table back, not reads. The old
+-- tenant-wide indexes are dropped and the new ones take their names at the
+-- end of the migration's transaction, where `DROP INDEX` holds reads back
+-- too, only until the commit. The pool's 30 s `statement_timeout` would
+-- cancel a build on a large table, so this migration lifts it.
+SET LOCAL statement_timeout = 0;
 
+CREATE INDEX call_rollups_by_dimension ON call_rollups (tenant_id, task_id, dim, hour);
+CREATE INDEX call_rollups_by_hour_0024 ON call_rollups (tenant_id, dim, hour);
 CREATE INDEX call_rollup_days_by_dimension ON call_rollup_days (tenant_id, task_id, dim, day);
+CREATE INDEX call_rollup_days_by_day_0024 ON call_rollup_days (tenant_id, dim, day);
+
+DROP INDEX call_rollups_by_hour;
 DROP INDEX call_rollup_days_by_day;
-CREATE INDEX call_rollup_days_by_day ON call_rollup_days (tenant_id, dim, day);
+ALTER INDEX call_rollups_by_hour_0024 RENAME TO call_rollups_by_hour;
+ALTER INDEX call_rollup_days_by_day_0024 RENAME TO call_rollup_days_by_day;

@@ -78,3 +78,8 @@ ALTER TABLE call_rollup_days_by_dimension RENAME TO call_rollup_days;
 CREATE INDEX call_rollup_days_by_day ON call_rollup_days (tenant_id, dim, day);
 
 PRAGMA legacy_alter_table = OFF;
+
+-- Dropping the old tables dropped their statistics; the planner has the new
+-- ones' at once (within the connection's `analysis_limit`).
+ANALYZE call_rollups;
+ANALYZE call_rollup_days;

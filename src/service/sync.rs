@@ -773,17 +773,19 @@ impl Run<'_> {
         batch: &IngestBatch,
         cp: &SyncCheckpoint,
     ) -> Result<crate::store::IngestResults, Stop> {
+        let (lease_until, now) = (self.lease_until(), domain::now_ms());
         self.scope
-            .store
-            .ingest_sync_page(
-                self.tenant,
-                &self.spec().name,
-                &self.scope.sync.settings.owner,
-                self.lease_until(),
-                batch,
-                cp,
-                domain::now_ms(),
-            )
+            .retrying("sync_page", || {
+                self.scope.store.ingest_sync_page(
+                    self.tenant,
+                    &self.spec().name,
+                    &self.scope.sync.settings.owner,
+                    lease_until,
+                    batch,
+                    cp,
+                    now,
+                )
+            })
             .await?
             .ok_or(Stop::LeaseLost)
     }

@@ -24,7 +24,10 @@ where
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
-    /// Keeps one refused record, inside the caller's transaction.
+    /// Keeps one refused record, inside the caller's transaction. A record
+    /// kept already (its id is made once per request) is left as it is: a
+    /// batch whose calls' transaction lost a race is run again whole, after
+    /// its quarantine's transaction committed (`CallScope::retrying`).
     pub(super) async fn insert_rejected(
         tx: &mut Transaction<'static, DB>,
         tenant: &str,
@@ -44,6 +47,7 @@ where
                 .push_bind(r.payload_size)
                 .push_bind(r.receive_time);
         });
+        qb.push(" ON CONFLICT (tenant_id, record_id) DO NOTHING");
         qb.build().execute(&mut **tx).await?;
         Ok(())
     }

@@ -356,6 +356,31 @@ async fn an_upgrade_keeps_the_rollups_of_stored_calls() {
     pool.close().await;
 
     let mut upgraded = spawn_app_with(|config| config.database_url = url.clone()).await;
+    let pool = SqlitePool::connect(&url)
+        .await
+        .expect("open the upgraded database");
+    for (table, key) in [
+        (
+            "call_rollups",
+            "(tenant_id, task_id, dim, hour, key, detail)",
+        ),
+        (
+            "call_rollup_days",
+            "(tenant_id, task_id, dim, day, key, detail)",
+        ),
+    ] {
+        let schema: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?")
+                .bind(table)
+                .fetch_one(&pool)
+                .await
+                .expect("the table's schema");
+        assert!(
+            schema.contains(&format!("PRIMARY KEY {key}")),
+            "{table} is keyed by dimension first: {schema}"
+        );
+    }
+    pool.close().await;
     for case in 0..40 {
         let filter = random_filter(&mut rng);
         let stats = GetCallStatsRequest {
