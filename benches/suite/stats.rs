@@ -22,6 +22,7 @@ use callscope::proto::{
     CallFilter, GetCallStatsRequest, GetCallTimeSeriesRequest, GetTaskRequest, Granularity,
     ListCallsRequest, ListTaskNumbersRequest, NumberStatus,
 };
+use callscope::store::ROLLUP_DIMENSIONS_BUT_TAGS;
 
 const TENANT: &str = "default";
 const TASK: &str = "bench-task";
@@ -796,6 +797,19 @@ impl Synthetic {
     }
 }
 
+/// Binds the tenant, the task and the bounds of each of the three rollup
+/// spans (the whole days, the hours before and the hours after them), in the
+/// order their sub-selects take them.
+fn bind_spans<'q>(
+    mut query: sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>,
+    spans: [(i64, i64); 3],
+) -> sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments> {
+    for (from, to) in spans {
+        query = query.bind(TENANT).bind(TASK).bind(from).bind(to);
+    }
+    query
+}
+
 /// The statements GetCallStats runs from the rollups for the task's 30
 /// days: every key's sums (the 29 whole UTC days from the day rollups, the
 /// 8 hours before and 16 after them from the hour rollups), the top 20 tags
@@ -805,7 +819,8 @@ async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
     // Asia/Shanghai midnight is 16:00 UTC.
     let first_day = START_MS + 8 * 3_600_000;
     let last_day = first_day + (DAYS - 1) * DAY_MS;
-    let sums = sqlx::query(
+    let spans = [(first_day, last_day), (start, first_day), (last_day, end)];
+    let sums = format!(
         "SELECT r.dim, r.key, r.detail, r.calls, r.answered, r.talk_sum, r.ring_sum, \
          r.rounds_sum, r.score_sum, r.score_count, COALESCE(il.name, '') AS name FROM \
          (SELECT dim, key, detail, CAST(SUM(calls) AS BIGINT) AS calls, \
@@ -815,54 +830,35 @@ async fn direct_rollup_stats(pool: &SqlitePool) -> anyhow::Result<i64> {
          CAST(SUM(score_count) AS BIGINT) AS score_count FROM \
          (SELECT day AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, rounds_sum, \
          score_sum, score_count FROM call_rollup_days WHERE tenant_id = ? AND task_id IN (?) \
-         AND day >= ? AND day < ? AND dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost') \
+         AND day >= ? AND day < ? AND {dims} \
          UNION ALL SELECT hour AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, \
          rounds_sum, score_sum, score_count FROM call_rollups WHERE tenant_id = ? \
-         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost') \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND {dims} \
          UNION ALL SELECT hour AS at, dim, key, detail, calls, answered, talk_sum, ring_sum, \
          rounds_sum, score_sum, score_count FROM call_rollups WHERE tenant_id = ? \
-         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim IN ('all', 'outcome', 'party', 'carrier', 'province', 'level', 'talk', 'cost')) r \
+         AND task_id IN (?) AND hour >= ? AND hour < ? AND {dims}) r \
          GROUP BY dim, key, detail) r LEFT JOIN intent_levels il ON il.tenant_id = ? \
          AND r.dim = 'level' AND il.intent_level_id = r.key",
+        dims = ROLLUP_DIMENSIONS_BUT_TAGS
+    );
+    let sums = bind_spans(sqlx::query(sqlx::AssertSqlSafe(sums)), spans)
+        .bind(TENANT)
+        .fetch_all(pool);
+    let tags = bind_spans(
+        sqlx::query(
+            "SELECT t.key AS tag_id, COALESCE(g.name, '') AS name, t.n FROM \
+             (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM \
+             (SELECT day AS at, key, calls FROM call_rollup_days WHERE tenant_id = ? \
+             AND task_id IN (?) AND day >= ? AND day < ? AND dim = 'tag' \
+             UNION ALL SELECT hour AS at, key, calls FROM call_rollups WHERE tenant_id = ? \
+             AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag' \
+             UNION ALL SELECT hour AS at, key, calls FROM call_rollups WHERE tenant_id = ? \
+             AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag') r \
+             GROUP BY key HAVING SUM(calls) <> 0 ORDER BY n DESC, key LIMIT ?) t \
+             LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.key ORDER BY t.n DESC, t.key",
+        ),
+        spans,
     )
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(first_day)
-    .bind(last_day)
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(start)
-    .bind(first_day)
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(last_day)
-    .bind(end)
-    .bind(TENANT)
-    .fetch_all(pool);
-    let tags = sqlx::query(
-        "SELECT t.key AS tag_id, COALESCE(g.name, '') AS name, t.n FROM \
-         (SELECT key, CAST(SUM(calls) AS BIGINT) AS n FROM \
-         (SELECT day AS at, key, calls FROM call_rollup_days WHERE tenant_id = ? \
-         AND task_id IN (?) AND day >= ? AND day < ? AND dim = 'tag' \
-         UNION ALL SELECT hour AS at, key, calls FROM call_rollups WHERE tenant_id = ? \
-         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag' \
-         UNION ALL SELECT hour AS at, key, calls FROM call_rollups WHERE tenant_id = ? \
-         AND task_id IN (?) AND hour >= ? AND hour < ? AND dim = 'tag') r \
-         GROUP BY key HAVING SUM(calls) <> 0 ORDER BY n DESC, key LIMIT ?) t \
-         LEFT JOIN tags g ON g.tenant_id = ? AND g.tag_id = t.key ORDER BY t.n DESC, t.key",
-    )
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(first_day)
-    .bind(last_day)
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(start)
-    .bind(first_day)
-    .bind(TENANT)
-    .bind(TASK)
-    .bind(last_day)
-    .bind(end)
     .bind(20_i64)
     .bind(TENANT)
     .fetch_all(pool);

@@ -15,6 +15,9 @@ pub mod sync;
 
 pub use error::ServiceError;
 
+use std::future::Future;
+use std::time::Duration;
+
 use crate::domain::limits::{
     DEFAULT_MAX_RESPONSE_BYTES, MAX_CALLS_PER_REQUEST, MAX_CATALOG_ITEMS, MAX_ID_BYTES, clip,
     too_many,
@@ -23,9 +26,6 @@ use crate::domain::{
     self, CallQuery, IntentLevel, PageToken, StoredCall, Tag, TagGroup, Task, UpsertResult,
     Violations,
 };
-use std::future::Future;
-use std::time::Duration;
-
 use crate::store::{CallPage, Store, StoreError};
 
 /// Runs of a write whose transaction keeps losing races with concurrent

@@ -41,6 +41,7 @@ pub use dialect::{Dialect, Rows, SqlStore};
 pub use error::StoreError;
 pub use filter_sql::SELECT_CALLS;
 pub use postgres::SESSION_OPTIONS as PG_SESSION_OPTIONS;
+pub use stats::ROLLUP_DIMENSIONS_BUT_TAGS;
 pub use subscriptions::SubscriptionUpdate;
 pub use task_numbers::TaskNumberPage;
 
