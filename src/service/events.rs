@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -241,14 +242,20 @@ impl CallScope {
             let result: Result<(), Stop> = async {
                 // Room for the token and the message framing.
                 let budget = service.max_response_bytes.saturating_sub(1024);
+                // Each next page is read while this one is sent.
+                let mut pages = service.store.call_pages(&tenant, query.clone());
                 loop {
                     let page = tokio::select! {
-                        page = service.store.list_calls(&tenant, &query) => page.map_err(ServiceError::from)?,
+                        page = pages.next() => match page {
+                            Some(page) => page.map_err(ServiceError::from)?,
+                            None => return Ok(()),
+                        },
                         err = limits.reached() => return Err(err.into()),
                         _ = sink.items.closed() => return Err(Stop::Gone),
                     };
                     let mut calls = page.calls;
                     let mut more = page.next.is_some();
+                    let mut cut_short = false;
                     if include_turns {
                         service
                             .store
@@ -260,18 +267,30 @@ impl CallScope {
                     if keep < calls.len() {
                         calls.truncate(keep);
                         more = true;
+                        cut_short = true;
                     }
                     let Some(last) = calls.last() else {
                         return Ok(());
                     };
                     let cursor = query.order.cursor_of(last);
                     let resume_token = PageToken::encode(&cursor, &scope);
-                    sink.send(ExportPage { calls, resume_token }, &mut limits, None)
-                        .await?;
+                    sink.send(
+                        ExportPage {
+                            calls,
+                            resume_token,
+                        },
+                        &mut limits,
+                        None,
+                    )
+                    .await?;
                     if !more {
                         return Ok(());
                     }
-                    query.after = Some(cursor);
+                    if cut_short {
+                        // The page read ahead follows the uncut page.
+                        query.after = Some(cursor);
+                        pages = service.store.call_pages(&tenant, query.clone());
+                    }
                 }
             }
             .await;

@@ -4,14 +4,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::{ColumnIndex, Decode, Encode, Executor, IntoArguments, QueryBuilder, Row, Type};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::dialect::{Columns, code, json, parse_snapshot};
 use super::filter_sql::{SELECT_CALLS, plan_fits_any_values, push_page, push_where};
 use super::{CallPage, CallStore, Dialect, SqlStore, StoreError};
 use crate::domain::{
-    Billing, Call, CallOutcome, CallQuery, DialogueTurn, Gender, IntentLevel, Location, Party,
-    Source, StoredCall, Tag, TagGroup, TurnKind,
+    Billing, Call, CallOutcome, CallQuery, Cursor, DialogueTurn, Gender, IntentLevel, Location,
+    Party, Source, StoredCall, Tag, TagGroup, TurnKind,
 };
 
 /// The tags of a page's calls, each with its catalog entry and groups:
@@ -95,6 +98,46 @@ pub(super) struct TagRows<R> {
     groups: Vec<R>,
 }
 
+/// One page's rows as the database sent them ([`SqlStore::fetch_page`]).
+pub(super) struct FetchedPage<R> {
+    rows: Vec<R>,
+    tag_rows: TagRows<R>,
+    total: Option<i64>,
+    total_capped: bool,
+}
+
+/// A page being read on a task of its own ([`CallStore::call_pages`]):
+/// the cursor after it comes as soon as its rows are in, before its tag
+/// rows, so the next page's statement can run beside them. Dropped
+/// unfinished, the read stops.
+struct PageRead<R> {
+    next: oneshot::Receiver<Cursor>,
+    rows: JoinHandle<Result<FetchedPage<R>, StoreError>>,
+}
+
+impl<R> PageRead<R> {
+    /// The cursor of the page after this one; `None` when this is the last
+    /// page, or its read failed (then [`Self::finish`] says why).
+    async fn next_cursor(&mut self) -> Option<Cursor> {
+        (&mut self.next).await.ok()
+    }
+
+    async fn finish(mut self) -> Result<FetchedPage<R>, StoreError> {
+        match (&mut self.rows).await {
+            Ok(fetched) => fetched,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only this handle aborts the task, and not before it is dropped.
+            Err(_) => Err(StoreError::Internal(sqlx::Error::WorkerCrashed)),
+        }
+    }
+}
+
+impl<R> Drop for PageRead<R> {
+    fn drop(&mut self) {
+        self.rows.abort();
+    }
+}
+
 /// How [`SqlStore::attach_tags_of`] reads a call's tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum TagsRead {
@@ -146,67 +189,36 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError> {
-        let mut qb = Self::select_calls();
-        push_where(&mut qb, tenant, &query.filter);
-        let walks_in_order = plan_fits_any_values(&query.filter, query.order);
-        push_page(
-            &mut qb,
-            query.order,
-            query.after.as_ref(),
-            i64::from(query.page_size) + 1,
-            walks_in_order,
-        );
-        let page_size = query.page_size as usize;
-        // The page's statements run back to back and the connection goes
-        // back to the pool before any row is decoded, so no other request
-        // waits on the pool while this one decodes (its tags need only the
-        // page's call ids, read from the first column).
-        let mut tx = self.read_page(tenant, walks_in_order).await?;
-        let rows = qb.build().fetch_all(&mut *tx).await?;
-        let ids = rows
-            .iter()
-            .take(page_size)
-            .enumerate()
-            .map(|(i, row)| Columns::new(row, i == 0, DB::TYPES_EACH_VALUE).get("call_id"))
-            .collect::<Result<Vec<String>, _>>()?;
-        let tag_rows = Self::fetch_tag_rows(&mut tx, tenant, &ids, TagsRead::Shown).await?;
-        let (total, total_capped) = if query.include_total {
-            // Count one past the bound: enough to know the total is capped,
-            // and never a scan of every match of a broad filter.
-            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1 FROM calls c");
-            push_where(&mut count, tenant, &query.filter);
-            count
-                .push(" LIMIT ")
-                .push_bind(query.total_limit.saturating_add(1))
-                .push(") capped");
-            let counted = count
-                .build_query_scalar::<i64>()
-                .fetch_one(&mut *tx)
-                .await?;
-            (
-                Some(counted.min(query.total_limit)),
-                counted > query.total_limit,
-            )
-        } else {
-            (None, false)
-        };
-        Self::end_read(tx);
-        // One row past the page says that a next page exists; it is not
-        // decoded.
-        let more = rows.len() > page_size;
-        let mut calls = Self::rows_to_calls(&rows[..rows.len().min(page_size)])?;
-        let next = if more {
-            calls.last().map(|last| query.order.cursor_of(last))
-        } else {
-            None
-        };
-        Self::apply_tag_rows(&mut calls, &tag_rows, TagsRead::Shown)?;
-        Ok(CallPage {
-            calls,
-            next,
-            total,
-            total_capped,
+        let fetched = self.fetch_page(tenant, query, None).await?;
+        Self::decode_page(fetched, query)
+    }
+
+    fn call_pages(
+        &self,
+        tenant: &str,
+        query: CallQuery,
+    ) -> BoxStream<'static, Result<CallPage, StoreError>> {
+        let store = self.clone();
+        let tenant = tenant.to_owned();
+        let first = store.clone().read_page_ahead(tenant.clone(), query.clone());
+        stream::try_unfold(Some((first, query)), move |reading| {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            async move {
+                let Some((mut read, query)) = reading else {
+                    return Ok(None);
+                };
+                let next = read.next_cursor().await.map(|cursor| {
+                    let next = CallQuery {
+                        after: Some(cursor),
+                        ..query.clone()
+                    };
+                    (store.read_page_ahead(tenant, next.clone()), next)
+                });
+                let page = Self::decode_page(read.finish().await?, &query)?;
+                Ok(Some((page, next)))
+            }
         })
+        .boxed()
     }
 
     async fn get_call(
@@ -321,6 +333,116 @@ where
     for<'v> Option<i64>: Encode<'v, DB>,
     for<'v> Option<String>: Encode<'v, DB>,
 {
+    /// The rows of one page of `query` (its calls, one past the page when
+    /// another follows, their tag rows, the capped count), read in one
+    /// transaction and not yet decoded ([`Self::decode_page`]). When
+    /// another page follows, its cursor goes to `next` as soon as the
+    /// page's rows are in.
+    async fn fetch_page(
+        &self,
+        tenant: &str,
+        query: &CallQuery,
+        next: Option<oneshot::Sender<Cursor>>,
+    ) -> Result<FetchedPage<DB::Row>, StoreError> {
+        let mut qb = Self::select_calls();
+        push_where(&mut qb, tenant, &query.filter);
+        let walks_in_order = plan_fits_any_values(&query.filter, query.order);
+        push_page(
+            &mut qb,
+            query.order,
+            query.after.as_ref(),
+            i64::from(query.page_size) + 1,
+            walks_in_order,
+        );
+        let page_size = query.page_size as usize;
+        // The page's statements run back to back and the connection goes
+        // back to the pool before any row is decoded, so no other request
+        // waits on the pool while this one decodes (its tags need only the
+        // page's call ids, read from the first column).
+        let mut tx = self.read_page(tenant, walks_in_order).await?;
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let ids = rows
+            .iter()
+            .take(page_size)
+            .enumerate()
+            .map(|(i, row)| Columns::new(row, i == 0, DB::TYPES_EACH_VALUE).get("call_id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        if let (Some(next), Some(last)) = (next, rows.get(page_size).and(ids.len().checked_sub(1)))
+        {
+            let _ = next.send(
+                query
+                    .order
+                    .cursor_of(&Self::row_to_call(&rows[last], true)?),
+            );
+        }
+        let tag_rows = Self::fetch_tag_rows(&mut tx, tenant, &ids, TagsRead::Shown).await?;
+        let (total, total_capped) = if query.include_total {
+            // Count one past the bound: enough to know the total is capped,
+            // and never a scan of every match of a broad filter.
+            let mut count = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM (SELECT 1 FROM calls c");
+            push_where(&mut count, tenant, &query.filter);
+            count
+                .push(" LIMIT ")
+                .push_bind(query.total_limit.saturating_add(1))
+                .push(") capped");
+            let counted = count
+                .build_query_scalar::<i64>()
+                .fetch_one(&mut *tx)
+                .await?;
+            (
+                Some(counted.min(query.total_limit)),
+                counted > query.total_limit,
+            )
+        } else {
+            (None, false)
+        };
+        Self::end_read(tx);
+        Ok(FetchedPage {
+            rows,
+            tag_rows,
+            total,
+            total_capped,
+        })
+    }
+
+    /// Starts [`Self::fetch_page`] on a task of its own.
+    fn read_page_ahead(self, tenant: String, query: CallQuery) -> PageRead<DB::Row> {
+        let (cursor, next) = oneshot::channel();
+        let rows =
+            tokio::spawn(async move { self.fetch_page(&tenant, &query, Some(cursor)).await });
+        PageRead { next, rows }
+    }
+
+    /// The page of `query` that `fetched` holds.
+    fn decode_page(
+        fetched: FetchedPage<DB::Row>,
+        query: &CallQuery,
+    ) -> Result<CallPage, StoreError> {
+        let FetchedPage {
+            rows,
+            tag_rows,
+            total,
+            total_capped,
+        } = fetched;
+        let page_size = query.page_size as usize;
+        // One row past the page says that a next page exists; it is not
+        // decoded.
+        let more = rows.len() > page_size;
+        let mut calls = Self::rows_to_calls(&rows[..rows.len().min(page_size)])?;
+        let next = if more {
+            calls.last().map(|last| query.order.cursor_of(last))
+        } else {
+            None
+        };
+        Self::apply_tag_rows(&mut calls, &tag_rows, TagsRead::Shown)?;
+        Ok(CallPage {
+            calls,
+            next,
+            total,
+            total_capped,
+        })
+    }
+
     /// The start of a call listing: calls (`c`) with the name of their
     /// intent level.
     pub(super) fn select_calls() -> QueryBuilder<DB> {

@@ -384,7 +384,6 @@ impl Dialect for sqlx::Postgres {
 /// (the same pool on PostgreSQL; on SQLite one writer connection and many
 /// read-only ones). With a PostgreSQL read replica (`--database-read-url`),
 /// `reader` is the replica's pool and `primary_reader` the primary's.
-#[derive(Clone)]
 pub struct SqlStore<DB: Database> {
     pub(super) writer: Pool<DB>,
     /// Reads that may lag behind the last commit: listings, stats, exports,
@@ -400,6 +399,21 @@ pub struct SqlStore<DB: Database> {
     /// Bumped after every commit that wrote events (see `events.rs`).
     pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
     pub(super) after_write: Arc<AfterWriteSchedule>,
+}
+
+// By hand: a derived `Clone` would ask `DB: Clone`, which no backend's
+// marker type is; every field is a pool or an `Arc`.
+impl<DB: Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            writer: self.writer.clone(),
+            reader: self.reader.clone(),
+            primary_reader: self.primary_reader.clone(),
+            has_replica: self.has_replica,
+            events: self.events.clone(),
+            after_write: self.after_write.clone(),
+        }
+    }
 }
 
 /// When [`Dialect::AFTER_WRITE`] runs: after the first write, then each time

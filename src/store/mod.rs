@@ -138,6 +138,16 @@ pub trait CallStore {
     /// One page of the calls `query` selects, after its cursor.
     async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError>;
 
+    /// Every page of the calls `query` selects, from its cursor on, each
+    /// as [`CallStore::list_calls`] answers it (ExportCalls). The next
+    /// page's statements run while the stream's reader decodes and sends
+    /// the page before; dropping the stream stops the page being read.
+    fn call_pages(
+        &self,
+        tenant: &str,
+        query: CallQuery,
+    ) -> futures_util::stream::BoxStream<'static, Result<CallPage, StoreError>>;
+
     /// One call with its tags and turns; `None` when the tenant has no such call.
     async fn get_call(
         &self,

@@ -19,6 +19,7 @@ mod bounded_work;
 mod calls;
 mod conflicts;
 mod events;
+mod export_limit;
 mod fidelity;
 mod helpers;
 mod isolation;
@@ -68,6 +69,7 @@ fn main() -> ExitCode {
         calls::trials(),
         conflicts::trials(),
         events::trials(),
+        export_limit::trials(),
         fidelity::trials(),
         isolation::trials(),
         json_api::trials(),
