@@ -231,7 +231,7 @@ impl CallScope {
         let service = self.clone();
         let tenant = tenant.to_owned();
         tokio::spawn(async move {
-            let mut query = CallQuery {
+            let query = CallQuery {
                 filter,
                 order: CallOrder::CallTimeAsc,
                 page_size: EXPORT_PAGE_CALLS,
@@ -253,9 +253,8 @@ impl CallScope {
                         err = limits.reached() => return Err(err.into()),
                         _ = sink.items.closed() => return Err(Stop::Gone),
                     };
+                    let more = page.next.is_some();
                     let mut calls = page.calls;
-                    let mut more = page.next.is_some();
-                    let mut cut_short = false;
                     if include_turns {
                         service
                             .store
@@ -263,33 +262,26 @@ impl CallScope {
                             .await
                             .map_err(ServiceError::from)?;
                     }
-                    let keep = domain::calls_within(&calls, budget);
-                    if keep < calls.len() {
-                        calls.truncate(keep);
-                        more = true;
-                        cut_short = true;
+                    // A page larger than a message goes out in several, the
+                    // next page (already being read) after its last one.
+                    while !calls.is_empty() {
+                        // At least one call: never an empty message.
+                        let rest = calls.split_off(domain::calls_within(&calls, budget));
+                        let Some(last) = calls.last() else { break };
+                        let resume_token = PageToken::encode(&query.order.cursor_of(last), &scope);
+                        sink.send(
+                            ExportPage {
+                                calls,
+                                resume_token,
+                            },
+                            &mut limits,
+                            None,
+                        )
+                        .await?;
+                        calls = rest;
                     }
-                    let Some(last) = calls.last() else {
-                        return Ok(());
-                    };
-                    let cursor = query.order.cursor_of(last);
-                    let resume_token = PageToken::encode(&cursor, &scope);
-                    sink.send(
-                        ExportPage {
-                            calls,
-                            resume_token,
-                        },
-                        &mut limits,
-                        None,
-                    )
-                    .await?;
                     if !more {
                         return Ok(());
-                    }
-                    if cut_short {
-                        // The page read ahead follows the uncut page.
-                        query.after = Some(cursor);
-                        pages = service.store.call_pages(&tenant, query.clone());
                     }
                 }
             }

@@ -108,8 +108,9 @@ pub(super) struct FetchedPage<R> {
 
 /// A page being read on a task of its own ([`CallStore::call_pages`]):
 /// the cursor after it comes as soon as its rows are in, before its tag
-/// rows, so the next page's statement can run beside them. Dropped
-/// unfinished, the read stops.
+/// rows, so the next page's statement can run beside them (on a second
+/// connection, when the pool has one free). Dropped unfinished, the read
+/// stops.
 struct PageRead<R> {
     next: oneshot::Receiver<Cursor>,
     rows: JoinHandle<Result<FetchedPage<R>, StoreError>>,
@@ -126,8 +127,9 @@ impl<R> PageRead<R> {
         match (&mut self.rows).await {
             Ok(fetched) => fetched,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only this handle aborts the task, and not before it is dropped.
-            Err(_) => Err(StoreError::Internal(sqlx::Error::WorkerCrashed)),
+            // Not aborted by this handle, which is still here: the runtime
+            // is shutting down.
+            Err(_) => Err(StoreError::Unavailable(sqlx::Error::PoolClosed)),
         }
     }
 }
@@ -200,19 +202,27 @@ where
     ) -> BoxStream<'static, Result<CallPage, StoreError>> {
         let store = self.clone();
         let tenant = tenant.to_owned();
-        let first = store.clone().read_page_ahead(tenant.clone(), query.clone());
-        stream::try_unfold(Some((first, query)), move |reading| {
+        stream::try_unfold(Some((None, query)), move |reading| {
             let (store, tenant) = (store.clone(), tenant.clone());
             async move {
-                let Some((mut read, query)) = reading else {
+                let Some((ahead, query)) = reading else {
                     return Ok(None);
+                };
+                let mut read = match ahead {
+                    Some(read) => read,
+                    None => store.clone().read_page_ahead(tenant.clone(), query.clone()),
                 };
                 let next = read.next_cursor().await.map(|cursor| {
                     let next = CallQuery {
                         after: Some(cursor),
                         ..query.clone()
                     };
-                    (store.read_page_ahead(tenant, next.clone()), next)
+                    // A second connection only when one is free: an export
+                    // must not make interactive reads wait for the pool.
+                    let ahead = store
+                        .reader_has_room()
+                        .then(|| store.read_page_ahead(tenant, next.clone()));
+                    (ahead, next)
                 });
                 let page = Self::decode_page(read.finish().await?, &query)?;
                 Ok(Some((page, next)))

@@ -493,6 +493,13 @@ where
         Self::begin_on(&self.writer, DB::BEGIN, tenant, DB::WRITE_SETTINGS).await
     }
 
+    /// The reader pool has a connection no one waits for: idle, or not yet
+    /// opened. A glance, not a reservation.
+    pub(super) fn reader_has_room(&self) -> bool {
+        self.reader.num_idle() > 0
+            || self.reader.size() < self.reader.options().get_max_connections()
+    }
+
     /// Opens a read transaction for `tenant` (on SQLite its statements see
     /// one snapshot; PostgreSQL's `READ COMMITTED` gives each its own).
     pub(super) async fn read(&self, tenant: &str) -> Result<Transaction<'static, DB>, StoreError> {

@@ -139,9 +139,10 @@ pub trait CallStore {
     async fn list_calls(&self, tenant: &str, query: &CallQuery) -> Result<CallPage, StoreError>;
 
     /// Every page of the calls `query` selects, from its cursor on, each
-    /// as [`CallStore::list_calls`] answers it (ExportCalls). The next
-    /// page's statements run while the stream's reader decodes and sends
-    /// the page before; dropping the stream stops the page being read.
+    /// as [`CallStore::list_calls`] answers it (ExportCalls). Nothing is
+    /// read before the first poll. While the stream's reader decodes and
+    /// sends a page, the next page's statements run, when the reader pool
+    /// has a connection free; dropping the stream stops the page being read.
     fn call_pages(
         &self,
         tenant: &str,
