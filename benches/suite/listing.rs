@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes};
 use prost::Message;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
-use sqlx::{Database, Encode, Postgres, QueryBuilder, Row, Sqlite, Type};
+use sqlx::{Encode, Postgres, QueryBuilder, Row, Sqlite, Type};
 use tonic::Status;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, DecodeBuf, Decoder};
@@ -21,7 +21,7 @@ use tonic_prost::ProstEncoder;
 use crate::data::{DAY_MS, START_MS, TAG_GROUPS, TASKS, TENANT, mix, phone, ts};
 use crate::server::MAX_MESSAGE_BYTES;
 use callscope::proto::{self, call_service_client::CallServiceClient};
-use callscope::store::{SELECT_CALLS, TagStatement};
+use callscope::store::{Dialect, SELECT_CALLS, TagStatement};
 
 pub const FILTERS: &[&str] = &[
     "task + 7-day window",
@@ -83,7 +83,7 @@ pub fn filter(which: usize, k: u64, total: u64) -> proto::CallFilter {
 /// store writes it.
 fn push_listing<DB>(qb: &mut QueryBuilder<DB>, which: usize, k: u64, total: u64)
 where
-    DB: Database,
+    DB: Dialect,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> String: Encode<'q, DB> + Type<DB>,
 {
@@ -105,7 +105,10 @@ where
                 .push_bind(TENANT.to_owned())
                 .push(" AND p.callee = ")
                 .push_bind(phone.clone())
-                .push(" UNION ALL SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+                .push(format_args!(
+                    " UNION ALL SELECT p.call_id FROM {} WHERE p.tenant_id = ",
+                    DB::CALLS_BY_CALLER
+                ))
                 .push_bind(TENANT.to_owned())
                 .push(" AND p.caller = ")
                 .push_bind(phone)

@@ -105,7 +105,10 @@ where
         qb.push_bind(tenant.to_owned())
             .push(" AND callee = ")
             .push_bind(phone.to_owned())
-            .push(" UNION SELECT call_id, source, external_id FROM calls WHERE tenant_id = ")
+            .push(format_args!(
+                " UNION SELECT call_id, source, external_id FROM {} WHERE tenant_id = ",
+                DB::CALLS_BY_CALLER
+            ))
             .push_bind(tenant.to_owned())
             .push(" AND caller = ")
             .push_bind(phone.to_owned());

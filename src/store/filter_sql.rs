@@ -46,7 +46,10 @@ where
             .push_bind(tenant.to_owned())
             .push(" AND p.callee = ")
             .push_bind(phone.clone())
-            .push(" UNION ALL SELECT p.call_id FROM calls p WHERE p.tenant_id = ")
+            .push(format_args!(
+                " UNION ALL SELECT p.call_id FROM {} WHERE p.tenant_id = ",
+                DB::CALLS_BY_CALLER
+            ))
             .push_bind(tenant.to_owned())
             .push(" AND p.caller = ")
             .push_bind(phone.clone())
@@ -522,6 +525,103 @@ mod tests {
         assert_eq!(
             sql(false),
             "SELECT * FROM calls c WHERE 1 ORDER BY c.call_time DESC, c.call_id DESC LIMIT ?"
+        );
+    }
+
+    /// A campaign dials from a few numbers, and SQLite's statistics keep
+    /// rows per key, not per value: with every call from one caller they
+    /// say any caller matches every call, and the phone filter's look-up
+    /// by caller became a scan of the table. It stays a search of the
+    /// caller index.
+    #[tokio::test]
+    async fn a_phone_is_looked_up_by_caller_index_whatever_the_statistics_say() {
+        use sqlx::{Connection, Row, SqliteConnection};
+        use std::time::Duration;
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let options = crate::store::StoreOptions {
+            url: url.clone(),
+            read_url: None,
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
+        };
+        let store = crate::store::sqlite::connect(&options)
+            .await
+            .expect("a new SQLite store");
+        // 2,000 calls to distinct numbers from one caller (statistics are
+        // read when a connection loads the schema).
+        let calls: Vec<_> = (0..2000)
+            .map(|n| crate::domain::Call {
+                external_id: format!("e{n}"),
+                callee: format!("+86138{n:08}"),
+                caller: "+862100000000".into(),
+                ..crate::domain::sample::sample_call()
+            })
+            .collect();
+        for batch in calls.chunks(500) {
+            crate::store::IngestStore::upsert_calls(&store, "t1", batch, 1_700_000_000_000)
+                .await
+                .expect("calls stored");
+        }
+        drop(store);
+        let mut writer = SqliteConnection::connect(&url).await.expect("connect");
+        // The statistics ANALYZE wrote for the calls of the suite's 50,000-call
+        // analytics file, where the look-up by caller was a scan.
+        for statement in [
+            "ANALYZE",
+            "DELETE FROM sqlite_stat1 WHERE tbl = 'calls'",
+            "DELETE FROM sqlite_stat4 WHERE tbl = 'calls'",
+            "INSERT INTO sqlite_stat1 VALUES ('calls', 'calls_by_score', '50000 50000 496 1'), \
+             ('calls', 'calls_by_callee', '50000 50000 4 4 1 1'), \
+             ('calls', 'calls_by_task_time', '50000 50000 50000 1 1 1 1 1'), \
+             ('calls', 'calls_by_alt_id', '0 0 0'), \
+             ('calls', 'calls_by_external_id', '50000 50000 1'), \
+             ('calls', 'calls_task_talk', '50000 50000 50000 3572 3 1'), \
+             ('calls', 'calls_task_stats', '50000 50000 50000 12500 391 79 23 8 8 6 2 1 1 1 1'), \
+             ('calls', 'calls_by_sync_time', '50000 50000 1'), \
+             ('calls', 'calls_by_hangup_time', '50000 50000 1'), \
+             ('calls', 'calls_by_answer_time', '50000 50000 3'), \
+             ('calls', 'calls_by_intent', '50000 50000 10000 1'), \
+             ('calls', 'calls_by_talk', '50000 50000 3 1'), \
+             ('calls', 'calls_by_caller', '50000 50000 50000'), \
+             ('calls', 'calls_by_time', '50000 50000 1 1'), \
+             ('calls', 'sqlite_autoindex_calls_2', '50000 50000 50000 1'), \
+             ('calls', 'sqlite_autoindex_calls_1', '50000 50000 1')",
+        ] {
+            sqlx::query(statement)
+                .execute(&mut writer)
+                .await
+                .expect(statement);
+        }
+        writer.close().await.expect("close");
+
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("EXPLAIN QUERY PLAN {}", super::SELECT_CALLS));
+        let filter = CallFilter {
+            phone: Some("+8613800138000".into()),
+            ..Default::default()
+        };
+        super::push_where(&mut qb, "t1", &filter);
+        push_page(&mut qb, CallOrder::CallTimeDesc, None, 16, false);
+        let mut reader = SqliteConnection::connect(&url).await.expect("connect");
+        let plan: Vec<String> = qb
+            .build()
+            .fetch_all(&mut reader)
+            .await
+            .expect("a plan")
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with("SEARCH p USING INDEX calls_by_caller")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN p")),
+            "{plan:?}"
         );
     }
 }
