@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::{
@@ -438,13 +439,53 @@ impl<DB: Database> Clone for SqlStore<DB> {
 /// calls, 4 streams).
 const AFTER_WRITE_EVERY_ROWS: u64 = 100_000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct AfterWriteSchedule {
     written: AtomicU64,
     next: AtomicU64,
+    /// When the last run ended, in milliseconds after `started` (0: none
+    /// yet), for [`Self::ran_since`].
+    last_run_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Default for AfterWriteSchedule {
+    fn default() -> Self {
+        Self {
+            written: AtomicU64::new(0),
+            next: AtomicU64::new(0),
+            last_run_ms: AtomicU64::new(0),
+            started: Instant::now(),
+        }
+    }
 }
 
 impl AfterWriteSchedule {
+    /// Records that a run ended (its statistics are in the database now).
+    fn ran(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_run_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether a run ended within the last `age`: a connection opened `age`
+    /// ago holds the statistics from before it. SQLite reads its statistics
+    /// when a connection loads the schema and never again, so a reader
+    /// opened before an ANALYZE plans without it for as long as it lives
+    /// (a pool's reader lives for half an hour; a planner without
+    /// statistics picked other indexes, and a reader opened before the first
+    /// write never had any).
+    pub(super) fn ran_since(&self, age: Duration) -> bool {
+        match self.last_run_ms.load(Ordering::Relaxed) {
+            0 => false,
+            ms => {
+                self.started
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms))
+                    < age
+            }
+        }
+    }
+
     /// Counts `rows` written; whether the after-write statement is due.
     fn due(&self, rows: u64) -> bool {
         let written = self.written.fetch_add(rows, Ordering::Relaxed) + rows;
@@ -480,13 +521,22 @@ where
     for<'v> Option<String>: Encode<'v, DB>,
 {
     pub(super) fn new(writer: Pool<DB>, reader: Pool<DB>) -> Self {
+        Self::with_schedule(writer, reader, Arc::default())
+    }
+
+    /// [`Self::new`] with the after-write schedule the pools' hooks read.
+    pub(super) fn with_schedule(
+        writer: Pool<DB>,
+        reader: Pool<DB>,
+        after_write: Arc<AfterWriteSchedule>,
+    ) -> Self {
         Self {
             writer,
             primary_reader: reader.clone(),
             reader,
             has_replica: false,
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
-            after_write: Arc::default(),
+            after_write,
         }
     }
 
@@ -694,10 +744,13 @@ where
         if let Some(statement) = DB::AFTER_WRITE
             && self.after_write.due(rows)
         {
-            let writer = self.writer.clone();
+            let (writer, schedule) = (self.writer.clone(), self.after_write.clone());
             tokio::spawn(async move {
-                if let Err(e) = Self::run_after_write(&writer, statement).await {
-                    tracing::warn!(error = %e, statement, "after-write statement failed");
+                match Self::run_after_write(&writer, statement).await {
+                    Ok(()) => schedule.ran(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, statement, "after-write statement failed");
+                    }
                 }
             });
         }
@@ -1120,5 +1173,57 @@ mod tests {
         );
         drop(busy);
         store.ping().await.expect("a ping on a free connection");
+    }
+
+    /// SQLite reads its statistics when a connection loads the schema: a
+    /// reader opened before the after-write `PRAGMA optimize` must not go
+    /// on planning without what it found.
+    #[tokio::test]
+    async fn readers_plan_with_the_statistics_of_the_last_after_write_run() {
+        use sqlx::Row;
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("stats.db").display());
+        let store = crate::store::sqlite::one_reader_store(&url).await;
+        // Every call from one number: with statistics, a look-up by another
+        // caller is planned as a scan; without, as a search of the index.
+        let plan = || async {
+            sqlx::query(
+                "EXPLAIN QUERY PLAN SELECT call_id FROM calls WHERE tenant_id = 't1' \
+                 AND caller = '+8613900000000'",
+            )
+            .fetch_all(&store.reader)
+            .await
+            .expect("a plan")
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("; ")
+        };
+        let before = plan().await;
+        assert!(before.contains("calls_by_caller"), "{before}");
+        crate::store::sqlite::store_calls_from_one_caller(&store, 2000).await;
+        // The writes' after-write run (in the background) analysed the
+        // calls; the writer plans with what it found.
+        let started = std::time::Instant::now();
+        while !store.after_write.ran_since(Duration::from_secs(3600)) {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no after-write run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let analysed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'calls' AND idx = 'calls_by_caller'",
+        )
+        .fetch_one(&store.writer)
+        .await
+        .expect("statistics");
+        assert_eq!(analysed, 1, "PRAGMA optimize analysed calls");
+        let after = plan().await;
+        assert!(
+            after.starts_with("SCAN"),
+            "the reader plans with them: {after}"
+        );
     }
 }

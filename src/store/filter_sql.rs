@@ -536,35 +536,13 @@ mod tests {
     #[tokio::test]
     async fn a_phone_is_looked_up_by_caller_index_whatever_the_statistics_say() {
         use sqlx::{Connection, Row, SqliteConnection};
-        use std::time::Duration;
 
         let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("plan.db").display());
-        let options = crate::store::StoreOptions {
-            url: url.clone(),
-            read_url: None,
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(30),
-            busy_timeout: Duration::from_secs(5),
-        };
-        let store = crate::store::sqlite::connect(&options)
-            .await
-            .expect("a new SQLite store");
+        let store = crate::store::sqlite::one_reader_store(&url).await;
         // 2,000 calls to distinct numbers from one caller (statistics are
         // read when a connection loads the schema).
-        let calls: Vec<_> = (0..2000)
-            .map(|n| crate::domain::Call {
-                external_id: format!("e{n}"),
-                callee: format!("+86138{n:08}"),
-                caller: "+862100000000".into(),
-                ..crate::domain::sample::sample_call()
-            })
-            .collect();
-        for batch in calls.chunks(500) {
-            crate::store::IngestStore::upsert_calls(&store, "t1", batch, 1_700_000_000_000)
-                .await
-                .expect("calls stored");
-        }
+        crate::store::sqlite::store_calls_from_one_caller(&store, 2000).await;
         drop(store);
         let mut writer = SqliteConnection::connect(&url).await.expect("connect");
         // The statistics ANALYZE wrote for the calls of the suite's 50,000-call
